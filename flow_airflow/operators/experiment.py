@@ -1,0 +1,68 @@
+"""The operator that runs one experiment of a flow task; mapped over the task's routes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+# The label of a mapped task instance in the UI: the route's params, e.g. "lr=0.01".
+ROUTE_LABEL = "{{ task.route['label'] }}"
+
+
+class ExperimentOperator(BaseOperator):
+    """Runs a flow task's command for one route and returns the experiment's record (XCom)."""
+
+    template_fields = ()  # flow commands and params are not Jinja templates
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        flow_task: dict[str, Any],
+        route: dict[str, Any],
+        parent_task_ids: dict[str, str],
+        gathered: list[str],
+        project_dir: str,
+        compute: dict[str, Any],
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.flow_task = flow_task
+        self.route = route
+        self.parent_task_ids = parent_task_ids
+        self.gathered = gathered
+        self.project_dir = project_dir
+        self.compute = compute
+        self._experiment: Any = None
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowException
+
+        from flow_airflow.operators.records import pull_chosen
+        from flow_airflow.runtime.experiment import Experiment, ExperimentFailed
+
+        ti = context["ti"]
+        self._experiment = Experiment(
+            task=self.flow_task,
+            route=self.route,
+            parents=pull_chosen(ti, self.parent_task_ids, self.route["parents"]),
+            gathered=self.gathered,
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            index=max(ti.map_index, 0),
+            project_dir=Path(self.project_dir),
+            compute=self.compute,
+            base_env=os.environ,
+            log=self.log,
+        )
+        try:
+            return self._experiment.run()
+        except ExperimentFailed as e:
+            raise AirflowException(str(e)) from None
+
+    def on_kill(self) -> None:
+        if self._experiment:
+            self._experiment.kill()

@@ -1,0 +1,82 @@
+"""Tasks that plan routes at run time, when they depend on upstream results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.standard.operators.branch import BaseBranchOperator
+from airflow.sdk import BaseOperator
+
+
+class RoutesOperator(BaseOperator):
+    """Plans a task's routes from its parents' experiments (``| hyper`` tags, run-time counts).
+
+    Returns ``[{"route": ...}, ...]``, which the task's experiments are mapped over.
+    """
+
+    template_fields = ()
+    ui_color = "#fff4d6"
+
+    def __init__(
+        self, *, params_grid: list[list[Any]], parent_task_ids: dict[str, str], single_mode: bool, **kwargs: Any
+    ):
+        super().__init__(**kwargs)
+        self.params_grid = params_grid
+        self.parent_task_ids = parent_task_ids
+        self.single_mode = single_mode
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        from flow_airflow.operators.records import pull_records
+        from flow_airflow.plan.routes import plan_routes
+
+        parents = {} if self.single_mode else pull_records(context["ti"], self.parent_task_ids)
+        routes = plan_routes([(k, v) for k, v in self.params_grid], parents, single_mode=self.single_mode)
+        self.log.info("%d route(s): %s", len(routes), "; ".join(r["label"] or "-" for r in routes[:50]))
+        return [{"route": r} for r in routes]
+
+
+class ConditionOperator(BaseBranchOperator):
+    """A flow task's conditions: lets the task run on the parent experiments that pass, or skips it.
+
+    A branch operator: it follows the task's experiments when something passed and skips them
+    (and what depends only on them) otherwise. Its return value is the routes of what passed.
+    """
+
+    template_fields = ()
+    ui_color = "#fde2e4"
+
+    def __init__(
+        self,
+        *,
+        tests: list[dict[str, Any]],
+        params_grid: list[list[Any]],
+        parent_task_ids: dict[str, str],
+        follow: str,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.tests = tests
+        self.params_grid = params_grid
+        self.parent_task_ids = parent_task_ids
+        self.follow = follow
+
+    def choose_branch(self, context: Any) -> str | None:  # pragma: no cover - execute does it all
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        from flow_airflow.operators.records import pull_records
+        from flow_airflow.plan.conditions import Test, evaluate
+        from flow_airflow.plan.routes import plan_routes
+
+        parents = pull_records(context["ti"], self.parent_task_ids)
+        passing, report = evaluate([Test(**t) for t in self.tests], parents)
+        for line in report:
+            self.log.info("%s", line)
+        if not any(passing.values()):
+            self.log.warning("no experiment passed the condition: the task and what depends only on it are skipped")
+            self.do_branch(context, None)
+            return []
+        routes = plan_routes([(k, v) for k, v in self.params_grid], {**parents, **passing}, gathered=passing)
+        self.log.info("%d route(s) on the experiments that passed", len(routes))
+        self.do_branch(context, self.follow)
+        return [{"route": r} for r in routes]

@@ -1,0 +1,1 @@
+"""Planning: the task graph of a flow and the routes each task runs."""

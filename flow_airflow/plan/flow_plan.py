@@ -1,0 +1,121 @@
+"""Plan a flow: for every task, how its routes are made and how many there are when known."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from flow_airflow import computes, settings
+from flow_airflow.plan.conditions import Test
+from flow_airflow.plan.routes import TEMPLATE, Record, Route, plan_routes, slug, stand_in_records
+from flow_airflow.spec import models
+from flow_airflow.spec.load import LoadedFlow
+
+#: Above this many routes a task is planned by a task at run time, so that parsing the DAG
+#: file costs the same for a 3-route grid and a 10,000-route one.
+STATIC_ROUTES_LIMIT = 256
+
+
+@dataclass
+class TaskPlan:
+    """One flow task, ready to become a TaskGroup."""
+
+    spec: models.ExecTask | models.DataTask | models.DeployTask
+    slug: str
+    parents: list[str]
+    params: list[tuple[str, list[str]]] = field(default_factory=list)
+    routes: list[Route] | None = None  # known at compile time, or None: planned at run time
+    count: int | None = None  # routes, when known at compile time (even when planned at run time)
+    factors: list[int] = field(default_factory=list)
+    runtime_reason: str = ""
+    tests: list[Test] = field(default_factory=list)
+    approvers: list[str] = field(default_factory=list)
+    compute: computes.ComputeChoice | None = None
+
+    @property
+    def title(self) -> str:
+        return self.spec.title
+
+    @property
+    def kind(self) -> str:
+        return self.spec.type
+
+    @property
+    def single_mode(self) -> bool:
+        return getattr(self.spec, "single_mode", False)
+
+    def describe_count(self) -> str:
+        if self.count is None:
+            return f"known at run time ({self.runtime_reason})"
+        text = f"{self.count} route{'s' if self.count != 1 else ''}"
+        if len(self.factors) > 1 and math.prod(self.factors) == self.count:
+            text += f" ({' x '.join(map(str, self.factors))})"
+        return text
+
+
+@dataclass
+class FlowPlan:
+    flow: LoadedFlow
+    dag_id: str
+    tasks: list[TaskPlan]
+
+    def task(self, title: str) -> TaskPlan:
+        return next(t for t in self.tasks if t.title == title)
+
+
+def dag_id_for(title: str) -> str:
+    """A DAG id from a flow title: what Airflow allows (letters, digits, - _ .), readable."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", title.strip()).strip("_.-").lower() or "flow"
+
+
+def plan_flow(flow: LoadedFlow) -> FlowPlan:
+    templates = settings.computes()
+    plans: dict[str, TaskPlan] = {}
+    stand_ins: dict[str, list[Record]] = {}
+    for title in flow.graph.order:
+        spec = flow.task(title)
+        plan = TaskPlan(spec=spec, slug=slug(title), parents=flow.graph.parents[title])
+        if isinstance(spec, models.ExecTask):
+            plan.params = [(p.key, p.grid()) for p in spec.params]
+        if isinstance(spec, models.RunnableTask):
+            plan.compute = computes.choose(spec.computes, templates)
+            for c in spec.conditions:
+                if c.objective == "human_validation":
+                    plan.approvers += c.approvers
+                else:
+                    plan.tests.append(
+                        Test(
+                            c.objective,
+                            c.tag_key or "",
+                            None if c.target is None else models.scalar_text(c.target),
+                            c.task,
+                        )
+                    )
+        _plan_routes(plan, plans, stand_ins)
+        plans[title] = plan
+    return FlowPlan(flow, dag_id_for(flow.spec.name), [plans[t] for t in flow.graph.order])
+
+
+def _plan_routes(plan: TaskPlan, plans: dict[str, TaskPlan], stand_ins: dict[str, list[Record]]) -> None:
+    hyper = [(k, m) for k, values in plan.params for v in values if (m := TEMPLATE.fullmatch(v.strip())) and m["hyper"]]
+    upstream = [] if plan.single_mode else plan.parents
+    unknown = [p for p in upstream if plans[p].count is None]
+    if hyper:
+        key, m = hyper[0]
+        plan.runtime_reason = f"'{key}' takes one route per value of the tag '{m['tag']}' of '{m['task']}'"
+    elif plan.tests:
+        plan.runtime_reason = "the condition " + " and ".join(t.describe() for t in plan.tests) + " decides"
+    elif unknown:
+        plan.runtime_reason = f"the routes of '{unknown[0]}' are known at run time"
+    if plan.runtime_reason:
+        return
+    parents = {p: stand_ins[p] for p in upstream}
+    routes = plan_routes(plan.params, parents, single_mode=plan.single_mode)
+    stand_ins[plan.title] = stand_in_records(plan.title, routes, parents)
+    plan.count = len(routes)
+    plan.factors = [n for n in [*(plans[p].count or 1 for p in upstream), *(len(v) for _, v in plan.params)] if n > 1]
+    if len(routes) <= STATIC_ROUTES_LIMIT:
+        plan.routes = routes
+    else:
+        plan.runtime_reason = f"{len(routes)} routes are planned at run time to keep parsing fast"

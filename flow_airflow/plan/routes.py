@@ -1,0 +1,172 @@
+"""Routes, as cnvrg defines them, in plain functions over experiment records.
+
+An *experiment* is one run of a flow task; its record is a small JSON-able dict kept in XCom.
+A *route* of a task is a consistent choice of parent experiments times one permutation of
+the task's own params: ``N = X * Y``, several parents multiply, but a route never mixes two
+experiments of the same ancestor (``record["route"]`` says which experiment of every task
+upstream it came from). The same functions plan routes at compile time (over stand-in
+records) and at run time (over the real ones), so ``plan`` and the run cannot disagree.
+No Airflow import here: this module runs in planning tasks and in unit tests alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, TypedDict
+
+TEMPLATE = re.compile(r"\{\{\s*(?P<task>[^.{}|]+?)\s*\.\s*(?P<tag>[^{}|]+?)\s*(?P<hyper>\|\s*hyper\s*)?\}\}")
+LABEL_LIMIT = 250  # Airflow's rendered_map_index column
+
+
+class Record(TypedDict, total=False):
+    """What one experiment leaves for the tasks after it."""
+
+    task: str
+    index: int
+    params: dict[str, str]
+    tags: dict[str, str]
+    output: str | None  # where the artifact store keeps its output folder
+    route: dict[str, int]  # task title -> experiment index, for every task on this route
+    upstream: dict[str, dict[str, dict[str, str]]]  # title -> {"params", "tags"} of tasks before
+    label: str
+
+
+class Route(TypedDict):
+    """What one experiment is given: its params and the parent experiments it follows."""
+
+    params: list[list[str]]  # [key, value] in the order the flow lists them
+    parents: dict[str, list[int]]  # parent title -> experiment indexes (several when gathered)
+    label: str
+
+
+class RouteError(Exception):
+    """Routes that cannot be made from the upstream results (a missing tag, say)."""
+
+
+def slug(title: str) -> str:
+    """cnvrg's folder name for a task: lower case, spaces to underscores, other symbols removed."""
+    return re.sub(r"[^a-z0-9_]", "", title.strip().lower().replace(" ", "_"))
+
+
+def combinations(parents: Mapping[str, list[Record]], gathered: Iterable[str] = ()) -> list[dict[str, list[Record]]]:
+    """Consistent choices of one experiment per parent.
+
+    Parents that share an ancestor must agree on its experiment. A *gathered* parent (one
+    tested by a condition) contributes all its given experiments together, as one choice.
+    """
+    gathered = set(gathered)
+    choices: list[tuple[dict[str, list[Record]], dict[str, int]]] = [({}, {})]
+    for title, records in parents.items():
+        if title in gathered:
+            choices = [({**chosen, title: list(records)}, lineage) for chosen, lineage in choices]
+            continue
+        choices = [
+            ({**chosen, title: [record]}, {**lineage, **record.get("route", {})})
+            for chosen, lineage in choices
+            for record in records
+            if all(lineage.get(k, v) == v for k, v in record.get("route", {}).items())
+        ]
+    return [chosen for chosen, _ in choices]
+
+
+def upstream_of(chosen: Mapping[str, list[Record]]) -> dict[str, dict[str, dict[str, str]]]:
+    """Params and tags of every task before, on this route (a task gathered several times: none)."""
+    seen: dict[str, list[dict[str, dict[str, str]]]] = {}
+    for records in chosen.values():
+        for record in records:
+            for title, info in record.get("upstream", {}).items():
+                seen.setdefault(title, []).append(info)
+            seen.setdefault(record["task"], []).append({"params": record["params"], "tags": record["tags"]})
+    return {title: infos[0] for title, infos in seen.items() if all(i == infos[0] for i in infos)}
+
+
+def tag_value(upstream: Mapping[str, Mapping[str, Mapping[str, str]]], task: str, tag: str) -> str:
+    """The value of ``{{ task.tag }}`` on a route: a tag, or else a param, of that task."""
+    info = upstream.get(task)
+    if info is None:
+        raise RouteError(f"no experiment of '{task}' is on this route")
+    for kind in ("tags", "params"):
+        if tag in info.get(kind, {}):
+            return str(info[kind][tag])
+    raise RouteError(f"'{task}' did not log the tag '{tag}' (tags it logged: {', '.join(info['tags']) or 'none'})")
+
+
+def render(value: str, upstream: Mapping[str, Mapping[str, Mapping[str, str]]]) -> str:
+    """Replace every ``{{ Task.tag }}`` in a param value by that tag's value on the route."""
+    return TEMPLATE.sub(lambda m: tag_value(upstream, m["task"], m["tag"]), value)
+
+
+def grid(params: list[tuple[str, list[str]]], upstream: Mapping[str, Any] | None = None) -> list[list[list[str]]]:
+    """Every permutation of the params, in order; ``| hyper`` values expand from the route's tags."""
+    axes: list[list[list[str]]] = []
+    for key, values in params:
+        expanded: list[str] = []
+        for value in values:
+            match = TEMPLATE.fullmatch(value.strip())
+            if match and match["hyper"]:
+                if upstream is None:
+                    raise RouteError(f"param '{key}' is known only at run time")
+                raw = tag_value(upstream, match["task"], match["tag"])
+                expanded += [v.strip() for v in raw.split(",") if v.strip()]
+            else:
+                expanded.append(value)
+        axes.append([[key, v] for v in expanded])
+    return [list(p) for p in itertools.product(*axes)]
+
+
+def label(params: list[list[str]], chosen: Mapping[str, list[Record]]) -> str:
+    parts = [", ".join(f"{k}={v}" for k, v in params)] if params else []
+    parts += [r["label"] for records in chosen.values() for r in records if r.get("label")]
+    text = " | ".join(p for p in parts if p)
+    return text if len(text) <= LABEL_LIMIT else text[: LABEL_LIMIT - 1] + "…"
+
+
+def plan_routes(
+    params: list[tuple[str, list[str]]],
+    parents: Mapping[str, list[Record]],
+    *,
+    single_mode: bool = False,
+    gathered: Iterable[str] = (),
+) -> list[Route]:
+    """The routes of a task, given its params and the experiments of its parents.
+
+    ``{{ Task.tag }}`` values stay as they are: the experiment renders them when it starts.
+    """
+    choices = [{}] if single_mode else combinations(parents, gathered)
+    routes: list[Route] = []
+    for chosen in choices:
+        upstream = upstream_of(chosen)
+        for permutation in grid(params, upstream):
+            routes.append(
+                Route(
+                    params=permutation,
+                    parents={title: [r["index"] for r in records] for title, records in chosen.items()},
+                    label=label(permutation, chosen),
+                )
+            )
+    return routes
+
+
+def stand_in_records(title: str, routes: list[Route], parents: Mapping[str, list[Record]]) -> list[Record]:
+    """The records a task's routes will produce, as far as they are known before it runs."""
+    by_index = {t: {r["index"]: r for r in records} for t, records in parents.items()}
+    records = []
+    for index, route in enumerate(routes):
+        lineage: dict[str, int] = {}
+        for parent, indexes in route["parents"].items():
+            if len(indexes) == 1:
+                lineage.update(by_index[parent][indexes[0]].get("route", {}))
+        records.append(
+            Record(
+                task=title,
+                index=index,
+                params=dict(route["params"]),
+                tags={},
+                route={**lineage, title: index},
+                upstream={},
+                label=route["label"],
+            )
+        )
+    return records

@@ -1,0 +1,54 @@
+"""A small cnvrg SDK for scripts run by flow-airflow: ``from cnvrg import Experiment``.
+
+Tags and metrics become ``cnvrg_tag_<key>: <value>`` lines on standard output, which is
+how flow-airflow (like cnvrg) collects an experiment's tags.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["Experiment"]
+
+
+class Experiment:
+    """The running experiment. ``Experiment()`` and ``Experiment.init()`` both return it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.slug = os.environ.get("CNVRG_EXPERIMENT_SLUG", "")
+        self.title = os.environ.get("CNVRG_EXPERIMENT_TITLE", "")
+
+    @classmethod
+    def init(cls, *args: Any, **kwargs: Any) -> Experiment:
+        return cls()
+
+    def log_param(self, key: str, value: Any = None) -> None:
+        """Log a tag (a parameter or any value) for this experiment."""
+        print(f"cnvrg_tag_{key}: {value}", flush=True)
+
+    def log_metric(self, key: str, Ys: Any = None, Xs: Any = None, **kwargs: Any) -> None:
+        """Log a metric; its last value becomes the experiment's tag ``key``."""
+        values = list(Ys) if isinstance(Ys, list | tuple) else [Ys]
+        if values and values[-1] is not None:
+            self.log_param(key, values[-1])
+
+    def log(self, message: Any) -> None:
+        print(message, flush=True)
+
+    def log_artifacts(self, paths: str | Iterable[str], target_dir: str = "") -> None:
+        """Copy files into the output folder, so that the tasks after this one receive them."""
+        out = os.path.join(os.environ.get("CNVRG_OUTPUT_DIR", "output"), target_dir)
+        os.makedirs(out, exist_ok=True)
+        for path in [paths] if isinstance(paths, str) else paths:
+            shutil.copy2(path, out)
+
+    def set_title(self, title: str) -> None:
+        self.title = title
+
+
+def _main() -> None:  # pragma: no cover - `python -m cnvrg` prints where the module is
+    print(__file__, file=sys.stderr)

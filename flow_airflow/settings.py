@@ -1,0 +1,46 @@
+"""flow-airflow's settings, read from the ``[flow_airflow]`` section of the Airflow configuration.
+
+Every setting can also be given as an environment variable, the Airflow way:
+``AIRFLOW__FLOW_AIRFLOW__<KEY>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+SECTION = "flow_airflow"
+
+
+def get(key: str, default: str = "") -> str:
+    from airflow.configuration import conf
+
+    return conf.get(SECTION, key, fallback=default) or default
+
+
+def airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+
+
+def artifacts_root() -> Path:
+    """Where experiments' output folders are kept (``artifacts_folder``)."""
+    return Path(get("artifacts_folder", str(airflow_home() / "flow_artifacts"))).expanduser()
+
+
+def workspaces_root() -> Path:
+    """Where experiments get their working directories (``workspaces_folder``)."""
+    return Path(get("workspaces_folder", str(airflow_home() / "flow_workspaces"))).expanduser()
+
+
+def computes() -> dict[str, dict[str, Any]]:
+    """Compute templates by name (``computes``, JSON): ``{"gpu": {"kind": "local"}}``.
+
+    The template ``local`` (a subprocess on the worker) always exists.
+    """
+    raw = get("computes", "")
+    configured = json.loads(raw) if raw.strip() else {}
+    if not isinstance(configured, dict):
+        raise ValueError("[flow_airflow] computes must be a JSON object of template name -> settings")
+    return {"local": {"kind": "local"}, **configured}

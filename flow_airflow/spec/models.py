@@ -1,0 +1,314 @@
+"""The flow format as pydantic models: cnvrg's documented YAML keys and its blueprint dialect.
+
+Empty values mean "not set" (real files leave optional keys blank), layout keys are accepted
+and ignored, any other key is an error. Rules that need the whole flow (titles, relations,
+dialect-specific requirements) live in :mod:`flow_airflow.spec.checks`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flow_airflow.plan.routes import TEMPLATE as ROUTE_TEMPLATE
+
+Scalar = str | int | float | bool
+METRIC_OBJECTIVES = ("gt", "lt", "eq", "min", "max")
+OBJECTIVES = (*METRIC_OBJECTIVES, "human_validation")
+ENDPOINT_TITLE = re.compile(r"^[A-Za-z0-9-]+$")
+TEMPLATE = ROUTE_TEMPLATE  # `{{ Task.tag }}` and `{{ Task.tag | hyper }}`
+
+
+def is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def scalar_text(value: Scalar) -> str:
+    """A YAML scalar as the text a command line receives (true, not True)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    #: keys whose empty value ('' or []) still means something and must be kept
+    keep_empty: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not is_empty(v) or (v is not None and k in cls.keep_empty)}
+        return data
+
+
+class Resources(Model):
+    """Blueprint ``requirements``: what one experiment asks of its compute."""
+
+    cpu: float | None = None
+    memory: float | None = None  # GiB
+    gpu: float | None = None
+    hpu: float | None = None
+
+
+class KeyValue(Model):
+    """A ``{key, value}`` pair of a blueprint deploy task's gunicorn or flask configuration."""
+
+    key: str
+    value: Scalar
+
+
+class Param(Model):
+    """A parameter: one value, a list or comma-separated string (a grid), or typed ``values``."""
+
+    keep_empty: ClassVar[frozenset[str]] = frozenset({"value"})
+    key: str
+    value: Scalar | list[Scalar] | None = None
+    type: Literal["categorical", "discrete"] | None = None
+    values: list[Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _one_value_form(self) -> Param:
+        if self.values is not None and self.value is not None:
+            raise ValueError(f"param '{self.key}' has both 'value' and 'values'; use one")
+        if self.values is None and self.value is None:
+            raise ValueError(f"param '{self.key}' has no 'value'")
+        if self.value == []:
+            raise ValueError(f"param '{self.key}' has an empty list of values")
+        return self
+
+    def grid(self) -> list[str]:
+        """The values this parameter takes, in order, as command-line text."""
+        raw = self.values if self.values is not None else self.value
+        if isinstance(raw, list):
+            return [scalar_text(v) for v in raw]
+        text = scalar_text(raw)  # type: ignore[arg-type]
+        if "," in text and "{{" not in text:
+            return [part.strip() for part in text.split(",")]
+        return [text]
+
+
+class Condition(Model):
+    """A metric condition (gt, lt, eq, min, max on a tag) or a human validation."""
+
+    target: Scalar | None = None
+    task: str | None = None
+    objective: str
+    tag_key: str | None = None
+    value: str | list[str] | None = None
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, v: str) -> str:
+        if v not in OBJECTIVES:
+            raise ValueError(f"unknown objective '{v}'; use one of {', '.join(OBJECTIVES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> Condition:
+        if self.objective == "human_validation":
+            if not self.approvers:
+                raise ValueError("a human_validation condition needs 'value': the usernames who may approve")
+            return self
+        if not self.tag_key:
+            raise ValueError(f"a '{self.objective}' condition needs 'tag_key': the tag to compare")
+        if self.objective in ("gt", "lt"):
+            if self.target is None:
+                raise ValueError(f"a '{self.objective}' condition needs a numeric 'target'")
+            try:
+                float(self.target)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"the target of a '{self.objective}' condition must be a number, not '{self.target}'"
+                ) from None
+        if self.objective == "eq" and self.target is None:
+            raise ValueError("an 'eq' condition needs a 'target' to compare with")
+        return self
+
+    @property
+    def approvers(self) -> list[str]:
+        raw = self.value if isinstance(self.value, list) else (self.value or "").split(",")
+        return [u.strip() for u in raw if u and u.strip()]
+
+
+class TaskBase(Model):
+    """Keys every task has, in both dialects. ``top``, ``left`` and ``icon`` only place the card."""
+
+    title: str
+    description: str | None = None
+    top: Any = None
+    left: Any = None
+    icon: Any = None
+    # blueprint (AI Library) metadata
+    library: str | None = None
+    library_version: str | None = Field(None, alias="library_version")
+    library_version_dash: str | None = Field(None, alias="library-version")
+    confirmation: bool | None = None
+
+    @field_validator("title")
+    @classmethod
+    def _title_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a task title cannot be blank")
+        return v.strip()
+
+
+class RunnableTask(TaskBase):
+    """Keys of tasks that run code on a compute: exec (custom) and deploy tasks."""
+
+    computes: list[str] = Field(default_factory=list)
+    image: str | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    git_branch: str | None = None
+    git_commit: str | None = None
+    commit: str | None = None
+    language: str | None = None
+    requirements: bool | Resources | None = None
+
+    @field_validator("computes", mode="before")
+    @classmethod
+    def _computes_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @property
+    def resources(self) -> Resources | None:
+        return self.requirements if isinstance(self.requirements, Resources) else None
+
+    @property
+    def revision(self) -> str | None:
+        return self.git_commit or self.commit
+
+
+class ExecTask(RunnableTask):
+    """A custom (exec) task: a command run once per route, on the first configured compute."""
+
+    type: Literal["exec"]
+    input: str | None = None
+    command: str | None = None
+    params: list[Param] = Field(default_factory=list)
+    mount_folders: list[str] = Field(default_factory=list)
+    periodic_sync: bool | None = None
+    restart_if_stuck: bool | None = None
+    prerun: bool | None = None
+    notify_on_error: bool | None = None
+    notify_on_success: bool | None = None
+    emails: list[str] = Field(default_factory=list)
+    single_mode: bool = False
+    output_dir: str | None = None
+
+    @field_validator("emails", mode="before")
+    @classmethod
+    def _split_emails(cls, v: Any) -> Any:
+        return [e.strip() for e in v.split(",") if e.strip()] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _one_command(self) -> ExecTask:
+        if self.input and self.command:
+            raise ValueError("an exec task has both 'input' and 'command'; use one")
+        if not (self.input or self.command):
+            raise ValueError("an exec task needs 'input' (or 'command' in the blueprint format): the command")
+        return self
+
+    @property
+    def script(self) -> str:
+        return (self.input or self.command or "").strip()
+
+
+class DataTask(TaskBase):
+    """A data task: mounts a version of a dataset into the tasks it connects to."""
+
+    type: Literal["data"]
+    dataset: str
+    data_commit: str | None = None
+    data_query: str | None = None
+    use_cached: bool | None = None
+
+    @model_validator(mode="after")
+    def _commit_or_query(self) -> DataTask:
+        if self.data_commit and self.data_query:
+            raise ValueError("use either 'data_commit' or 'data_query', not both")
+        return self
+
+
+class DeployTask(RunnableTask):
+    """A deploy task: publishes a predict function as a model endpoint."""
+
+    type: Literal["deploy"]
+    kind: Literal["webservice"] | None = None
+    endpoint_title: str | None = None
+    endpoint_id: str | None = None
+    file_name: str
+    function_name: str
+    env_setup: Literal["python_3", "r_endpoint"] | None = None
+    min_replica: int | None = Field(None, ge=0)
+    max_replica: int | None = Field(None, ge=1)
+    config_vars: list[str] = Field(default_factory=list)
+    accept_files: bool | None = None
+    prep_file: str | None = None
+    prep_function: str | None = None
+    input_example: Any = None
+    input_schema: Any = None
+    output_schema: Any = None
+    gunicorn_config: list[KeyValue] = Field(default_factory=list)
+    flask_config: list[KeyValue] = Field(default_factory=list)
+
+    @field_validator("config_vars", mode="before")
+    @classmethod
+    def _split_config_vars(cls, v: Any) -> Any:
+        return [c.strip() for c in v.split(",") if c.strip()] if isinstance(v, str) else v
+
+    @field_validator("config_vars")
+    @classmethod
+    def _key_equals_value(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if "=" not in item:
+                raise ValueError(f"config_vars entry '{item}' is not of the form KEY=VALUE")
+        return v
+
+
+Task = Annotated[ExecTask | DataTask | DeployTask, Field(discriminator="type")]
+
+
+class Relation(Model):
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+
+
+class Flow(Model):
+    """A whole flow file, in the documented format (``flow:``) or the blueprint one (``title:``)."""
+
+    flow: str | None = None
+    title: str | None = None
+    tasks: list[Task]
+    relations: list[Relation] | None = None
+    schedule: str | None = None
+    recurring: str | None = None
+    version: str | None = None
+    description: str | None = None
+    long_description: str | None = None
+    author: str | None = None
+    author_email: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    icon: Any = None
+
+    keep_empty: ClassVar[frozenset[str]] = frozenset({"relations", "tasks"})
+
+    @field_validator("version", "schedule", "recurring", mode="before")
+    @classmethod
+    def _text(cls, v: Any) -> Any:
+        return scalar_text(v) if isinstance(v, int | float) else v
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @property
+    def name(self) -> str:
+        return (self.flow or self.title or "").strip()
+
+    @property
+    def is_blueprint(self) -> bool:
+        return self.flow is None and self.title is not None
