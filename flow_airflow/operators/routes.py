@@ -65,11 +65,11 @@ class ConditionOperator(BaseBranchOperator):
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         from flow_airflow.operators.records import pull_records
-        from flow_airflow.plan.conditions import Test, evaluate
+        from flow_airflow.plan.conditions import MetricCondition, evaluate
         from flow_airflow.plan.routes import plan_routes
 
         parents = pull_records(context["ti"], self.parent_task_ids)
-        passing, report = evaluate([Test(**t) for t in self.tests], parents)
+        passing, report = evaluate([MetricCondition(**t) for t in self.tests], parents)
         for line in report:
             self.log.info("%s", line)
         if not any(passing.values()):

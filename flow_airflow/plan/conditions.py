@@ -12,7 +12,7 @@ from flow_airflow.plan.routes import Record
 
 
 @dataclass(frozen=True)
-class Test:
+class MetricCondition:
     """One metric condition of a task, as the branch task gets it."""
 
     objective: str  # gt, lt, eq, min, max
@@ -53,7 +53,7 @@ def _compare(objective: str, value: str, target: str) -> bool:
     return a > b if objective == "gt" else a < b
 
 
-def evaluate(tests: Sequence[Test], parents: Mapping[str, list[Record]]) -> tuple[dict[str, list[Record]], list[str]]:
+def evaluate(tests: Sequence[MetricCondition], parents: Mapping[str, list[Record]]) -> tuple[dict[str, list[Record]], list[str]]:
     """The experiments of the tested parents that pass every test on them, and why, line by line.
 
     Untested parents are not in the result; a parent with no passing experiment maps to [].
@@ -80,7 +80,7 @@ def evaluate(tests: Sequence[Test], parents: Mapping[str, list[Record]]) -> tupl
     return passing, report
 
 
-def _winners(test: Test, scored: list[tuple[Record, str]]) -> set[tuple[str, int]]:
+def _winners(test: MetricCondition, scored: list[tuple[Record, str]]) -> set[tuple[str, int]]:
     if test.objective not in ("min", "max"):
         return {_key(r) for r, value in scored if _compare(test.objective, value, test.target or "")}
     if not scored:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from flow_airflow import computes, settings
-from flow_airflow.plan.conditions import Test
+from flow_airflow.plan.conditions import MetricCondition
 from flow_airflow.plan.routes import TEMPLATE, Record, Route, plan_routes, slug, stand_in_records
 from flow_airflow.spec import models
 from flow_airflow.spec.load import LoadedFlow
@@ -29,7 +29,7 @@ class TaskPlan:
     count: int | None = None  # routes, when known at compile time (even when planned at run time)
     factors: list[int] = field(default_factory=list)
     runtime_reason: str = ""
-    tests: list[Test] = field(default_factory=list)
+    tests: list[MetricCondition] = field(default_factory=list)
     approvers: list[str] = field(default_factory=list)
     compute: computes.ComputeChoice | None = None
 
@@ -47,7 +47,7 @@ class TaskPlan:
 
     def describe_count(self) -> str:
         if self.count is None:
-            return f"known at run time ({self.runtime_reason})"
+            return f"known at run time: {self.runtime_reason}"
         text = f"{self.count} route{'s' if self.count != 1 else ''}"
         if len(self.factors) > 1 and math.prod(self.factors) == self.count:
             text += f" ({' x '.join(map(str, self.factors))})"
@@ -85,7 +85,7 @@ def plan_flow(flow: LoadedFlow) -> FlowPlan:
                     plan.approvers += c.approvers
                 else:
                     plan.tests.append(
-                        Test(
+                        MetricCondition(
                             c.objective,
                             c.tag_key or "",
                             None if c.target is None else models.scalar_text(c.target),
@@ -103,11 +103,11 @@ def _plan_routes(plan: TaskPlan, plans: dict[str, TaskPlan], stand_ins: dict[str
     unknown = [p for p in upstream if plans[p].count is None]
     if hyper:
         key, m = hyper[0]
-        plan.runtime_reason = f"'{key}' takes one route per value of the tag '{m['tag']}' of '{m['task']}'"
+        plan.runtime_reason = f"one route per value of the tag '{m['tag']}' of '{m['task']}' (param '{key}')"
     elif plan.tests:
-        plan.runtime_reason = "the condition " + " and ".join(t.describe() for t in plan.tests) + " decides"
+        plan.runtime_reason = "it runs on what passes its condition: " + " and ".join(t.describe() for t in plan.tests)
     elif unknown:
-        plan.runtime_reason = f"the routes of '{unknown[0]}' are known at run time"
+        plan.runtime_reason = f"it follows the routes of '{unknown[0]}', known at run time"
     if plan.runtime_reason:
         return
     parents = {p: stand_ins[p] for p in upstream}

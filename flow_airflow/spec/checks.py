@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import PurePosixPath
 from collections.abc import Sequence
 
 from flow_airflow.plan.graph import Graph
+from flow_airflow.plan.routes import slug
 from flow_airflow.spec.errors import FlowIssue
 from flow_airflow.spec.models import ENDPOINT_TITLE, TEMPLATE, DeployTask, ExecTask, Flow, RunnableTask, Task
 from flow_airflow.spec.source import Source
@@ -49,12 +51,20 @@ def check_flow(
             )
         )
     seen: set[str] = set()
+    folders: dict[str, str] = {}
     for i, title in enumerate(titles):
+        folder = slug(title)
         if title in seen:
             issues.append(
                 source.issue(("tasks", i, "title"), f"duplicate task title '{title}': every task needs its own title")
             )
+        elif not folder:
+            issues.append(source.issue(("tasks", i, "title"), f"task title '{title}' has no letters or digits"))
+        elif folder in folders:
+            issues.append(source.issue(("tasks", i, "title"), f"tasks '{folders[folder]}' and '{title}' would share "
+                                                              f"the artifacts folder input/{folder}; rename one"))
         seen.add(title)
+        folders.setdefault(folder, title)
     for i, task in tasks:
         issues += _check_task(flow, task, ("tasks", i), source)
 
@@ -87,6 +97,10 @@ def check_flow(
 def _check_task(flow: Flow, task: Task, path: tuple, source: Source) -> list[FlowIssue]:
     issues = []
     name = f"task '{task.title}'"
+    output_dir = getattr(task, "output_dir", None)
+    if output_dir and (PurePosixPath(output_dir).is_absolute() or ".." in PurePosixPath(output_dir).parts):
+        issues.append(source.issue((*path, "output_dir"), f"{name}: output_dir '{output_dir}' must be a folder "
+                                                          "inside the working directory (relative, without '..')"))
     if isinstance(task, RunnableTask) and not flow.is_blueprint and not task.computes:
         issues.append(
             source.issue(

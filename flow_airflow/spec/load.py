@@ -86,15 +86,28 @@ def _keys(*classes: type[BaseModel]) -> set[str]:
     return {f.alias or name for c in classes for name, f in c.model_fields.items()}
 
 
-_TASK_KEYS = _keys(models.ExecTask, models.DataTask, models.DeployTask)
+_TASK_MODELS = {"exec": models.ExecTask, "data": models.DataTask, "deploy": models.DeployTask}
 _VOCABULARY: dict[tuple[str, ...], set[str]] = {
     (): _keys(models.Flow),
-    ("tasks", "*"): _TASK_KEYS,
     ("tasks", "*", "params", "*"): _keys(models.Param),
     ("tasks", "*", "conditions", "*"): _keys(models.Condition),
     ("tasks", "*", "requirements"): _keys(models.Resources),
     ("relations", "*"): {"from", "to"},
 }
+
+
+def _unknown_key(path: Path_, source: Source) -> str:
+    """'unknown key ...' with the nearest known key, or the task type the key belongs to."""
+    key = str(path[-1])
+    pattern = tuple("*" if isinstance(p, int) else p for p in path[:-1])
+    if pattern == ("tasks", "*"):
+        kind = source.data["tasks"][path[1]].get("type")
+        known = _keys(_TASK_MODELS[kind]) if kind in _TASK_MODELS else set()
+        owners = [name for name, model in _TASK_MODELS.items() if key in _keys(model)]
+        if owners:
+            return f"'{key}' is a key of {' and '.join(owners)} tasks, not of {kind} tasks"
+        return f"unknown key '{key}'{suggest(key, known)}"
+    return f"unknown key '{key}'{suggest(key, _VOCABULARY.get(pattern, set()))}"
 
 
 def translate(error: ValidationError, source: Source, prefix: Path_ = ()) -> list[FlowIssue]:
@@ -103,6 +116,8 @@ def translate(error: ValidationError, source: Source, prefix: Path_ = ()) -> lis
     seen: set[tuple[int, int, str]] = set()
     for item in error.errors(include_url=False):
         path = _data_path(source.data, (*prefix, *item["loc"]))
+        if item["type"] == "union_tag_invalid":
+            path = (*path, "type")
         message = _sentence(item, path, source)
         if message is None:
             continue
@@ -146,9 +161,7 @@ def _sentence(item: dict, path: Path_, source: Source) -> str | None:
     where = _where(path, source)
     prefix = f"{where}: " if where else ""
     if kind == "extra_forbidden":
-        pattern = tuple("*" if isinstance(p, int) else p for p in path[:-1])
-        known = _VOCABULARY.get(pattern, set())
-        return f"{prefix}unknown key '{key}'{suggest(str(key), known)}"
+        return prefix + _unknown_key(path, source)
     if kind == "missing":
         return f"{prefix}missing required key '{key}'"
     if kind == "union_tag_not_found":

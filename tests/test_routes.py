@@ -1,0 +1,108 @@
+"""Routes as cnvrg defines them, planned over experiment records (no Airflow needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flow_airflow.plan.flow_plan import plan_flow
+from flow_airflow.plan.routes import Record, RouteError, plan_routes, render, slug, stand_in_records
+from flow_airflow.spec.load import load_flow
+
+FLOWS = Path(__file__).parent / "flows"
+
+
+def records(title: str, params: list[tuple[str, list[str]]], parents: dict[str, list[Record]] | None = None,
+            **kwargs: object) -> list[Record]:
+    routes = plan_routes(params, parents or {}, **kwargs)  # type: ignore[arg-type]
+    return stand_in_records(title, routes, parents or {})
+
+
+def test_chained_grids_multiply() -> None:
+    a = records("A", [("lr", ["0.1", "0.01", "0.001"])])
+    b = plan_routes([("depth", ["2", "4", "8"])], {"A": a})
+    assert len(b) == 9
+    assert b[0] == {"params": [["depth", "2"]], "parents": {"A": [0]}, "label": "depth=2 | lr=0.1"}
+
+
+def test_several_parents_multiply() -> None:
+    a, b = records("A", [("a", ["1", "2"])]), records("B", [("b", ["x", "y", "z"])])
+    c = plan_routes([("c", ["10", "20", "30", "40", "50"]), ("fixed", ["same"])], {"A": a, "B": b})
+    assert len(c) == 30
+    assert {(r["parents"]["A"][0], r["parents"]["B"][0]) for r in c} == {(i, j) for i in range(2) for j in range(3)}
+    assert all(r["params"][1] == ["fixed", "same"] for r in c)
+
+
+def test_a_route_never_mixes_experiments_of_one_ancestor() -> None:
+    r = records("R", [("r", ["1", "2"])])
+    a = records("A", [], {"R": r})
+    b = records("B", [], {"R": r})
+    c = plan_routes([("c", ["1", "2", "3"])], {"A": a, "B": b})
+    assert len(c) == 2 * 3  # 2 experiments of R, each through A and B, times C's own grid; not 4 * 3
+    for route in c:
+        assert a[route["parents"]["A"][0]]["route"]["R"] == b[route["parents"]["B"][0]]["route"]["R"]
+
+
+def test_single_mode_runs_only_its_own_grid() -> None:
+    a, b = records("A", [("a", ["1", "2"])]), records("B", [("b", ["1", "2", "3"])])
+    assert len(plan_routes([], {"A": a, "B": b}, single_mode=True)) == 1
+    d = plan_routes([("d", list("12345"))], {"A": a, "B": b}, single_mode=True)
+    assert len(d) == 5 and all(r["parents"] == {} for r in d)
+
+
+def test_hyper_expands_a_tag_of_the_route() -> None:
+    params_record = Record(task="Params", index=0, params={}, tags={"route": "1, 2,3"}, route={"Params": 0},
+                           upstream={}, label="")
+    routes = plan_routes([("route", ["{{ Params.route | hyper }}"]), ("x", ["a", "b"])], {"Params": [params_record]})
+    assert [r["params"] for r in routes] == [
+        [["route", "1"], ["x", "a"]], [["route", "1"], ["x", "b"]],
+        [["route", "2"], ["x", "a"]], [["route", "2"], ["x", "b"]],
+        [["route", "3"], ["x", "a"]], [["route", "3"], ["x", "b"]],
+    ]
+
+
+def test_hyper_on_a_missing_tag_says_so() -> None:
+    record = Record(task="Params", index=0, params={}, tags={"other": "1"}, route={}, upstream={}, label="")
+    with pytest.raises(RouteError, match="'Params' did not log the tag 'route'"):
+        plan_routes([("route", ["{{ Params.route | hyper }}"])], {"Params": [record]})
+
+
+def test_tag_templates_render_from_any_task_upstream() -> None:
+    upstream = {"Task A": {"params": {"lr": "0.1"}, "tags": {"model accuracy": "0.93"}}}
+    assert render("{{ Task A.model accuracy }}", upstream) == "0.93"
+    assert render("lr={{Task A.lr}}", upstream) == "lr=0.1"
+
+
+def test_slug_is_cnvrgs_folder_name() -> None:
+    assert slug("Processing the Data") == "processing_the_data"
+    assert slug("Dynamic [?]") == "dynamic_"
+    assert slug("../../etc/passwd") == "etcpasswd"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("grid_two", {"Grid Search A": "3 routes", "Grid Search B": "9 routes (3 x 3)"}),
+        ("grid_three", {"Grid Search A": "2 routes", "Grid Search B": "3 routes",
+                        "Grid Search C": "30 routes (2 x 3 x 5)"}),
+        ("single_mode", {"Grid Search A": "2 routes", "Grid Search B": "3 routes", "Single mode C": "1 route",
+                         "Single Grid D": "5 routes"}),
+        ("dynamic_routes", {"Params": "1 route",
+                            "Dynamic": "known at run time: one route per value of the tag 'route' of 'Params'"
+                                       " (param 'route')"}),
+    ],
+)
+def test_plan_counts(name: str, expected: dict[str, str]) -> None:
+    plan = plan_flow(load_flow(FLOWS / name / "flow.yaml"))
+    assert {t.title: t.describe_count() for t in plan.tasks} == expected
+
+
+def test_big_grids_are_planned_at_run_time(tmp_path: Path) -> None:
+    file = tmp_path / "flow.yaml"
+    values = ", ".join(str(i) for i in range(10_000))
+    file.write_text(f"flow: Big\ntasks:\n  - {{title: A, type: exec, input: 'true', computes: [local], "
+                    f"params: [{{key: i, value: [{values}]}}]}}\nrelations: []\n")
+    task = plan_flow(load_flow(file)).tasks[0]
+    assert task.count == 10_000 and task.routes is None
+    assert "planned at run time" in task.runtime_reason
