@@ -113,8 +113,7 @@ def import_flow(args: argparse.Namespace) -> int:
         print(f"{target} exists; use --force to replace it", file=sys.stderr)
         return 1
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(flow.project_dir, target, ignore=shutil.ignore_patterns("__pycache__", ".git", "input",
-                                                                             "output"))
+    shutil.copytree(flow.project_dir, target, ignore=shutil.ignore_patterns("__pycache__", ".git", "input", "output"))
     loader = dags / "flows.py"
     if not any(p.read_text(errors="replace").count("flow_airflow.loader") for p in dags.glob("*.py")):
         loader.write_text(LOADER, encoding="utf-8")

@@ -81,8 +81,11 @@ def _add_bundle(path: Path) -> None:
     key = "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"
     configured = json.loads(conf.get("dag_processor", "dag_bundle_config_list"))
     bundles = [b for b in configured if b.get("name") != BUNDLE]
-    ours = {"name": BUNDLE, "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-            "kwargs": {"path": str(path), "refresh_interval": 0}}
+    ours = {
+        "name": BUNDLE,
+        "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+        "kwargs": {"path": str(path), "refresh_interval": 0},
+    }
     os.environ[key] = json.dumps([ours, *bundles])
 
 
@@ -91,24 +94,35 @@ def collect(dag_id: str, run_id: str, state: str, titles: dict[str, str]) -> Run
 
     ``titles`` maps the run task ids to the flow tasks' titles.
     """
-    from sqlalchemy import select
-
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
-        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_id,
-                                                         TaskInstance.run_id == run_id)).all()
-        xcoms = session.scalars(select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id,
-                                                        XComModel.key == "return_value")).all()
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        ).all()
+        xcoms = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
+            )
+        ).all()
         records = {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in xcoms}
         experiments = []
-        for ti in sorted(tis, key=lambda t: (t.task_id, t.map_index)):
+        order = list(titles)
+        for ti in sorted(tis, key=lambda t: (order.index(t.task_id) if t.task_id in titles else -1, t.map_index)):
             if ti.task_id not in titles:
                 continue
             record = records.get((ti.task_id, ti.map_index)) or {}
-            experiments.append(ExperimentResult(
-                task=titles[ti.task_id], index=max(ti.map_index, 0), state=str(ti.state),
-                label=ti.rendered_map_index or "", params=record.get("params", {}), tags=record.get("tags", {})))
+            experiments.append(
+                ExperimentResult(
+                    task=titles[ti.task_id],
+                    index=max(ti.map_index, 0),
+                    state=str(ti.state),
+                    label=ti.rendered_map_index or "",
+                    params=record.get("params", {}),
+                    tags=record.get("tags", {}),
+                )
+            )
     return RunResult(dag_id, run_id, state, experiments)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,15 @@ FLOWS = Path(__file__).parent / "flows"
 REPO = Path(__file__).parent.parent
 
 _HOME = Path(tempfile.mkdtemp(prefix="flow-airflow-tests-"))
-os.environ.update({
-    "AIRFLOW_HOME": str(_HOME),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(_HOME / "dags"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-})
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(_HOME / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
+)
 (_HOME / "dags").mkdir()
 
 
@@ -37,7 +40,7 @@ def airflow_home() -> Path:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> "callable":
+def project(tmp_path: Path) -> Callable[..., Path]:
     """Copy an example flow folder to a fresh place and return its flow file."""
 
     def copy(name: str, file: str = "flow.yaml") -> Path:

@@ -7,8 +7,18 @@ from flow_airflow.plan.routes import Record, plan_routes
 
 
 def train(*accuracies: str | None, task: str = "Train") -> list[Record]:
-    return [Record(task=task, index=i, params={}, tags={} if a is None else {"accuracy": a}, route={task: i},
-                   upstream={}, label=f"#{i}") for i, a in enumerate(accuracies)]
+    return [
+        Record(
+            task=task,
+            index=i,
+            params={},
+            tags={} if a is None else {"accuracy": a},
+            route={task: i},
+            upstream={},
+            label=f"#{i}",
+        )
+        for i, a in enumerate(accuracies)
+    ]
 
 
 def passed(tests: list[MetricCondition], parents: dict[str, list[Record]]) -> dict[str, list[int]]:

@@ -56,7 +56,9 @@ def test_single_mode(run: Callable[..., RunResult], airflow_home: Path) -> None:
 
 
 def test_single_mode_stages_no_inputs(airflow_home: Path, tmp_path: Path) -> None:
-    file = write_flow(tmp_path, """\
+    file = write_flow(
+        tmp_path,
+        """\
 flow: Single Inputs
 tasks:
   - {title: A, type: exec, input: "mkdir -p output && echo a > output/a.txt", computes: [local]}
@@ -69,11 +71,15 @@ tasks:
 relations:
   - {from: A, to: S}
   - {from: A, to: N}
-""", {"check.py": """\
+""",
+        {
+            "check.py": """\
 import os
 print("cnvrg_tag_inputs:", sorted(os.listdir("input")) if os.path.isdir("input") else "none")
 print("cnvrg_tag_env:", os.environ.get("INPUT_A", "unset"))
-"""})
+"""
+        },
+    )
     result = run_flow(file)
     assert result.state == "success"
     assert result.of("S")[0].tags == {"inputs": "none", "env": "unset"}
@@ -119,7 +125,9 @@ def test_blueprint(run: Callable[..., RunResult]) -> None:
 
 
 def test_condition_that_nothing_passes_skips_downstream(airflow_home: Path, tmp_path: Path) -> None:
-    file = write_flow(tmp_path, """\
+    file = write_flow(
+        tmp_path,
+        """\
 flow: Nothing Passes
 tasks:
   - title: Train
@@ -136,7 +144,8 @@ tasks:
 relations:
   - {from: Train, to: Deploy}
   - {from: Deploy, to: After Deploy}
-""")
+""",
+    )
     result = run_flow(file)
     assert result.state == "success"
     assert len(result.of("Train")) == 2
@@ -144,16 +153,20 @@ relations:
     assert [e.state for e in result.of("After Deploy", None)] == ["skipped"]
 
 
-def test_failing_command_fails_the_experiment(airflow_home: Path, tmp_path: Path,
-                                              capfd: pytest.CaptureFixture[str]) -> None:
-    file = write_flow(tmp_path, """\
+def test_failing_command_fails_the_experiment(
+    airflow_home: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    file = write_flow(
+        tmp_path,
+        """\
 flow: Failing
 tasks:
   - {title: Boom, type: exec, input: "echo preparing; echo something broke >&2; exit 3", computes: [local]}
   - {title: Never, type: exec, input: "true", computes: [local]}
 relations:
   - {from: Boom, to: Never}
-""")
+""",
+    )
     result = run_flow(file)
     assert result.state == "failed"
     assert [e.state for e in result.of("Boom", None)] == ["failed"]
@@ -166,7 +179,9 @@ relations:
 
 def test_params_never_reach_a_shell_unquoted(airflow_home: Path, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    file = write_flow(tmp_path, f"""\
+    file = write_flow(
+        tmp_path,
+        f"""\
 flow: Quoting
 tasks:
   - title: A
@@ -177,16 +192,23 @@ tasks:
       - key: evil
         value: ["$(touch {marker})", "`touch {marker}`; touch {marker}", "it's \\"quoted\\" & | > x"]
 relations: []
-""", {"show.py": "import sys\nprint('cnvrg_tag_arg:', sys.argv[1])\n"})
+""",
+        {"show.py": "import sys\nprint('cnvrg_tag_arg:', sys.argv[1])\n"},
+    )
     result = run_flow(file)
     assert result.state == "success"
     assert not marker.exists()
     assert [e.tags["arg"] for e in result.of("A")] == [
-        f"--evil=$(touch {marker})", f"--evil=`touch {marker}`; touch {marker}", "--evil=it's \"quoted\" & | > x"]
+        f"--evil=$(touch {marker})",
+        f"--evil=`touch {marker}`; touch {marker}",
+        '--evil=it\'s "quoted" & | > x',
+    ]
 
 
 def test_environment_sdk_and_output_dir(airflow_home: Path, tmp_path: Path) -> None:
-    file = write_flow(tmp_path, """\
+    file = write_flow(
+        tmp_path,
+        """\
 title: Environment
 tasks:
   - title: Make Model
@@ -199,8 +221,9 @@ tasks:
     command: python3 use.py
 relations:
   - {from: Make Model, to: Use Model}
-""", {
-        "make.py": """\
+""",
+        {
+            "make.py": """\
 import os
 from cnvrg import Experiment
 assert os.environ["CNVRG_TAG_LEARNING_RATE"] == "0.5"
@@ -212,7 +235,7 @@ e = Experiment()
 e.log_param("kind", "linear")
 e.log_metric("loss", Ys=[0.9, 0.5, 0.25])
 """,
-        "use.py": """\
+            "use.py": """\
 import os
 assert open(os.path.join(os.environ["INPUT_MAKE_MODEL"], "model.txt")).read() == "m1"
 assert os.environ["INPUT_MAKE_MODEL"] == os.path.abspath("input/make_model")
@@ -221,15 +244,17 @@ assert os.environ["CNVRG_MAKE_MODEL_LOSS"] == "0.25"
 assert os.environ["CNVRG_MAKE_MODEL_LEARNING_RATE"] == "0.5"
 print("cnvrg_tag_ok: yes")
 """,
-    })
+        },
+    )
     result = run_flow(file)
     assert result.state == "success", result
     assert result.of("Make Model")[0].tags == {"kind": "linear", "loss": "0.25"}
     assert result.of("Use Model")[0].tags == {"ok": "yes"}
 
 
-def test_data_and_deploy_tasks_load_but_say_they_cannot_run_yet(run: Callable[..., RunResult],
-                                                                 capfd: pytest.CaptureFixture[str]) -> None:
+def test_data_and_deploy_tasks_load_but_say_they_cannot_run_yet(
+    run: Callable[..., RunResult], capfd: pytest.CaptureFixture[str]
+) -> None:
     result = run("data_and_deploy")
     assert result.state == "failed"
     assert [e.state for e in result.of("Iris", None)] == ["failed"]

@@ -13,8 +13,9 @@ from flow_airflow.spec.load import load_flow
 FLOWS = Path(__file__).parent / "flows"
 
 
-def records(title: str, params: list[tuple[str, list[str]]], parents: dict[str, list[Record]] | None = None,
-            **kwargs: object) -> list[Record]:
+def records(
+    title: str, params: list[tuple[str, list[str]]], parents: dict[str, list[Record]] | None = None, **kwargs: object
+) -> list[Record]:
     routes = plan_routes(params, parents or {}, **kwargs)  # type: ignore[arg-type]
     return stand_in_records(title, routes, parents or {})
 
@@ -52,13 +53,17 @@ def test_single_mode_runs_only_its_own_grid() -> None:
 
 
 def test_hyper_expands_a_tag_of_the_route() -> None:
-    params_record = Record(task="Params", index=0, params={}, tags={"route": "1, 2,3"}, route={"Params": 0},
-                           upstream={}, label="")
+    params_record = Record(
+        task="Params", index=0, params={}, tags={"route": "1, 2,3"}, route={"Params": 0}, upstream={}, label=""
+    )
     routes = plan_routes([("route", ["{{ Params.route | hyper }}"]), ("x", ["a", "b"])], {"Params": [params_record]})
     assert [r["params"] for r in routes] == [
-        [["route", "1"], ["x", "a"]], [["route", "1"], ["x", "b"]],
-        [["route", "2"], ["x", "a"]], [["route", "2"], ["x", "b"]],
-        [["route", "3"], ["x", "a"]], [["route", "3"], ["x", "b"]],
+        [["route", "1"], ["x", "a"]],
+        [["route", "1"], ["x", "b"]],
+        [["route", "2"], ["x", "a"]],
+        [["route", "2"], ["x", "b"]],
+        [["route", "3"], ["x", "a"]],
+        [["route", "3"], ["x", "b"]],
     ]
 
 
@@ -84,13 +89,26 @@ def test_slug_is_cnvrgs_folder_name() -> None:
     ("name", "expected"),
     [
         ("grid_two", {"Grid Search A": "3 routes", "Grid Search B": "9 routes (3 x 3)"}),
-        ("grid_three", {"Grid Search A": "2 routes", "Grid Search B": "3 routes",
-                        "Grid Search C": "30 routes (2 x 3 x 5)"}),
-        ("single_mode", {"Grid Search A": "2 routes", "Grid Search B": "3 routes", "Single mode C": "1 route",
-                         "Single Grid D": "5 routes"}),
-        ("dynamic_routes", {"Params": "1 route",
-                            "Dynamic": "known at run time: one route per value of the tag 'route' of 'Params'"
-                                       " (param 'route')"}),
+        (
+            "grid_three",
+            {"Grid Search A": "2 routes", "Grid Search B": "3 routes", "Grid Search C": "30 routes (2 x 3 x 5)"},
+        ),
+        (
+            "single_mode",
+            {
+                "Grid Search A": "2 routes",
+                "Grid Search B": "3 routes",
+                "Single mode C": "1 route",
+                "Single Grid D": "5 routes",
+            },
+        ),
+        (
+            "dynamic_routes",
+            {
+                "Params": "1 route",
+                "Dynamic": "known at run time: one route per value of the tag 'route' of 'Params' (param 'route')",
+            },
+        ),
     ],
 )
 def test_plan_counts(name: str, expected: dict[str, str]) -> None:
@@ -101,8 +119,10 @@ def test_plan_counts(name: str, expected: dict[str, str]) -> None:
 def test_big_grids_are_planned_at_run_time(tmp_path: Path) -> None:
     file = tmp_path / "flow.yaml"
     values = ", ".join(str(i) for i in range(10_000))
-    file.write_text(f"flow: Big\ntasks:\n  - {{title: A, type: exec, input: 'true', computes: [local], "
-                    f"params: [{{key: i, value: [{values}]}}]}}\nrelations: []\n")
+    file.write_text(
+        f"flow: Big\ntasks:\n  - {{title: A, type: exec, input: 'true', computes: [local], "
+        f"params: [{{key: i, value: [{values}]}}]}}\nrelations: []\n"
+    )
     task = plan_flow(load_flow(file)).tasks[0]
     assert task.count == 10_000 and task.routes is None
     assert "planned at run time" in task.runtime_reason

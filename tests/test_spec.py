@@ -11,8 +11,17 @@ from flow_airflow.spec.load import load_flow
 from flow_airflow.spec.models import DeployTask, ExecTask
 
 FLOWS = Path(__file__).parent / "flows"
-VALID = ["grid_two", "grid_three", "single_mode", "dynamic_routes", "artifacts_tags", "conditions", "approval",
-         "data_and_deploy", "blueprint"]
+VALID = [
+    "grid_two",
+    "grid_three",
+    "single_mode",
+    "dynamic_routes",
+    "artifacts_tags",
+    "conditions",
+    "approval",
+    "data_and_deploy",
+    "blueprint",
+]
 
 
 def errors(text: str, tmp_path: Path) -> list[str]:
@@ -39,9 +48,14 @@ def test_example_flows_load(name: str) -> None:
         ("bad_hyper.yaml", [":9:29: param 'route' of 'B' uses a tag of 'Not A Parent'"]),
         ("bad_condition.yaml", [":9:30: task 'B': unknown objective 'bigger'"]),
         ("schedule_and_recurring.yaml", [":3:12: 'schedule' (run once at a time) and 'recurring'"]),
-        ("bad_endpoint.yaml", [":5:21: task 'Serve': endpoint_title 'my endpoint!' may contain only letters",
-                               ":6:18: task 'Serve': use either 'endpoint_title'",
-                               ":10:18: task 'Serve': min_replica (3) is greater than max_replica (1)"]),
+        (
+            "bad_endpoint.yaml",
+            [
+                ":5:21: task 'Serve': endpoint_title 'my endpoint!' may contain only letters",
+                ":6:18: task 'Serve': use either 'endpoint_title'",
+                ":10:18: task 'Serve': min_replica (3) is greater than max_replica (1)",
+            ],
+        ),
     ],
 )
 def test_invalid_examples_name_file_line_and_mistake(file: str, expected: list[str]) -> None:
@@ -86,8 +100,9 @@ relations:
 
 
 def test_missing_keys_and_wrong_types(tmp_path: Path) -> None:
-    found = "\n".join(errors(
-        """\
+    found = "\n".join(
+        errors(
+            """\
 tasks:
   - title: Serve
     type: deploy
@@ -98,16 +113,18 @@ tasks:
     min_replica: many
     max_replica: 2
 """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert ":1:1: missing the flow's name: add 'flow: <title>'" in found
     assert "missing required key 'relations'" in found
     assert ":8:18: task 'Serve': 'min_replica': input should be a valid integer" in found
 
 
 def test_self_loop_and_upstream_reference(tmp_path: Path) -> None:
-    found = "\n".join(errors(
-        """\
+    found = "\n".join(
+        errors(
+            """\
 flow: Loops
 tasks:
   - {title: A, type: exec, input: "true", computes: [local]}
@@ -122,8 +139,9 @@ relations:
   - {from: A, to: A}
   - {from: B, to: C}
 """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert ":12:5: task 'A' cannot be related to itself" in found
     assert ":9:25: param 'x' of 'B' uses a tag of 'C', which does not run before 'B'" in found
 
@@ -183,8 +201,13 @@ relations: []
     )
     task = load_flow(file).spec.tasks[0]
     assert isinstance(task, ExecTask)
-    assert [p.grid() for p in task.params] == [["data.csv"], ["3", "5", "12"], ["128", "256"], ["2", "4", "8"],
-                                               ["true"]]
+    assert [p.grid() for p in task.params] == [
+        ["data.csv"],
+        ["3", "5", "12"],
+        ["128", "256"],
+        ["2", "4", "8"],
+        ["true"],
+    ]
 
 
 def test_blueprint_dialect(tmp_path: Path) -> None:
@@ -257,8 +280,9 @@ relations: []
 
 
 def test_titles_that_would_share_a_folder(tmp_path: Path) -> None:
-    found = "\n".join(errors(
-        """\
+    found = "\n".join(
+        errors(
+            """\
 flow: Slugs
 tasks:
   - {title: Train!, type: exec, input: "true", computes: [local]}
@@ -266,20 +290,23 @@ tasks:
   - {title: "!!!", type: exec, input: "true", computes: [local]}
 relations: []
 """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert ":4:13: tasks 'Train!' and 'Train?' would share the artifacts folder input/train" in found
     assert ":5:13: task title '!!!' has no letters or digits" in found
 
 
 def test_output_dir_stays_inside_the_workspace(tmp_path: Path) -> None:
-    found = "\n".join(errors(
-        """\
+    found = "\n".join(
+        errors(
+            """\
 title: Escape
 tasks:
   - {title: A, type: exec, command: "true", output_dir: ../../etc}
 relations: []
 """,
-        tmp_path,
-    ))
+            tmp_path,
+        )
+    )
     assert "output_dir '../../etc' must be a folder inside the working directory" in found

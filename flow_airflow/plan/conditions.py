@@ -53,7 +53,9 @@ def _compare(objective: str, value: str, target: str) -> bool:
     return a > b if objective == "gt" else a < b
 
 
-def evaluate(tests: Sequence[MetricCondition], parents: Mapping[str, list[Record]]) -> tuple[dict[str, list[Record]], list[str]]:
+def evaluate(
+    tests: Sequence[MetricCondition], parents: Mapping[str, list[Record]]
+) -> tuple[dict[str, list[Record]], list[str]]:
     """The experiments of the tested parents that pass every test on them, and why, line by line.
 
     Untested parents are not in the result; a parent with no passing experiment maps to [].

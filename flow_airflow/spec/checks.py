@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from pathlib import PurePosixPath
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 
 from flow_airflow.plan.graph import Graph
 from flow_airflow.plan.routes import slug
@@ -61,8 +61,13 @@ def check_flow(
         elif not folder:
             issues.append(source.issue(("tasks", i, "title"), f"task title '{title}' has no letters or digits"))
         elif folder in folders:
-            issues.append(source.issue(("tasks", i, "title"), f"tasks '{folders[folder]}' and '{title}' would share "
-                                                              f"the artifacts folder input/{folder}; rename one"))
+            issues.append(
+                source.issue(
+                    ("tasks", i, "title"),
+                    f"tasks '{folders[folder]}' and '{title}' would share "
+                    f"the artifacts folder input/{folder}; rename one",
+                )
+            )
         seen.add(title)
         folders.setdefault(folder, title)
     for i, task in tasks:
@@ -99,8 +104,13 @@ def _check_task(flow: Flow, task: Task, path: tuple, source: Source) -> list[Flo
     name = f"task '{task.title}'"
     output_dir = getattr(task, "output_dir", None)
     if output_dir and (PurePosixPath(output_dir).is_absolute() or ".." in PurePosixPath(output_dir).parts):
-        issues.append(source.issue((*path, "output_dir"), f"{name}: output_dir '{output_dir}' must be a folder "
-                                                          "inside the working directory (relative, without '..')"))
+        issues.append(
+            source.issue(
+                (*path, "output_dir"),
+                f"{name}: output_dir '{output_dir}' must be a folder "
+                "inside the working directory (relative, without '..')",
+            )
+        )
     if isinstance(task, RunnableTask) and not flow.is_blueprint and not task.computes:
         issues.append(
             source.issue(

@@ -10,6 +10,20 @@ Fixtures
     Returns the :class:`ServerOptions` used to start it. Override it in a ``conftest.py`` to add
     users, environment variables or a callable that seeds the dags folder before start-up.
 
+Typical test::
+
+    pytestmark = pytest.mark.e2e
+
+    def test_flow(airflow_server):
+        airflow_server.add_file("flows.py", src=REPO_ROOT / "dags" / "flows.py")
+        airflow_server.wait_for_dag("my_dag")               # exists, not stale, unpaused
+        run_id, state = airflow_server.run_dag("my_dag", conf={"k": 1})
+        assert state == "success"
+        tis = airflow_server.task_instances("my_dag", run_id)  # mapped TIs: one row per map_index
+        value = airflow_server.xcom("my_dag", run_id, "task", map_index=0)
+
+The server is shared by the whole session: give every test its own dag ids / file names.
+
 Nothing here mocks Airflow. Every endpoint and config key is checked against the installed
 Airflow 3.3 source (see the notes at each constant).
 """
@@ -182,8 +196,9 @@ class AirflowServer:
         }
         bin_dir = _airflow_bin_dir()
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-        # Make the repo importable by the dag processor / task workers even without `pip install -e`.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        # No PYTHONPATH tweak: flow_airflow must be `pip install -e`d (as .ci/run does). Putting the
+        # repo root on PYTHONPATH would expose flow_airflow.egg-info too, so Airflow would see the
+        # plugin entry point twice ("Plugin 'flow_airflow' already registered").
         env["PYTHONUNBUFFERED"] = "1"  # standalone prints component output; keep the log file live
         env["NO_COLOR"] = "1"
         users = ",".join(f"{u.username}:{u.role}" for u in self.options.users)
@@ -290,20 +305,17 @@ class AirflowServer:
             client.close()
         self._sessions.clear()
         proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
         if proc is not None:
-            # Components exit with standalone, but give stragglers of *our* group a final SIGKILL.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                time.sleep(0.5)
-                os.killpg(proc.pid, signal.SIGKILL)
+            # SIGTERM the whole group (standalone + scheduler, dag-processor, triggerer, api-server,
+            # executor workers): components shut down gracefully; SIGKILL what is left after 20s.
+            _signal_group(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            while _group_alive(proc.pid) and time.monotonic() < deadline:
+                proc.poll()  # reap standalone itself so it does not linger as a zombie
+                time.sleep(0.2)
+            _signal_group(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
         self._kill_strays()
         if self._log_file is not None:
             self._log_file.close()
@@ -330,6 +342,22 @@ class AirflowServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int, max_lines: int = 150) -> str:
+        """Standalone log text written after byte ``offset`` (its last ``max_lines`` lines)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return "(no standalone log)"
+        return "\n".join(text.splitlines()[-max_lines:])
+
     def log_tail(self, lines: int = 120) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
@@ -345,9 +373,7 @@ class AirflowServer:
         """
         if password is None:
             password = next((u.secret for u in self.options.users if u.username == username), username)
-        resp = httpx.post(
-            f"{self.base_url}/auth/token", json={"username": username, "password": password}, timeout=30
-        )
+        resp = httpx.post(f"{self.base_url}/auth/token", json={"username": username, "password": password}, timeout=30)
         if resp.status_code != 201:
             raise AirflowServerError(f"login as {username!r} failed: {resp.status_code} {resp.text}")
         return resp.json()["access_token"]
@@ -380,9 +406,7 @@ class AirflowServer:
         return resp.json()
 
     # ---- dags folder --------------------------------------------------------------------------
-    def add_file(
-        self, name: str | Path, content: str | bytes | None = None, *, src: Path | None = None
-    ) -> Path:
+    def add_file(self, name: str | Path, content: str | bytes | None = None, *, src: Path | None = None) -> Path:
         """Atomically place a file at ``dags_folder/name`` (from ``content`` or by copying ``src``).
 
         Written to a temp file outside the dags folder first, then renamed, so the dag processor
@@ -527,9 +551,7 @@ class AirflowServer:
             f"run {dag_id}/{run_id} still {state!r} after {timeout}s; TIs: {tis}\n{self.log_tail(80)}"
         )
 
-    def run_dag(
-        self, dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 180
-    ) -> tuple[str, str]:
+    def run_dag(self, dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 180) -> tuple[str, str]:
         """trigger + wait_for_run -> (run_id, final state)."""
         run_id = self.trigger(dag_id, conf)
         return run_id, self.wait_for_run(dag_id, run_id, timeout)
@@ -537,6 +559,9 @@ class AirflowServer:
     # ---- task instances -----------------------------------------------------------------------
     def task_instances(self, dag_id: str, run_id: str, task_id: str | None = None) -> list[dict[str, Any]]:
         """All TIs of a run, mapped ones included (one row per map_index), sorted by (task_id, map_index).
+
+        Until its upstream has finished, a mapped task shows as a single TI with map_index -1; after
+        expansion it is replaced by map_index 0..n-1 (and stays -1 with state "skipped" if n == 0).
 
         ``GET /api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances`` with offset pagination
         (limit <= [api] maximum_page_limit = 100). Each row has ``task_id``, ``map_index``
@@ -550,9 +575,7 @@ class AirflowServer:
         """{(task_id, map_index): state} for a run."""
         return {(t["task_id"], t["map_index"]): t["state"] for t in self.task_instances(dag_id, run_id)}
 
-    def xcom(
-        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, key: str = "return_value"
-    ) -> Any:
+    def xcom(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
         """An XCom value via ``GET .../taskInstances/{task_id}/xcomEntries/{key}?map_index=``.
 
         Without ``deserialize`` the API returns the stored JSON value as-is (XComResponseNative),
@@ -564,9 +587,7 @@ class AirflowServer:
             params={"map_index": map_index},
         )["value"]
 
-    def task_log(
-        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, try_number: int = 1
-    ) -> str:
+    def task_log(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, try_number: int = 1) -> str:
         """Task log text via ``GET .../taskInstances/{task_id}/logs/{try_number}?map_index=&full_content=``.
 
         The JSON response's ``content`` is a list of structured messages ({event, timestamp,
@@ -607,6 +628,24 @@ class AirflowServer:
             items.extend(batch)
             if not batch or len(items) >= page["total_entries"]:
                 return items
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while any non-zombie process is left in process group ``pgid``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # fields after the ")" that ends comm: state ppid pgrp ...
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def utcnow() -> datetime:
@@ -654,7 +693,7 @@ def airflow_server(
         if request.session.testsfailed:
             _report(
                 request.config,
-                f"---- tail of {server.log_path} ----\n{server.log_tail(150)}\n---- end of log ----",
+                f"---- tail of {server.log_path} ----\n{server.log_tail(60)}\n---- end of log ----",
             )
 
 
@@ -673,11 +712,25 @@ def _report(config: pytest.Config, text: str) -> None:
             print(text, file=sys.stderr)
 
 
+_LOG_OFFSET_KEY = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    """Remember where the standalone log was when the test body starts (fixtures are set up)."""
+    result = yield
+    server = item.config.stash.get(_SERVER_KEY, None)
+    if server is not None:
+        item.stash[_LOG_OFFSET_KEY] = server.log_size()
+    return result
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
-    """Attach the standalone log tail to any failing test that used the server."""
+    """Attach the standalone log written during a failing test (last 150 lines) to its report."""
     report = yield
     server = item.config.stash.get(_SERVER_KEY, None)
     if report.failed and server is not None and "airflow_server" in getattr(item, "fixturenames", ()):
-        report.sections.append(("airflow standalone log (tail)", server.log_tail(80)))
+        offset = item.stash.get(_LOG_OFFSET_KEY, 0)
+        report.sections.append(("airflow standalone log during this test", server.log_since(offset, 150)))
     return report

@@ -1,0 +1,102 @@
+"""The loader in the dags folder: every flow a DAG, every broken flow an import error of its own."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flow_airflow.cli import LOADER
+
+FLOWS = Path(__file__).parent / "flows"
+pytestmark = pytest.mark.airflow
+
+
+def dags_folder(tmp_path: Path, *names: str) -> Path:
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "flows.py").write_text(LOADER)
+    for name in names:
+        shutil.copytree(FLOWS / name, folder / name)
+    return folder
+
+
+def bag(folder: Path):  # noqa: ANN201
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    return BundleDagBag(dag_folder=str(folder), bundle_path=folder, bundle_name="test")
+
+
+def test_valid_flows_become_dags_and_broken_ones_import_errors_of_their_file(tmp_path: Path,
+                                                                             airflow_home: Path) -> None:
+    folder = dags_folder(tmp_path, "grid_two", "invalid", "artifacts_tags")
+    (folder / "not_a_flow.yaml").write_text("just: some config\n")
+    (folder / "ignored").mkdir()
+    (folder / "ignored" / "flow.yaml").write_text("flow: Ignored\ntasks: [oops\n")
+    (folder / ".airflowignore").write_text("ignored/\n")
+    dagbag = bag(folder)
+    assert sorted(dagbag.dags) == ["artifacts_and_tags", "two_grid_searches"]
+    invalid = sorted(p.name for p in (FLOWS / "invalid").glob("*.yaml"))
+    assert sorted(dagbag.import_errors) == [f"invalid/{name}" for name in invalid]
+    message = dagbag.import_errors["invalid/cycle.yaml"]
+    assert message == f"{folder}/invalid/cycle.yaml:7:5: the relations make a cycle: A -> B -> A"
+    assert "Traceback" not in "".join(dagbag.import_errors.values())
+
+
+def test_import_errors_reach_the_metadata_db_beside_working_dags(tmp_path: Path, airflow_home: Path) -> None:
+    from sqlalchemy import select
+
+    from airflow.dag_processing.dagbag import sync_bag_to_db
+    from airflow.models import DagModel
+    from airflow.models.errors import ParseImportError
+    from airflow.utils.session import create_session
+
+    from airflow.models.dagbundle import DagBundleModel
+
+    folder = dags_folder(tmp_path, "grid_three", "invalid")
+    with create_session() as session:
+        session.merge(DagBundleModel(name="test"))
+    sync_bag_to_db(bag(folder), "test", None)
+    with create_session() as session:
+        errors = {e.filename: e.stacktrace for e in session.scalars(
+            select(ParseImportError).where(ParseImportError.bundle_name == "test"))}
+        dag = session.scalar(select(DagModel).where(DagModel.dag_id == "three_grid_searches"))
+        assert dag is not None and not dag.is_stale and not dag.has_import_errors
+        assert dag.relative_fileloc == "flows.py"
+    assert "tab character" in errors["invalid/bad_yaml.yaml"]
+    assert ":5:19: relation to 'Missing'" in errors["invalid/unknown_task.yaml"]
+
+
+def test_dag_shape(tmp_path: Path, airflow_home: Path) -> None:
+    folder = dags_folder(tmp_path, "grid_three", "conditions", "dynamic_routes")
+    dags = bag(folder).dags
+    grid = dags["three_grid_searches"]
+    assert grid.dag_display_name == "Three Grid Searches"
+    assert "cnvrg-flow" in grid.tags and "30 routes (2 x 3 x 5)" in grid.doc_md
+    assert set(grid.task_group.children) == {"grid_search_a", "grid_search_b", "grid_search_c"}
+    c = grid.get_task("grid_search_c.run")
+    assert c.task_display_name == "Grid Search C"
+    assert sorted(c.upstream_task_ids) == ["grid_search_a.run", "grid_search_b.run"]
+    assert len(c.expand_input.value) == 30  # a static list: known at compile time
+    conditions = dags["conditions"]
+    assert type(conditions.get_task("compare.condition")).__name__ == "ConditionOperator"
+    assert conditions.get_task("compare.run").upstream_task_ids == {"compare.condition"}
+    dynamic = dags["dynamic_routes"]
+    assert dynamic.get_task("dynamic.routes").upstream_task_ids == {"params.run"}
+
+
+def test_a_worker_parses_only_the_flow_it_runs(tmp_path: Path, airflow_home: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = dags_folder(tmp_path, "grid_two", "grid_three", "invalid")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "two_grid_searches")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "grid_search_a.run")
+    assert sorted(bag(folder).dags) == ["two_grid_searches"]
+
+
+def test_same_title_twice_is_an_error_of_the_second_file(tmp_path: Path, airflow_home: Path) -> None:
+    folder = dags_folder(tmp_path, "grid_two")
+    shutil.copytree(FLOWS / "grid_two", folder / "copy")
+    dagbag = bag(folder)
+    assert list(dagbag.dags) == ["two_grid_searches"]
+    assert "gives the DAG id 'two_grid_searches', already used by" in dagbag.import_errors["grid_two/flow.yaml"]
