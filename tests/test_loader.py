@@ -22,7 +22,7 @@ def dags_folder(tmp_path: Path, *names: str) -> Path:
     return folder
 
 
-def bag(folder: Path):  # noqa: ANN201
+def bag(folder: Path):
     from airflow.dag_processing.dagbag import BundleDagBag
 
     return BundleDagBag(dag_folder=str(folder), bundle_path=folder, bundle_name="test")
@@ -45,14 +45,12 @@ def test_valid_flows_become_dags_and_broken_ones_import_errors_of_their_file(tmp
 
 
 def test_import_errors_reach_the_metadata_db_beside_working_dags(tmp_path: Path, airflow_home: Path) -> None:
-    from sqlalchemy import select
-
     from airflow.dag_processing.dagbag import sync_bag_to_db
     from airflow.models import DagModel
+    from airflow.models.dagbundle import DagBundleModel
     from airflow.models.errors import ParseImportError
     from airflow.utils.session import create_session
-
-    from airflow.models.dagbundle import DagBundleModel
+    from sqlalchemy import select
 
     folder = dags_folder(tmp_path, "grid_three", "invalid")
     with create_session() as session:

@@ -13,13 +13,13 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server(airflow_server):  # noqa: ANN001, ANN201
+def server(airflow_server):
     """The session's Airflow, with the flow loader in its dags folder."""
     airflow_server.add_file("flows.py", LOADER)
     return airflow_server
 
 
-def test_a_dropped_flow_appears_runs_and_maps_its_routes(server) -> None:  # noqa: ANN001
+def test_a_dropped_flow_appears_runs_and_maps_its_routes(server) -> None:
     server.copy_tree(FLOWS / "grid_three", "grid_three")
     server.touch("flows.py")
     dag = server.wait_for_dag("three_grid_searches", timeout=120)
@@ -46,7 +46,7 @@ def test_a_dropped_flow_appears_runs_and_maps_its_routes(server) -> None:  # noq
     assert "running on compute 'local'" in log and "cnvrg_tag_args: --c=" in log
 
 
-def test_broken_flows_are_import_errors_and_the_others_keep_working(server) -> None:  # noqa: ANN001
+def test_broken_flows_are_import_errors_and_the_others_keep_working(server) -> None:
     server.copy_tree(FLOWS / "invalid", "invalid")
     server.copy_tree(FLOWS / "dynamic_routes", "dynamic_routes")
     server.touch("flows.py")
