@@ -10,6 +10,7 @@ from flow_airflow.plan.graph import Graph
 from flow_airflow.plan.routes import slug
 from flow_airflow.spec.errors import FlowIssue
 from flow_airflow.spec.models import ENDPOINT_TITLE, TEMPLATE, DeployTask, ExecTask, Flow, RunnableTask, Task
+from flow_airflow.spec.schedule import check_cron, check_timezone, parse_schedule
 from flow_airflow.spec.source import Source
 
 
@@ -42,6 +43,12 @@ def check_flow(
         issues.append(source.issue(("tasks",), "the flow has no tasks"))
     if flow.relations is None and not flow.is_blueprint:
         issues.append(source.issue((), "missing required key 'relations' (use 'relations: []' for none)"))
+    for key, check in (("schedule", parse_schedule), ("recurring", check_cron), ("timezone", check_timezone)):
+        if (value := getattr(flow, key)) is not None:
+            try:
+                check(value)
+            except ValueError as e:
+                issues.append(source.issue((key,), str(e)))
     if flow.schedule and flow.recurring:
         issues.append(
             source.issue(

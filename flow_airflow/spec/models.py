@@ -276,6 +276,18 @@ class Relation(Model):
     target: str = Field(alias="to")
 
 
+class Triggers(Model):
+    """Continual learning (an extension key): what else starts the flow."""
+
+    datasets: list[str] = Field(default_factory=list)  # a new version of any of these datasets
+    webhook: bool = False  # documents the REST call that starts a run (always available in Airflow)
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
 class Flow(Model):
     """A whole flow file, in the documented format (``flow:``) or the blueprint one (``title:``)."""
 
@@ -285,6 +297,8 @@ class Flow(Model):
     relations: list[Relation] | None = None
     schedule: str | None = None
     recurring: str | None = None
+    timezone: str | None = None  # extension: the time zone of schedule/recurring
+    triggers: Triggers | None = None  # extension: continual learning triggers
     version: str | None = None
     description: str | None = None
     long_description: str | None = None

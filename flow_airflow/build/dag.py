@@ -1,0 +1,128 @@
+"""A flow plan as an Airflow DAG: one TaskGroup per flow task.
+
+Inside a group: ``condition`` (a branch, when the task has conditions) or ``routes`` (when
+its routes are known only at run time), then ``run``, the task's experiments mapped over its
+routes. Routes known at compile time are a static list in the DAG.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from airflow.sdk import DAG, TaskGroup
+
+from flow_airflow.build.schedule import schedule_of
+from flow_airflow.operators.experiment import ROUTE_LABEL, ExperimentOperator
+from flow_airflow.operators.routes import ConditionOperator, RoutesOperator
+from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan
+from flow_airflow.sensors.approval import ApprovalSensor
+
+RUN = "run"
+
+
+def run_task_id(slug: str) -> str:
+    return f"{slug}.{RUN}"
+
+
+def build_dag(plan: FlowPlan) -> DAG:
+    flow = plan.flow
+    spec = flow.spec
+    version = [f"version:{spec.version}"] if spec.version else []
+    dag = DAG(
+        dag_id=plan.dag_id,
+        dag_display_name=spec.name,
+        description=(spec.description or "").strip().splitlines()[0][:200] if spec.description else None,
+        doc_md=_docs(plan),
+        **schedule_of(spec),
+        tags=["cnvrg-flow", f"sha256:{flow.digest[:12]}", *version, *spec.tags],
+        default_args={"retries": 0},
+    )
+    with dag:
+        runs: dict[str, Any] = {}
+        for task in plan.tasks:
+            with TaskGroup(
+                group_id=task.slug,
+                group_display_name=task.title,
+                tooltip=(task.spec.description or task.describe_count()),
+            ):
+                first, run = _task_group(plan, task)
+                if task.approvers:
+                    gate = ApprovalSensor(
+                        task_id="approval",
+                        task_display_name=f"{task.title}: approval",
+                        approvers=task.approvers,
+                        flow_task=task.title,
+                    )
+                    gate >> first
+                    first = gate
+            for parent in task.parents:
+                runs[parent] >> first
+            runs[task.title] = run
+    return dag
+
+
+def _task_group(plan: FlowPlan, task: TaskPlan) -> tuple[Any, Any]:
+    parent_ids = {p: run_task_id(plan.task(p).slug) for p in task.parents}
+    compute = task.compute
+    experiment = ExperimentOperator.partial(
+        task_id=RUN,
+        task_display_name=task.title,
+        flow_task=task.spec.model_dump(mode="json", exclude_none=True),
+        parent_task_ids=parent_ids,
+        gathered=[] if not task.tests else sorted({t.task for t in task.tests if t.task} or set(task.parents)),
+        project_dir=str(plan.flow.project_dir),
+        compute={"name": compute.name, "kind": compute.kind, "settings": compute.settings, "notes": list(compute.notes)}
+        if compute
+        else {"name": "local", "kind": "local"},
+        retries=2 if getattr(task.spec, "restart_if_stuck", False) else 0,
+        map_index_template=ROUTE_LABEL,
+    )
+    grid = [[k, v] for k, v in task.params]
+    if task.tests:
+        condition = ConditionOperator(
+            task_id="condition",
+            task_display_name=f"{task.title}: condition",
+            tests=[
+                {"objective": t.objective, "tag_key": t.tag_key, "target": t.target, "task": t.task} for t in task.tests
+            ],
+            params_grid=grid,
+            parent_task_ids=parent_ids,
+            follow=run_task_id(task.slug),
+        )
+        run = experiment.expand_kwargs(condition.output)
+        condition >> run
+        return condition, run
+    if task.routes is None:
+        planner = RoutesOperator(
+            task_id="routes",
+            task_display_name=f"{task.title}: routes",
+            params_grid=grid,
+            parent_task_ids=parent_ids,
+            single_mode=task.single_mode,
+        )
+        run = experiment.expand_kwargs(planner.output)
+        return planner, run
+    run = experiment.expand_kwargs([{"route": r} for r in task.routes])
+    return run, run
+
+
+def _docs(plan: FlowPlan) -> str:
+    flow = plan.flow
+    spec = flow.spec
+    lines = [f"# {spec.name}", ""]
+    if spec.description:
+        lines += [spec.description.strip(), ""]
+    if spec.long_description:
+        lines += [spec.long_description.strip(), ""]
+    lines += [
+        f"Compiled by flow-airflow from `{flow.file.name}` (sha256 `{flow.digest[:12]}`"
+        + (f", version {spec.version}" if spec.version else "")
+        + ").",
+        "",
+        "| task | routes |",
+        "|---|---|",
+    ]
+    lines += [f"| {t.title} | {t.describe_count()} |" for t in plan.tasks]
+    lines += ["", "```yaml", textwrap.dedent(flow.text).rstrip(), "```"]
+    return "\n".join(lines)
