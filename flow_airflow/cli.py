@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from flow_airflow.spec.errors import FlowError
+from flow_airflow.spec.models import Flow
 
 LOADER = '''"""Airflow DAGs compiled from the cnvrg flow files (*.yaml, *.yml) in this folder and below."""
 
@@ -63,6 +64,7 @@ def plan(args: argparse.Namespace) -> int:
     flow = flow_plan.flow
     version = f", version {flow.spec.version}" if flow.spec.version else ""
     print(f"Flow '{flow.spec.name}' -> DAG '{flow_plan.dag_id}' (sha256 {flow.digest[:12]}{version})")
+    print(f"  runs: {_when(flow.spec)}")
     for task in flow_plan.tasks:
         after = f" after {', '.join(task.parents)}" if task.parents else ""
         print(f"  {task.title} [{task.kind}{after}]: {task.describe_count()}")
@@ -74,11 +76,34 @@ def plan(args: argparse.Namespace) -> int:
             print(f"      condition: {test.describe()}")
         if task.approvers:
             print(f"      waits for approval by {', '.join(task.approvers)}")
+        spec = task.spec
+        notify = [what for what, key in (("errors", "notify_on_error"), ("success", "notify_on_success"))
+                  if getattr(spec, key, False)]
+        if notify:
+            to = ", ".join(getattr(spec, "emails", [])) or "nobody (no emails listed)"
+            print(f"      mails on {' and '.join(notify)} to {to}")
+        if getattr(spec, "restart_if_stuck", False):
+            print("      restarts when it fails ([flow_airflow] restart_if_stuck_retries)")
         if task.compute:
             print(f"      compute: {task.compute.name} ({task.compute.kind})")
             for note in task.compute.notes:
                 print(f"      warning: {note}")
     return 0
+
+
+def _when(flow: Flow) -> str:
+    from flow_airflow.build.schedule import timezone_of
+
+    parts = []
+    if flow.recurring:
+        parts.append(f"on the cron schedule '{flow.recurring}' ({timezone_of(flow)})")
+    if flow.schedule:
+        parts.append(f"once, at {flow.schedule} ({timezone_of(flow)})")
+    triggers = flow.triggers
+    if triggers and triggers.datasets:
+        parts.append(f"on a new version of {', '.join(triggers.datasets)}")
+    parts.append("when triggered (UI, CLI or REST API)")
+    return "; ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:

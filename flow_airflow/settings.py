@@ -44,3 +44,25 @@ def computes() -> dict[str, dict[str, Any]]:
     if not isinstance(configured, dict):
         raise ValueError("[flow_airflow] computes must be a JSON object of template name -> settings")
     return {"local": {"kind": "local"}, **configured}
+
+
+def restart_if_stuck() -> tuple[int, float]:
+    """Retries of an experiment with ``restart_if_stuck: true``, and the seconds between them."""
+    return int(get("restart_if_stuck_retries", "2")), float(get("restart_if_stuck_retry_delay", "60"))
+
+
+def project_env() -> dict[str, str]:
+    """Variables every experiment gets, like cnvrg's project environment variables.
+
+    From the ``env`` setting (JSON object) and, over it, the Airflow Variable ``flow_airflow_env``
+    (JSON object, editable in the UI under Admin > Variables).
+    """
+    raw = get("env", "")
+    values: dict[str, object] = json.loads(raw) if raw.strip() else {}
+    from airflow.sdk import Variable
+
+    values.update(Variable.get(ENV_VARIABLE, default={}, deserialize_json=True) or {})
+    return {str(k): str(v) for k, v in values.items()}
+
+
+ENV_VARIABLE = "flow_airflow_env"

@@ -8,10 +8,12 @@ routes. Routes known at compile time are a static list in the DAG.
 from __future__ import annotations
 
 import textwrap
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import DAG, TaskGroup
 
+from flow_airflow import settings
 from flow_airflow.build.schedule import schedule_of
 from flow_airflow.operators.experiment import ROUTE_LABEL, ExperimentOperator
 from flow_airflow.operators.routes import ConditionOperator, RoutesOperator
@@ -75,8 +77,9 @@ def _task_group(plan: FlowPlan, task: TaskPlan) -> tuple[Any, Any]:
         compute={"name": compute.name, "kind": compute.kind, "settings": compute.settings, "notes": list(compute.notes)}
         if compute
         else {"name": "local", "kind": "local"},
-        retries=2 if getattr(task.spec, "restart_if_stuck", False) else 0,
         map_index_template=ROUTE_LABEL,
+        **_retries(task),
+        **_notifications(plan, task),
     )
     grid = [[k, v] for k, v in task.params]
     if task.tests:
@@ -105,6 +108,37 @@ def _task_group(plan: FlowPlan, task: TaskPlan) -> tuple[Any, Any]:
         return planner, run
     run = experiment.expand_kwargs([{"route": r} for r in task.routes])
     return run, run
+
+
+def _retries(task: TaskPlan) -> dict[str, Any]:
+    """``restart_if_stuck``: Airflow retries, as many and as far apart as the settings say."""
+    if not getattr(task.spec, "restart_if_stuck", False):
+        return {"retries": 0}
+    retries, delay = settings.restart_if_stuck()
+    return {"retries": retries, "retry_delay": timedelta(seconds=delay)}
+
+
+def _notifications(plan: FlowPlan, task: TaskPlan) -> dict[str, Any]:
+    """``notify_on_error``/``notify_on_success``: mail to ``emails`` through Airflow's SMTP connection."""
+    spec = task.spec
+    emails = getattr(spec, "emails", [])
+    wanted = {"on_failure_callback": getattr(spec, "notify_on_error", False) and emails,
+              "on_success_callback": getattr(spec, "notify_on_success", False) and emails}
+    if not any(wanted.values()):
+        return {}
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    what = f"<b>{task.title}</b> [{{{{ ti.rendered_map_index }}}}] in the flow <b>{plan.flow.spec.name}</b>"
+    link = '<br>Log: <a href="{{ ti.log_url }}">{{ ti.log_url }}</a>'
+    messages = {
+        "on_failure_callback": (f"flow-airflow: {task.title} of {plan.flow.spec.name} failed",
+                                f"The experiment {what} (run {{{{ run_id }}}}) failed:<br>"
+                                "<pre>{{ exception | e }}</pre>" + link),
+        "on_success_callback": (f"flow-airflow: {task.title} of {plan.flow.spec.name} succeeded",
+                                f"The experiment {what} (run {{{{ run_id }}}}) succeeded." + link),
+    }
+    return {callback: SmtpNotifier(to=emails, subject=messages[callback][0], html_content=messages[callback][1])
+            for callback, on in wanted.items() if on}
 
 
 def _docs(plan: FlowPlan) -> str:

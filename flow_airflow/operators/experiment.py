@@ -39,12 +39,19 @@ class ExperimentOperator(BaseOperator):
         self._experiment: Any = None
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
         from airflow.sdk.exceptions import AirflowException
+        from airflow.sdk.log import mask_secret
 
+        from flow_airflow import settings
         from flow_airflow.operators.records import pull_chosen
         from flow_airflow.runtime.experiment import Experiment, ExperimentFailed
 
         ti = context["ti"]
+        project_env = settings.project_env()
+        for key, value in project_env.items():
+            if should_hide_value_for_key(key):
+                mask_secret(value, key)
         self._experiment = Experiment(
             task=self.flow_task,
             route=self.route,
@@ -55,7 +62,7 @@ class ExperimentOperator(BaseOperator):
             index=max(ti.map_index, 0),
             project_dir=Path(self.project_dir),
             compute=self.compute,
-            base_env=os.environ,
+            base_env={**os.environ, **project_env},
             log=self.log,
         )
         try:
