@@ -1,0 +1,91 @@
+"""The flow-airflow command as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FLOWS = Path(__file__).parent / "flows"
+
+
+def cli(*args: str, home: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, **env}
+    if home:
+        environ["AIRFLOW_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "flow_airflow.cli", *args], capture_output=True, text=True,
+                          env=environ, timeout=600)
+
+
+def test_validate_prints_every_mistake_and_exits_1() -> None:
+    done = cli("validate", str(FLOWS / "grid_two" / "flow.yaml"), str(FLOWS / "invalid"))
+    assert done.returncode == 1
+    assert f"{FLOWS}/grid_two/flow.yaml: OK, flow 'Two Grid Searches' with 2 task(s)" in done.stdout
+    errors = done.stderr.splitlines()
+    assert f"{FLOWS}/invalid/cycle.yaml:7:5: the relations make a cycle: A -> B -> A" in errors
+    assert len([e for e in errors if "bad_endpoint.yaml" in e]) == 3
+    assert "Traceback" not in done.stderr
+
+
+def test_validate_ok() -> None:
+    done = cli("validate", str(FLOWS / "blueprint"))
+    assert done.returncode == 0 and "OK, flow 'Churn Lite Train' with 4 task(s)" in done.stdout
+
+
+def test_plan_shows_counts_conditions_and_unconfigured_computes(tmp_path: Path) -> None:
+    done = cli("plan", str(FLOWS / "grid_three" / "flow.yaml"))
+    assert done.returncode == 0, done.stderr
+    assert "  Grid Search C [exec after Grid Search A, Grid Search B]: 30 routes (2 x 3 x 5)" in done.stdout
+    assert "runs: when triggered (UI, CLI or REST API)" in done.stdout
+
+    done = cli("plan", str(FLOWS / "conditions" / "flow.yaml"))
+    assert "  Compare [exec after Train]: known at run time: it runs on what passes its condition: " \
+           "the highest 'accuracy' of 'Train'" in done.stdout
+    assert "      condition: 'accuracy' > 0.8 on 'Train'" in done.stdout
+
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("flow: Computes\nrecurring: '30 * * * *'\ntasks:\n"
+                    "  - {title: A, type: exec, input: 'true', computes: [gpu, big]}\n"
+                    "  - {title: B, type: exec, input: 'true', computes: [gpu, medium]}\nrelations: []\n")
+    done = cli("plan", str(flow), AIRFLOW__FLOW_AIRFLOW__COMPUTES='{"medium": {"kind": "local"}}')
+    assert "runs: on the cron schedule '30 * * * *' (utc)" in done.stdout
+    lines = done.stdout.splitlines()
+    a, b = lines.index("  A [exec]: 1 route"), lines.index("  B [exec]: 1 route")
+    assert lines[a + 1:b] == [
+        "      compute: local (local)",
+        "      warning: compute template 'gpu' is not configured here; skipped",
+        "      warning: compute template 'big' is not configured here; skipped",
+        "      warning: none of gpu, big is configured: running on the default compute 'local'",
+    ]
+    assert lines[b + 1:] == ["      compute: medium (local)",
+                             "      warning: compute template 'gpu' is not configured here; skipped"]
+
+
+@pytest.mark.airflow
+def test_run_prints_a_summary_of_every_experiment(tmp_path: Path) -> None:
+    done = cli("run", str(FLOWS / "dynamic_routes" / "flow.yaml"), home=tmp_path / "home")
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = done.stdout[done.stdout.index("DAG 'dynamic_routes'"):].splitlines()
+    assert summary[1:] == [
+        "  Params #0 [-] success  tags: route=1,2,3",
+        "  Dynamic #0 [route=1] success  tags: args=--route=1",
+        "  Dynamic #1 [route=2] success  tags: args=--route=2",
+        "  Dynamic #2 [route=3] success  tags: args=--route=3",
+    ]
+    assert (tmp_path / "home" / "airflow.db").exists()  # the metadata DB was created on the way
+
+
+def test_import_copies_the_project_and_installs_the_loader(tmp_path: Path) -> None:
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    done = cli("import", str(FLOWS / "artifacts_tags" / "flow.yaml"), "--dags-folder", str(dags))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (dags / "artifacts_and_tags").iterdir()) == ["check_inputs.py", "flow.yaml",
+                                                                              "task_a.py"]
+    assert "load_dags(__file__)" in (dags / "flows.py").read_text()
+    again = cli("import", str(FLOWS / "artifacts_tags" / "flow.yaml"), "--dags-folder", str(dags))
+    assert again.returncode == 1 and "exists; use --force" in again.stderr
+    assert cli("import", str(FLOWS / "invalid" / "cycle.yaml"), "--dags-folder", str(dags)).returncode == 1
