@@ -64,3 +64,30 @@ def test_broken_flows_are_import_errors_and_the_others_keep_working(server) -> N
     assert state == "success"
     dynamic = server.task_instances("dynamic_routes", run_id, "dynamic.run")
     assert sorted(ti["rendered_map_index"] for ti in dynamic) == ["route=1", "route=2", "route=3"]
+
+
+def test_conditions_are_branch_tasks_that_pass_on_what_passed(server) -> None:
+    server.copy_tree(FLOWS / "conditions", "conditions")
+    server.copy_tree(FLOWS / "blueprint", "blueprint")
+    server.touch("flows.py")
+    server.wait_for_dag("conditions", timeout=120)
+    tasks = {t["task_id"]: t for t in server.api("GET", "/dags/conditions/tasks")["tasks"]}
+    assert tasks["compare.condition"]["operator_name"] == "ConditionOperator"
+    assert tasks["compare.condition"]["downstream_task_ids"] == ["compare.run"]
+    run_id, state = server.run_dag("conditions", timeout=300)
+    assert state == "success"  # compare.py and publish.py assert what they were given
+    states = server.ti_states("conditions", run_id)
+    assert [k for k in states if k[0] == "compare.run"] == [("compare.run", 0)]
+    assert [k for k in states if k[0] == "publish.run"] == [("publish.run", 0)]
+    log = server.task_log("conditions", run_id, "compare.condition")
+    assert "accuracy = 0.95 passes (the highest 'accuracy' of 'Train')" in log
+    assert "accuracy = 0.7 does not pass" in log
+
+    server.wait_for_dag("churn_lite_train", timeout=60)
+    run_id, state = server.run_dag("churn_lite_train", timeout=300)
+    assert state == "success"
+    counts: dict[str, int] = {}
+    for task_id, _ in server.ti_states("churn_lite_train", run_id):
+        counts[task_id] = counts.get(task_id, 0) + 1
+    assert counts == {"prepare.run": 1, "logistic_regression.run": 2, "random_forest.run": 3,
+                      "compare.condition": 1, "compare.run": 1}
