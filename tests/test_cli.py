@@ -70,7 +70,7 @@ def test_run_prints_a_summary_of_every_experiment(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     summary = done.stdout[done.stdout.index("DAG 'dynamic_routes'"):].splitlines()
     assert summary[1:] == [
-        "  Params #0 [-] success  tags: route=1,2,3",
+        "  Params #0 [no params] success  tags: route=1,2,3",
         "  Dynamic #0 [route=1] success  tags: args=--route=1",
         "  Dynamic #1 [route=2] success  tags: args=--route=2",
         "  Dynamic #2 [route=3] success  tags: args=--route=3",

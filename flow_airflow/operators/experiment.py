@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 # The label of a mapped task instance in the UI: the route's params, e.g. "lr=0.01".
-ROUTE_LABEL = "{{ task.route['label'] }}"
+ROUTE_LABEL = "{{ task.route['label'] or 'no params' }}"
 
 
 class ExperimentOperator(BaseOperator):
