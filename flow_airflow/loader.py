@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +83,9 @@ def report(dag_file: Path, error: FlowError) -> None:
     keys errors by file, relative to the bundle: adding ours to it shows them against the
     YAML file itself. Elsewhere (a plain import, another Airflow version) they are logged.
     """
-    log.error("%s", error)
     result = _current_import_result()
     if result is None:
+        log.error("%s", error)
         return
     from airflow.dag_processing.importers.base import DagImportError
 
@@ -96,7 +97,7 @@ def report(dag_file: Path, error: FlowError) -> None:
     result.errors.append(
         DagImportError(
             file_path=file_path,
-            message=str(error),
+            message="\n".join(str(replace(issue, file=file_path)) for issue in error.issues),
             error_type="flow",
             line_number=first.line if first else None,
             column_number=first.column if first else None,
