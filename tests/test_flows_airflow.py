@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -260,3 +261,15 @@ def test_data_and_deploy_tasks_load_but_say_they_cannot_run_yet(
     assert [e.state for e in result.of("Iris", None)] == ["failed"]
     text = "".join(capfd.readouterr())
     assert "'Iris' is a data task: running data tasks is not supported yet" in text
+
+
+def test_the_tiny_ml_example_of_dags(airflow_home: Path, tmp_path: Path) -> None:
+    project = tmp_path / "tiny_ml"
+    shutil.copytree(Path(__file__).parent.parent / "dags" / "examples" / "tiny_ml", project)
+    result = run_flow(project / "flow.yaml")
+    assert result.state == "success"
+    fits = result.of("Fit")
+    assert len(fits) == 6 and len(result.of("Report")) == 1
+    best = min(fits, key=lambda e: float(e.tags["mse"]))
+    assert result.of("Report")[0].label == best.label
+    assert abs(float(result.of("Report")[0].tags["a"]) - 3) < 0.1
