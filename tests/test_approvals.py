@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -147,17 +150,63 @@ def test_no_decision_in_time_fails_the_run(
         assert refused is not None and refused.status == 409 and "no longer waits" in refused.message
 
 
-def test_the_mail_names_the_flow_the_task_and_links_the_approval(monkeypatch: pytest.MonkeyPatch) -> None:
+class Lines:
+    """A logger that keeps the lines."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+
+    def info(self, msg: str, *args: Any) -> None:
+        self.lines.append(msg % args)
+
+    warning = info
+
+
+def smtp_connection(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "flows@example.com", "timeout": 5,
+                  "retry_limit": 0},
+    }))
+
+
+def test_approvers_with_an_address_get_a_mail_with_the_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiosmtpd.controller import Controller
+
+    received: list[tuple[list[str], Message]] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            received.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        smtp_connection(monkeypatch, port)
+        monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__APPROVER_EMAILS", '{"bob": "bob@example.com"}')
+        lines: list[str] = []
+        sent = mail.notify(flow="F <x>", task="T", run_id="r1", approvers=["alice", "bob"],
+                           link="http://h/a?b=1&c", log=Lines(lines))
+    finally:
+        controller.stop()
+    assert sent == ["bob"]
+    assert lines == ["No email address for alice ([flow_airflow] approver_emails): not mailed",
+                     "Mailed the approval request to bob <bob@example.com>"]
+    [(to, message)] = received
+    assert to == ["bob@example.com"] and message["From"] == "flows@example.com"
+    assert message["Subject"] == "Approval needed: 'T' of flow 'F <x>'"
+    html = message.get_payload()[0].get_payload(decode=True).decode()
+    assert "F &lt;x&gt;" in html and 'href="http://h/a?b=1&amp;c"' in html and "alice or bob" in html
+
+
+def test_a_mail_that_cannot_be_sent_is_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    smtp_connection(monkeypatch, 9)  # nothing listens there
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__APPROVER_EMAILS", '{"bob": "bob@example.com"}')
-    monkeypatch.setenv("AIRFLOW__SMTP__SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("AIRFLOW__SMTP__SMTP_PORT", "9")  # nothing listens: the failure is logged, not raised
-    monkeypatch.setenv("AIRFLOW__SMTP__SMTP_RETRY_LIMIT", "0")
-    subject, body = mail.message(flow="F <x>", task="T", run_id="r1", approvers=["alice", "bob"], link="http://h/a?b=1&c")
-    assert subject == "Approval needed: 'T' of flow 'F <x>'"
-    assert "F &lt;x&gt;" in body and 'href="http://h/a?b=1&amp;c"' in body and "alice or bob" in body
     lines: list[str] = []
-    sent = mail.notify(flow="F", task="T", run_id="r1", approvers=["alice", "bob"], link="http://h/a",
-                       log=lambda msg, *args: lines.append(msg % args))
-    assert sent == []
-    assert lines[0] == "No email address for alice ([flow_airflow] approver_emails): not mailed"
-    assert lines[1].startswith("Could not mail bob at bob@example.com: ")
+    sent = mail.notify(flow="F", task="T", run_id="r1", approvers=["bob"], link="http://h/a",
+                       log=Lines(lines))
+    assert sent == [] and len(lines) == 1 and lines[0].startswith("Could not mail")

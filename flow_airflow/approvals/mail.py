@@ -1,9 +1,13 @@
-"""The email that tells approvers a flow task waits for them, sent through Airflow's SMTP settings."""
+"""The email that tells approvers a flow task waits for them.
+
+Sent through Airflow's SMTP connection (``[email] email_conn_id``, ``smtp_default``), as Airflow's
+own task emails and the flows' notifications are.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from html import escape
+from typing import Any
 
 from flow_airflow.approvals import config
 
@@ -22,7 +26,7 @@ def message(*, flow: str, task: str, run_id: str, approvers: list[str], link: st
 
 
 def notify(
-    *, flow: str, task: str, run_id: str, approvers: list[str], link: str, log: Callable[..., None]
+    *, flow: str, task: str, run_id: str, approvers: list[str], link: str, log: Any
 ) -> list[str]:
     """Mail each approver who has an address (``approver_emails``); return who was mailed.
 
@@ -31,20 +35,28 @@ def notify(
     addresses = config.approver_emails()
     missing = [u for u in approvers if u not in addresses]
     if missing:
-        log("No email address for %s ([flow_airflow] approver_emails): not mailed", ", ".join(missing))
+        log.warning("No email address for %s ([flow_airflow] approver_emails): not mailed", ", ".join(missing))
     subject, body = message(flow=flow, task=task, run_id=run_id, approvers=approvers, link=link)
-    sent = []
-    for user in approvers:
-        if user not in addresses:
-            continue
-        try:
-            from airflow.utils.email import send_email
+    wanted = [u for u in approvers if u in addresses]
+    sent: list[str] = []
+    if not wanted:
+        return sent
+    try:
+        from airflow.configuration import conf
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-            send_email(to=[addresses[user]], subject=subject, html_content=body)
-        except Exception as exc:
-            log("Could not mail %s at %s: %s: %s", user, addresses[user], type(exc).__name__, exc)
-            continue
-        sent.append(user)
+        with SmtpHook(smtp_conn_id=conf.get("email", "email_conn_id", fallback="smtp_default")) as smtp:
+            sender = smtp.from_email or conf.get("email", "from_email", fallback=None) or conf.get(
+                "smtp", "smtp_mail_from", fallback="airflow@example.com")
+            for user in wanted:
+                try:
+                    smtp.send_email_smtp(to=[addresses[user]], subject=subject, html_content=body, from_email=sender)
+                except Exception as exc:
+                    log.warning("Could not mail %s at %s: %s: %s", user, addresses[user], type(exc).__name__, exc)
+                    continue
+                sent.append(user)
+    except Exception as exc:
+        log.warning("Could not mail the approvers: %s: %s", type(exc).__name__, exc)
     if sent:
-        log("Mailed the approval request to %s", ", ".join(f"{u} <{addresses[u]}>" for u in sent))
+        log.info("Mailed the approval request to %s", ", ".join(f"{u} <{addresses[u]}>" for u in sent))
     return sent

@@ -62,7 +62,7 @@ class ApprovalSensor(BaseSensorOperator):
         self.log.info("Pending approval: '%s' waits for %s until %s. Approve or reject at %s",
                       self.flow_task, who, deadline.isoformat(timespec="seconds"), link)
         mail.notify(flow=flow, task=self.flow_task, run_id=ti.run_id, approvers=self.approvers, link=link,
-                    log=self.log.warning)
+                    log=self.log)
         self.defer(
             trigger=ApprovalTrigger(
                 ti_id=str(ti.id), flow_task=self.flow_task, deadline=deadline, poll_interval=config.poll_interval()
