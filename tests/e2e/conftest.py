@@ -174,6 +174,7 @@ class AirflowServer:
         self.dags_folder = root / "dags"
         self.log_path = root / "standalone.log"
         self.port = free_port()
+        self.smtp_port = free_port()  # Airflow's SMTP connection points here; a test may listen on it
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"{self.base_url}/api/v2"
         self.process: subprocess.Popen[bytes] | None = None
@@ -243,6 +244,16 @@ class AirflowServer:
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+                # Mail (Airflow's SMTP connection, used by the providers' SmtpHook) goes to smtp_port on
+                # localhost, where nothing listens unless a test starts a server; flow approvers' addresses.
+                "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
+                    "conn_type": "smtp", "host": "127.0.0.1", "port": self.smtp_port,
+                    "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "airflow@example.com",
+                              "timeout": 10, "retry_limit": 0},
+                }),
+                "AIRFLOW__FLOW_AIRFLOW__APPROVER_EMAILS": json.dumps(
+                    {u.username: f"{u.username}@example.com" for u in self.options.users}
+                ),
             }
         )
         env.update(self.options.env)
