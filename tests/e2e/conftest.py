@@ -228,8 +228,10 @@ class AirflowServer:
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),  # HS512 wants >= 64 bytes
                 # [dag_processor] -- how quickly files in the dags folder are (re)discovered.
-                # refresh_interval: re-list the bundle (find new/deleted files); default 300s.
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "1",
+                # refresh_interval: re-list the bundle (find new/deleted files); default 300s. Not
+                # shorter: each re-listing forgets import errors of files Airflow does not list
+                # itself, like those flow-airflow reports for broken flow YAML files.
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
                 # bundle_refresh_check_interval: how often to check whether refresh is due; default 5s.
                 "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
                 # min_file_process_interval: re-parse an *unchanged* file; default 30s. Changed
