@@ -13,3 +13,26 @@ class FlowAirflowPlugin(AirflowPlugin):
     name = "flow_airflow"
     fastapi_apps: ClassVar[list[Any]] = [APPROVALS_APP]  # the approvals page and its API, at /flow-airflow
     external_views: ClassVar[list[Any]] = [APPROVALS_VIEW]  # "Approvals" in the UI's navigation
+
+
+def _preload_compiler() -> None:
+    """In the DAG processor, import the flow compiler once, in the manager process.
+
+    Airflow parses every DAG file in a process forked from the DAG processor's manager and
+    pre-imports the ``airflow.*`` modules a DAG file imports there, so that no parse pays for
+    them again (``[dag_processor] parsing_pre_import_modules``). The loader's own modules are
+    not ``airflow.*``: without this, every parse of ``flows.py`` would import the compiler anew.
+    The manager loads plugins, so importing them here does for the loader what Airflow does
+    for hand-written DAG files. Other processes (workers, api-server, CLI) are left as they are.
+    """
+    import sys
+
+    if sys.argv[1:2] != ["dag-processor"]:
+        return
+    import flow_airflow.build.dag
+    import flow_airflow.loader
+    import flow_airflow.plan.flow_plan
+    import flow_airflow.spec.load  # noqa: F401
+
+
+_preload_compiler()
