@@ -5,8 +5,88 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from flow_airflow.plan.flow_plan import STATIC_ROUTES_LIMIT, plan_flow
+from flow_airflow.plan.routes import plan_routes, stand_in_records
+from flow_airflow.spec.load import load_flow
+
+DIAMOND = """\
+flow: Big Diamond
+tasks:
+  - title: R
+    type: exec
+    input: python3 step.py
+    computes: [local]
+    params:
+      - key: r
+        value: [1, 2]
+  - title: A
+    type: exec
+    input: python3 step.py
+    computes: [local]
+    params:
+      - key: a
+        value: [{a}]
+  - title: B
+    type: exec
+    input: python3 step.py
+    computes: [local]
+    params:
+      - key: b
+        value: [{b}]
+  - title: C
+    type: exec
+    input: python3 step.py
+    computes: [local]
+    params:
+      - key: c
+        value: [x, y]
+relations:
+  - from: R
+    to: A
+  - from: R
+    to: B
+  - from: A
+    to: C
+  - from: B
+    to: C
+"""
+
+
+def diamond(tmp_path: Path, a: int, b: int) -> Path:
+    file = tmp_path / "flow.yaml"
+    file.write_text(DIAMOND.format(a=", ".join(map(str, range(a))), b=", ".join(map(str, range(b)))))
+    return file
+
+
+def eager_counts(flow_file: Path) -> dict[str, int]:
+    """Every task's routes, made one by one (what the planner did before counting)."""
+    flow = load_flow(flow_file)
+    made: dict[str, list] = {}
+    for title in flow.graph.order:
+        spec = flow.task(title)
+        parents = {p: made[p] for p in flow.graph.parents[title]}
+        routes = plan_routes([(p.key, p.grid()) for p in spec.params], parents)
+        made[title] = stand_in_records(title, routes, parents)
+    return {title: len(records) for title, records in made.items()}
+
+
+def test_big_grids_are_counted_as_the_routes_they_make(tmp_path: Path) -> None:
+    file = diamond(tmp_path, 20, 20)  # A, B: 40 routes; C: 2 x 20 x 20 x 2 = 1600, a diamond (not 40 x 40 x 2)
+    plan = plan_flow(load_flow(file))
+    assert {t.title: t.count for t in plan.tasks} == eager_counts(file) == {"R": 2, "A": 40, "B": 40, "C": 1600}
+    c = plan.task("C")
+    assert c.count > STATIC_ROUTES_LIMIT and c.routes is None and "planned at run time" in c.runtime_reason
+    assert plan.task("A").routes is not None and len(plan.task("A").routes) == 40
+
+
+def test_tasks_after_a_big_grid_are_still_counted(tmp_path: Path) -> None:
+    file = diamond(tmp_path, 200, 1)  # A: 400 routes, planned at run time; C follows it
+    plan = plan_flow(load_flow(file))
+    assert {t.title: t.count for t in plan.tasks} == eager_counts(file) == {"R": 2, "A": 400, "B": 2, "C": 800}
 
 
 @pytest.mark.parametrize("argv, loaded", [(["airflow", "dag-processor"], True), (["airflow", "scheduler"], False)])

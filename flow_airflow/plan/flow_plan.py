@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from flow_airflow import computes, settings
 from flow_airflow.plan.conditions import MetricCondition
-from flow_airflow.plan.routes import TEMPLATE, Record, Route, plan_routes, slug, stand_in_records
+from flow_airflow.plan.routes import TEMPLATE, Record, Route, combinations, plan_routes, slug, stand_in_records
 from flow_airflow.spec import models
 from flow_airflow.spec.load import LoadedFlow
 
@@ -61,7 +63,11 @@ class FlowPlan:
     tasks: list[TaskPlan]
 
     def task(self, title: str) -> TaskPlan:
-        return next(t for t in self.tasks if t.title == title)
+        return self._by_title[title]
+
+    @functools.cached_property
+    def _by_title(self) -> dict[str, TaskPlan]:
+        return {t.title: t for t in self.tasks}
 
 
 def dag_id_for(title: str) -> str:
@@ -72,7 +78,7 @@ def dag_id_for(title: str) -> str:
 def plan_flow(flow: LoadedFlow) -> FlowPlan:
     templates = settings.computes()
     plans: dict[str, TaskPlan] = {}
-    stand_ins: dict[str, list[Record]] = {}
+    stand_ins: dict[str, Any] = {}  # title -> stand-in records, or what makes them
     for title in flow.graph.order:
         spec = flow.task(title)
         plan = TaskPlan(spec=spec, slug=slug(title), parents=flow.graph.parents[title])
@@ -97,7 +103,7 @@ def plan_flow(flow: LoadedFlow) -> FlowPlan:
     return FlowPlan(flow, dag_id_for(flow.spec.name), [plans[t] for t in flow.graph.order])
 
 
-def _plan_routes(plan: TaskPlan, plans: dict[str, TaskPlan], stand_ins: dict[str, list[Record]]) -> None:
+def _plan_routes(plan: TaskPlan, plans: dict[str, TaskPlan], stand_ins: dict[str, Any]) -> None:
     hyper = [(k, m) for k, values in plan.params for v in values if (m := TEMPLATE.fullmatch(v.strip())) and m["hyper"]]
     upstream = [] if plan.single_mode else plan.parents
     unknown = [p for p in upstream if plans[p].count is None]
@@ -110,12 +116,21 @@ def _plan_routes(plan: TaskPlan, plans: dict[str, TaskPlan], stand_ins: dict[str
         plan.runtime_reason = f"it follows the routes of '{unknown[0]}', known at run time"
     if plan.runtime_reason:
         return
-    parents = {p: stand_ins[p] for p in upstream}
-    routes = plan_routes(plan.params, parents, single_mode=plan.single_mode)
-    stand_ins[plan.title] = stand_in_records(plan.title, routes, parents)
-    plan.count = len(routes)
+    parents = {p: _stand_ins(stand_ins, p) for p in upstream}
+    choices = 1 if plan.single_mode else len(combinations(parents))
+    plan.count = choices * math.prod(len(v) for _, v in plan.params)
     plan.factors = [n for n in [*(plans[p].count or 1 for p in upstream), *(len(v) for _, v in plan.params)] if n > 1]
-    if len(routes) <= STATIC_ROUTES_LIMIT:
-        plan.routes = routes
-    else:
-        plan.runtime_reason = f"{len(routes)} routes are planned at run time to keep parsing fast"
+    if plan.count <= STATIC_ROUTES_LIMIT:
+        plan.routes = plan_routes(plan.params, parents, single_mode=plan.single_mode)
+        stand_ins[plan.title] = stand_in_records(plan.title, plan.routes, parents)
+    else:  # the routes themselves only when a task after this one needs them to plan its own
+        plan.runtime_reason = f"{plan.count} routes are planned at run time to keep parsing fast"
+        stand_ins[plan.title] = lambda: stand_in_records(
+            plan.title, plan_routes(plan.params, parents, single_mode=plan.single_mode), parents)
+
+
+def _stand_ins(stand_ins: dict[str, Any], title: str) -> list[Record]:
+    """The stand-in records of a task planned before, made now if they were left for later."""
+    if callable(records := stand_ins[title]):
+        records = stand_ins[title] = records()
+    return records

@@ -66,7 +66,7 @@ def combinations(parents: Mapping[str, list[Record]], gathered: Iterable[str] = 
             ({**chosen, title: [record]}, {**lineage, **record.get("route", {})})
             for chosen, lineage in choices
             for record in records
-            if all(lineage.get(k, v) == v for k, v in record.get("route", {}).items())
+            if not lineage or all(lineage.get(k, v) == v for k, v in record.get("route", {}).items())
         ]
     return [chosen for chosen, _ in choices]
 

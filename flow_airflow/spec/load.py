@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -36,7 +37,11 @@ class LoadedFlow:
         return self.file.parent
 
     def task(self, title: str) -> models.ExecTask | models.DataTask | models.DeployTask:
-        return next(t for t in self.spec.tasks if t.title == title)
+        return self._by_title[title]
+
+    @functools.cached_property
+    def _by_title(self) -> dict[str, models.ExecTask | models.DataTask | models.DeployTask]:
+        return {t.title: t for t in self.spec.tasks}
 
 
 def looks_like_flow(text: str) -> bool:
