@@ -3,6 +3,7 @@ compiled plans kept between parses; the compiler imported once by the DAG proces
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,15 @@ def test_tasks_after_a_big_grid_are_still_counted(tmp_path: Path) -> None:
     file = diamond(tmp_path, 200, 1)  # A: 400 routes, planned at run time; C follows it
     plan = plan_flow(load_flow(file))
     assert {t.title: t.count for t in plan.tasks} == eager_counts(file) == {"R": 2, "A": 400, "B": 2, "C": 800}
+
+
+def test_experiment_operator_takes_its_arguments_as_json_text() -> None:
+    from flow_airflow.operators.experiment import ExperimentOperator
+
+    route = {"params": [["lr", "0.1"]], "parents": {}, "label": "lr=0.1"}
+    op = ExperimentOperator(task_id="t", flow_task=json.dumps({"title": "T"}), route=json.dumps(route),
+                            parent_task_ids={}, gathered=[], project_dir="/p", compute=json.dumps({"name": "local"}))
+    assert op.route == route and op.flow_task == {"title": "T"} and op.compute == {"name": "local"}
 
 
 @pytest.mark.parametrize("argv, loaded", [(["airflow", "dag-processor"], True), (["airflow", "scheduler"], False)])

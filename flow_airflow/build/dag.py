@@ -7,6 +7,7 @@ routes. Routes known at compile time are a static list in the DAG.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from datetime import timedelta
 from typing import Any
@@ -70,13 +71,12 @@ def _task_group(plan: FlowPlan, task: TaskPlan) -> tuple[Any, Any]:
     experiment = ExperimentOperator.partial(
         task_id=RUN,
         task_display_name=task.title,
-        flow_task=task.spec.model_dump(mode="json", exclude_none=True),
+        flow_task=task.spec.model_dump_json(exclude_none=True),
         parent_task_ids=parent_ids,
         gathered=[] if not task.tests else sorted({t.task for t in task.tests if t.task} or set(task.parents)),
         project_dir=str(plan.flow.project_dir),
-        compute={"name": compute.name, "kind": compute.kind, "settings": compute.settings, "notes": list(compute.notes)}
-        if compute
-        else {"name": "local", "kind": "local"},
+        compute=json.dumps({"name": compute.name, "kind": compute.kind, "settings": compute.settings,
+                            "notes": list(compute.notes)} if compute else {"name": "local", "kind": "local"}),
         map_index_template=ROUTE_LABEL,
         **_retries(task),
         **_notifications(plan, task),
@@ -106,7 +106,7 @@ def _task_group(plan: FlowPlan, task: TaskPlan) -> tuple[Any, Any]:
         )
         run = experiment.expand_kwargs(planner.output)
         return planner, run
-    run = experiment.expand_kwargs([{"route": r} for r in task.routes])
+    run = experiment.expand_kwargs([{"route": json.dumps(r)} for r in task.routes])
     return run, run
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -21,21 +22,23 @@ class ExperimentOperator(BaseOperator):
     def __init__(
         self,
         *,
-        flow_task: dict[str, Any],
-        route: dict[str, Any],
+        flow_task: dict[str, Any] | str,
+        route: dict[str, Any] | str,
         parent_task_ids: dict[str, str],
         gathered: list[str],
         project_dir: str,
-        compute: dict[str, Any],
+        compute: dict[str, Any] | str,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        self.flow_task = flow_task
-        self.route = route
+        # Compiled DAGs pass these as JSON text: one string serializes (and parses) far faster
+        # than the nested lists and dicts it holds, in every DAG file parse.
+        self.flow_task = json.loads(flow_task) if isinstance(flow_task, str) else flow_task
+        self.route = json.loads(route) if isinstance(route, str) else route
         self.parent_task_ids = parent_task_ids
         self.gathered = gathered
         self.project_dir = project_dir
-        self.compute = compute
+        self.compute = json.loads(compute) if isinstance(compute, str) else compute
         self._experiment: Any = None
 
     def execute(self, context: Any) -> dict[str, Any]:
