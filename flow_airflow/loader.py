@@ -36,8 +36,8 @@ def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str
     from airflow.sdk import get_parsing_context
 
     from flow_airflow.build.dag import build_dag
-    from flow_airflow.plan.flow_plan import plan_flow
-    from flow_airflow.spec.load import load_flow, looks_like_flow
+    from flow_airflow.plan import cache
+    from flow_airflow.spec.load import looks_like_flow
 
     dag_file = Path(dag_file).resolve()
     only = get_parsing_context().dag_id  # set when a worker parses the file to run one task
@@ -51,9 +51,9 @@ def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str
         if not looks_like_flow(text):
             continue
         try:
-            plan = plan_flow(load_flow(file, text))
-            if only and plan.dag_id != only:
-                continue
+            plan = cache.plan_of(file, text, only)
+            if isinstance(plan, str) or (only and plan.dag_id != only):
+                continue  # another flow than the one a worker is parsing for
             if plan.dag_id in sources:
                 raise FlowError.single(
                     file,

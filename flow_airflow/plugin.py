@@ -31,6 +31,7 @@ def _preload_compiler() -> None:
         return
     import flow_airflow.build.dag
     import flow_airflow.loader
+    import flow_airflow.plan.cache
     import flow_airflow.plan.flow_plan
     import flow_airflow.spec.load  # noqa: F401
 

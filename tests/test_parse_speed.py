@@ -4,12 +4,14 @@ compiled plans kept between parses; the compiler imported once by the DAG proces
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from flow_airflow.plan import cache
 from flow_airflow.plan.flow_plan import STATIC_ROUTES_LIMIT, plan_flow
 from flow_airflow.plan.routes import plan_routes, stand_in_records
 from flow_airflow.spec.load import load_flow
@@ -97,6 +99,51 @@ def test_experiment_operator_takes_its_arguments_as_json_text() -> None:
     op = ExperimentOperator(task_id="t", flow_task=json.dumps({"title": "T"}), route=json.dumps(route),
                             parent_task_ids={}, gathered=[], project_dir="/p", compute=json.dumps({"name": "local"}))
     assert op.route == route and op.flow_task == {"title": "T"} and op.compute == {"name": "local"}
+
+
+@pytest.fixture
+def cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__CACHE_FOLDER", str(folder))
+    return folder
+
+
+def test_a_kept_plan_is_used_while_the_flow_and_the_settings_stay(
+    tmp_path: Path, cache_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = diamond(tmp_path, 3, 3)
+    text = file.read_text()
+    first = cache.plan_of(file, text)
+    assert len(list(cache_folder.glob("*.pickle"))) == 1
+    kept = cache.plan_of(file, text)
+    assert kept is not first and [t.routes for t in kept.tasks] == [t.routes for t in first.tasks]
+    assert cache.plan_of(file, text, "another_dag") == "big_diamond"  # a worker running another flow
+
+    changed = text.replace("value: [x, y]", "value: [x, y, z]")
+    assert cache.lookup(file, changed) is None
+    assert cache.plan_of(file, changed).task("C").count == 2 * 3 * 3 * 3
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__COMPUTES", '{"gpu": {"kind": "local"}}')
+    assert cache.lookup(file, changed) is None  # other settings, maybe another plan
+
+
+def test_a_broken_or_foreign_entry_is_compiled_anew(tmp_path: Path, cache_folder: Path) -> None:
+    file = diamond(tmp_path, 2, 2)
+    text = file.read_text()
+    cache.plan_of(file, text)
+    (entry,) = cache_folder.glob("*.pickle")
+    entry.write_bytes(b"not a pickle")
+    assert cache.lookup(file, text) is None
+    assert cache.plan_of(file, text).task("C").count == 2 * 2 * 2 * 2
+    entry.write_bytes(pickle.dumps({"key": "another"}) + pickle.dumps("x"))
+    assert cache.lookup(file, text) is None
+
+
+def test_no_cache_folder_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__CACHE_FOLDER", "")
+    file = diamond(tmp_path, 2, 2)
+    assert cache.folder() is None
+    assert cache.plan_of(file, file.read_text()).dag_id == "big_diamond"
+    assert cache.lookup(file, file.read_text()) is None
 
 
 @pytest.mark.parametrize("argv, loaded", [(["airflow", "dag-processor"], True), (["airflow", "scheduler"], False)])
