@@ -114,7 +114,16 @@ def collect(dag_id: str, run_id: str, state: str, titles: dict[str, str]) -> Run
         for ti in sorted(tis, key=lambda t: (order.index(t.task_id) if t.task_id in titles else -1, t.map_index)):
             if ti.task_id not in titles:
                 continue
-            record = records.get((ti.task_id, ti.map_index)) or {}
+            value = records.get((ti.task_id, ti.map_index))
+            if isinstance(value, list):  # a batch of routes ([flow_airflow] batch_routes): a record each
+                experiments += [
+                    ExperimentResult(task=titles[ti.task_id], index=r.get("index", 0), state=str(ti.state),
+                                     label=r.get("label") or "no params", params=r.get("params", {}),
+                                     tags=r.get("tags", {}))
+                    for r in value
+                ]
+                continue
+            record = value or {}
             experiments.append(
                 ExperimentResult(
                     task=titles[ti.task_id],

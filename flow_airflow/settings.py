@@ -46,6 +46,21 @@ def computes() -> dict[str, dict[str, Any]]:
     return {"local": {"kind": "local"}, **configured}
 
 
+def batch_routes(dag_id: str) -> int:
+    """Routes one task instance runs in turn (``batch_routes``), for the flow of ``dag_id``.
+
+    JSON: a number for every flow, or ``{"<dag id>": n, "*": n}``; 1 (a task instance per
+    route) by default. A flow's tasks all run the same number of routes per task instance.
+    """
+    raw = get("batch_routes", "").strip()
+    value = json.loads(raw) if raw else 1
+    if isinstance(value, dict):
+        value = value.get(dag_id, value.get("*", 1))
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"[flow_airflow] batch_routes must be a whole number >= 1 (or a JSON object of them): {raw}")
+    return value
+
+
 def restart_if_stuck() -> tuple[int, float]:
     """Retries of an experiment with ``restart_if_stuck: true``, and the seconds between them."""
     return int(get("restart_if_stuck_retries", "2")), float(get("restart_if_stuck_retry_delay", "60"))

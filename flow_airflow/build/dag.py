@@ -17,6 +17,7 @@ from airflow.sdk import DAG, TaskGroup
 from flow_airflow import settings
 from flow_airflow.build.schedule import schedule_of
 from flow_airflow.operators.experiment import ROUTE_LABEL, ExperimentOperator
+from flow_airflow.operators.records import batches
 from flow_airflow.operators.routes import ConditionOperator, RoutesOperator
 from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan
 from flow_airflow.sensors.approval import ApprovalSensor
@@ -32,11 +33,12 @@ def build_dag(plan: FlowPlan) -> DAG:
     flow = plan.flow
     spec = flow.spec
     version = [f"version:{spec.version}"] if spec.version else []
+    batch = settings.batch_routes(plan.dag_id)
     dag = DAG(
         dag_id=plan.dag_id,
         dag_display_name=spec.name,
         description=(spec.description or "").strip().splitlines()[0][:200] if spec.description else None,
-        doc_md=_docs(plan),
+        doc_md=_docs(plan, batch),
         **schedule_of(spec),
         tags=["cnvrg-flow", f"sha256:{flow.digest[:12]}", *version, *spec.tags],
         default_args={"retries": 0},
@@ -49,7 +51,7 @@ def build_dag(plan: FlowPlan) -> DAG:
                 group_display_name=task.title,
                 tooltip=(task.spec.description or task.describe_count()),
             ):
-                first, run = _task_group(plan, task)
+                first, run = _task_group(plan, task, batch)
                 if task.approvers:
                     gate = ApprovalSensor(
                         task_id="approval",
@@ -65,7 +67,7 @@ def build_dag(plan: FlowPlan) -> DAG:
     return dag
 
 
-def _task_group(plan: FlowPlan, task: TaskPlan) -> tuple[Any, Any]:
+def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
     parent_ids = {p: run_task_id(plan.task(p).slug) for p in task.parents}
     compute = task.compute
     experiment = ExperimentOperator.partial(
@@ -78,6 +80,7 @@ def _task_group(plan: FlowPlan, task: TaskPlan) -> tuple[Any, Any]:
         compute=json.dumps({"name": compute.name, "kind": compute.kind, "settings": compute.settings,
                             "notes": list(compute.notes)} if compute else {"name": "local", "kind": "local"}),
         map_index_template=ROUTE_LABEL,
+        batch=batch,
         **_retries(task),
         **_notifications(plan, task),
     )
@@ -92,6 +95,7 @@ def _task_group(plan: FlowPlan, task: TaskPlan) -> tuple[Any, Any]:
             params_grid=grid,
             parent_task_ids=parent_ids,
             follow=run_task_id(task.slug),
+            batch=batch,
         )
         run = experiment.expand_kwargs(condition.output)
         condition >> run
@@ -103,10 +107,11 @@ def _task_group(plan: FlowPlan, task: TaskPlan) -> tuple[Any, Any]:
             params_grid=grid,
             parent_task_ids=parent_ids,
             single_mode=task.single_mode,
+            batch=batch,
         )
         run = experiment.expand_kwargs(planner.output)
         return planner, run
-    run = experiment.expand_kwargs([{"route": json.dumps(r)} for r in task.routes])
+    run = experiment.expand_kwargs([{"route": json.dumps(b["route"])} for b in batches(task.routes, batch)])
     return run, run
 
 
@@ -141,7 +146,7 @@ def _notifications(plan: FlowPlan, task: TaskPlan) -> dict[str, Any]:
             for callback, on in wanted.items() if on}
 
 
-def _docs(plan: FlowPlan) -> str:
+def _docs(plan: FlowPlan, batch: int = 1) -> str:
     flow = plan.flow
     spec = flow.spec
     lines = [f"# {spec.name}", ""]
@@ -158,5 +163,7 @@ def _docs(plan: FlowPlan) -> str:
         "|---|---|",
     ]
     lines += [f"| {t.title} | {t.describe_count()} |" for t in plan.tasks]
+    if batch > 1:
+        lines += ["", f"A task instance runs {batch} routes in turn (`[flow_airflow] batch_routes`)."]
     lines += ["", "```yaml", textwrap.dedent(flow.text).rstrip(), "```"]
     return "\n".join(lines)

@@ -1,4 +1,8 @@
-"""The operator that runs one experiment of a flow task; mapped over the task's routes."""
+"""The operator that runs one experiment of a flow task; mapped over the task's routes.
+
+With ``[flow_airflow] batch_routes`` a task instance runs several routes in turn (a batch):
+its XCom is then the list of their records, its log has a section per route.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 # The label of a mapped task instance in the UI: the route's params, e.g. "lr=0.01".
-ROUTE_LABEL = "{{ task.route['label'] or 'no params' }}"
+ROUTE_LABEL = "{{ task.route_label }}"
+LABEL_LIMIT = 250  # Airflow's rendered_map_index column
 
 
 class ExperimentOperator(BaseOperator):
@@ -23,11 +28,12 @@ class ExperimentOperator(BaseOperator):
         self,
         *,
         flow_task: dict[str, Any] | str,
-        route: dict[str, Any] | str,
+        route: dict[str, Any] | list[dict[str, Any]] | str,
         parent_task_ids: dict[str, str],
         gathered: list[str],
         project_dir: str,
         compute: dict[str, Any] | str,
+        batch: int = 1,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -39,39 +45,71 @@ class ExperimentOperator(BaseOperator):
         self.gathered = gathered
         self.project_dir = project_dir
         self.compute = json.loads(compute) if isinstance(compute, str) else compute
+        self.batch = batch  # routes per task instance in this flow: map index m runs routes m*batch...
         self._experiment: Any = None
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    @property
+    def route_label(self) -> str:
+        """The route's params (``lr=0.01``); for a batch, how many routes and the first and last."""
+        if not isinstance(self.route, list):
+            return self.route["label"] or "no params"
+        labels = [r["label"] or "no params" for r in self.route]
+        text = labels[0] if len(labels) == 1 else f"{len(labels)} routes: {labels[0]} … {labels[-1]}"
+        return text if len(text) <= LABEL_LIMIT else text[: LABEL_LIMIT - 1] + "…"
+
+    def execute(self, context: Any) -> dict[str, Any] | list[dict[str, Any]]:
         from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
         from airflow.sdk.exceptions import AirflowException
         from airflow.sdk.log import mask_secret
 
         from flow_airflow import settings
-        from flow_airflow.operators.records import pull_chosen
-        from flow_airflow.runtime.experiment import Experiment, ExperimentFailed
+        from flow_airflow.runtime.experiment import ExperimentFailed
 
         ti = context["ti"]
         project_env = settings.project_env()
         for key, value in project_env.items():
             if should_hide_value_for_key(key):
                 mask_secret(value, key)
+        if not isinstance(self.route, list):
+            try:
+                return self._run(ti, self.route, max(ti.map_index, 0), project_env)
+            except ExperimentFailed as e:
+                raise AirflowException(str(e)) from None
+        first = max(ti.map_index, 0) * self.batch
+        records, failed = [], []
+        for offset, route in enumerate(self.route):
+            self.log.info("::group::route %d: %s", first + offset, route["label"] or "no params")
+            try:
+                records.append(self._run(ti, route, first + offset, project_env))
+            except ExperimentFailed as e:
+                self.log.error("%s", e)
+                failed.append(f"route {first + offset} ({route['label'] or 'no params'})")
+            finally:
+                self.log.info("::endgroup::")
+        if failed:
+            raise AirflowException(f"{len(failed)} of the {len(self.route)} routes of this batch failed: "
+                                   + ", ".join(failed) + " (their logs are above)")
+        return records
+
+    def _run(self, ti: Any, route: dict[str, Any], index: int, project_env: dict[str, str]) -> dict[str, Any]:
+        """One route: its experiment, from a fresh workspace to its record."""
+        from flow_airflow.operators.records import pull_chosen
+        from flow_airflow.runtime.experiment import Experiment
+
         self._experiment = Experiment(
             task=self.flow_task,
-            route=self.route,
-            parents=pull_chosen(ti, self.parent_task_ids, self.route["parents"]),
+            route=route,
+            parents=pull_chosen(ti, self.parent_task_ids, route["parents"], self.batch),
             gathered=self.gathered,
             dag_id=ti.dag_id,
             run_id=ti.run_id,
-            index=max(ti.map_index, 0),
+            index=index,
             project_dir=Path(self.project_dir),
             compute=self.compute,
             base_env={**os.environ, **project_env},
             log=self.log,
         )
-        try:
-            return self._experiment.run()
-        except ExperimentFailed as e:
-            raise AirflowException(str(e)) from None
+        return self._experiment.run()
 
     def on_kill(self) -> None:
         if self._experiment:

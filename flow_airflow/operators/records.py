@@ -8,23 +8,38 @@ from typing import Any
 from flow_airflow.plan.routes import Record
 
 
+def _records(values: Any) -> list[Record]:
+    """The records in XCom values: one per task instance, or a list per batch of routes."""
+    values = [values] if isinstance(values, dict) else list(values or [])
+    flat = [r for v in values for r in (v if isinstance(v, list) else [v])]
+    return [r for r in flat if isinstance(r, dict)]
+
+
 def pull_records(ti: Any, task_ids: Mapping[str, str]) -> dict[str, list[Record]]:
     """Every experiment record of each task (title -> run task id), in experiment order."""
     result: dict[str, list[Record]] = {}
     for title, task_id in task_ids.items():
-        values = ti.xcom_pull(task_ids=task_id)
-        values = [values] if isinstance(values, dict) else list(values or [])
-        result[title] = sorted((v for v in values if isinstance(v, dict)), key=lambda r: r["index"])
+        result[title] = sorted(_records(ti.xcom_pull(task_ids=task_id)), key=lambda r: r["index"])
     return result
 
 
-def pull_chosen(ti: Any, task_ids: Mapping[str, str], chosen: Mapping[str, list[int]]) -> dict[str, list[Record]]:
-    """The records of the parent experiments a route names."""
+def pull_chosen(
+    ti: Any, task_ids: Mapping[str, str], chosen: Mapping[str, list[int]], batch: int = 1
+) -> dict[str, list[Record]]:
+    """The records of the parent experiments a route names (``batch`` routes per task instance)."""
     result: dict[str, list[Record]] = {}
     for title, indexes in chosen.items():
-        values = ti.xcom_pull(task_ids=task_ids[title], map_indexes=list(indexes))
-        missing = [i for i, v in zip(indexes, values, strict=True) if not isinstance(v, dict)]
+        map_indexes = sorted({i // batch for i in indexes})
+        found = {r["index"]: r for r in _records(ti.xcom_pull(task_ids=task_ids[title], map_indexes=map_indexes))}
+        missing = [i for i in indexes if i not in found]
         if missing:
             raise RuntimeError(f"no result of '{title}' experiment(s) {missing} was found in this run")
-        result[title] = values
+        result[title] = [found[i] for i in indexes]
     return result
+
+
+def batches(routes: list[Any], batch: int) -> list[dict[str, Any]]:
+    """What a task's experiments are mapped over: a route each, or ``batch`` routes each."""
+    if batch <= 1:
+        return [{"route": r} for r in routes]
+    return [{"route": routes[i : i + batch]} for i in range(0, len(routes), batch)]

@@ -11,28 +11,38 @@ from airflow.sdk import BaseOperator
 class RoutesOperator(BaseOperator):
     """Plans a task's routes from its parents' experiments (``| hyper`` tags, run-time counts).
 
-    Returns ``[{"route": ...}, ...]``, which the task's experiments are mapped over.
+    Returns ``[{"route": ...}, ...]``, which the task's experiments are mapped over (with
+    ``batch_routes``, ``"route"`` is a list of routes).
     """
 
     template_fields = ()
     ui_color = "#fff4d6"
 
     def __init__(
-        self, *, params_grid: list[list[Any]], parent_task_ids: dict[str, str], single_mode: bool, **kwargs: Any
+        self,
+        *,
+        params_grid: list[list[Any]],
+        parent_task_ids: dict[str, str],
+        single_mode: bool,
+        batch: int = 1,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.params_grid = params_grid
         self.parent_task_ids = parent_task_ids
         self.single_mode = single_mode
+        self.batch = batch
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        from flow_airflow.operators.records import pull_records
+        from flow_airflow.operators.records import batches, pull_records
         from flow_airflow.plan.routes import plan_routes
 
         parents = {} if self.single_mode else pull_records(context["ti"], self.parent_task_ids)
         routes = plan_routes([(k, v) for k, v in self.params_grid], parents, single_mode=self.single_mode)
         self.log.info("%d route(s): %s", len(routes), "; ".join(r["label"] or "-" for r in routes[:50]))
-        return [{"route": r} for r in routes]
+        if self.batch > 1:
+            self.log.info("run %d per task instance ([flow_airflow] batch_routes)", self.batch)
+        return batches(routes, self.batch)
 
 
 class ConditionOperator(BaseBranchOperator):
@@ -52,6 +62,7 @@ class ConditionOperator(BaseBranchOperator):
         params_grid: list[list[Any]],
         parent_task_ids: dict[str, str],
         follow: str,
+        batch: int = 1,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -59,12 +70,13 @@ class ConditionOperator(BaseBranchOperator):
         self.params_grid = params_grid
         self.parent_task_ids = parent_task_ids
         self.follow = follow
+        self.batch = batch
 
     def choose_branch(self, context: Any) -> str | None:  # pragma: no cover - execute does it all
         raise NotImplementedError
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        from flow_airflow.operators.records import pull_records
+        from flow_airflow.operators.records import batches, pull_records
         from flow_airflow.plan.conditions import MetricCondition, evaluate
         from flow_airflow.plan.routes import plan_routes
 
@@ -79,4 +91,4 @@ class ConditionOperator(BaseBranchOperator):
         routes = plan_routes([(k, v) for k, v in self.params_grid], {**parents, **passing}, gathered=passing)
         self.log.info("%d route(s) on the experiments that passed", len(routes))
         self.do_branch(context, self.follow)
-        return [{"route": r} for r in routes]
+        return batches(routes, self.batch)
