@@ -4,6 +4,7 @@ compiled plans kept between parses; the compiler imported once by the DAG proces
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -152,3 +153,16 @@ def test_the_dag_processor_imports_the_compiler_with_the_plugin(argv: list[str],
             "print('flow_airflow.build.dag' in sys.modules, 'flow_airflow.runtime.experiment' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == [str(loaded), "False"]  # never the task-time modules
+
+
+@pytest.mark.parametrize("dag_id, frozen", [("two_grid_searches", True), ("", False)])
+def test_a_task_process_keeps_airflow_out_of_full_collections(tmp_path: Path, dag_id: str, frozen: bool) -> None:
+    import shutil
+
+    shutil.copytree(Path(__file__).parent / "flows" / "grid_two", tmp_path / "grid_two")
+    code = ("import gc, sys; from flow_airflow.loader import load_dags; "
+            f"dags = load_dags({str(tmp_path / 'flows.py')!r}); print(sorted(dags), gc.get_freeze_count() > 0)")
+    env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": dag_id}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert done.stdout.split()[-1] == str(frozen)  # only where a worker parses the loader to run a task
+    assert "flow__two_grid_searches" in done.stdout
