@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
             _say(f"scale: {args.scale_routes:,} routes by {args.scale_batch}, and {args.scale_mapped:,} routes "
                  "one task instance each (flow and hand-written)")
-            rows += scale.run(root / "scale", args.scale_routes, args.scale_batch, args.scale_mapped)
+            rows += scale.run(root / "scale", args.scale_routes, args.scale_batch, args.scale_mapped, args.parallelism)
     seconds = time.monotonic() - started
     machine = env.machine()
     print()

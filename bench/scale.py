@@ -34,7 +34,7 @@ from bench.run import tree_cpu_seconds
 from bench.server import LOADER, AirflowServer, ServerOptions, median, run_seconds, wait_for_run
 from bench.workloads import single_grid
 
-PROBE_SECONDS = 2.0
+PROBE_SECONDS = 5.0
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -153,7 +153,8 @@ def measure(server: Any, dag_id: str, routes: int, task_instances: int, timeout:
     return Measured(label, routes, task_instances, run_seconds(run), cpu, sched, probe)
 
 
-def run(root: Path, routes: int, batch: int, mapped: int, timeout: float = 7200) -> list[Row]:
+def run(root: Path, routes: int, batch: int, mapped: int, parallelism: int | None = None,
+        timeout: float = 7200) -> list[Row]:
     batched = single_grid(routes, title=f"Bench Scale {routes} Batched")
     one_each = single_grid(mapped, title=f"Bench Scale {mapped} Mapped")
     env = {
@@ -161,6 +162,8 @@ def run(root: Path, routes: int, batch: int, mapped: int, timeout: float = 7200)
         "AIRFLOW__CORE__MAX_MAP_LENGTH": str(max(1024, mapped)),
         "AIRFLOW__FLOW_AIRFLOW__BATCH_ROUTES": json.dumps({batched.dag_id: batch}),
     }
+    if parallelism:
+        env["AIRFLOW__CORE__PARALLELISM"] = str(parallelism)
     server = AirflowServer(root, ServerOptions(env=env, startup_timeout=300))
     server.start()
     try:

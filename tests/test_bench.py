@@ -20,7 +20,7 @@ def test_the_bench_command_runs_at_its_smallest_size(tmp_path: Path) -> None:
         cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "| parse | 10 tasks, 82 routes" in done.stdout
+    assert "| parse | 10 tasks, 82 routes: CPU time of a parse" in done.stdout
     rows = json.loads(out.read_text())["rows"]
     assert all(r["flow"] > 0 and r["hand"] > 0 for r in rows if r["hand"] is not None)
     assert rows[-1]["measure"].startswith("Kubernetes/Docker") and rows[-1]["flow"] == 0
