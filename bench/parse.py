@@ -64,8 +64,8 @@ counts = {}
 for loader in json.loads(sys.argv[1]):
     for dag in load_dags(loader).values():
         rows = dict(re.findall(r"^\| (.+?) \| (\d+) routes?", dag.doc_md or "", re.M))
-        static = {t.task_id: len(t.expand_input.value) for t in dag.tasks
-                  if t.task_id.endswith(".run") and isinstance(getattr(t.expand_input, "value", None), list)}
+        static = {t.task_id: len(t.expand_input.value["route"]) for t in dag.tasks
+                  if t.task_id.endswith(".run") and isinstance(t.expand_input.value.get("route"), list)}
         counts[dag.dag_id] = {"plan": {k: int(v) for k, v in rows.items()}, "static": static}
 new = sorted(set(sys.modules) - before)
 hit = lambda m: re.search(r"(^|\.)(kubernetes|docker)(\.|$)", m)

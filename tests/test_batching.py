@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from flow_airflow import settings
 from flow_airflow.local_run import RunResult, run_flow
 from flow_airflow.operators.experiment import ExperimentOperator
-from flow_airflow.operators.records import batches
+from flow_airflow.operators.records import batches, batches_of_json
 
 
 def test_the_setting_is_a_number_or_one_per_flow(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -27,13 +28,14 @@ def test_the_setting_is_a_number_or_one_per_flow(monkeypatch: pytest.MonkeyPatch
 
 def test_batches_and_their_labels() -> None:
     routes = [{"params": [["x", str(i)]], "parents": {}, "label": f"x={i}"} for i in range(5)]
-    assert batches(routes, 1) == [{"route": r} for r in routes]
-    assert [len(b["route"]) for b in batches(routes, 2)] == [2, 2, 1]
-    op = ExperimentOperator(task_id="t", flow_task={}, route=routes[:3], parent_task_ids={}, gathered=[],
-                            project_dir="/p", compute={}, batch=3)
+    assert batches(routes, 1) == routes
+    assert [len(b) for b in batches(routes, 2)] == [2, 2, 1]
+    texts = [json.dumps(r) for r in routes]
+    assert [json.loads(b) for b in batches_of_json(texts, 2)] == batches(routes, 2)
+    setup = {"task": {}, "project_dir": "/p"}
+    op = ExperimentOperator(task_id="t", experiment=setup, route=routes[:3], batch=3)
     assert op.route_label == "3 routes: x=0 … x=2"
-    assert ExperimentOperator(task_id="u", flow_task={}, route=routes[0], parent_task_ids={}, gathered=[],
-                              project_dir="/p", compute={}).route_label == "x=0"
+    assert ExperimentOperator(task_id="u", experiment=setup, route=routes[0]).route_label == "x=0"
 
 
 def experiments(result: RunResult) -> list[tuple]:

@@ -76,7 +76,7 @@ def test_dag_shape(tmp_path: Path, airflow_home: Path) -> None:
     c = grid.get_task("grid_search_c.run")
     assert c.task_display_name == "Grid Search C"
     assert sorted(c.upstream_task_ids) == ["grid_search_a.run", "grid_search_b.run"]
-    assert len(c.expand_input.value) == 30  # a static list: known at compile time
+    assert len(c.expand_input.value["route"]) == 30  # a static list: known at compile time
     conditions = dags["conditions"]
     assert type(conditions.get_task("compare.condition")).__name__ == "ConditionOperator"
     assert conditions.get_task("compare.run").upstream_task_ids == {"compare.condition"}

@@ -97,9 +97,10 @@ def test_experiment_operator_takes_its_arguments_as_json_text() -> None:
     from flow_airflow.operators.experiment import ExperimentOperator
 
     route = {"params": [["lr", "0.1"]], "parents": {}, "label": "lr=0.1"}
-    op = ExperimentOperator(task_id="t", flow_task=json.dumps({"title": "T"}), route=json.dumps(route),
-                            parent_task_ids={}, gathered=[], project_dir="/p", compute=json.dumps({"name": "local"}))
+    setup = {"task": {"title": "T"}, "parents": {"A": "a.run"}, "project_dir": "/p", "compute": {"name": "local"}}
+    op = ExperimentOperator(task_id="t", experiment=json.dumps(setup), route=json.dumps(route))
     assert op.route == route and op.flow_task == {"title": "T"} and op.compute == {"name": "local"}
+    assert op.parent_task_ids == {"A": "a.run"} and op.gathered == [] and op.project_dir == "/p"
 
 
 @pytest.fixture

@@ -17,12 +17,25 @@ from airflow.sdk import DAG, TaskGroup
 from flow_airflow import settings
 from flow_airflow.build.schedule import schedule_of
 from flow_airflow.operators.experiment import ROUTE_LABEL, ExperimentOperator
-from flow_airflow.operators.records import batches
+from flow_airflow.operators.records import batches_of_json
 from flow_airflow.operators.routes import ConditionOperator, RoutesOperator
 from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan
 from flow_airflow.sensors.approval import ApprovalSensor
 
 RUN = "run"
+
+
+class FlowTaskGroup(TaskGroup):
+    """A flow task's TaskGroup, equal only to itself.
+
+    Airflow's TaskGroup compares field by field (attrs), and adding a task to a group compares
+    the group with the task's: through the parent group that walks the root group's children,
+    so building a DAG of n groups costs O(n²) (2,000 groups: 0.8 s instead of 0.25 s). A group
+    is the same group only when it is the same object, which is what those checks ask.
+    """
+
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
 
 
 def run_task_id(slug: str) -> str:
@@ -46,7 +59,7 @@ def build_dag(plan: FlowPlan) -> DAG:
     with dag:
         runs: dict[str, Any] = {}
         for task in plan.tasks:
-            with TaskGroup(
+            with FlowTaskGroup(
                 group_id=task.slug,
                 group_display_name=task.title,
                 tooltip=(task.spec.description or task.describe_count()),
@@ -70,15 +83,18 @@ def build_dag(plan: FlowPlan) -> DAG:
 def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
     parent_ids = {p: run_task_id(plan.task(p).slug) for p in task.parents}
     compute = task.compute
+    setup = {
+        "task": task.spec.model_dump(mode="json", exclude_none=True),
+        "parents": parent_ids,
+        "gathered": [] if not task.tests else sorted({t.task for t in task.tests if t.task} or set(task.parents)),
+        "project_dir": str(plan.flow.project_dir),
+        "compute": {"name": compute.name, "kind": compute.kind, "settings": compute.settings,
+                    "notes": list(compute.notes)} if compute else None,
+    }
     experiment = ExperimentOperator.partial(
         task_id=RUN,
         task_display_name=task.title,
-        flow_task=task.spec.model_dump_json(exclude_none=True),
-        parent_task_ids=parent_ids,
-        gathered=[] if not task.tests else sorted({t.task for t in task.tests if t.task} or set(task.parents)),
-        project_dir=str(plan.flow.project_dir),
-        compute=json.dumps({"name": compute.name, "kind": compute.kind, "settings": compute.settings,
-                            "notes": list(compute.notes)} if compute else {"name": "local", "kind": "local"}),
+        experiment=json.dumps(setup),
         map_index_template=ROUTE_LABEL,
         batch=batch,
         **_retries(task),
@@ -97,10 +113,10 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
             follow=run_task_id(task.slug),
             batch=batch,
         )
-        run = experiment.expand_kwargs(condition.output)
+        run = experiment.expand(route=condition.output)
         condition >> run
         return condition, run
-    if task.routes is None:
+    if task.route_texts is None:
         planner = RoutesOperator(
             task_id="routes",
             task_display_name=f"{task.title}: routes",
@@ -109,9 +125,9 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
             single_mode=task.single_mode,
             batch=batch,
         )
-        run = experiment.expand_kwargs(planner.output)
+        run = experiment.expand(route=planner.output)
         return planner, run
-    run = experiment.expand_kwargs([{"route": json.dumps(b["route"])} for b in batches(task.routes, batch)])
+    run = experiment.expand(route=batches_of_json(task.route_texts, batch))
     return run, run
 
 

@@ -27,24 +27,21 @@ class ExperimentOperator(BaseOperator):
     def __init__(
         self,
         *,
-        flow_task: dict[str, Any] | str,
+        experiment: dict[str, Any] | str,
         route: dict[str, Any] | list[dict[str, Any]] | str,
-        parent_task_ids: dict[str, str],
-        gathered: list[str],
-        project_dir: str,
-        compute: dict[str, Any] | str,
         batch: int = 1,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         # Compiled DAGs pass these as JSON text: one string serializes (and parses) far faster
         # than the nested lists and dicts it holds, in every DAG file parse.
-        self.flow_task = json.loads(flow_task) if isinstance(flow_task, str) else flow_task
+        setup = json.loads(experiment) if isinstance(experiment, str) else experiment
+        self.flow_task: dict[str, Any] = setup["task"]
+        self.parent_task_ids: dict[str, str] = setup.get("parents", {})  # parent title -> its run task id
+        self.gathered: list[str] = setup.get("gathered", [])  # parents whose passing experiments are gathered
+        self.project_dir: str = setup["project_dir"]
+        self.compute: dict[str, Any] = setup.get("compute") or {"name": "local", "kind": "local"}
         self.route = json.loads(route) if isinstance(route, str) else route
-        self.parent_task_ids = parent_task_ids
-        self.gathered = gathered
-        self.project_dir = project_dir
-        self.compute = json.loads(compute) if isinstance(compute, str) else compute
         self.batch = batch  # routes per task instance in this flow: map index m runs routes m*batch...
         self._experiment: Any = None
 

@@ -38,8 +38,15 @@ def pull_chosen(
     return result
 
 
-def batches(routes: list[Any], batch: int) -> list[dict[str, Any]]:
-    """What a task's experiments are mapped over: a route each, or ``batch`` routes each."""
+def batches(routes: list[Any], batch: int) -> list[Any]:
+    """What a task's experiments are mapped over: a route each, or a list of ``batch`` routes each."""
     if batch <= 1:
-        return [{"route": r} for r in routes]
-    return [{"route": routes[i : i + batch]} for i in range(0, len(routes), batch)]
+        return routes
+    return [routes[i : i + batch] for i in range(0, len(routes), batch)]
+
+
+def batches_of_json(routes: list[str], batch: int) -> list[str]:
+    """:func:`batches` of routes given as JSON text, as JSON text."""
+    if batch <= 1:
+        return routes
+    return ["[" + ",".join(routes[i : i + batch]) + "]" for i in range(0, len(routes), batch)]

@@ -11,8 +11,8 @@ from airflow.sdk import BaseOperator
 class RoutesOperator(BaseOperator):
     """Plans a task's routes from its parents' experiments (``| hyper`` tags, run-time counts).
 
-    Returns ``[{"route": ...}, ...]``, which the task's experiments are mapped over (with
-    ``batch_routes``, ``"route"`` is a list of routes).
+    Returns the routes, which the task's experiments are mapped over (with ``batch_routes``,
+    lists of routes).
     """
 
     template_fields = ()
@@ -33,7 +33,7 @@ class RoutesOperator(BaseOperator):
         self.single_mode = single_mode
         self.batch = batch
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute(self, context: Any) -> list[Any]:
         from flow_airflow.operators.records import batches, pull_records
         from flow_airflow.plan.routes import plan_routes
 
@@ -75,7 +75,7 @@ class ConditionOperator(BaseBranchOperator):
     def choose_branch(self, context: Any) -> str | None:  # pragma: no cover - execute does it all
         raise NotImplementedError
 
-    def execute(self, context: Any) -> list[dict[str, Any]]:
+    def execute(self, context: Any) -> list[Any]:
         from flow_airflow.operators.records import batches, pull_records
         from flow_airflow.plan.conditions import MetricCondition, evaluate
         from flow_airflow.plan.routes import plan_routes

@@ -15,6 +15,7 @@ folder must be as trusted as the dags folder (it is under ``$AIRFLOW_HOME`` by d
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -94,7 +95,13 @@ def lookup(file: Path, text: str, dag_id: str | None = None) -> tuple[str, FlowP
                 return None
             if dag_id is not None and head["dag_id"] != dag_id:
                 return head["dag_id"], None
-            plan = pickle.load(f)
+            # Unpickling makes many objects at once, which sets off the garbage collector over
+            # everything the parsing process holds, for nothing: none of them is garbage yet.
+            gc.disable()
+            try:
+                plan = pickle.load(f)
+            finally:
+                gc.enable()
     except Exception:  # missing, half-written, from another version: compile anew
         return None
     return (plan.dag_id, plan) if isinstance(plan, FlowPlan) else None

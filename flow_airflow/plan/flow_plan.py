@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ class TaskPlan:
     slug: str
     parents: list[str]
     params: list[tuple[str, list[str]]] = field(default_factory=list)
-    routes: list[Route] | None = None  # known at compile time, or None: planned at run time
+    route_texts: list[str] | None = None  # each route as JSON, when known at compile time; None: planned at run time
     count: int | None = None  # routes, when known at compile time (even when planned at run time)
     factors: list[int] = field(default_factory=list)
     runtime_reason: str = ""
@@ -38,6 +39,11 @@ class TaskPlan:
     @property
     def title(self) -> str:
         return self.spec.title
+
+    @property
+    def routes(self) -> list[Route] | None:
+        """The routes, when known at compile time (kept as JSON: what the DAG maps over, and quick to load)."""
+        return None if self.route_texts is None else [json.loads(text) for text in self.route_texts]
 
     @property
     def kind(self) -> str:
@@ -121,8 +127,9 @@ def _plan_routes(plan: TaskPlan, plans: dict[str, TaskPlan], stand_ins: dict[str
     plan.count = choices * math.prod(len(v) for _, v in plan.params)
     plan.factors = [n for n in [*(plans[p].count or 1 for p in upstream), *(len(v) for _, v in plan.params)] if n > 1]
     if plan.count <= STATIC_ROUTES_LIMIT:
-        plan.routes = plan_routes(plan.params, parents, single_mode=plan.single_mode)
-        stand_ins[plan.title] = stand_in_records(plan.title, plan.routes, parents)
+        routes = plan_routes(plan.params, parents, single_mode=plan.single_mode)
+        plan.route_texts = [json.dumps(route, separators=(",", ":")) for route in routes]
+        stand_ins[plan.title] = stand_in_records(plan.title, routes, parents)
     else:  # the routes themselves only when a task after this one needs them to plan its own
         plan.runtime_reason = f"{plan.count} routes are planned at run time to keep parsing fast"
         stand_ins[plan.title] = lambda: stand_in_records(
