@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parse-reps", type=int, default=15, help="parses of each file (15)")
     parser.add_argument("--cold-reps", type=int, default=0,
                         help="also parse each file in a fresh interpreter this many times (0)")
-    parser.add_argument("--run-reps", type=int, default=3, help="runs of each DAG after a warm-up run (3)")
+    parser.add_argument("--run-reps", type=int, default=5, help="runs of each DAG after a warm-up run (5)")
     parser.add_argument("--parallelism", type=int, default=None, help="[core] parallelism of the server (harness: 8)")
     parser.add_argument("--scale-routes", type=int, default=2000, help="routes of the batched grid (2000)")
     parser.add_argument("--scale-batch", type=int, default=100, help="routes per task instance (100)")
