@@ -53,6 +53,9 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
+    from airflow.configuration import conf
+
+    from flow_airflow import settings
     from flow_airflow.plan.flow_plan import plan_flow
     from flow_airflow.spec.load import load_flow
 
@@ -65,6 +68,10 @@ def plan(args: argparse.Namespace) -> int:
     version = f", version {flow.spec.version}" if flow.spec.version else ""
     print(f"Flow '{flow.spec.name}' -> DAG '{flow_plan.dag_id}' (sha256 {flow.digest[:12]}{version})")
     print(f"  runs: {_when(flow.spec)}")
+    batch = settings.batch_routes(flow_plan.dag_id)
+    map_limit = conf.getint("core", "max_map_length", fallback=1024)
+    if batch > 1:
+        print(f"  {batch} routes per task instance ([flow_airflow] batch_routes)")
     for task in flow_plan.tasks:
         after = f" after {', '.join(task.parents)}" if task.parents else ""
         print(f"  {task.title} [{task.kind}{after}]: {task.describe_count()}")
@@ -84,6 +91,9 @@ def plan(args: argparse.Namespace) -> int:
             print(f"      mails on {' and '.join(notify)} to {to}")
         if getattr(spec, "restart_if_stuck", False):
             print("      restarts when it fails ([flow_airflow] restart_if_stuck_retries)")
+        if task.count and -(-task.count // batch) > map_limit:
+            print(f"      warning: {task.count} routes are more task instances than Airflow's [core] max_map_length "
+                  f"({map_limit}): set [flow_airflow] batch_routes to at least {-(-task.count // map_limit)}")
         if task.compute:
             print(f"      compute: {task.compute.name} ({task.compute.kind})")
             for note in task.compute.notes:

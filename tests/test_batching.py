@@ -73,3 +73,33 @@ def test_a_batched_flow_runs_the_same_experiments(
     for e in one_each.experiments:
         routes[f"{e.task.lower().replace(' ', '_')}.run"] += 1
     assert task_instances(batched) == {task: math.ceil(n / 4) for task, n in routes.items()}
+
+
+@pytest.mark.airflow
+def test_a_grid_past_max_map_length_says_to_batch_and_runs_batched(
+    airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "flow.yaml"
+    file.write_text(
+        "flow: Past The Limit\n"
+        "tasks:\n"
+        "  - title: Grid\n"
+        "    type: exec\n"
+        "    input: 'true'\n"
+        "    computes: [local]\n"
+        "    params:\n"
+        f"      - {{key: x, value: {list(range(300))}}}\n"
+        "relations: []\n"
+    )
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "280")  # 300 routes: planned at run time, past the limit
+    failed = run_flow(file)
+    assert failed.state == "failed" and [e.state for e in failed.experiments] == ["upstream_failed"]
+    text = "".join(capfd.readouterr())
+    assert "300 routes make 300 task instances, more than Airflow's [core] max_map_length (280)" in text
+    assert "[flow_airflow] batch_routes (at least 2)" in text
+
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__BATCH_ROUTES", "2")
+    batched = run_flow(file)
+    assert batched.state == "success"
+    assert sorted(int(e.params["x"]) for e in batched.experiments) == list(range(300))
+    assert task_instances(batched) == {"grid.run": 150}

@@ -64,6 +64,18 @@ def test_plan_shows_counts_conditions_and_unconfigured_computes(tmp_path: Path) 
                              "      warning: compute template 'gpu' is not configured here; skipped"]
 
 
+
+def test_plan_warns_of_a_grid_past_max_map_length(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("flow: Big\ntasks:\n  - title: Grid\n    type: exec\n    input: 'true'\n    computes: [local]\n"
+                    f"    params:\n      - {{key: x, value: {list(range(50))}}}\n"
+                    f"      - {{key: y, value: {list(range(40))}}}\nrelations: []\n")
+    warning = ("      warning: 2000 routes are more task instances than Airflow's [core] max_map_length (1024): "
+               "set [flow_airflow] batch_routes to at least 2")
+    assert warning in cli("plan", str(flow)).stdout.splitlines()
+    batched = cli("plan", str(flow), AIRFLOW__FLOW_AIRFLOW__BATCH_ROUTES="100").stdout
+    assert "  100 routes per task instance ([flow_airflow] batch_routes)" in batched and "max_map_length" not in batched
+
 @pytest.mark.airflow
 def test_run_prints_a_summary_of_every_experiment(tmp_path: Path) -> None:
     done = cli("run", str(FLOWS / "dynamic_routes" / "flow.yaml"), home=tmp_path / "home")

@@ -8,6 +8,28 @@ from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk import BaseOperator
 
 
+def mapped(routes: list[Any], batch: int) -> list[Any]:
+    """What the task's experiments are mapped over, within Airflow's ``[core] max_map_length``.
+
+    Past that limit Airflow fails the mapping with a bare length error; say what to do instead.
+    """
+    from airflow.configuration import conf
+    from airflow.sdk.exceptions import AirflowException
+
+    from flow_airflow.operators.records import batches
+
+    items = batches(routes, batch)
+    limit = conf.getint("core", "max_map_length", fallback=1024)
+    if len(items) > limit:
+        per = -(-len(routes) // limit)
+        raise AirflowException(
+            f"{len(routes)} routes make {len(items)} task instances, more than Airflow's [core] max_map_length "
+            f"({limit}): run several routes per task instance with [flow_airflow] batch_routes (at least {per}) "
+            "or raise max_map_length"
+        )
+    return items
+
+
 class RoutesOperator(BaseOperator):
     """Plans a task's routes from its parents' experiments (``| hyper`` tags, run-time counts).
 
@@ -34,7 +56,7 @@ class RoutesOperator(BaseOperator):
         self.batch = batch
 
     def execute(self, context: Any) -> list[Any]:
-        from flow_airflow.operators.records import batches, pull_records
+        from flow_airflow.operators.records import pull_records
         from flow_airflow.plan.routes import plan_routes
 
         parents = {} if self.single_mode else pull_records(context["ti"], self.parent_task_ids)
@@ -42,7 +64,7 @@ class RoutesOperator(BaseOperator):
         self.log.info("%d route(s): %s", len(routes), "; ".join(r["label"] or "-" for r in routes[:50]))
         if self.batch > 1:
             self.log.info("run %d per task instance ([flow_airflow] batch_routes)", self.batch)
-        return batches(routes, self.batch)
+        return mapped(routes, self.batch)
 
 
 class ConditionOperator(BaseBranchOperator):
@@ -76,7 +98,7 @@ class ConditionOperator(BaseBranchOperator):
         raise NotImplementedError
 
     def execute(self, context: Any) -> list[Any]:
-        from flow_airflow.operators.records import batches, pull_records
+        from flow_airflow.operators.records import pull_records
         from flow_airflow.plan.conditions import MetricCondition, evaluate
         from flow_airflow.plan.routes import plan_routes
 
@@ -91,4 +113,4 @@ class ConditionOperator(BaseBranchOperator):
         routes = plan_routes([(k, v) for k, v in self.params_grid], {**parents, **passing}, gathered=passing)
         self.log.info("%d route(s) on the experiments that passed", len(routes))
         self.do_branch(context, self.follow)
-        return batches(routes, self.batch)
+        return mapped(routes, self.batch)
