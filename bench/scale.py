@@ -191,10 +191,11 @@ def run(root: Path, routes: int, batch: int, mapped: int, parallelism: int | Non
         ]
     finally:
         server.stop()
-    return rows(results, idle, routes, batch, mapped)
+    return rows(results, idle, routes, batch, mapped, parallelism)
 
 
-def rows(results: list[Measured], idle: Probe, routes: int, batch: int, mapped: int) -> list[Row]:
+def rows(results: list[Measured], idle: Probe, routes: int, batch: int, mapped: int,
+         parallelism: int | None = None) -> list[Row]:
     b, m, h = results
     idle_p50 = median(idle.latencies())
 
@@ -212,7 +213,7 @@ def rows(results: list[Measured], idle: Probe, routes: int, batch: int, mapped: 
         Row("scale", f"{routes:,}-route grid, {batch} routes per task instance ({b.task_instances} task instances): "
                      "total time", b.wall, None,
             note=(f"{b.wall / routes * 1000:.0f} ms of wall time and {b.cpu / routes * 1000:.0f} ms of CPU per route; "
-                  f"scheduler CPU {b.scheduler_cpu:.1f} s in all")),
+                  f"scheduler CPU {b.scheduler_cpu:.1f} s in all; [core] parallelism {parallelism or '(harness)'}")),
         Row("scale", f"{mapped:,}-route grid, one task instance per route (max_map_length {max(1024, mapped)}): "
                      "total time", m.wall, h.wall,
             note=(f"per route {m.wall / mapped * 1000:.0f} ms vs {h.wall / mapped * 1000:.0f} ms of wall time, "
