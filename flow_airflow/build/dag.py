@@ -84,7 +84,7 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
     parent_ids = {p: run_task_id(plan.task(p).slug) for p in task.parents}
     compute = task.compute
     setup = {
-        "task": task.spec.model_dump(mode="json", exclude_none=True),
+        "task": task.spec.model_dump(mode="json", exclude_defaults=True),  # validated again when it runs
         "parents": parent_ids,
         "gathered": [] if not task.tests else sorted({t.task for t in task.tests if t.task} or set(task.parents)),
         "project_dir": str(plan.flow.project_dir),

@@ -49,8 +49,8 @@ class ExperimentOperator(BaseOperator):
     def route_label(self) -> str:
         """The route's params (``lr=0.01``); for a batch, how many routes and the first and last."""
         if not isinstance(self.route, list):
-            return self.route["label"] or "no params"
-        labels = [r["label"] or "no params" for r in self.route]
+            return _label(self.route)
+        labels = [_label(r) for r in self.route]
         text = labels[0] if len(labels) == 1 else f"{len(labels)} routes: {labels[0]} … {labels[-1]}"
         return text if len(text) <= LABEL_LIMIT else text[: LABEL_LIMIT - 1] + "…"
 
@@ -75,12 +75,12 @@ class ExperimentOperator(BaseOperator):
         first = max(ti.map_index, 0) * self.batch
         records, failed = [], []
         for offset, route in enumerate(self.route):
-            self.log.info("::group::route %d: %s", first + offset, route["label"] or "no params")
+            self.log.info("::group::route %d: %s", first + offset, _label(route))
             try:
                 records.append(self._run(ti, route, first + offset, project_env))
             except ExperimentFailed as e:
                 self.log.error("%s", e)
-                failed.append(f"route {first + offset} ({route['label'] or 'no params'})")
+                failed.append(f"route {first + offset} ({_label(route)})")
             finally:
                 self.log.info("::endgroup::")
         if failed:
@@ -111,3 +111,10 @@ class ExperimentOperator(BaseOperator):
     def on_kill(self) -> None:
         if self._experiment:
             self._experiment.kill()
+
+
+def _label(route: dict[str, Any]) -> str:
+    """A route's label: as the experiment made it, else (before it ran) its own params."""
+    from flow_airflow.plan.routes import label
+
+    return route.get("label") or label(route["params"], {}) or "no params"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 TEMPLATE = re.compile(r"\{\{\s*(?P<task>[^.{}|]+?)\s*\.\s*(?P<tag>[^{}|]+?)\s*(?P<hyper>\|\s*hyper\s*)?\}\}")
 LABEL_LIMIT = 250  # Airflow's rendered_map_index column
@@ -38,7 +38,7 @@ class Route(TypedDict):
 
     params: list[list[str]]  # [key, value] in the order the flow lists them
     parents: dict[str, list[int]]  # parent title -> experiment indexes (several when gathered)
-    label: str
+    label: NotRequired[str]  # compiled DAGs leave it out: the experiment makes it again from its parents
 
 
 class RouteError(Exception):

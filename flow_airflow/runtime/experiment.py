@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 
 from flow_airflow import settings
 from flow_airflow.computes.local import LocalCompute
-from flow_airflow.plan.routes import Record, Route, render, slug, upstream_of
+from flow_airflow.plan.routes import Record, Route, label, render, slug, upstream_of
 from flow_airflow.runtime import workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
 from flow_airflow.runtime.environment import experiment_env
@@ -73,9 +73,7 @@ class Experiment:
 
         upstream = upstream_of(self.parents)
         params = [[k, render(v, upstream)] for k, v in self.route["params"]]
-        self.route["label"] = (
-            self.route["label"] if "{{" not in self.route["label"] else ", ".join(f"{k}={v}" for k, v in params)
-        )
+        self.route["label"] = label(params, self.parents)  # its params, then those of the experiments it follows
         root = settings.workspaces_root() / self.dag_id / _safe(self.run_id) / self.slug / str(self.index)
         workdir = self._workspace(root)
         inputs, passed = self._stage_inputs(workdir)
