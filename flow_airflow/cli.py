@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -91,9 +92,9 @@ def plan(args: argparse.Namespace) -> int:
             print(f"      mails on {' and '.join(notify)} to {to}")
         if getattr(spec, "restart_if_stuck", False):
             print("      restarts when it fails ([flow_airflow] restart_if_stuck_retries)")
-        if task.count and -(-task.count // batch) > map_limit:
+        if task.count and math.ceil(task.count / batch) > map_limit:
             print(f"      warning: {task.count} routes are more task instances than Airflow's [core] max_map_length "
-                  f"({map_limit}): set [flow_airflow] batch_routes to at least {-(-task.count // map_limit)}")
+                  f"({map_limit}): set [flow_airflow] batch_routes to at least {math.ceil(task.count / map_limit)}")
         if task.compute:
             print(f"      compute: {task.compute.name} ({task.compute.kind})")
             for note in task.compute.notes:

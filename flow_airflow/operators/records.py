@@ -49,4 +49,4 @@ def batches_of_json(routes: list[str], batch: int) -> list[str]:
     """:func:`batches` of routes given as JSON text, as JSON text."""
     if batch <= 1:
         return routes
-    return ["[" + ",".join(routes[i : i + batch]) + "]" for i in range(0, len(routes), batch)]
+    return ["[" + ",".join(chunk) + "]" for chunk in batches(routes, batch)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from airflow.providers.standard.operators.branch import BaseBranchOperator
@@ -21,10 +22,10 @@ def mapped(routes: list[Any], batch: int) -> list[Any]:
     items = batches(routes, batch)
     limit = conf.getint("core", "max_map_length", fallback=1024)
     if len(items) > limit:
-        per = -(-len(routes) // limit)
         raise AirflowException(
             f"{len(routes)} routes make {len(items)} task instances, more than Airflow's [core] max_map_length "
-            f"({limit}): run several routes per task instance with [flow_airflow] batch_routes (at least {per}) "
+            f"({limit}): run several routes per task instance with [flow_airflow] batch_routes "
+            f"(at least {math.ceil(len(routes) / limit)}) "
             "or raise max_map_length"
         )
     return items
