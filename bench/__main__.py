@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="the smallest sizes, one repetition: does it all run")
     parser.add_argument("--parse-sizes", type=_ints, default=[10, 100, 500], help="flow sizes in tasks (10,100,500)")
     parser.add_argument("--grid", type=int, default=10_000, help="the big grid against a 3-route one (10000)")
-    parser.add_argument("--parse-reps", type=int, default=15, help="parses of each file (15)")
+    parser.add_argument("--parse-reps", type=int, default=60, help="parses of each file (60)")
     parser.add_argument("--cold-reps", type=int, default=0,
                         help="also parse each file in a fresh interpreter this many times (0)")
     parser.add_argument("--run-reps", type=int, default=5, help="runs of each DAG after a warm-up run (5)")

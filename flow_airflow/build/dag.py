@@ -8,7 +8,6 @@ routes. Routes known at compile time are a static list in the DAG.
 from __future__ import annotations
 
 import json
-import textwrap
 from datetime import timedelta
 from typing import Any
 
@@ -181,5 +180,5 @@ def _docs(plan: FlowPlan, batch: int = 1) -> str:
     lines += [f"| {t.title} | {t.describe_count()} |" for t in plan.tasks]
     if batch > 1:
         lines += ["", f"A task instance runs {batch} routes in turn (`[flow_airflow] batch_routes`)."]
-    lines += ["", "```yaml", textwrap.dedent(flow.text).rstrip(), "```"]
+    lines += ["", "```yaml", flow.text.rstrip(), "```"]
     return "\n".join(lines)

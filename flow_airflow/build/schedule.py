@@ -22,26 +22,29 @@ def schedule_of(flow: Flow) -> dict[str, Any]:
     ``recurring`` fires at every cron tick (no catch-up of missed ticks); ``schedule`` runs once
     at its time, or as soon as the DAG is unpaused if that time has passed; neither: no schedule.
     Datasets of ``triggers`` start a run on a new version, alone or besides the time schedule.
+    What a flow does not use is not imported: a parse pays only for its own schedule.
     """
-    import pendulum
-    from airflow.sdk import AssetAny, AssetOrTimeSchedule, CronTriggerTimetable
-
-    # Airflow 3.3.2 cannot serialize the Task SDK's EventsTimetable (its encoder drops the
-    # '_summary' that the scheduler's class reads back); the core class serializes itself.
-    from airflow.timetables.events import EventsTimetable
-
-    zone = timezone_of(flow)
     timetable: Any = None
     when = None
     if flow.recurring:
-        timetable = CronTriggerTimetable(flow.recurring, timezone=zone)
+        from airflow.sdk import CronTriggerTimetable
+
+        timetable = CronTriggerTimetable(flow.recurring, timezone=timezone_of(flow))
     elif flow.schedule:
-        when = pendulum.instance(parse_schedule(flow.schedule), tz=pendulum.timezone(zone))
+        import pendulum
+
+        # Airflow 3.3.2 cannot serialize the Task SDK's EventsTimetable (its encoder drops the
+        # '_summary' that the scheduler's class reads back); the core class serializes itself.
+        from airflow.timetables.events import EventsTimetable
+
+        when = pendulum.instance(parse_schedule(flow.schedule), tz=pendulum.timezone(timezone_of(flow)))
         timetable = EventsTimetable([when], description=f"Once, at {when.format('YYYY-MM-DD HH:mm:ss zz')}")
     # a one-shot time already past still runs, once: catch-up from that very time
     dates = {"catchup": True, "start_date": when} if when else {"catchup": False}
     datasets = flow.triggers.datasets if flow.triggers else []
     if datasets:
+        from airflow.sdk import AssetAny, AssetOrTimeSchedule
+
         assets = AssetAny(*(dataset_asset(name) for name in datasets))
         timetable = assets if timetable is None else AssetOrTimeSchedule(timetable=timetable, assets=assets)
     return {"schedule": timetable, **dates}
