@@ -167,3 +167,16 @@ def test_a_task_process_keeps_airflow_out_of_full_collections(tmp_path: Path, da
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert done.stdout.split()[-1] == str(frozen)  # only where a worker parses the loader to run a task
     assert "flow__two_grid_searches" in done.stdout
+
+
+@pytest.mark.parametrize("flow, dags, imported", [("grid_two", 1, False), ("scheduled", 2, True)])
+def test_a_parse_imports_only_the_timetable_its_flow_uses(tmp_path: Path, flow: str, dags: int, imported: bool) -> None:
+    """An unscheduled flow does not pay for importing the one-shot schedule's timetable."""
+    import shutil
+
+    shutil.copytree(Path(__file__).parent / "flows" / flow, tmp_path / flow)
+    code = ("import sys; import airflow.sdk; from flow_airflow.loader import load_dags; "
+            f"dags = load_dags({str(tmp_path / 'flows.py')!r}); "
+            "print(len(dags), 'airflow.timetables.events' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == [str(dags), str(imported)]
