@@ -118,17 +118,41 @@ def _when(flow: Flow) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flow_airflow.local_run import run_flow
+    import json
+    import time
+
+    from flow_airflow.local_run import run_flow, titles_of
+    from flow_airflow.plan.flow_plan import plan_flow
+    from flow_airflow.spec.load import load_flow
 
     try:
-        result = run_flow(args.file)
+        conf = json.loads(args.conf) if args.conf else None
+        flow_plan = plan_flow(load_flow(args.file))
     except FlowError as e:
         print(e, file=sys.stderr)
         return 1
-    print(f"DAG '{result.dag_id}', run {result.run_id}: {result.state}")
-    for e in result.experiments:
-        tags = ", ".join(f"{k}={v}" for k, v in e.tags.items())
-        print(f"  {e.task} #{e.index} [{e.label or '-'}] {e.state}" + (f"  tags: {tags}" if tags else ""))
+    except json.JSONDecodeError as e:
+        print(f"--conf is not valid JSON: {e}", file=sys.stderr)
+        return 2
+    from flow_airflow import settings
+    from flow_airflow.run_report import Progress, airflow_output_to, summary
+
+    logs = settings.airflow_home() / "flow_airflow_run"
+    log_file = None if args.verbose else logs / f"{flow_plan.dag_id}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    started = time.monotonic()
+    with airflow_output_to(log_file) as (out, err):
+        print(f"Running '{flow_plan.flow.spec.name}' (DAG {flow_plan.dag_id})"
+              + (f"; Airflow's log: {log_file}" if log_file else ""), file=out)
+        progress = Progress(titles_of(flow_plan.flow), {t.title: t.count for t in flow_plan.tasks}, out, err)
+        try:
+            result = run_flow(args.file, conf, listener=progress)
+        except FlowError as e:
+            print(e, file=err)
+            return 1
+        except Exception as e:  # Airflow could not run it: say what, the details are in the log
+            print(f"the run could not start: {e}" + (f" (see {log_file})" if log_file else ""), file=err)
+            return 1
+    print("\n".join(summary(result, time.monotonic() - started, log_file)))
     return 0 if result.state == "success" else 1
 
 
@@ -168,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file")
     p.set_defaults(func=plan)
     p = commands.add_parser("run", help="run a flow once through Airflow in AIRFLOW_HOME and summarize it")
-    p.add_argument("file")
+    p.add_argument("file", help="the flow YAML file")
+    p.add_argument("--conf", help="the run's conf as JSON, as a trigger from the UI or REST API gives it")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="show Airflow's own output (else it goes to a log file named in the summary)")
     p.set_defaults(func=run)
     p = commands.add_parser("import", help="copy a flow and its project folder into the dags folder")
     p.add_argument("file")

@@ -17,7 +17,7 @@ from typing import Any
 from flow_airflow import settings
 from flow_airflow.plan.flow_plan import dag_id_for
 from flow_airflow.plan.routes import slug
-from flow_airflow.spec.load import load_flow
+from flow_airflow.spec.load import LoadedFlow, load_flow
 
 BUNDLE = "flow-airflow-run"
 LOADER = '''"""flow-airflow run: the DAG of one flow file."""
@@ -51,8 +51,14 @@ class RunResult:
         return [e for e in self.experiments if e.task == title and (state is None or e.state == state)]
 
 
-def run_flow(file: str | Path, conf: dict[str, Any] | None = None) -> RunResult:
-    """Run the flow in ``file`` once and return what every experiment did."""
+def run_flow(file: str | Path, conf: dict[str, Any] | None = None, listener: Any = None) -> RunResult:
+    """Run the flow in ``file`` once and return what every experiment did.
+
+    :param conf: the run's ``conf`` (as a trigger through the UI or REST API gives it).
+    :param listener: an Airflow listener (``airflow.listeners.hookimpl`` methods) told of each
+        task instance as it ends, e.g. :class:`flow_airflow.run_report.Progress`.
+    :raises FlowError: the flow file is broken.
+    """
     file = Path(file).resolve()
     flow = load_flow(file)  # a broken flow stops here, with its FlowError
     dag_id = dag_id_for(flow.spec.name)
@@ -69,9 +75,17 @@ def run_flow(file: str | Path, conf: dict[str, Any] | None = None) -> RunResult:
     if dag_id not in bag.dags:
         errors = "\n".join(bag.import_errors.values())
         raise RuntimeError(f"the flow did not compile into a DAG:\n{errors}")
+    if listener is not None:
+        from airflow.sdk.listener import get_listener_manager
+
+        get_listener_manager().add_listener(listener)
     run = bag.dags[dag_id].test(run_conf=conf)
-    titles = {f"{slug(t.title)}.run": t.title for t in flow.spec.tasks}
-    return collect(dag_id, run.run_id, str(run.state), titles)
+    return collect(dag_id, run.run_id, str(run.state), titles_of(flow))
+
+
+def titles_of(flow: LoadedFlow) -> dict[str, str]:
+    """Each flow task's experiments' task id (``<slug>.run``) -> the task's title, in the file's order."""
+    return {f"{slug(t.title)}.run": t.title for t in flow.spec.tasks}
 
 
 def _add_bundle(path: Path) -> None:

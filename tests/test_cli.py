@@ -77,19 +77,6 @@ def test_plan_warns_of_a_grid_past_max_map_length(tmp_path: Path) -> None:
     assert "  100 routes per task instance ([flow_airflow] batch_routes)" in batched and "max_map_length" not in batched
 
 @pytest.mark.airflow
-def test_run_prints_a_summary_of_every_experiment(tmp_path: Path) -> None:
-    done = cli("run", str(FLOWS / "dynamic_routes" / "flow.yaml"), home=tmp_path / "home")
-    assert done.returncode == 0, done.stderr[-3000:]
-    summary = done.stdout[done.stdout.index("DAG 'dynamic_routes'"):].splitlines()
-    assert summary[1:] == [
-        "  Params #0 [no params] success  tags: route=1,2,3",
-        "  Dynamic #0 [route=1] success  tags: args=--route=1",
-        "  Dynamic #1 [route=2] success  tags: args=--route=2",
-        "  Dynamic #2 [route=3] success  tags: args=--route=3",
-    ]
-    assert (tmp_path / "home" / "airflow.db").exists()  # the metadata DB was created on the way
-
-
 def test_import_copies_the_project_and_installs_the_loader(tmp_path: Path) -> None:
     dags = tmp_path / "dags"
     dags.mkdir()
