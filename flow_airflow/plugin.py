@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
 
+from flow_airflow.approvals import notes
 from flow_airflow.approvals.ui import APPROVALS_APP, APPROVALS_VIEW
 
 
@@ -13,6 +14,7 @@ class FlowAirflowPlugin(AirflowPlugin):
     name = "flow_airflow"
     fastapi_apps: ClassVar[list[Any]] = [APPROVALS_APP]  # the approvals page and its API, at /flow-airflow
     external_views: ClassVar[list[Any]] = [APPROVALS_VIEW]  # "Approvals" in the UI's navigation
+    listeners: ClassVar[list[Any]] = [notes]  # a run's note says what its approvals decided
 
 
 def _preload_compiler() -> None:

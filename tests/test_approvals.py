@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -93,6 +94,16 @@ def gate_state(run_id: str) -> tuple[str, list[Any]]:
         return str(tis[GATE].state), [(t.task_id, str(t.state), t.try_number) for t in tis.values()]
 
 
+def run_note(run_id: str) -> str | None:
+    """The DAG run's note, as the runs list shows it."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return session.scalar(select(DagRun).where(DagRun.dag_id == DAG_ID, DagRun.run_id == run_id)).note
+
+
 def test_approve_runs_the_task(quick: None, project: Callable[..., Path]) -> None:
     before = known_runs()
     decider = decide_when_pending(before, ("carol", True), ("bob", True), ("alice", False))
@@ -107,6 +118,7 @@ def test_approve_runs_the_task(quick: None, project: Callable[..., Path]) -> Non
 
     assert result.state == "success"
     assert [e.state for e in result.of("Deploy Model", None)] == ["success"]
+    assert re.fullmatch(r"Approved by bob at \S+: 'Deploy Model' ran", run_note(result.run_id))
     from airflow.utils.session import create_session
 
     with create_session() as session:
@@ -126,6 +138,7 @@ def test_reject_fails_the_run_and_the_task_never_runs(quick: None, project: Call
     state, tis = gate_state(result.run_id)
     assert state == "failed"
     assert ("deploy_model.run", "upstream_failed", 0) in tis  # never tried
+    assert re.fullmatch(r"Rejected by alice at \S+: 'Deploy Model' did not run", run_note(result.run_id))
 
 
 def test_no_decision_in_time_fails_the_run(
@@ -136,6 +149,7 @@ def test_no_decision_in_time_fails_the_run(
     assert result.state == "failed"
     state, tis = gate_state(result.run_id)
     assert state == "failed" and ("deploy_model.run", "upstream_failed", 0) in tis
+    assert run_note(result.run_id) == "No decision on 'Deploy Model' in time: it did not run"
     from airflow.utils.session import create_session
 
     with create_session() as session:

@@ -107,6 +107,13 @@ def get(session: Session, dag_id: str, run_id: str, task_id: str, *, experiments
     return found[0] if found else None
 
 
+def of_run(session: Session, dag_id: str, run_id: str) -> list[Approval]:
+    """Every gate of one run that has asked for a decision."""
+    from airflow.models.taskinstance import TaskInstance as TI
+
+    return _approvals(session, session.scalars(_query([dag_id]).where(TI.run_id == run_id)).unique().all())
+
+
 def decide(session: Session, *, dag_id: str, run_id: str, task_id: str, user_id: str, username: str,
            approve: bool) -> Approval:
     """Record ``username``'s decision on a gate and resume the gate; refuse with 403, 404 or 409."""

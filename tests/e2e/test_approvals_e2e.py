@@ -175,6 +175,12 @@ def test_bob_approves_on_the_page_and_the_task_runs(
     carol_page = httpx.get(link, headers={"Authorization": f"Bearer {server.token_for('carol')}"}, timeout=30)
     assert carol_page.status_code == 200 and "you are signed in as carol" in carol_page.text
     assert gate(server, run_id)["state"] == "deferred"
+    # Where flows are listed, Airflow's own "pending actions" include the gate (the Dags list's filter and badge).
+    listed = server.session.get(f"{server.base_url}/ui/dags",
+                                params={"has_pending_actions": True, "dag_id_pattern": DAG}).json()["dags"]
+    [pending_dag] = [d for d in listed if d["dag_id"] == DAG]
+    subjects = [a["subject"] for a in pending_dag["pending_actions"]]
+    assert "Approve 'Deploy Model' of flow 'Approval Gate'?" in subjects
 
     # bob opens the mail's link in Chromium, signs in with Airflow's login and approves.
     browser.get(link)
@@ -205,6 +211,7 @@ def test_bob_approves_on_the_page_and_the_task_runs(
     wait.until(ec.url_contains(f"/dags/{DAG}/runs/{quote(run_id, safe='')}"))
 
     assert server.wait_for_run(DAG, run_id, timeout=120) == "success"
+    assert re.fullmatch(r"Approved by bob at \S+: 'Deploy Model' ran", server.dag_run(DAG, run_id)["note"])
     states = server.ti_states(DAG, run_id)
     assert states[(GATE, -1)] == "success" and states[(DEPLOY, 0)] == "success"
     log = gate_log(server, run_id, "Approved by bob")
@@ -230,6 +237,8 @@ def test_alice_rejects_and_the_run_fails_without_the_task(airflow_server: Airflo
     deploy = [t for (task_id, _), t in tis.items() if task_id == DEPLOY]
     assert [(t["state"], t["try_number"]) for t in deploy] == [("upstream_failed", 0)]  # never tried
     assert "Rejected by alice" in gate_log(server, run_id, "Rejected by alice")
+    # The runs list tells a rejected run from a crashed one: the run's note says who rejected it.
+    assert re.fullmatch(r"Rejected by alice at \S+: 'Deploy Model' did not run", server.dag_run(DAG, run_id)["note"])
     history = server.session.get(f"{server.base_url}/flow-airflow/api/approvals").json()["history"]
     assert {"run_id": run_id, "status": "rejected", "decided_by": "alice"}.items() <= next(
         a for a in history if a["run_id"] == run_id).items()
