@@ -3,7 +3,7 @@
 Airflow does not authenticate plugin routes: every route here resolves the caller from Airflow's
 own JWT (``Authorization: Bearer`` or the UI's ``_token`` cookie) with the auth manager, so the
 login is the UI's. Unauthenticated: 401. Seeing approvals needs read access to the flow's DAG;
-deciding needs to be one of the listed approvers (403 otherwise). A gate is decided once (409).
+deciding needs that and to be one of the listed approvers (403 otherwise). A gate is decided once (409).
 Decisions are JSON posts only, which a cross-site form cannot send (with the cookie's SameSite=Lax).
 """
 
@@ -123,6 +123,8 @@ def create_app() -> FastAPI:
             return _error(401, "Not signed in to Airflow: sign in to decide")
         try:
             with _session() as session:
+                if dag_id not in who.readable_dag_ids(session):  # deciding needs what seeing needs, and more
+                    return _error(403, f"{who.name} may not see the runs of {dag_id}")
                 approval = store.decide(session, dag_id=dag_id, run_id=run_id, task_id=task_id, user_id=who.id,
                                         username=who.name, approve=body.decision == "approve")
                 result = approval.as_json()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 
 from flow_airflow.approvals import APPROVE, CONTEXT_KEY, REJECT, SENSOR, page_path
 
@@ -148,11 +148,21 @@ def decide(session: Session, *, dag_id: str, run_id: str, task_id: str, user_id:
     if str(ti.state) in _OVER:
         raise DecisionRefused(409, f"'{task}' no longer waits for a decision (its gate is {ti.state}).")
 
-    detail.responded_by = {"id": user_id, "name": username}
-    detail.responded_at = datetime.now(UTC)
-    detail.chosen_options = [APPROVE if approve else REJECT]
-    detail.params_input = {}
-    session.add(detail)
+    # Decided once, on every database: the row changes only while it has no response. Row locks
+    # (above) order deciders on PostgreSQL and MySQL; SQLite ignores them, and this guard is what
+    # makes the second of two simultaneous decisions a 409 there.
+    applied = session.execute(
+        update(HITLDetail)
+        .where(HITLDetail.ti_id == ti.id, HITLDetail.responded_at.is_(None))
+        .values(responded_by={"id": user_id, "name": username}, responded_at=datetime.now(UTC),
+                chosen_options=[APPROVE if approve else REJECT], params_input={})
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.refresh(detail)
+    if applied != 1:
+        by = (detail.responded_by or {}).get("name", "?")
+        verb = "approved" if detail.chosen_options == [APPROVE] else "rejected"
+        raise DecisionRefused(409, f"'{task}' was already {verb} by {by} at {_iso(detail.responded_at)}.")
     if ti.state in (TaskInstanceState.DEFERRED, TaskInstanceState.AWAITING_INPUT):
         # Resume the gate now (state scheduled, the decision as its event), as Airflow's endpoint does.
         handle_event_submit(TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session)
