@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from pathlib import PurePosixPath
+from typing import Any
 
 from flow_airflow.plan.graph import Graph
 from flow_airflow.plan.routes import slug
@@ -18,6 +19,50 @@ def suggest(word: str, choices: Sequence[str] | set[str]) -> str:
     """' (did you mean 'x'?)' for the nearest choice, or ''."""
     near = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return f" (did you mean '{near[0]}'?)" if near else ""
+
+
+def same_name(name: str) -> str:
+    """A title as names are compared: letter case and runs of spaces do not count."""
+    return " ".join(name.split()).casefold()
+
+
+def matching_titles(name: str, titles: Sequence[str]) -> list[str]:
+    """The titles ``name`` means: itself when it is one, else those equal ignoring case and spaces."""
+    if name in titles:
+        return [name]
+    return list(dict.fromkeys(t for t in titles if same_name(t) == same_name(name)))
+
+
+def resolve_names(
+    flow: Flow, tasks: list[tuple[int, Task]], titles: list[str], source: Source
+) -> tuple[Flow, list[tuple[int, Task]], list[FlowIssue]]:
+    """Relation ends and conditions' ``task`` with the title they mean (published files write
+    ``from: train model`` for ``Train Model``); a name that fits several titles is an error."""
+    issues: list[FlowIssue] = []
+
+    def resolve(name: str | None, path: tuple) -> str | None:
+        found = matching_titles(name, titles) if name else []
+        if len(found) > 1:
+            issues.append(source.issue(path, f"'{name}' could mean any of the tasks {', '.join(map(repr, found))}: "
+                                             "write the title exactly as the task has it"))
+        return found[0] if len(found) == 1 else name
+
+    relations = [
+        r.model_copy(update={"source": resolve(r.source, ("relations", i, "from")),
+                             "target": resolve(r.target, ("relations", i, "to"))})
+        for i, r in enumerate(flow.relations or [])
+    ]
+    resolved: list[tuple[int, Task]] = []
+    for i, task in tasks:
+        if isinstance(task, RunnableTask) and task.conditions:
+            conditions = [c.model_copy(update={"task": resolve(c.task, ("tasks", i, "conditions", j, "task"))})
+                          for j, c in enumerate(task.conditions)]
+            task = task.model_copy(update={"conditions": conditions})
+        resolved.append((i, task))
+    update: dict[str, Any] = {"tasks": [t for _, t in resolved]}
+    if flow.relations is not None:
+        update["relations"] = relations
+    return flow.model_copy(update=update), resolved, issues
 
 
 def check_flow(
@@ -84,7 +129,9 @@ def check_flow(
     for i, relation in enumerate(flow.relations or []):
         ok = True
         for key, name in (("from", relation.source), ("to", relation.target)):
-            if name not in seen:
+            if name not in seen and len(matching_titles(name, titles)) > 1:
+                ok = False  # reported by resolve_names
+            elif name not in seen:
                 issues.append(
                     source.issue(
                         ("relations", i, key), f"relation {key} '{name}': no task has this title{suggest(name, titles)}"
@@ -103,6 +150,8 @@ def check_flow(
         return issues, None
     for i, task in tasks:
         issues += _check_references(task, graph, ("tasks", i), source)
+    if not issues:
+        issues += _check_single_experiment_references(tasks, graph, source)
     return issues, graph
 
 
@@ -118,6 +167,8 @@ def _check_task(flow: Flow, task: Task, path: tuple, source: Source) -> list[Flo
                 "inside the working directory (relative, without '..')",
             )
         )
+    if isinstance(task, ExecTask):
+        issues += _duplicate_params(task, path, source)
     if isinstance(task, RunnableTask) and not flow.is_blueprint and not task.computes:
         issues.append(
             source.issue(
@@ -153,6 +204,20 @@ def _check_task(flow: Flow, task: Task, path: tuple, source: Source) -> list[Flo
         for key in ("min_replica", "max_replica"):
             if not flow.is_blueprint and getattr(task, key) is None:
                 issues.append(source.issue(path, f"{name} needs '{key}'"))
+    return issues
+
+
+def _duplicate_params(task: ExecTask, path: tuple, source: Source) -> list[FlowIssue]:
+    """A param key given twice in one task: cnvrg would pass one of them; which is a guess, so refuse."""
+    issues = []
+    first: dict[str, int] = {}
+    for j, param in enumerate(task.params):
+        if param.key in first:
+            line = source.where((*path, "params", first[param.key], "key"))[0]
+            issues.append(source.issue((*path, "params", j, "key"),
+                                       f"task '{task.title}': param '{param.key}' is given twice, at lines "
+                                       f"{line} and {source.where((*path, 'params', j, 'key'))[0]}; keep one"))
+        first.setdefault(param.key, j)
     return issues
 
 
@@ -196,6 +261,8 @@ def _check_references(task: Task, graph: Graph, path: tuple, source: Source) -> 
         for j, condition in enumerate(task.conditions):
             if condition.objective == "human_validation":
                 continue
+            if condition.task and len(matching_titles(condition.task, list(graph.titles))) > 1:
+                continue  # reported by resolve_names
             if condition.task and condition.task not in parents:
                 issues.append(
                     source.issue(
@@ -209,3 +276,67 @@ def _check_references(task: Task, graph: Graph, path: tuple, source: Source) -> 
                     source.issue((*path, "conditions", j), f"'{task.title}' has a condition but no parent task to test")
                 )
     return issues
+
+
+def _check_single_experiment_references(tasks: list[tuple[int, Task]], graph: Graph, source: Source) -> list[FlowIssue]:
+    """``{{ Task.tag }}`` needs one experiment of Task on each route (cnvrg: "a tag from a previous
+    experiment"). A task whose condition gathers several experiments of Task has several, and
+    a reference to it would have no single value; refuse it here rather than fail at run time."""
+    by_title = {task.title: task for _, task in tasks}
+    if set(by_title) != set(graph.titles):
+        return []  # a task that did not validate: its mistakes are reported, this check waits for a fix
+    several: dict[str, bool] = {}  # may the task run more than one experiment?
+    known: dict[str, set[str]] = {}  # tasks of which each route holds exactly one experiment
+    gathered_many: dict[str, set[str]] = {}  # tasks of which a route may hold several
+    for title in graph.order:
+        task = by_title[title]
+        single_mode = isinstance(task, ExecTask) and task.single_mode
+        gathered = _gathered(task, graph.parents[title])
+        mine, many = set(), set()
+        for parent in [] if single_mode else graph.parents[title]:
+            reach = {parent} | known[parent]
+            if parent in gathered and several[parent] and not _picks_one(task, parent):
+                many |= {t for t in reach if several[t]}
+                mine |= {t for t in reach if not several[t]}
+            else:
+                mine |= reach
+        known[title], gathered_many[title] = mine - many, many
+        own = isinstance(task, ExecTask) and any(len(p.grid()) > 1 or _is_hyper(p.grid()) for p in task.params)
+        several[title] = own or any(several[p] for p in graph.parents[title] if p not in gathered and not single_mode)
+    issues = []
+    for i, task in tasks:
+        if not isinstance(task, ExecTask) or task.single_mode:
+            continue
+        for j, param in enumerate(task.params):
+            where = ("tasks", i, "params", j, "value" if param.values is None else "values")
+            for match in (m for value in param.grid() for m in TEMPLATE.finditer(value)):
+                name = match["task"]
+                if name in gathered_many[task.title]:
+                    issues.append(source.issue(where, (
+                        f"param '{param.key}' of '{task.title}' uses '{match[0]}', but the condition of "
+                        f"'{task.title}' gathers every experiment of '{name}' that passes it, and there can be "
+                        f"several: the tag has no single value. Use a 'max' or 'min' condition to pick one "
+                        f"experiment, or read the tags of those that passed in the script")))
+                elif name in graph.ancestors[task.title] and name not in known[task.title]:
+                    issues.append(source.issue(where, (
+                        f"param '{param.key}' of '{task.title}' uses '{match[0]}', but no single experiment of "
+                        f"'{name}' is on the routes of '{task.title}': a condition on the way gathers several "
+                        f"of them (or a single_mode task does not follow them)")))
+    return issues
+
+
+def _gathered(task: Task, parents: list[str]) -> set[str]:
+    """The parents whose passing experiments a task's metric conditions gather (all, for a blank task:)."""
+    tests = [c for c in getattr(task, "conditions", []) if c.objective != "human_validation"]
+    if not tests:
+        return set()
+    return {c.task for c in tests if c.task} or set(parents)
+
+
+def _picks_one(task: Task, parent: str) -> bool:
+    """Whether a min or max condition on ``parent`` lets at most one of its experiments through."""
+    return any(c.objective in ("min", "max") and c.task in (None, parent) for c in getattr(task, "conditions", []))
+
+
+def _is_hyper(values: list[str]) -> bool:
+    return any(m["hyper"] for v in values for m in TEMPLATE.finditer(v))
