@@ -163,6 +163,16 @@ def _when(flow: Flow) -> str:
     return "; ".join(parts)
 
 
+def schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of flow files (both dialects), for editors: see README."""
+    import json
+
+    from flow_airflow.spec.schema import flow_schema
+
+    print(json.dumps(flow_schema(), indent=2))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from flow_airflow.local_run import run_flow
 
@@ -213,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("plan", help="show the tasks of a flow and how many routes each runs")
     p.add_argument("file")
     p.set_defaults(func=plan)
+    p = commands.add_parser("schema", help="print the JSON Schema of flow files, for editors")
+    p.set_defaults(func=schema)
     p = commands.add_parser("run", help="run a flow once through Airflow in AIRFLOW_HOME and summarize it")
     p.add_argument("file")
     p.set_defaults(func=run)

@@ -131,7 +131,7 @@ class Condition(Model):
 
     target: Scalar | None = None
     task: str | None = None
-    objective: str
+    objective: str = Field(json_schema_extra={"enum": list(OBJECTIVES)})
     tag_key: str | None = None
     value: str | list[str] | None = None
 
@@ -203,7 +203,7 @@ class RunnableTask(TaskBase):
     language: str | None = None
     requirements: bool | Resources | None = None
 
-    @field_validator("computes", mode="before")
+    @field_validator("computes", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _computes_list(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
@@ -234,7 +234,7 @@ class ExecTask(RunnableTask):
     single_mode: bool = False
     output_dir: str | None = None
 
-    @field_validator("emails", mode="before")
+    @field_validator("emails", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _split_emails(cls, v: Any) -> Any:
         return [e.strip() for e in v.split(",") if e.strip()] if isinstance(v, str) else v
@@ -278,7 +278,7 @@ class DeployTask(RunnableTask):
     type: Literal["deploy"]
     command: str | None = None
     kind: Literal["webservice"] | None = None
-    endpoint_title: str | None = None
+    endpoint_title: str | None = Field(None, json_schema_extra={"pattern": ENDPOINT_TITLE.pattern})
     endpoint_id: str | None = None
     file_name: str
     function_name: str
@@ -300,7 +300,7 @@ class DeployTask(RunnableTask):
     def _as_yaml_data(cls, v: Any) -> Any:
         return yaml_value(v)  # data passed on as JSON: numbers and booleans typed as YAML reads them
 
-    @field_validator("config_vars", mode="before")
+    @field_validator("config_vars", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _split_config_vars(cls, v: Any) -> Any:
         return [c.strip() for c in v.split(",") if c.strip()] if isinstance(v, str) else v
@@ -328,7 +328,7 @@ class Triggers(Model):
     datasets: list[str] = Field(default_factory=list)  # a new version of any of these datasets
     webhook: bool = False  # documents the REST call that starts a run (always available in Airflow)
 
-    @field_validator("datasets", mode="before")
+    @field_validator("datasets", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _names(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
@@ -360,7 +360,7 @@ class Flow(Model):
     def _text(cls, v: Any) -> Any:
         return scalar_text(v) if isinstance(v, int | float) else v
 
-    @field_validator("tags", mode="before")
+    @field_validator("tags", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _tags(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
