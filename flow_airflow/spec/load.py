@@ -145,8 +145,8 @@ def _unknown_key(path: Path_, source: Source) -> str:
     pattern = tuple("*" if isinstance(p, int) else p for p in path[:-1])
     if pattern == ("tasks", "*"):
         kind = source.data["tasks"][path[1]].get("type")
-        known = _keys(_TASK_MODELS[kind]) if kind in _TASK_MODELS else _keys(*_TASK_MODELS.values())
-        return f"unknown key '{key}'{suggest(key, known)}"
+        own = _keys(_TASK_MODELS[kind]) if kind in _TASK_MODELS else set()
+        return f"unknown key '{key}'{suggest(key, own) or suggest(key, _keys(*_TASK_MODELS.values()))}"
     return f"unknown key '{key}'{suggest(key, _VOCABULARY.get(pattern, set()))}"
 
 

@@ -155,7 +155,7 @@ def _convert(node: yaml.Node, path: Path_, source: Source, issues: list[FlowIssu
         return [_convert(item, (*path, i), source, issues) for i, item in enumerate(node.value)]
     if node.tag == _NULL:
         return None
-    return Plain(node.value) if node.style is None else node.value
+    return Plain(node.value) if not node.style else node.value  # plain style: None, or "" from libyaml
 
 
 def _mapping(node: yaml.MappingNode, path: Path_, source: Source, issues: list[FlowIssue]) -> dict[str, Any]:
