@@ -202,3 +202,9 @@ relations:
     assert len(found) == 1 and found[0].startswith(
         "17:32: param 'acc' of 'Report' uses '{{ Train.acc }}', but no single experiment of 'Train' is on the routes")
     load_flow(write(tmp_path, after + "  - {from: Train, to: Report}\n"))
+
+
+def test_a_condition_on_every_parent_gathers_too(tmp_path: Path) -> None:
+    text = (GATHERED % ("[0.85, 0.95]", "gt")).replace("{task: Train, objective", "{objective")
+    found = errors(tmp_path, text)
+    assert len(found) == 1 and "the condition of 'Publish' gathers every experiment of 'Train'" in found[0]

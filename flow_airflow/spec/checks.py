@@ -26,11 +26,18 @@ def same_name(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def matching_titles(name: str, titles: Sequence[str]) -> list[str]:
-    """The titles ``name`` means: itself when it is one, else those equal ignoring case and spaces."""
-    if name in titles:
-        return [name]
-    return list(dict.fromkeys(t for t in titles if same_name(t) == same_name(name)))
+class Titles:
+    """The task titles of a flow, to find the ones a name in a relation or condition means."""
+
+    def __init__(self, titles: Sequence[str]):
+        self.exact = set(titles)
+        self.by_name: dict[str, list[str]] = {}
+        for title in dict.fromkeys(titles):
+            self.by_name.setdefault(same_name(title), []).append(title)
+
+    def matching(self, name: str) -> list[str]:
+        """Itself when it is a title, else the titles equal to it ignoring case and spaces."""
+        return [name] if name in self.exact else self.by_name.get(same_name(name), [])
 
 
 def resolve_names(
@@ -39,9 +46,12 @@ def resolve_names(
     """Relation ends and conditions' ``task`` with the title they mean (published files write
     ``from: train model`` for ``Train Model``); a name that fits several titles is an error."""
     issues: list[FlowIssue] = []
+    index = Titles(titles)
 
     def resolve(name: str | None, path: tuple) -> str | None:
-        found = matching_titles(name, titles) if name else []
+        if not name or name in index.exact:
+            return name
+        found = index.matching(name)
         if len(found) > 1:
             issues.append(source.issue(path, f"'{name}' could mean any of the tasks {', '.join(map(repr, found))}: "
                                              "write the title exactly as the task has it"))
@@ -103,6 +113,7 @@ def check_flow(
             )
         )
     seen: set[str] = set()
+    index = Titles(titles)
     folders: dict[str, str] = {}
     for i, title in enumerate(titles):
         folder = slug(title)
@@ -129,7 +140,7 @@ def check_flow(
     for i, relation in enumerate(flow.relations or []):
         ok = True
         for key, name in (("from", relation.source), ("to", relation.target)):
-            if name not in seen and len(matching_titles(name, titles)) > 1:
+            if name not in seen and len(index.matching(name)) > 1:
                 ok = False  # reported by resolve_names
             elif name not in seen:
                 issues.append(
@@ -149,7 +160,7 @@ def check_flow(
         issues.append(source.issue(("relations", first), "the relations make a cycle: " + " -> ".join(cycle)))
         return issues, None
     for i, task in tasks:
-        issues += _check_references(task, graph, ("tasks", i), source)
+        issues += _check_references(task, graph, ("tasks", i), source, index)
     if not issues:
         issues += _check_single_experiment_references(tasks, graph, source)
     return issues, graph
@@ -221,7 +232,7 @@ def _duplicate_params(task: ExecTask, path: tuple, source: Source) -> list[FlowI
     return issues
 
 
-def _check_references(task: Task, graph: Graph, path: tuple, source: Source) -> list[FlowIssue]:
+def _check_references(task: Task, graph: Graph, path: tuple, source: Source, titles: Titles) -> list[FlowIssue]:
     """``{{ Task.tag }}`` and ``| hyper`` must name an upstream task; conditions a direct parent."""
     issues = []
     upstream = graph.ancestors[task.title]
@@ -261,7 +272,7 @@ def _check_references(task: Task, graph: Graph, path: tuple, source: Source) -> 
         for j, condition in enumerate(task.conditions):
             if condition.objective == "human_validation":
                 continue
-            if condition.task and len(matching_titles(condition.task, list(graph.titles))) > 1:
+            if condition.task and len(titles.matching(condition.task)) > 1:
                 continue  # reported by resolve_names
             if condition.task and condition.task not in parents:
                 issues.append(
@@ -283,46 +294,61 @@ def _check_single_experiment_references(tasks: list[tuple[int, Task]], graph: Gr
     experiment"). A task whose condition gathers several experiments of Task has several, and
     a reference to it would have no single value; refuse it here rather than fail at run time."""
     by_title = {task.title: task for _, task in tasks}
-    if set(by_title) != set(graph.titles):
-        return []  # a task that did not validate: its mistakes are reported, this check waits for a fix
+    references = [
+        (i, task, j, param, match)
+        for i, task in tasks
+        if isinstance(task, ExecTask) and not task.single_mode
+        for j, param in enumerate(task.params)
+        for match in (m for value in param.grid() for m in TEMPLATE.finditer(value))
+    ]
+    gathering = any(_gathered(t, graph.parents[t.title]) for t in by_title.values() if t.title in graph.parents)
+    if not references or set(by_title) != set(graph.titles) or not gathering:
+        return []  # nothing to check, or a task that did not validate (its mistakes are reported)
+    known, many = _experiments_on_a_route(by_title, graph, {m["task"] for *_, m in references})
+    issues = []
+    for i, task, j, param, match in references:
+        where = ("tasks", i, "params", j, "value" if param.values is None else "values")
+        name = match["task"]
+        if name in many[task.title]:
+            issues.append(source.issue(where, (
+                f"param '{param.key}' of '{task.title}' uses '{match[0]}', but the condition of "
+                f"'{task.title}' gathers every experiment of '{name}' that passes it, and there can be "
+                f"several: the tag has no single value. Use a 'max' or 'min' condition to pick one "
+                f"experiment, or read the tags of those that passed in the script")))
+        elif name in graph.ancestors[task.title] and name not in known[task.title]:
+            issues.append(source.issue(where, (
+                f"param '{param.key}' of '{task.title}' uses '{match[0]}', but no single experiment of "
+                f"'{name}' is on the routes of '{task.title}': a condition on the way gathers several "
+                f"of them (or a single_mode task does not follow them)")))
+    return issues
+
+
+def _experiments_on_a_route(
+    by_title: dict[str, Task], graph: Graph, referenced: set[str]
+) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """For each task, which of the ``referenced`` tasks each of its routes holds exactly one
+    experiment of, and which it may hold several of (gathered by a condition), as
+    :func:`flow_airflow.plan.routes.upstream_of` will find them at run time."""
     several: dict[str, bool] = {}  # may the task run more than one experiment?
-    known: dict[str, set[str]] = {}  # tasks of which each route holds exactly one experiment
-    gathered_many: dict[str, set[str]] = {}  # tasks of which a route may hold several
+    known: dict[str, set[str]] = {}
+    many: dict[str, set[str]] = {}
     for title in graph.order:
         task = by_title[title]
         single_mode = isinstance(task, ExecTask) and task.single_mode
         gathered = _gathered(task, graph.parents[title])
-        mine, many = set(), set()
+        mine: set[str] = set()
+        more: set[str] = set()
         for parent in [] if single_mode else graph.parents[title]:
-            reach = {parent} | known[parent]
+            reach = ({parent} & referenced) | known[parent]
             if parent in gathered and several[parent] and not _picks_one(task, parent):
-                many |= {t for t in reach if several[t]}
+                more |= {t for t in reach if several[t]}
                 mine |= {t for t in reach if not several[t]}
             else:
                 mine |= reach
-        known[title], gathered_many[title] = mine - many, many
+        known[title], many[title] = mine - more, more
         own = isinstance(task, ExecTask) and any(len(p.grid()) > 1 or _is_hyper(p.grid()) for p in task.params)
         several[title] = own or any(several[p] for p in graph.parents[title] if p not in gathered and not single_mode)
-    issues = []
-    for i, task in tasks:
-        if not isinstance(task, ExecTask) or task.single_mode:
-            continue
-        for j, param in enumerate(task.params):
-            where = ("tasks", i, "params", j, "value" if param.values is None else "values")
-            for match in (m for value in param.grid() for m in TEMPLATE.finditer(value)):
-                name = match["task"]
-                if name in gathered_many[task.title]:
-                    issues.append(source.issue(where, (
-                        f"param '{param.key}' of '{task.title}' uses '{match[0]}', but the condition of "
-                        f"'{task.title}' gathers every experiment of '{name}' that passes it, and there can be "
-                        f"several: the tag has no single value. Use a 'max' or 'min' condition to pick one "
-                        f"experiment, or read the tags of those that passed in the script")))
-                elif name in graph.ancestors[task.title] and name not in known[task.title]:
-                    issues.append(source.issue(where, (
-                        f"param '{param.key}' of '{task.title}' uses '{match[0]}', but no single experiment of "
-                        f"'{name}' is on the routes of '{task.title}': a condition on the way gathers several "
-                        f"of them (or a single_mode task does not follow them)")))
-    return issues
+    return known, many
 
 
 def _gathered(task: Task, parents: list[str]) -> set[str]:
