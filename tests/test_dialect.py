@@ -208,3 +208,24 @@ def test_a_condition_on_every_parent_gathers_too(tmp_path: Path) -> None:
     text = (GATHERED % ("[0.85, 0.95]", "gt")).replace("{task: Train, objective", "{objective")
     found = errors(tmp_path, text)
     assert len(found) == 1 and "the condition of 'Publish' gathers every experiment of 'Train'" in found[0]
+
+
+def test_unset_params_survive_the_round_trip_to_the_experiment(tmp_path: Path) -> None:
+    """The DAG hands each experiment its task as JSON, validated again when it runs."""
+    from pydantic import TypeAdapter
+
+    from flow_airflow.spec.models import Task
+
+    flow = load_flow(write(tmp_path, """\
+title: Blank
+tasks:
+  - title: A
+    type: exec
+    command: "true"
+    params: [{key: a, value: }, {key: b, values: }, {key: c, values: []}, {key: d, value: 1}]
+relations: []
+"""))
+    task = flow.spec.tasks[0]
+    again = TypeAdapter(Task).validate_python(task.model_dump(mode="json", exclude_defaults=True))
+    assert isinstance(again, ExecTask)
+    assert [p.unset for p in again.params] == [True, True, True, False]

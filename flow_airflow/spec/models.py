@@ -96,6 +96,11 @@ class Param(Model):
     def _one_scalar_is_one_value(cls, v: Any) -> Any:
         return [v] if isinstance(v, str | int | float | bool) else v  # blueprints write `values: 3`
 
+    @field_validator("value", "values", mode="before")
+    @classmethod
+    def _blank_is_empty(cls, v: Any) -> Any:
+        return [] if v is None else v  # `value:` left blank: no value yet, as `value: []`
+
     @model_validator(mode="after")
     def _one_value_form(self) -> Param:
         if self.values is not None and self.value is not None:
