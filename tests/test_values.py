@@ -202,3 +202,19 @@ relations: []
     assert [e.split("flow.yaml:")[1] for e in found] == [
         "12:14: task 'A': param 'lr' is given twice, at lines 8 and 12; keep one"
     ]
+
+
+def test_shapes_that_are_not_mappings_are_plain_sentences(tmp_path: Path) -> None:
+    found = errors(tmp_path, """\
+flow: F
+tasks:
+  - abc
+  - {title: A, type: exec, input: x, computes: [l], params: abc, conditions: [3]}
+relations: [abc]
+""")
+    assert [e.split("flow.yaml:")[1] for e in found] == [
+        "3:5: task #1: a task must be a mapping (title:, type:, ...), not 'abc'",
+        "4:61: task 'A': 'params' must be a list, not 'abc'",
+        "4:79: task 'A': item 1 of 'conditions' must be a mapping (key: value), not '3'",
+        "5:13: item 1 of 'relations' must be a mapping (key: value), not 'abc'",
+    ]

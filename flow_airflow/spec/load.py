@@ -263,6 +263,8 @@ def _sentence(item: dict, path: Path_, source: Source) -> str:
         return prefix + _unknown_key(path, source)
     if kind == "missing":
         return f"{prefix}missing required key '{key}'"
+    if kind == "union_tag_not_found" and not isinstance(item.get("input"), dict):
+        return f"{prefix}a task must be a mapping (title:, type:, ...), not {_shown(item.get('input'))}"
     if kind == "union_tag_not_found":
         return f"{prefix}missing required key 'type' (exec, data or deploy)"
     if kind == "union_tag_invalid":
