@@ -8,8 +8,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from flow_airflow.spec.errors import FlowError
-from flow_airflow.spec.models import Flow
+from flow_airflow.spec.errors import FlowError, FlowIssue
+from flow_airflow.spec.models import DeployTask, Flow, scalar_text
 
 LOADER = '''"""Airflow DAGs compiled from the cnvrg flow files (*.yaml, *.yml) in this folder and below."""
 
@@ -46,6 +46,8 @@ def validate(args: argparse.Namespace) -> int:
             failed += 1
             print(e, file=sys.stderr)
             continue
+        for warning in flow.warnings:
+            print(_warning(warning))
         print(f"{file}: OK, flow '{flow.spec.name}' with {len(flow.spec.tasks)} task(s)")
     if not files:
         print("no flow files found", file=sys.stderr)
@@ -69,6 +71,8 @@ def plan(args: argparse.Namespace) -> int:
     version = f", version {flow.spec.version}" if flow.spec.version else ""
     print(f"Flow '{flow.spec.name}' -> DAG '{flow_plan.dag_id}' (sha256 {flow.digest[:12]}{version})")
     print(f"  runs: {_when(flow.spec)}")
+    for warning in flow.warnings:
+        print(f"  {_warning(warning)}")
     batch = settings.batch_routes(flow_plan.dag_id)
     map_limit = conf.getint("core", "max_map_length", fallback=1024)
     if batch > 1:
@@ -84,7 +88,12 @@ def plan(args: argparse.Namespace) -> int:
             print(f"      condition: {test.describe()}")
         if task.approvers:
             print(f"      waits for approval by {', '.join(task.approvers)}")
+        if task.unset_params:
+            print(f"      params without a value, not passed until given one: {', '.join(task.unset_params)}")
         spec = task.spec
+        if isinstance(spec, DeployTask):
+            for line in _deploy_lines(spec):
+                print(f"      {line}")
         notify = [what for what, key in (("errors", "notify_on_error"), ("success", "notify_on_success"))
                   if getattr(spec, key, False)]
         if notify:
@@ -102,6 +111,43 @@ def plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warning(issue: FlowIssue) -> str:
+    """``file:line:column: warning: message``."""
+    return str(FlowIssue(issue.file, f"warning: {issue.message}", issue.line, issue.column))
+
+
+def _deploy_lines(spec: DeployTask) -> list[str]:
+    """What a deploy task says it serves (running deploy tasks is not supported yet)."""
+    import json
+
+    serves = f"{spec.file_name}:{spec.function_name}" + (f" ({spec.kind})" if spec.kind else "")
+    endpoint = spec.endpoint_title or spec.endpoint_id
+    lines = [f"serves {serves}" + (f" as endpoint '{endpoint}'" if endpoint else "")
+             + " (running deploy tasks is not supported yet)"]
+    details = [
+        ("command", spec.command),
+        ("image", spec.image),
+        ("language", spec.language),
+        ("env_setup", spec.env_setup),
+        ("prep", f"{spec.prep_file}:{spec.prep_function}" if spec.prep_file else None),
+        ("accept_files", None if spec.accept_files is None else str(spec.accept_files).lower()),
+        ("replicas", None if spec.min_replica is None and spec.max_replica is None
+         else f"{spec.min_replica or 0} to {spec.max_replica or '-'}"),
+        ("requirements", ", ".join(f"{k} {v:g}" for k, v in spec.resources.model_dump(exclude_none=True).items())
+         if spec.resources else None),
+    ]
+    lines += [f"{key}: {value}" for key, value in details if value]
+    for key in ("input_example", "input_schema", "output_schema"):
+        if (value := getattr(spec, key)) is not None:
+            lines.append(f"{key}: {json.dumps(value)}")
+    for key in ("gunicorn_config", "flask_config"):
+        if items := getattr(spec, key):
+            lines.append(f"{key}: " + ", ".join(f"{i.key}={scalar_text(i.value)}" for i in items))
+    if spec.config_vars:
+        lines.append(f"config_vars: {', '.join(spec.config_vars)}")
+    return lines
+
+
 def _when(flow: Flow) -> str:
     from flow_airflow.build.schedule import timezone_of
 
@@ -115,6 +161,16 @@ def _when(flow: Flow) -> str:
         parts.append(f"on a new version of {', '.join(triggers.datasets)}")
     parts.append("when triggered (UI, CLI or REST API)")
     return "; ".join(parts)
+
+
+def schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of flow files (both dialects), for editors: see README."""
+    import json
+
+    from flow_airflow.spec.schema import flow_schema
+
+    print(json.dumps(flow_schema(), indent=2))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -191,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("plan", help="show the tasks of a flow and how many routes each runs")
     p.add_argument("file")
     p.set_defaults(func=plan)
+    p = commands.add_parser("schema", help="print the JSON Schema of flow files, for editors")
+    p.set_defaults(func=schema)
     p = commands.add_parser("run", help="run a flow once through Airflow in AIRFLOW_HOME and summarize it")
     p.add_argument("file", help="the flow YAML file")
     p.add_argument("--conf", help="the run's conf as JSON, as a trigger from the UI or REST API gives it")

@@ -90,6 +90,8 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
         "compute": {"name": compute.name, "kind": compute.kind, "settings": compute.settings,
                     "notes": list(compute.notes)} if compute else None,
     }
+    if task.warnings:
+        setup["warnings"] = task.warnings  # keys of another task type: logged by every experiment
     experiment = ExperimentOperator.partial(
         task_id=RUN,
         task_display_name=task.title,

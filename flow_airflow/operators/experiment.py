@@ -41,6 +41,7 @@ class ExperimentOperator(BaseOperator):
         self.gathered: list[str] = setup.get("gathered", [])  # parents whose passing experiments are gathered
         self.project_dir: str = setup["project_dir"]
         self.compute: dict[str, Any] = setup.get("compute") or {"name": "local", "kind": "local"}
+        self.warnings: list[str] = setup.get("warnings", [])  # from the flow file: keys that have no effect
         self.route = json.loads(route) if isinstance(route, str) else route
         self.batch = batch  # routes per task instance in this flow: map index m runs routes m*batch...
         self._experiment: Any = None
@@ -63,6 +64,8 @@ class ExperimentOperator(BaseOperator):
         from flow_airflow.runtime.experiment import ExperimentFailed
 
         ti = context["ti"]
+        for warning in self.warnings:
+            self.log.warning("%s", warning)
         project_env = settings.project_env()
         for key, value in project_env.items():
             if should_hide_value_for_key(key):

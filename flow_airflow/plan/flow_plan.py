@@ -27,7 +27,9 @@ class TaskPlan:
     spec: models.ExecTask | models.DataTask | models.DeployTask
     slug: str
     parents: list[str]
-    params: list[tuple[str, list[str]]] = field(default_factory=list)
+    params: list[tuple[str, list[str]]] = field(default_factory=list)  # the grid: params that have values
+    unset_params: list[str] = field(default_factory=list)  # params without a value yet (`values: []`): not passed
+    warnings: list[str] = field(default_factory=list)  # what loads but has no effect, for the task log
     route_texts: list[str] | None = None  # each route as JSON, when known at compile time; None: planned at run time
     count: int | None = None  # routes, when known at compile time (even when planned at run time)
     factors: list[int] = field(default_factory=list)
@@ -89,7 +91,9 @@ def plan_flow(flow: LoadedFlow) -> FlowPlan:
         spec = flow.task(title)
         plan = TaskPlan(spec=spec, slug=slug(title), parents=flow.graph.parents[title])
         if isinstance(spec, models.ExecTask):
-            plan.params = [(p.key, p.grid()) for p in spec.params]
+            plan.params = [(p.key, p.grid()) for p in spec.params if not p.unset]
+            plan.unset_params = [p.key for p in spec.params if p.unset]
+        plan.warnings = [str(w) for w in flow.warnings if w.message.startswith(f"task '{title}':")]
         if isinstance(spec, models.RunnableTask):
             plan.compute = computes.choose(spec.computes, templates)
             for c in spec.conditions:

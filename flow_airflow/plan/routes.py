@@ -50,6 +50,15 @@ def slug(title: str) -> str:
     return re.sub(r"[^a-z0-9_]", "", title.strip().lower().replace(" ", "_"))
 
 
+def split_values(text: str) -> list[str]:
+    """The values of a comma-separated grid, stripped; empty items are dropped (``"a, b,"`` is a, b).
+
+    One rule for a CSV param value in the file and a ``| hyper`` tag at run time (cnvrg: "comma
+    separated values ... an experiment for each").
+    """
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def combinations(parents: Mapping[str, list[Record]], gathered: Iterable[str] = ()) -> list[dict[str, list[Record]]]:
     """Consistent choices of one experiment per parent.
 
@@ -109,7 +118,7 @@ def grid(params: list[tuple[str, list[str]]], upstream: Mapping[str, Any] | None
                 if upstream is None:
                     raise RouteError(f"param '{key}' is known only at run time")
                 raw = tag_value(upstream, match["task"], match["tag"])
-                expanded += [v.strip() for v in raw.split(",") if v.strip()]
+                expanded += split_values(raw)
             else:
                 expanded.append(value)
         axes.append([[key, v] for v in expanded])

@@ -13,7 +13,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from flow_airflow.plan.graph import Graph
 from flow_airflow.spec import models
-from flow_airflow.spec.checks import check_flow, suggest
+from flow_airflow.spec.checks import check_flow, resolve_names, suggest
 from flow_airflow.spec.errors import FlowError, FlowIssue
 from flow_airflow.spec.source import Path_, Source, read_source
 
@@ -30,6 +30,8 @@ class LoadedFlow:
     graph: Graph
     digest: str  # sha256 of the file's text: the flow's version
     text: str
+    #: what loads but deserves a word: keys of another task type, which have no effect
+    warnings: tuple[FlowIssue, ...] = ()
 
     @property
     def project_dir(self) -> Path:
@@ -63,12 +65,14 @@ def load_flow(file: str | Path, text: str | None = None) -> LoadedFlow:
             path, "a flow file must be a mapping with 'flow' (or 'title'), 'tasks' and 'relations'", 1, 1
         )
     issues: list[FlowIssue] = []
+    warnings: list[FlowIssue] = []
     tasks: list[tuple[int, models.Task]] = []
     titles: list[str] = []
     raw_tasks = source.data.get("tasks")
     for i, raw in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
-        if isinstance(raw, dict) and isinstance(raw.get("title"), str | int | float) and str(raw["title"]).strip():
-            titles.append(str(raw["title"]).strip())
+        if isinstance(raw, dict) and isinstance(raw.get("title"), str) and raw["title"].strip():
+            titles.append(raw["title"].strip())
+        raw = _without_other_types_keys(raw, ("tasks", i), source, warnings)
         try:
             tasks.append((i, _TASK.validate_python(raw)))
         except ValidationError as e:
@@ -78,15 +82,49 @@ def load_flow(file: str | Path, text: str | None = None) -> LoadedFlow:
         flow = models.Flow.model_validate(top).model_copy(update={"tasks": [t for _, t in tasks]})
     except ValidationError as e:
         raise FlowError(issues + translate(e, source)) from None
+    flow, tasks, more = resolve_names(flow, tasks, titles, source)
+    issues += more
     more, graph = check_flow(flow, tasks, titles, source)
     issues += more
     if issues or graph is None:
         raise FlowError(issues)
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return LoadedFlow(flow, path.resolve(), graph, digest, text)
+    return LoadedFlow(flow, path.resolve(), graph, digest, text, tuple(sorted(warnings, key=_position)))
+
+
+def _position(issue: FlowIssue) -> tuple[int, int]:
+    return (issue.line, issue.column)
+
+
+def _without_other_types_keys(raw: Any, path: Path_, source: Source, warnings: list[FlowIssue]) -> Any:
+    """A task without the keys that only other task types know, with a warning for each.
+
+    Published files carry such keys (``accept_files`` on an exec task copied from an endpoint);
+    cnvrg ignores them, so they load, and the warning says they have no effect.
+    """
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind not in _TASK_MODELS:
+        return raw
+    own = _keys(_TASK_MODELS[kind])
+    kept = {}
+    for key, value in raw.items():
+        owners = [name for name, model in _TASK_MODELS.items() if key not in own and key in _keys(model)]
+        if not owners:
+            kept[key] = value
+        elif not models.is_empty(value):
+            where = _where((*path, key), source)
+            warnings.append(source.issue((*path, key), f"{where}: '{key}' is a key of {' and '.join(owners)} "
+                                                       f"tasks; it has no effect on {_article(kind)} {kind} task",
+                                         key=True))
+    return kept
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 # Known keys by place in the file, for "did you mean" suggestions.
+@functools.cache
 def _keys(*classes: type[BaseModel]) -> set[str]:
     return {f.alias or name for c in classes for name, f in c.model_fields.items()}
 
@@ -107,46 +145,102 @@ def _unknown_key(path: Path_, source: Source) -> str:
     pattern = tuple("*" if isinstance(p, int) else p for p in path[:-1])
     if pattern == ("tasks", "*"):
         kind = source.data["tasks"][path[1]].get("type")
-        known = _keys(_TASK_MODELS[kind]) if kind in _TASK_MODELS else set()
-        owners = [name for name, model in _TASK_MODELS.items() if key in _keys(model)]
-        if owners:
-            return f"'{key}' is a key of {' and '.join(owners)} tasks, not of {kind} tasks"
-        return f"unknown key '{key}'{suggest(key, known)}"
+        own = _keys(_TASK_MODELS[kind]) if kind in _TASK_MODELS else set()
+        return f"unknown key '{key}'{suggest(key, own) or suggest(key, _keys(*_TASK_MODELS.values()))}"
     return f"unknown key '{key}'{suggest(key, _VOCABULARY.get(pattern, set()))}"
 
 
 def translate(error: ValidationError, source: Source, prefix: Path_ = ()) -> list[FlowIssue]:
-    """pydantic's errors as plain sentences at their place in the file."""
+    """pydantic's errors as plain sentences at their place in the file, one per mistake.
+
+    A value of the wrong kind gives one sentence naming every kind that fits ("must be text or
+    a list, not a mapping"), never the validator's internal type names; where a union member
+    found a mistake deeper inside the value, that mistake is said instead.
+    """
     issues: list[FlowIssue] = []
-    seen: set[tuple[int, int, str]] = set()
+    wanted: dict[Path_, tuple[list[str], Any]] = {}
+    paths: list[Path_] = []
     for item in error.errors(include_url=False):
-        path = _data_path(source.data, (*prefix, *item["loc"]))
+        path = _data_path(source.data, (*prefix, *item["loc"]), missing=item["type"] == "missing")
+        paths.append(path)
+        if item["type"] in _KINDS:
+            kinds, _ = wanted.setdefault(path, ([], item.get("input")))
+            kinds.append(_KINDS[item["type"]])
+            continue
         if item["type"] == "union_tag_invalid":
             path = (*path, "type")
         message = _sentence(item, path, source)
-        if message is None:
+        issues.append(source.issue(path, message, key=item["type"] == "extra_forbidden"))
+    for path, (kinds, got) in wanted.items():
+        if any(len(other) > len(path) and other[: len(path)] == path for other in paths):
             continue
-        issue = source.issue(path, message, key=item["type"] == "extra_forbidden")
-        if (issue.line, issue.column, message) not in seen:
-            seen.add((issue.line, issue.column, message))
-            issues.append(issue)
-    return issues
+        where = _where(path, source)
+        fits = _one_of(kinds)
+        message = f"{_name(path)} must be {fits}, not {_shown(got)}"
+        issues.append(source.issue(path, f"{where}: {message}" if where else message))
+    unique = {(i.line, i.column, i.message): i for i in issues}
+    return list(unique.values())
 
 
-def _data_path(data: Any, loc: tuple) -> Path_:
-    """pydantic's loc without the union tags it adds: the path of the value in the file."""
+_KINDS = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping (key: value)",
+    "model_type": "a mapping (key: value)",
+    "model_attributes_type": "a mapping (key: value)",
+}
+
+
+def _one_of(kinds: list[str]) -> str:
+    """ "text or a list"; a scalar of any kind is "a single value"."""
+    unique = list(dict.fromkeys(kinds))
+    if "text" in unique and len(unique) > 1 and "a number" in unique:
+        unique = ["a single value" if k == "text" else k for k in unique if k not in _SCALAR_KINDS]
+    return " or ".join(unique)
+
+
+_SCALAR_KINDS = ("a whole number", "a number", "true or false")
+
+
+def _name(path: Path_) -> str:
+    if len(path) >= 2 and isinstance(path[-1], int):
+        return f"item {path[-1] + 1} of '{path[-2]}'"
+    return f"'{path[-1]}'" if path else "the file"
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = str(value)
+    return f"'{text}'" if len(text) <= 60 else f"'{text[:57]}...'"
+
+
+def _data_path(data: Any, loc: tuple, *, missing: bool = False) -> Path_:
+    """pydantic's loc without the union members and tags it adds: the path of the value in the file."""
     path: list[str | int] = []
     node = data
-    for part in loc:
-        in_dict = isinstance(node, dict) and part in node
-        if in_dict or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+    for n, part in enumerate(loc):
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_list or (isinstance(node, dict) and part in node):
             path.append(part)
             node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part not in models.Flow.model_fields:
-            continue  # a union member's name such as 'exec' or 'str'
-        else:
+        elif missing and n == len(loc) - 1:
+            path.append(part)  # the missing key itself
+        elif not isinstance(part, str):
             path.append(part)
             node = None
+        # else: a union member's or tag's name such as 'exec', 'str' or 'Resources'
     return tuple(path)
 
 
@@ -160,7 +254,7 @@ def _where(path: Path_, source: Source) -> str:
     return ""
 
 
-def _sentence(item: dict, path: Path_, source: Source) -> str | None:
+def _sentence(item: dict, path: Path_, source: Source) -> str:
     kind = item["type"]
     key = path[-1] if path else ""
     where = _where(path, source)
@@ -169,6 +263,8 @@ def _sentence(item: dict, path: Path_, source: Source) -> str | None:
         return prefix + _unknown_key(path, source)
     if kind == "missing":
         return f"{prefix}missing required key '{key}'"
+    if kind == "union_tag_not_found" and not isinstance(item.get("input"), dict):
+        return f"{prefix}a task must be a mapping (title:, type:, ...), not {_shown(item.get('input'))}"
     if kind == "union_tag_not_found":
         return f"{prefix}missing required key 'type' (exec, data or deploy)"
     if kind == "union_tag_invalid":
@@ -179,8 +275,6 @@ def _sentence(item: dict, path: Path_, source: Source) -> str | None:
     if kind == "value_error":
         return prefix + str(item["ctx"]["error"])
     if kind == "literal_error":
-        return f"{prefix}'{key}' must be {item['ctx']['expected']}, not '{item.get('input')}'"
-    got = item.get("input")
-    shown = "nothing" if got is None else repr(got) if not isinstance(got, dict | list) else type(got).__name__
-    message = item["msg"][0].lower() + item["msg"][1:]
-    return f"{prefix}'{key}': {message} (got {shown})"
+        return f"{prefix}'{key}' must be {item['ctx']['expected']}, not {_shown(item.get('input'))}"
+    message = item["msg"].removeprefix("Input ")  # a limit such as "should be greater than or equal to 0"
+    return f"{prefix}{_name(path)} {message[0].lower()}{message[1:]}, not {_shown(item.get('input'))}"

@@ -1,8 +1,10 @@
 """The flow format as pydantic models: cnvrg's documented YAML keys and its blueprint dialect.
 
 Empty values mean "not set" (real files leave optional keys blank), layout keys are accepted
-and ignored, any other key is an error. Rules that need the whole flow (titles, relations,
-dialect-specific requirements) live in :mod:`flow_airflow.spec.checks`.
+and ignored, any other key is an error. Scalars arrive as the text written in the file (see
+:mod:`flow_airflow.spec.source`): text fields keep it, int, float and bool fields convert it
+(pydantic's lax mode: ``yes``, ``on``, ``true`` are true). Rules that need the whole flow
+(titles, relations, dialect-specific requirements) live in :mod:`flow_airflow.spec.checks`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flow_airflow.plan.routes import TEMPLATE as ROUTE_TEMPLATE
+from flow_airflow.plan.routes import split_values
+from flow_airflow.spec.source import yaml_value
 
 Scalar = str | int | float | bool
 METRIC_OBJECTIVES = ("gt", "lt", "eq", "min", "max")
@@ -35,12 +39,18 @@ class Model(BaseModel):
 
     #: keys whose empty value ('' or []) still means something and must be kept
     keep_empty: ClassVar[frozenset[str]] = frozenset()
+    #: keys whose blank value (null) is kept too
+    keep_null: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
     @classmethod
     def _drop_empty(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            return {k: v for k, v in data.items() if not is_empty(v) or (v is not None and k in cls.keep_empty)}
+            return {
+                k: v
+                for k, v in data.items()
+                if not is_empty(v) or k in cls.keep_null or (v is not None and k in cls.keep_empty)
+            }
         return data
 
 
@@ -61,33 +71,64 @@ class KeyValue(Model):
 
 
 class Param(Model):
-    """A parameter: one value, a list or comma-separated string (a grid), or typed ``values``."""
+    """A parameter: one value, a list or comma-separated string (a grid), or blueprint ``values``.
 
-    keep_empty: ClassVar[frozenset[str]] = frozenset({"value"})
+    An empty value (``value: []``, ``values: []``, blank) leaves the param *unset*: published
+    blueprints leave such params for the user to fill; it is not passed until it has a value.
+    """
+
+    keep_empty: ClassVar[frozenset[str]] = frozenset({"value", "values"})
+    keep_null: ClassVar[frozenset[str]] = frozenset({"value", "values"})
     key: str
     value: Scalar | list[Scalar] | None = None
     type: Literal["categorical", "discrete"] | None = None
     values: list[Scalar] | None = None
 
+    @field_validator("key")
+    @classmethod
+    def _key_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a param's 'key' cannot be blank")
+        return v.strip()
+
+    @field_validator("values", mode="before", json_schema_input_type=Scalar | list[Scalar] | None)
+    @classmethod
+    def _one_scalar_is_one_value(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str | int | float | bool) else v  # blueprints write `values: 3`
+
+    @field_validator("value", "values", mode="before")
+    @classmethod
+    def _blank_is_empty(cls, v: Any) -> Any:
+        return [] if v is None else v  # `value:` left blank: no value yet, as `value: []`
+
     @model_validator(mode="after")
     def _one_value_form(self) -> Param:
         if self.values is not None and self.value is not None:
             raise ValueError(f"param '{self.key}' has both 'value' and 'values'; use one")
-        if self.values is None and self.value is None:
+        if not self.model_fields_set & {"value", "values"}:
             raise ValueError(f"param '{self.key}' has no 'value'")
-        if self.value == []:
-            raise ValueError(f"param '{self.key}' has an empty list of values")
         return self
 
+    @property
+    def unset(self) -> bool:
+        """No value yet (``values: []``): the param is not passed until it is given one."""
+        return not self.grid()
+
     def grid(self) -> list[str]:
-        """The values this parameter takes, in order, as command-line text."""
+        """The values this parameter takes, in order, as the text written in the file.
+
+        A list gives one value per item, a comma-separated text one per non-empty item
+        (``"0.1, 0.01,"`` is 0.1 and 0.01, as ``| hyper`` splits a tag), ``values`` one per item.
+        """
         raw = self.values if self.values is not None else self.value
+        if raw is None:
+            return []
         if isinstance(raw, list):
             return [scalar_text(v) for v in raw]
-        text = scalar_text(raw)  # type: ignore[arg-type]
-        if "," in text and "{{" not in text:
-            return [part.strip() for part in text.split(",")]
-        return [text]
+        text = scalar_text(raw)
+        if "{{" in text:
+            return [text]
+        return split_values(text)
 
 
 class Condition(Model):
@@ -95,7 +136,7 @@ class Condition(Model):
 
     target: Scalar | None = None
     task: str | None = None
-    objective: str
+    objective: str = Field(json_schema_extra={"enum": list(OBJECTIVES)})
     tag_key: str | None = None
     value: str | list[str] | None = None
 
@@ -167,7 +208,7 @@ class RunnableTask(TaskBase):
     language: str | None = None
     requirements: bool | Resources | None = None
 
-    @field_validator("computes", mode="before")
+    @field_validator("computes", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _computes_list(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
@@ -198,7 +239,7 @@ class ExecTask(RunnableTask):
     single_mode: bool = False
     output_dir: str | None = None
 
-    @field_validator("emails", mode="before")
+    @field_validator("emails", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _split_emails(cls, v: Any) -> Any:
         return [e.strip() for e in v.split(",") if e.strip()] if isinstance(v, str) else v
@@ -233,11 +274,16 @@ class DataTask(TaskBase):
 
 
 class DeployTask(RunnableTask):
-    """A deploy task: publishes a predict function as a model endpoint."""
+    """A deploy task: publishes a predict function as a model endpoint.
+
+    Blueprint deploy tasks also carry ``command`` (what starts the service), the predict and
+    prep hooks, example input and schemas; running deploy tasks is not supported yet.
+    """
 
     type: Literal["deploy"]
+    command: str | None = None
     kind: Literal["webservice"] | None = None
-    endpoint_title: str | None = None
+    endpoint_title: str | None = Field(None, json_schema_extra={"pattern": ENDPOINT_TITLE.pattern})
     endpoint_id: str | None = None
     file_name: str
     function_name: str
@@ -254,7 +300,12 @@ class DeployTask(RunnableTask):
     gunicorn_config: list[KeyValue] = Field(default_factory=list)
     flask_config: list[KeyValue] = Field(default_factory=list)
 
-    @field_validator("config_vars", mode="before")
+    @field_validator("input_example", "input_schema", "output_schema")
+    @classmethod
+    def _as_yaml_data(cls, v: Any) -> Any:
+        return yaml_value(v)  # data passed on as JSON: numbers and booleans typed as YAML reads them
+
+    @field_validator("config_vars", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _split_config_vars(cls, v: Any) -> Any:
         return [c.strip() for c in v.split(",") if c.strip()] if isinstance(v, str) else v
@@ -282,7 +333,7 @@ class Triggers(Model):
     datasets: list[str] = Field(default_factory=list)  # a new version of any of these datasets
     webhook: bool = False  # documents the REST call that starts a run (always available in Airflow)
 
-    @field_validator("datasets", mode="before")
+    @field_validator("datasets", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _names(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
@@ -314,7 +365,7 @@ class Flow(Model):
     def _text(cls, v: Any) -> Any:
         return scalar_text(v) if isinstance(v, int | float) else v
 
-    @field_validator("tags", mode="before")
+    @field_validator("tags", mode="before", json_schema_input_type=str | list[str])
     @classmethod
     def _tags(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v

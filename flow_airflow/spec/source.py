@@ -117,28 +117,104 @@ def _char_at(text: str, mark: yaml.Mark) -> str:
     return ""
 
 
-_SCALARS = yaml.SafeLoader("")  # only its constructor is used, to type plain scalars
+_SCALARS = yaml.SafeLoader("")  # only its resolver and constructor are used, by yaml_value
+_NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class Plain(str):
+    """A plain (unquoted) YAML scalar, kept as the text written: ``010``, ``1.10``, ``yes``, ``2024-01-15``.
+
+    cnvrg passes params as written; YAML 1.1 would retype them (``010`` -> 8, ``yes`` -> True).
+    Fields typed int, float or bool get them through pydantic's lax conversion; :func:`yaml_value`
+    gives the YAML-typed value where a structure is passed on as data (a deploy task's example input).
+    """
+
+    __slots__ = ()
+
+
+def yaml_value(value: Any) -> Any:
+    """``value`` with its plain scalars typed the way YAML reads them (numbers, booleans, dates as text)."""
+    if isinstance(value, dict):
+        return {k: yaml_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [yaml_value(v) for v in value]
+    if isinstance(value, Plain):
+        node = yaml.ScalarNode(_SCALARS.resolve(yaml.ScalarNode, value, (True, False)), str(value))
+        typed = _SCALARS.construct_object(node)
+        return typed if isinstance(typed, int | float | bool) else str(value)
+    return value
 
 
 def _convert(node: yaml.Node, path: Path_, source: Source, issues: list[FlowIssue]) -> Any:
+    """Plain data from ``node``: scalars as the text written (null: None), merge keys resolved."""
     source.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
-        _SCALARS.flatten_mapping(node)  # resolves YAML merge keys (<<)
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _convert(key_node, (*path, "\0key"), source, issues)
-            if not isinstance(key, str | int | float | bool) and key is not None:
-                issues.append(source.issue(path, "a mapping key must be a plain value"))
-                continue
-            key = str(key) if key is not None else ""
-            child = (*path, key)
-            if key in result:
-                line = key_node.start_mark.line + 1
-                issues.append(FlowIssue(source.file, f"duplicate key '{key}'", line, key_node.start_mark.column + 1))
-                continue
-            source.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = _convert(value_node, child, source, issues)
-        return result
+        return _mapping(node, path, source, issues)
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, (*path, i), source, issues) for i, item in enumerate(node.value)]
-    return _SCALARS.construct_object(node)
+    if node.tag == _NULL:
+        return None
+    return Plain(node.value) if not node.style else node.value  # plain style: None, or "" from libyaml
+
+
+def _mapping(node: yaml.MappingNode, path: Path_, source: Source, issues: list[FlowIssue]) -> dict[str, Any]:
+    """A mapping; keys merged in with ``<<`` give way to the mapping's own (YAML merge key spec)."""
+    merged = _flatten(node, source, issues)
+    result: dict[str, Any] = {}
+    first_line: dict[str, int] = {}
+    for index, (key_node, value_node) in enumerate(node.value):
+        key = _convert(key_node, (*path, "\0key"), source, issues)
+        if isinstance(key, dict | list):
+            issues.append(source.issue(path, "a mapping key must be a plain value"))
+            continue
+        key = "" if key is None else str(key)
+        child = (*path, key)
+        line = key_node.start_mark.line + 1
+        if key in first_line and index >= merged:
+            issues.append(
+                FlowIssue(source.file, f"duplicate key '{key}' (first at line {first_line[key]})", line,
+                          key_node.start_mark.column + 1)
+            )
+            continue
+        if index >= merged:
+            first_line[key] = line
+        source.key_positions[child] = (line, key_node.start_mark.column + 1)
+        result[key] = _convert(value_node, child, source, issues)
+    return result
+
+
+def _flatten(node: yaml.MappingNode, source: Source, issues: list[FlowIssue]) -> int:
+    """Resolve the merge keys (``<<``) of ``node`` in place; how many of its pairs were merged in.
+
+    YAML's merge key spec: the mapping's own keys override merged ones; of several merged
+    mappings (``<<: [*a, *b]``) the earlier overrides the later. Done once per node (aliases
+    share nodes).
+    """
+    if (done := getattr(node, "merged_pairs", None)) is not None:
+        return done
+    node.merged_pairs = 0  # type: ignore[attr-defined]  # a mapping merged into itself merges nothing
+    merged: dict[Any, tuple[yaml.Node, yaml.Node]] = {}
+    own: list[tuple[yaml.Node, yaml.Node]] = []
+    for key, value in node.value:
+        if key.tag != _MERGE:
+            own.append((key, value))
+            continue
+        for part in value.value if isinstance(value, yaml.SequenceNode) else [value]:
+            if not isinstance(part, yaml.MappingNode):
+                line, column = part.start_mark.line + 1, part.start_mark.column + 1
+                issues.append(FlowIssue(source.file, "'<<' (merge key) takes a mapping or a list of mappings, "
+                                        "such as '<<: *defaults'", line, column))
+                continue
+            _flatten(part, source, issues)
+            for pair in part.value:
+                merged.setdefault(_key_id(pair[0]), pair)
+    for key, _ in own:
+        merged.pop(_key_id(key), None)
+    node.value = [*merged.values(), *own]
+    node.merged_pairs = len(merged)  # type: ignore[attr-defined]
+    return len(merged)
+
+
+def _key_id(key: yaml.Node) -> Any:
+    return key.value if isinstance(key, yaml.ScalarNode) else id(key)
