@@ -1,4 +1,4 @@
-"""The environment variables cnvrg gives an experiment, and cnvrg's absolute paths on the local compute.
+"""The environment variables cnvrg gives an experiment.
 
 Variable names follow the spec ("Tags and Parameters Flow"): upper case, spaces to
 underscores; flow-airflow also leaves out every other symbol (as cnvrg does for folder
@@ -11,6 +11,8 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from flow_airflow.runtime.paths import map_path
 
 SDK_PATH = Path(__file__).parent / "sdk"  # holds the cnvrg-compatible ``cnvrg`` module
 # Names cnvrg (and flow-airflow) set themselves: a tag or param never takes them over.
@@ -28,10 +30,6 @@ RESERVED = frozenset(
 )
 # What the flow's values may add to an environment (the rest of ~2 MiB is argv and the worker's own).
 ENV_BUDGET = 1024 * 1024
-# cnvrg's absolute paths (spec: /cnvrg holds the project, /input/<task> the artifacts, /data/<dataset>).
-CNVRG_ROOTS = ("/cnvrg", "/input", "/data")
-_SHELL_PATH = re.compile(r"(?:(?<=^)|(?<=[\s=:'\"(,;|&<>]))(?P<root>/cnvrg|/input|/data)(?=/|$|[\s'\";|&)<>,:])")
-_PLAIN = re.compile(r"[A-Za-z0-9_./+@%-]+")
 
 Warn = Callable[[str], None]
 
@@ -46,29 +44,6 @@ def env_name(*parts: str) -> str:
         ascii_text = unicodedata.normalize("NFKD", part).encode("ascii", "ignore").decode()
         names.append(re.sub(r"[^A-Z0-9_]", "", ascii_text.strip().upper().replace(" ", "_")))
     return "_".join(names)
-
-
-def local_paths(workdir: Path, data: Path) -> dict[str, Path]:
-    """What cnvrg's absolute roots mean on the local compute: the experiment's own folders."""
-    return {"/cnvrg": workdir, "/input": workdir / "input", "/data": data}
-
-
-def map_path(value: str, paths: Mapping[str, Path]) -> str:
-    """``/input/prepare/a.csv`` -> ``<workdir>/input/prepare/a.csv``; other values unchanged."""
-    for root, local in paths.items():
-        if value == root or value.startswith(root + "/"):
-            return str(local) + value[len(root) :]
-    return value
-
-
-def map_command(command: str, paths: Mapping[str, Path]) -> str | None:
-    """The shell line with cnvrg's absolute paths mapped (at the start of a word only).
-
-    None when a local folder's name would need shell quoting (the line is then left as is).
-    """
-    if not all(_PLAIN.fullmatch(str(p)) for p in paths.values()):
-        return None
-    return _SHELL_PATH.sub(lambda m: str(paths[m["root"]]), command)
 
 
 def _upstream_vars(

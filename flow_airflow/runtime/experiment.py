@@ -19,7 +19,8 @@ from flow_airflow.computes.local import LocalCompute
 from flow_airflow.plan.routes import Record, Route, RouteError, label, render, slug, upstream_of
 from flow_airflow.runtime import workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
-from flow_airflow.runtime.environment import experiment_env, local_paths, map_command, map_path
+from flow_airflow.runtime.environment import experiment_env
+from flow_airflow.runtime.paths import input_references, local_paths, map_command, map_path, names_roots
 from flow_airflow.runtime.tags import TagLog
 from flow_airflow.spec import models
 
@@ -165,14 +166,28 @@ class Experiment:
         mapped = map_command(script, paths)
         if mapped is None:
             mapped = script
-            if map_command(script, {r: Path("/x") for r in paths}) != script:
+            if names_roots(script):
                 self.log.warning("the command names cnvrg's absolute paths, which cannot be mapped here: "
                                  "the local folders' names need shell quoting")
         args = [[k, map_path(v, paths)] for k, v in params]
         if mapped != script or args != params:
             self.log.info("cnvrg's absolute paths mean this experiment's own folders here: %s",
                           ", ".join(f"{root} -> {local}" for root, local in paths.items()))
+            self._check_inputs([script, *(v for _, v in params)], paths["/input"])
         return " ".join([mapped, *(shlex.quote(f"--{k}={v}") for k, v in args)])
+
+    def _check_inputs(self, texts: list[str], inputs: Path) -> None:
+        """Warn of an ``/input/<task>/<file>`` that is not there, saying where a file of that name is."""
+        for text in texts:
+            for folder, rest in input_references(text):
+                if not (inputs / folder).is_dir():
+                    self.log.warning("/input/%s is named, but no parent task filled it: this task's inputs are %s",
+                                     folder, ", ".join(sorted(p.name for p in inputs.glob("*"))) or "none")
+                elif rest and not (inputs / folder / rest).exists():
+                    found = [p for p in sorted((inputs / folder).iterdir()) if (p / rest).exists()][:3]
+                    where = ", ".join(f"/input/{folder}/{p.name}/{rest}" for p in found)
+                    self.log.warning("/input/%s/%s is named, but its task did not leave it%s", folder, rest,
+                                     f" (it left {where}: a task's files keep their paths)" if where else "")
 
     def kill(self) -> None:
         if self.runner:
