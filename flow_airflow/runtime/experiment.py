@@ -55,6 +55,59 @@ class Experiment:
 
     def run(self) -> Record:
         spec = self.spec
+        self._check_compute()
+        upstream = upstream_of(self.parents)
+        params = self._params(upstream)
+        self.route["label"] = label(params, self.parents)  # its params, then those of the experiments it follows
+        root = settings.workspaces_root() / self.dag_id / _safe(self.run_id) / self.slug / str(self.index)
+        workdir, from_git = self._workspace(root)
+        baseline = None if from_git else workspace.snapshot(workdir)  # to pass on only what the run changed
+        inputs, passed = self._stage_inputs(workdir)
+        output_dir = workspace.inside(workdir, spec.output_dir or "output")  # type: ignore[union-attr]
+        output_dir.mkdir(parents=True, exist_ok=True)
+        paths = local_paths(workdir, workdir / workspace.DATA)
+        env = experiment_env(
+            params=params,
+            upstream=upstream,
+            inputs=inputs,
+            passed_condition=passed,
+            workdir=workdir,
+            output_dir=output_dir,
+            base=self.base_env,
+            paths=paths,
+            warn=self.log.warning,
+        )
+        env["CNVRG_EXPERIMENT_TITLE"] = f"{spec.title} #{self.index}"
+        runner = self.runner = LocalCompute(self.compute["name"], self.compute.get("settings"))
+
+        def save(folder: Path) -> None:
+            """The end state: without Git what the run created or changed, with Git the output folder."""
+            only = None if baseline is not None else PurePosixPath(spec.output_dir or "output").as_posix()
+            workspace.save_end_state(workdir, folder, baseline=baseline, only=only, warn=self.log.warning)
+
+        self._prepare(workdir, env, runner)
+        store = ArtifactStore(settings.artifacts_root())
+        tags = self._execute(self._command(params, paths), workdir, env, store, save)
+        output = store.put(save, self.dag_id, self.run_id, self.slug, self.index)
+        lineage: dict[str, int] = {}
+        for title, records in self.parents.items():
+            if title not in self.gathered and len(records) == 1:
+                lineage.update(records[0].get("route", {}))
+        shutil.rmtree(workdir, ignore_errors=True)
+        return Record(
+            task=spec.title,
+            index=self.index,
+            params=dict(params),
+            tags=tags,
+            output=output,
+            route={**lineage, spec.title: self.index},
+            upstream=upstream,
+            label=self.route["label"],
+        )
+
+    def _check_compute(self) -> None:
+        """Refuse what the task's compute cannot run; say what it leaves out."""
+        spec = self.spec
         if not isinstance(spec, models.ExecTask):
             raise ExperimentFailed(
                 f"'{spec.title}' is a {spec.type} task: running {spec.type} tasks is not supported yet "
@@ -72,39 +125,13 @@ class Experiment:
         if spec.resources:
             self.log.info("requirements %s are not enforced by the local compute", spec.resources.model_dump())
 
-        upstream = upstream_of(self.parents)
-        params = self._params(upstream)
-        self.route["label"] = label(params, self.parents)  # its params, then those of the experiments it follows
-        root = settings.workspaces_root() / self.dag_id / _safe(self.run_id) / self.slug / str(self.index)
-        workdir, from_git = self._workspace(root)
-        baseline = None if from_git else workspace.snapshot(workdir)  # to pass on only what the run changed
-        inputs, passed = self._stage_inputs(workdir)
-        output_dir = workspace.inside(workdir, spec.output_dir or "output")
-        output_dir.mkdir(parents=True, exist_ok=True)
-        paths = local_paths(workdir, workdir / workspace.DATA)
-        env = experiment_env(
-            params=params,
-            upstream=upstream,
-            inputs=inputs,
-            passed_condition=passed,
-            workdir=workdir,
-            output_dir=output_dir,
-            base=self.base_env,
-            paths=paths,
-            warn=self.log.warning,
-        )
-        env["CNVRG_EXPERIMENT_TITLE"] = f"{spec.title} #{self.index}"
-        store = ArtifactStore(settings.artifacts_root())
-        runner = self.runner = LocalCompute(self.compute["name"], self.compute.get("settings"))
-
-        def save(folder: Path) -> None:
-            only = None if baseline is not None else PurePosixPath(spec.output_dir or "output").as_posix()
-            workspace.save_end_state(workdir, folder, baseline=baseline, only=only, warn=self.log.warning)
-
-        self._prepare(workdir, env, runner)
-        command = self._command(params, paths)
+    def _execute(
+        self, command: str, workdir: Path, env: dict[str, str], store: ArtifactStore, save: Callable[[Path], None]
+    ) -> dict[str, str]:
+        """Run the command, streaming its output into the log; return the tags it logged."""
+        assert self.runner is not None
         self.log.info("running on compute '%s' in %s: %s", self.compute["name"], workdir, command)
-        tags = TagLog(self.log.warning, spec.title)
+        tags = TagLog(self.log.warning, self.spec.title)
         last: deque[str] = deque(maxlen=LAST_LINES)
 
         def on_line(line: str) -> None:
@@ -112,9 +139,9 @@ class Experiment:
             last.append(line)
             tags.line(line)
 
-        sync = self._periodic_sync(store, save) if spec.periodic_sync else None
+        sync = self._periodic_sync(store, save) if getattr(self.spec, "periodic_sync", False) else None
         try:
-            code = runner.run(command, cwd=workdir, env=env, on_line=on_line)
+            code = self.runner.run(command, cwd=workdir, env=env, on_line=on_line)
         finally:
             if sync:
                 sync[0].set()
@@ -124,24 +151,9 @@ class Experiment:
             tail = "\n".join(last) or "(no output)"
             self.log.error("the working directory is kept for inspection: %s", workdir)
             raise ExperimentFailed(
-                f"'{spec.title}' failed: its command exited with code {code}. Last lines of its output:\n{tail}"
+                f"'{self.spec.title}' failed: its command exited with code {code}. Last lines of its output:\n{tail}"
             )
-        output = store.put(save, self.dag_id, self.run_id, self.slug, self.index)
-        lineage: dict[str, int] = {}
-        for title, records in self.parents.items():
-            if title not in self.gathered and len(records) == 1:
-                lineage.update(records[0].get("route", {}))
-        shutil.rmtree(workdir, ignore_errors=True)
-        return Record(
-            task=spec.title,
-            index=self.index,
-            params=dict(params),
-            tags=tags.tags,
-            output=output,
-            route={**lineage, spec.title: self.index},
-            upstream=upstream,
-            label=self.route["label"],
-        )
+        return tags.tags
 
     def _params(self, upstream: Mapping[str, Mapping[str, Mapping[str, str]]]) -> list[list[str]]:
         """The route's params with ``{{ Task.tag }}`` replaced; a tag never logged fails the experiment."""
