@@ -287,3 +287,28 @@ def test_a_failed_import_leaves_nothing_behind(tmp_path: Path, capsys: pytest.Ca
     assert main(["import", str(project / "flow.yaml"), "--dags-folder", str(dags), "--force"]) == 1
     assert sorted(p.name for p in dags.iterdir()) == ["flows.py", "linked"]
     assert (dags / "linked" / "a.txt").read_text() == "a"
+
+
+def test_a_project_that_cannot_be_copied_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    os.mkfifo(tmp_path / "project" / "pipe")
+    with pytest.raises(workspace.WorkspaceError, match=r"cannot copy the project folder .*pipe` is a named pipe"):
+        workspace.create(tmp_path / "ws", tmp_path / "project")
+
+
+def test_the_sdk_logs_one_parseable_line_per_tag(capfd: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from flow_airflow.runtime.environment import SDK_PATH
+
+    sys.path.insert(0, str(SDK_PATH))
+    try:
+        from cnvrg import Experiment
+    finally:
+        sys.path.remove(str(SDK_PATH))
+    e = Experiment()
+    e.log_param("a:b", "x\ny")
+    e.log_metric("loss", Ys=[0.5, 0.25])
+    out, err = capfd.readouterr()
+    assert [parse_tag(line) for line in out.splitlines()] == [("a_b", "x y"), ("loss", "0.25")]
+    assert "tag 'a:b' logged as 'a_b'" in err

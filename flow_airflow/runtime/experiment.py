@@ -60,7 +60,10 @@ class Experiment:
         params = self._params(upstream)
         self.route["label"] = label(params, self.parents)  # its params, then those of the experiments it follows
         root = settings.workspaces_root() / self.dag_id / _safe(self.run_id) / self.slug / str(self.index)
-        workdir, from_git = self._workspace(root)
+        try:
+            workdir, from_git = self._workspace(root)
+        except workspace.WorkspaceError as e:
+            raise ExperimentFailed(f"'{spec.title}' cannot start: {e}") from None
         baseline = None if from_git else workspace.snapshot(workdir)  # to pass on only what the run changed
         inputs, passed = self._stage_inputs(workdir)
         output_dir = workspace.inside(workdir, spec.output_dir or "output")  # type: ignore[union-attr]

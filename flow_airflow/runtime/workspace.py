@@ -27,6 +27,10 @@ Snapshot = dict[str, tuple[object, ...]]  # relative path -> what identifies its
 Warn = Callable[[str], None]
 
 
+class WorkspaceError(Exception):
+    """The project folder cannot be copied (a named pipe, an unreadable file): the message says which."""
+
+
 def _ignore_top_level(top: str) -> Callable[[str, list[str]], set[str]]:
     def ignore(folder: str, names: list[str]) -> set[str]:
         return {n for n in names if n in LEFT_OUT} if folder == top else set()
@@ -43,10 +47,16 @@ def create(root: Path, project: Path) -> Path:
     if root.exists():
         shutil.rmtree(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    if project.is_dir():
-        shutil.copytree(project, root, ignore=_ignore_top_level(str(project)), symlinks=True)
-    else:
+    if not project.is_dir():
         root.mkdir()
+        return root
+    try:
+        shutil.copytree(project, root, ignore=_ignore_top_level(str(project)), symlinks=True)
+    except shutil.Error as e:
+        listed = e.args[0] if e.args and isinstance(e.args[0], list) else []
+        problems = [f"{src}: {why}" for src, _, why in listed] or [str(e)]
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise WorkspaceError(f"cannot copy the project folder {project}: {'; '.join(problems[:3])}{more}") from None
     return root
 
 
