@@ -312,3 +312,26 @@ def test_the_sdk_logs_one_parseable_line_per_tag(capfd: pytest.CaptureFixture[st
     out, err = capfd.readouterr()
     assert [parse_tag(line) for line in out.splitlines()] == [("a_b", "x y"), ("loss", "0.25")]
     assert "tag 'a:b' logged as 'a_b'" in err
+
+
+def test_periodic_sync_keeps_the_end_state_while_the_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flow_airflow.runtime import experiment
+    from flow_airflow.runtime.artifacts import ArtifactStore
+
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__ARTIFACTS_FOLDER", str(tmp_path / "store"))
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__WORKSPACES_FOLDER", str(tmp_path / "ws"))
+    monkeypatch.setattr(experiment, "SYNC_SECONDS", 0.2)
+    kept = ArtifactStore(tmp_path / "store").location("d", "r", "sync", 0)
+    (tmp_path / "project").mkdir()
+    run = experiment.Experiment(
+        task={"title": "Sync", "type": "exec", "computes": ["local"], "periodic_sync": True,
+              "input": f"echo 1 > output/a.txt; sleep 1; test -f {kept}/output/a.txt && echo 'cnvrg_tag_seen: yes'"},
+        route={"params": [], "parents": {}},
+        parents={}, gathered=[], dag_id="d", run_id="r", index=0, project_dir=tmp_path / "project",
+        compute={"name": "local", "kind": "local"}, base_env=dict(os.environ),
+    )
+    record = run.run()
+    assert record["tags"] == {"seen": "yes"}
+    assert record["output"] == str(kept) and (kept / "output" / "a.txt").read_text() == "1\n"
