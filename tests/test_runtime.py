@@ -335,3 +335,17 @@ def test_periodic_sync_keeps_the_end_state_while_the_command_runs(
     record = run.run()
     assert record["tags"] == {"seen": "yes"}
     assert record["output"] == str(kept) and (kept / "output" / "a.txt").read_text() == "1\n"
+
+
+def test_an_endless_output_line_is_cut_and_its_tag_refused(tmp_path: Path) -> None:
+    from flow_airflow.computes.local import MAX_LINE, LocalCompute
+
+    lines: list[str] = []
+    command = "python3 -c \"import sys; sys.stdout.write('cnvrg_tag_big: ' + 'x' * 3_000_000 + '\\\\nafter\\\\n')\""
+    assert LocalCompute().run(command, cwd=tmp_path, env=dict(os.environ), on_line=lines.append) == 0
+    assert len(lines) == 2 and lines[1] == "after"
+    assert len(lines[0]) < MAX_LINE + 100
+    assert lines[0].endswith(f" … [line cut: {3_000_015 - MAX_LINE:,} more characters not shown]")
+    log = TagLog(lambda message: None)
+    log.line(lines[0])
+    assert log.tags == {} and log.refused == 1
