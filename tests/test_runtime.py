@@ -349,3 +349,31 @@ def test_an_endless_output_line_is_cut_and_its_tag_refused(tmp_path: Path) -> No
     log = TagLog(lambda message: None)
     log.line(lines[0])
     assert log.tags == {} and log.refused == 1
+
+
+def test_plan_says_where_cnvrg_paths_cannot_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from flow_airflow.cli import main
+
+    (tmp_path / "flow.yaml").write_text("""\
+flow: Paths
+tasks:
+  - {title: Prepare, type: exec, input: "true", computes: [local]}
+  - {title: Use, type: exec, input: "cat /input/prepare/a /input/prep/b", computes: [local]}
+  - title: Alone
+    type: exec
+    input: python3 x.py
+    computes: [local]
+    single_mode: true
+    params: [{key: f, value: /input/prepare/a}, {key: d, value: /data/iris/x.csv}]
+relations:
+  - {from: Prepare, to: Use}
+  - {from: Prepare, to: Alone}
+""")
+    assert main(["plan", str(tmp_path / "flow.yaml")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if "warning" in line] == [
+        "      warning: it names /input/prep, which no parent task fills (its inputs: /input/prepare)",
+        "      warning: it names /input/prepare, but a task in single mode receives no inputs",
+        "      warning: it names /data/..., but datasets are not staged on the local compute yet (data tasks "
+        "cannot run): the path will not exist",
+    ]
