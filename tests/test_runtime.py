@@ -377,3 +377,9 @@ relations:
         "      warning: it names /data/..., but datasets are not staged on the local compute yet (data tasks "
         "cannot run): the path will not exist",
     ]
+
+
+def test_own_params_giving_one_name_set_neither() -> None:
+    result, warnings = env({}, params=[["a b", "1"], ["a_b", "2"], ["c", "3"]])
+    assert "CNVRG_TAG_A_B" not in result and result["CNVRG_TAG_C"] == "3"
+    assert warnings == ["CNVRG_TAG_A_B is not set: the params 'a b', 'a_b' all give this name"]

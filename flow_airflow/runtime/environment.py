@@ -86,8 +86,14 @@ def experiment_env(
     """The experiment's environment: ``base``, then what the flow gives it (values naming cnvrg's roots mapped)."""
     paths = paths or {}
     own: dict[str, str] = {}
+    keys: dict[str, list[str]] = {}
     for key, value in params:
+        keys.setdefault(env_name("CNVRG_TAG", key), []).append(key)
         own[env_name("CNVRG_TAG", key)] = map_path(value, paths)
+    for name, same in keys.items():
+        if len(same) > 1:
+            del own[name]
+            warn(f"{name} is not set: the params {', '.join(repr(k) for k in same)} all give this name")
     for folder, path in inputs.items():
         own[env_name("INPUT", folder)] = str(path)
     if passed_condition:
