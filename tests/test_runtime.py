@@ -205,6 +205,7 @@ def test_end_state_holds_what_changed_with_paths_kept(tmp_path: Path) -> None:
     (root / "output" / "deep").mkdir()
     (root / "output" / "deep" / "away").symlink_to("/etc/passwd")
     os.mkfifo(root / "new" / "pipe")
+    (root / "new" / "loop").symlink_to("loop")
     warnings: list[str] = []
     workspace.save_end_state(root, tmp_path / "kept", baseline=baseline, only=None, warn=warnings.append)
     kept = tmp_path / "kept"
@@ -212,6 +213,7 @@ def test_end_state_holds_what_changed_with_paths_kept(tmp_path: Path) -> None:
     assert os.readlink(kept / "new" / "abs_in") == "../keep.py"  # made relative: it points into the copy
     assert sorted(warnings) == [
         "'new/away' is a link to " + str(tmp_path) + ", outside the working directory: not passed on",
+        "'new/loop' is a link that leads nowhere (a loop): not passed on",
         "'new/pipe' is not a file, a folder or a link: not passed on",
         "'output/deep/away' is a link to /etc/passwd, outside the working directory: not passed on",
     ]

@@ -138,7 +138,11 @@ def save_end_state(
             continue
         dest = target / rel
         if stat.S_ISLNK(info.st_mode):
-            pointed = Path(entry.path).resolve()
+            try:
+                pointed = Path(entry.path).resolve()
+            except (OSError, RuntimeError):  # a loop of links
+                warn(f"'{rel}' is a link that leads nowhere (a loop): not passed on")
+                continue
             if pointed != root and root not in pointed.parents:
                 warn(f"'{rel}' is a link to {os.readlink(entry.path)}, outside the working directory: not passed on")
                 continue
