@@ -6,6 +6,7 @@ import argparse
 import math
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from flow_airflow.spec.errors import FlowError, FlowIssue
@@ -60,6 +61,8 @@ def plan(args: argparse.Namespace) -> int:
 
     from flow_airflow import settings
     from flow_airflow.plan.flow_plan import plan_flow
+    from flow_airflow.plan.routes import slug
+    from flow_airflow.runtime.paths import plan_notes
     from flow_airflow.spec.load import load_flow
 
     try:
@@ -108,6 +111,9 @@ def plan(args: argparse.Namespace) -> int:
             print(f"      compute: {task.compute.name} ({task.compute.kind})")
             for note in task.compute.notes:
                 print(f"      warning: {note}")
+        values = [v for _, values in task.params for v in values]
+        for note in plan_notes(getattr(spec, "script", ""), values, [slug(p) for p in task.parents], task.single_mode):
+            print(f"      warning: {note}")
     return 0
 
 
@@ -213,9 +219,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def import_flow(args: argparse.Namespace) -> int:
+    """Copy the flow's project folder into the dags folder, whole or not at all.
+
+    Links are copied as links (never followed, so a link loop cannot multiply the copy); links
+    pointing outside the project are named. The copy is made beside the target under a hidden
+    name and renamed into place, so a failed import leaves nothing behind.
+    """
     from airflow.configuration import conf
 
     from flow_airflow.plan.routes import slug
+    from flow_airflow.runtime.workspace import copy_project
     from flow_airflow.spec.load import load_flow
 
     try:
@@ -228,8 +241,26 @@ def import_flow(args: argparse.Namespace) -> int:
     if target.exists() and not args.force:
         print(f"{target} exists; use --force to replace it", file=sys.stderr)
         return 1
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(flow.project_dir, target, ignore=shutil.ignore_patterns("__pycache__", ".git", "input", "output"))
+    dags.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.importing-", dir=dags))
+    (staging / ".airflowignore").write_text("*\n", encoding="utf-8")  # no parse sees a half-made copy
+    try:
+        outside = copy_project(flow.project_dir, staging / "project")
+        if target.exists():
+            target.rename(staging / "replaced")
+        try:
+            (staging / "project").rename(target)
+        except OSError:
+            if (staging / "replaced").exists():
+                (staging / "replaced").rename(target)
+            raise
+    except OSError as e:
+        print(f"cannot import '{flow.spec.name}': {e}; nothing was imported", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for link in outside:
+        print(f"note: {link} in {target} is a link out of the project, copied as a link: the workers need its target")
     loader = dags / "flows.py"
     if not any(p.read_text(errors="replace").count("flow_airflow.loader") for p in dags.glob("*.py")):
         loader.write_text(LOADER, encoding="utf-8")

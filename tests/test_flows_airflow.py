@@ -238,7 +238,8 @@ e.log_metric("loss", Ys=[0.9, 0.5, 0.25])
 """,
             "use.py": """\
 import os
-assert open(os.path.join(os.environ["INPUT_MAKE_MODEL"], "model.txt")).read() == "m1"
+# the end state, paths kept: what make.py wrote to its output folder 'results' is at input/make_model/results/
+assert open(os.path.join(os.environ["INPUT_MAKE_MODEL"], "results", "model.txt")).read() == "m1"
 assert os.environ["INPUT_MAKE_MODEL"] == os.path.abspath("input/make_model")
 assert os.environ["CNVRG_MAKE_MODEL_KIND"] == "linear"
 assert os.environ["CNVRG_MAKE_MODEL_LOSS"] == "0.25"

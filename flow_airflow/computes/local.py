@@ -6,8 +6,27 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import IO
+
+MAX_LINE = 1024 * 1024  # characters of one output line kept in memory and in the log
+
+
+def _lines(stream: IO[str]) -> Iterator[str]:
+    """The lines of ``stream`` without their line break; a line over MAX_LINE is cut, saying so.
+
+    Memory stays bounded whatever the command prints (a line of gigabytes without a break).
+    """
+    while chunk := stream.readline(MAX_LINE):
+        if chunk.endswith("\n") or len(chunk) < MAX_LINE:
+            yield chunk.rstrip("\n")
+            continue
+        dropped = 0
+        while (rest := stream.readline(MAX_LINE)) and not rest.endswith("\n"):
+            dropped += len(rest)
+        dropped += len(rest.rstrip("\n"))
+        yield f"{chunk} … [line cut: {dropped:,} more characters not shown]"
 
 
 class LocalCompute:
@@ -36,8 +55,8 @@ class LocalCompute:
             start_new_session=True,  # so that kill() reaches the command's own children too
         )
         assert self._process.stdout is not None
-        for line in self._process.stdout:
-            on_line(line.rstrip("\n"))
+        for line in _lines(self._process.stdout):
+            on_line(line)
         return self._process.wait()
 
     def kill(self) -> None:

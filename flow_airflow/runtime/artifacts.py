@@ -1,12 +1,16 @@
-"""The artifact store: where each experiment's output folder is kept for the tasks after it.
+"""The artifact store: where each experiment's end state is kept for the tasks after it.
 
 One class, one place: a local folder (under the Airflow home by default) today; object
-storage can replace it behind the same two methods.
+storage can replace it behind the same two methods. A kept end state is a folder laid out
+as the experiment's working directory (``output/model.json`` stays ``output/model.json``);
+an experiment record's ``output`` is its location.
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -18,20 +22,26 @@ class ArtifactStore:
         safe_run = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in run_id)
         return self.root / dag_id / safe_run / task_slug / str(index)
 
-    def put(self, folder: Path, dag_id: str, run_id: str, task_slug: str, index: int) -> str:
-        """Keep a copy of ``folder`` (which may not exist: then an empty output); return its location."""
+    def put(self, save: Callable[[Path], object], dag_id: str, run_id: str, task_slug: str, index: int) -> str:
+        """Keep what ``save(folder)`` writes into a fresh ``folder``; return its location.
+
+        The kept folder is replaced as a whole (a rename), so a reader never sees half of it.
+        """
         target = self.location(dag_id, run_id, task_slug, index)
-        if target.exists():
-            shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if folder.is_dir():
-            shutil.copytree(folder, target, symlinks=True)
-        else:
-            target.mkdir()
+        fresh = Path(tempfile.mkdtemp(prefix=f".{index}.", dir=target.parent))
+        try:
+            save(fresh / "state")
+            if target.exists():
+                old = fresh / "old"
+                target.rename(old)
+            (fresh / "state").rename(target)
+        finally:
+            shutil.rmtree(fresh, ignore_errors=True)
         return str(target)
 
     def get(self, location: str, folder: Path) -> None:
-        """Copy a kept output into ``folder`` (created; must not exist)."""
+        """Copy a kept end state into ``folder`` (created; must not exist). Links stay links."""
         source = Path(location)
         if not source.is_dir():
             raise FileNotFoundError(f"the artifacts of an upstream experiment are missing: {location}")

@@ -8,19 +8,20 @@ import shutil
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydantic import TypeAdapter
 
 from flow_airflow import settings
 from flow_airflow.computes.local import LocalCompute
-from flow_airflow.plan.routes import Record, Route, label, render, slug, upstream_of
+from flow_airflow.plan.routes import Record, Route, RouteError, label, render, slug, upstream_of
 from flow_airflow.runtime import workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
 from flow_airflow.runtime.environment import experiment_env
-from flow_airflow.runtime.tags import parse_tag
+from flow_airflow.runtime.paths import input_references, local_paths, map_command, map_path, names_roots
+from flow_airflow.runtime.tags import TagLog
 from flow_airflow.spec import models
 
 LAST_LINES = 20
@@ -54,6 +55,62 @@ class Experiment:
 
     def run(self) -> Record:
         spec = self.spec
+        self._check_compute()
+        upstream = upstream_of(self.parents)
+        params = self._params(upstream)
+        self.route["label"] = label(params, self.parents)  # its params, then those of the experiments it follows
+        root = settings.workspaces_root() / self.dag_id / _safe(self.run_id) / self.slug / str(self.index)
+        try:
+            workdir, from_git = self._workspace(root)
+        except workspace.WorkspaceError as e:
+            raise ExperimentFailed(f"'{spec.title}' cannot start: {e}") from None
+        baseline = None if from_git else workspace.snapshot(workdir)  # to pass on only what the run changed
+        inputs, passed = self._stage_inputs(workdir)
+        output_dir = workspace.inside(workdir, spec.output_dir or "output")  # type: ignore[union-attr]
+        output_dir.mkdir(parents=True, exist_ok=True)
+        paths = local_paths(workdir, workdir / workspace.DATA)
+        env = experiment_env(
+            params=params,
+            upstream=upstream,
+            inputs=inputs,
+            passed_condition=passed,
+            workdir=workdir,
+            output_dir=output_dir,
+            base=self.base_env,
+            paths=paths,
+            warn=self.log.warning,
+        )
+        env["CNVRG_EXPERIMENT_TITLE"] = f"{spec.title} #{self.index}"
+        runner = self.runner = LocalCompute(self.compute["name"], self.compute.get("settings"))
+
+        def save(folder: Path) -> None:
+            """The end state: without Git what the run created or changed, with Git the output folder."""
+            only = None if baseline is not None else PurePosixPath(spec.output_dir or "output").as_posix()
+            workspace.save_end_state(workdir, folder, baseline=baseline, only=only, warn=self.log.warning)
+
+        self._prepare(workdir, env, runner)
+        store = ArtifactStore(settings.artifacts_root())
+        tags = self._execute(self._command(params, paths), workdir, env, store, save)
+        output = store.put(save, self.dag_id, self.run_id, self.slug, self.index)
+        lineage: dict[str, int] = {}
+        for title, records in self.parents.items():
+            if title not in self.gathered and len(records) == 1:
+                lineage.update(records[0].get("route", {}))
+        shutil.rmtree(workdir, ignore_errors=True)
+        return Record(
+            task=spec.title,
+            index=self.index,
+            params=dict(params),
+            tags=tags,
+            output=output,
+            route={**lineage, spec.title: self.index},
+            upstream=upstream,
+            label=self.route["label"],
+        )
+
+    def _check_compute(self) -> None:
+        """Refuse what the task's compute cannot run; say what it leaves out."""
+        spec = self.spec
         if not isinstance(spec, models.ExecTask):
             raise ExperimentFailed(
                 f"'{spec.title}' is a {spec.type} task: running {spec.type} tasks is not supported yet "
@@ -71,78 +128,95 @@ class Experiment:
         if spec.resources:
             self.log.info("requirements %s are not enforced by the local compute", spec.resources.model_dump())
 
-        upstream = upstream_of(self.parents)
-        params = [[k, render(v, upstream)] for k, v in self.route["params"]]
-        self.route["label"] = label(params, self.parents)  # its params, then those of the experiments it follows
-        root = settings.workspaces_root() / self.dag_id / _safe(self.run_id) / self.slug / str(self.index)
-        workdir = self._workspace(root)
-        inputs, passed = self._stage_inputs(workdir)
-        output_dir = workspace.inside(workdir, spec.output_dir or "output")
-        output_dir.mkdir(parents=True, exist_ok=True)
-        env = experiment_env(
-            params=params,
-            upstream=upstream,
-            inputs=inputs,
-            passed_condition=passed,
-            workdir=workdir,
-            output_dir=output_dir,
-            base=self.base_env,
-        )
-        env["CNVRG_EXPERIMENT_TITLE"] = f"{spec.title} #{self.index}"
-        store = ArtifactStore(settings.artifacts_root())
-        runner = self.runner = LocalCompute(self.compute["name"], self.compute.get("settings"))
-
-        self._prepare(workdir, env, runner)
-        command = " ".join([spec.script, *(shlex.quote(f"--{k}={v}") for k, v in params)])
+    def _execute(
+        self, command: str, workdir: Path, env: dict[str, str], store: ArtifactStore, save: Callable[[Path], None]
+    ) -> dict[str, str]:
+        """Run the command, streaming its output into the log; return the tags it logged."""
+        assert self.runner is not None
         self.log.info("running on compute '%s' in %s: %s", self.compute["name"], workdir, command)
-        tags: dict[str, str] = {}
+        tags = TagLog(self.log.warning, self.spec.title)
         last: deque[str] = deque(maxlen=LAST_LINES)
 
         def on_line(line: str) -> None:
             self.log.info("%s", line)
             last.append(line)
-            if tag := parse_tag(line):
-                tags[tag[0]] = tag[1]
+            tags.line(line)
 
-        sync = self._periodic_sync(store, output_dir) if spec.periodic_sync else None
+        sync = self._periodic_sync(store, save) if getattr(self.spec, "periodic_sync", False) else None
         try:
-            code = runner.run(command, cwd=workdir, env=env, on_line=on_line)
+            code = self.runner.run(command, cwd=workdir, env=env, on_line=on_line)
         finally:
             if sync:
-                sync.set()
+                sync[0].set()
+                sync[1].join()
+        tags.finish()
         if code != 0:
             tail = "\n".join(last) or "(no output)"
             self.log.error("the working directory is kept for inspection: %s", workdir)
             raise ExperimentFailed(
-                f"'{spec.title}' failed: its command exited with code {code}. Last lines of its output:\n{tail}"
+                f"'{self.spec.title}' failed: its command exited with code {code}. Last lines of its output:\n{tail}"
             )
-        output = store.put(output_dir, self.dag_id, self.run_id, self.slug, self.index)
-        lineage: dict[str, int] = {}
-        for title, records in self.parents.items():
-            if title not in self.gathered and len(records) == 1:
-                lineage.update(records[0].get("route", {}))
-        shutil.rmtree(workdir, ignore_errors=True)
-        return Record(
-            task=spec.title,
-            index=self.index,
-            params=dict(params),
-            tags=tags,
-            output=output,
-            route={**lineage, spec.title: self.index},
-            upstream=upstream,
-            label=self.route["label"],
-        )
+        return tags.tags
+
+    def _params(self, upstream: Mapping[str, Mapping[str, Mapping[str, str]]]) -> list[list[str]]:
+        """The route's params with ``{{ Task.tag }}`` replaced; a tag never logged fails the experiment."""
+        params = []
+        for key, value in self.route["params"]:
+            try:
+                params.append([key, render(value, upstream)])
+            except RouteError as e:
+                title = self.spec.title
+                raise ExperimentFailed(f"'{title}' cannot start: its param '{key}' names a tag, but {e}") from None
+            if "\0" in key or "\0" in params[-1][1]:
+                raise ExperimentFailed(f"'{self.spec.title}' cannot start: its param '{key}' holds a NUL byte")
+        return params
+
+    def _command(self, params: list[list[str]], paths: Mapping[str, Path]) -> str:
+        """The command line: the task's script, then ``--key=value`` per param, each quoted.
+
+        cnvrg's absolute paths (``/input/<task>/...``, ``/cnvrg/...``, ``/data/<name>/...``) in
+        the script and at the start of a param value mean the experiment's own folders here.
+        """
+        script = self.spec.script  # type: ignore[union-attr]
+        mapped = map_command(script, paths)
+        if mapped is None:
+            mapped = script
+            if names_roots(script):
+                self.log.warning("the command names cnvrg's absolute paths, which cannot be mapped here: "
+                                 "the local folders' names need shell quoting")
+        args = [[k, map_path(v, paths)] for k, v in params]
+        if mapped != script or args != params:
+            self.log.info("cnvrg's absolute paths mean this experiment's own folders here: %s",
+                          ", ".join(f"{root} -> {local}" for root, local in paths.items()))
+            self._check_inputs([script, *(v for _, v in params)], paths["/input"])
+        return " ".join([mapped, *(shlex.quote(f"--{k}={v}") for k, v in args)])
+
+    def _check_inputs(self, texts: list[str], inputs: Path) -> None:
+        """Warn of an ``/input/<task>/<file>`` that is not there, saying where a file of that name is."""
+        for text in texts:
+            for folder, rest in input_references(text):
+                if not (inputs / folder).is_dir():
+                    self.log.warning("/input/%s is named, but no parent task filled it: this task's inputs are %s",
+                                     folder, ", ".join(sorted(p.name for p in inputs.glob("*"))) or "none")
+                elif rest and not (inputs / folder / rest).exists():
+                    found = [p for p in sorted((inputs / folder).iterdir()) if (p / rest).exists()][:3]
+                    where = ", ".join(f"/input/{folder}/{p.name}/{rest}" for p in found)
+                    self.log.warning("/input/%s/%s is named, but its task did not leave it%s", folder, rest,
+                                     f" (it left {where}: a task's files keep their paths)" if where else "")
 
     def kill(self) -> None:
         if self.runner:
             self.runner.kill()
 
-    def _workspace(self, root: Path) -> Path:
-        """A fresh copy of the project folder; of a Git revision of it when the task names one."""
+    def _workspace(self, root: Path) -> tuple[Path, bool]:
+        """A fresh copy of the project folder; of a Git revision of it when the task names one.
+
+        Also whether it came from Git: then only the output folder is passed on (spec, "Artifacts Flow").
+        """
         spec = self.spec
         revision = spec.revision or spec.git_branch  # type: ignore[union-attr]
         if not revision:
-            return workspace.create(root, self.project_dir)
+            return workspace.create(root, self.project_dir), False
         prefix = _git(self.project_dir, "rev-parse", "--show-prefix")
         if prefix is None:
             self.log.warning(
@@ -150,7 +224,7 @@ class Experiment:
                 revision,
                 self.project_dir,
             )
-            return workspace.create(root, self.project_dir)
+            return workspace.create(root, self.project_dir), False
         workspace.create(root, Path("/nonexistent"))
         archive = subprocess.run(
             ["git", "-C", str(self.project_dir), "archive", "--format=tar", f"{revision}:{prefix.strip()}"],
@@ -161,8 +235,9 @@ class Experiment:
                 f"cannot check out '{revision}' of the project: {archive.stderr.decode(errors='replace').strip()}"
             )
         subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
-        self.log.info("working directory holds the project at Git revision %s", revision)
-        return root
+        self.log.info("working directory holds the project at Git revision %s: only its output folder is passed on",
+                      revision)
+        return root, True
 
     def _stage_inputs(self, workdir: Path) -> tuple[dict[str, Path], list[Path]]:
         """Copy parent outputs to ``input/<task>`` (``input/<task>_<n>`` for several experiments)."""
@@ -202,17 +277,20 @@ class Experiment:
             if code != 0:
                 raise ExperimentFailed(f"prerun.sh failed with exit code {code}")
 
-    def _periodic_sync(self, store: ArtifactStore, output_dir: Path) -> threading.Event:
-        """Keep the output folder in the store while the command runs (``periodic_sync``)."""
+    def _periodic_sync(
+        self, store: ArtifactStore, save: Callable[[Path], None]
+    ) -> tuple[threading.Event, threading.Thread]:
+        """Keep the end state in the store while the command runs (``periodic_sync``)."""
         stop = threading.Event()
 
         def loop() -> None:
             while not stop.wait(SYNC_SECONDS):
-                store.put(output_dir, self.dag_id, self.run_id, self.slug, self.index)
-                self.log.info("synced the output folder to the artifact store")
+                store.put(save, self.dag_id, self.run_id, self.slug, self.index)
+                self.log.info("synced the experiment's files to the artifact store")
 
-        threading.Thread(target=loop, daemon=True).start()
-        return stop
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        return stop, thread
 
 
 def _safe(run_id: str) -> str:

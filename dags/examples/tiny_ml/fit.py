@@ -9,7 +9,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--learning_rate", type=float)
 parser.add_argument("--epochs", type=int)
 args = parser.parse_args()
-points = [tuple(map(float, line.split(","))) for line in open(os.path.join(os.environ["INPUT_MAKE_DATA"], "data.csv"))]
+points = [tuple(map(float, line.split(","))) for line in open(os.path.join(os.environ["INPUT_MAKE_DATA"], "output", "data.csv"))]
 a = b = 0.0
 for _ in range(args.epochs):
     da = sum(2 * (a * x + b - y) * x for x, y in points) / len(points)

@@ -27,8 +27,18 @@ class Experiment:
         return cls()
 
     def log_param(self, key: str, value: Any = None) -> None:
-        """Log a tag (a parameter or any value) for this experiment."""
-        print(f"cnvrg_tag_{key}: {value}", flush=True)
+        """Log a tag (a parameter or any value) for this experiment.
+
+        A tag is one line ``cnvrg_tag_<key>: <value>``: a ``:`` in the key and line breaks
+        cannot be part of it; they become ``_`` and spaces, with a warning on stderr.
+        """
+        key, text = str(key), str(value)
+        clean_key = key.replace(":", "_").replace("\r", " ").replace("\n", " ")
+        clean_text = text.replace("\r", " ").replace("\n", " ")
+        if (clean_key, clean_text) != (key, text):
+            print(f"cnvrg: tag {key!r} logged as {clean_key!r} on one line (a tag is one line, its key has no ':')",
+                  file=sys.stderr, flush=True)
+        print(f"cnvrg_tag_{clean_key}: {clean_text}", flush=True)
 
     def log_metric(self, key: str, Ys: Any = None, Xs: Any = None, **kwargs: Any) -> None:
         """Log a metric; its last value becomes the experiment's tag ``key``."""
