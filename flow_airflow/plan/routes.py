@@ -46,8 +46,13 @@ class RouteError(Exception):
 
 
 def slug(title: str) -> str:
-    """cnvrg's folder name for a task: lower case, spaces to underscores, other symbols removed."""
-    return re.sub(r"[^a-z0-9_]", "", title.strip().lower().replace(" ", "_"))
+    """cnvrg's folder name for a task: lower case, spaces to underscores, other symbols removed.
+
+    A title in another script than ASCII is transliterated, with a hash (see plan/ids.py).
+    """
+    from flow_airflow.plan.ids import task_slug
+
+    return task_slug(title)
 
 
 def combinations(parents: Mapping[str, list[Record]], gathered: Iterable[str] = ()) -> list[dict[str, list[Record]]]:
