@@ -53,21 +53,21 @@ def dag_id_for(title: str) -> str:
     """A DAG id from a flow title: letters, digits, ``_ . -``; readable, stable and distinct."""
     text, exact = ascii_of(title.strip())
     base = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.-").lower()
-    if exact and base:
-        return base
+    if exact:
+        return base or "flow"
     return f"{base or 'flow'}_{title_hash(title)}"
 
 
 def task_slug(title: str) -> str:
     """cnvrg's folder name for a task (lower case, spaces to underscores, other symbols removed).
 
-    Also the task's TaskGroup id. A title that is not ASCII, or has no letter or digit, gets
-    its hash appended (see the module's docstring).
+    Also the task's TaskGroup id. A title that is not ASCII gets its hash appended (see the
+    module's docstring); one without any letter or digit gives '' (refused by the checks).
     """
     text, exact = ascii_of(title.strip())
     base = re.sub(r"[^a-z0-9_]", "", text.strip().lower().replace(" ", "_"))
-    if exact and base:
-        return base
+    if exact or not any(ch.isalnum() for ch in title):
+        return base if exact else ""
     return f"{base.strip('_') or 'task'}_{title_hash(title)}"
 
 

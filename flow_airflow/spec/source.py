@@ -58,7 +58,7 @@ class Source:
 
 
 #: Flow files are a few KB; a file larger than this is refused before it is parsed.
-MAX_FILE_BYTES = 1 << 20
+MAX_FILE_BYTES = 1 << 19
 #: How many values YAML aliases may add to a document (a 564-byte file can otherwise expand to 43 million).
 MAX_ALIAS_VALUES = 100_000
 #: How deep mappings and lists may nest (a flow needs about 6 levels).
@@ -224,14 +224,14 @@ _PLAIN_HEAD = re.compile(r"\s*(?:-\s+)?[^\s'\"{\[#-][^:#]*?:\s+")
 _NOT_PLAIN = tuple("'\"{[|>&*!#")
 # The line breaks of YAML 1.1 (and of libyaml's marks): CR-only files count lines as it does.
 _LINE_BREAK = re.compile("(\r\n|[\r\n\x85\u2028\u2029])")
-#: Each repair composes the text again: at most this many characters composed in all.
-_REPAIR_WORK = 20_000_000
+#: Each repair composes the text again, up to the next error: at most this many characters in all.
+_REPAIR_WORK = 2_000_000
 
 
 def _compose(text: str) -> yaml.Node | None:
     """Compose ``text``, reading a plain value that contains ': ' as text, like cnvrg does."""
-    repaired = text
-    for _ in range(min(200, _REPAIR_WORK // max(len(text), 1))):
+    repaired, work = text, 0
+    while True:
         try:
             return yaml.compose(repaired, Loader=_Loader)
         except yaml.MarkedYAMLError as e:
@@ -246,9 +246,13 @@ def _compose(text: str) -> yaml.Node | None:
             value = line[head.end() :].rstrip() if head else ""
             if not head or head.end() > mark.column or not value or value.startswith(_NOT_PLAIN):
                 raise
+            work += sum(len(p) for p in parts[: 2 * mark.line])  # what was composed to reach this error
+            if work > _REPAIR_WORK:
+                raise yaml.scanner.ScannerError(
+                    None, None, "too many plain values contain ': ' for this file's size: quote them", mark
+                ) from None
             parts[2 * mark.line] = line[: head.end()] + "'" + value.replace("'", "''") + "'"
             repaired = "".join(parts)
-    return yaml.compose(repaired, Loader=_Loader)
 
 
 def _syntax_issue(file: str, text: str, error: yaml.MarkedYAMLError) -> FlowIssue:
