@@ -138,6 +138,11 @@ def read_source(file: str | Path, text: str | None = None) -> Source:
         node = _compose(text)
     except yaml.MarkedYAMLError as e:
         raise FlowError([_syntax_issue(file, text, e)]) from None
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow, with its offset only
+        lines = _LINE_BREAK.split(text[: e.position])
+        shown = f"U+{ord(e.character):04X}" if isinstance(e.character, str) else repr(e.character)
+        raise FlowError.single(file, f"the character {shown} is not allowed in a YAML file ({e.reason})",
+                               len(lines) // 2 + 1, len(lines[-1]) + 1) from None
     except yaml.YAMLError as e:
         raise FlowError.single(file, f"not valid YAML: {e}") from None
     source = Source(file=file, data=None, text=text)
