@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 EXAMPLES = int(os.environ.get("FLOW_FUZZ_EXAMPLES", "1000"))
+OUTCOMES: dict[str, int] = {}  # printed at the end (pytest -s): how many cases loaded, how many were refused
 pytestmark = pytest.mark.airflow
 
 TITLES = ["Train", "Test", "Deploy", "A", "train", " Train ", "数据准备", "Шаг 1", "Prévision", "x" * 210, "!!!",
@@ -96,6 +97,7 @@ def no_cache() -> None:
     before = os.environ.get("AIRFLOW__FLOW_AIRFLOW__CACHE_FOLDER")
     os.environ["AIRFLOW__FLOW_AIRFLOW__CACHE_FOLDER"] = ""
     yield
+    print(f"\nfuzz outcomes: {OUTCOMES}")
     if before is None:
         os.environ.pop("AIRFLOW__FLOW_AIRFLOW__CACHE_FOLDER")
     else:
@@ -121,9 +123,12 @@ def test_validate_plan_and_load_end_in_a_positioned_flow_error_or_succeed(
     except FlowError as e:
         _positioned(e, file)
     try:
-        _compile_and_build(file, None, {})  # what the loader does with the file, Airflow DAG included
+        dag = _compile_and_build(file, None, {})  # what the loader does with the file, Airflow DAG included
+        outcome = "no flow" if dag is None else "DAG"
     except FlowError as e:
         _positioned(e, file)
+        outcome = "FlowError"
+    OUTCOMES[outcome] = OUTCOMES.get(outcome, 0) + 1
 
 
 def _positioned(error: object, file: Path) -> None:

@@ -237,3 +237,22 @@ def test_validate_counts_the_files_the_loader_reads(tmp_path: Path) -> None:
 
 
 REPO_DAGS = Path(__file__).parent.parent / "dags"
+
+
+@pytest.mark.parametrize("value", ["'{{ a" + " " * 300_000 + "x'", "'{{ a.b" + " " * 300_000 + "x'",
+                                   "'" + "{{ " * 100_000 + "'", "echo a: b" + " " * 300_000 + "c",
+                                   "'" + "tasks " * 50_000 + "'"])
+def test_long_values_are_scanned_in_linear_time(tmp_path: Path, value: str) -> None:
+    """Templates, the plain-value repair and flow detection over a 300 KB value: well under a second each."""
+    from flow_airflow.loader import flow_text
+    from flow_airflow.spec.load import load_flow
+
+    file = tmp_path / "flow.yaml"
+    file.write_text("flow: Long\ntasks:\n  - title: A\n    type: exec\n    input: echo\n    computes: [local]\n"
+                    f"    params:\n      - key: k\n        value: {value}\nrelations: []\n")
+    start = time.perf_counter()
+    text = flow_text(file)
+    assert text is not None
+    flow = load_flow(file, text)
+    assert time.perf_counter() - start < 3
+    assert len(flow.spec.tasks[0].params[0].grid()[0]) > 100_000

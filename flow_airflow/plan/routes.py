@@ -16,7 +16,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NotRequired, TypedDict
 
-TEMPLATE = re.compile(r"\{\{\s*(?P<task>[^.{}|]+?)\s*\.\s*(?P<tag>[^{}|]+?)\s*(?P<hyper>\|\s*hyper\s*)?\}\}")
+# Each name ends at its last non-blank character (no lazy group before '\s*': linear in the text).
+TEMPLATE = re.compile(
+    r"\{\{\s*(?P<task>[^.{}|]*[^.{}|\s])\s*\.\s*(?P<tag>[^{}|]*[^{}|\s])\s*(?P<hyper>\|\s*hyper\s*)?\}\}"
+)
 LABEL_LIMIT = 250  # Airflow's rendered_map_index column
 
 
