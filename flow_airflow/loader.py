@@ -89,8 +89,8 @@ def compile_file(file: Path, only: str | None = None) -> Any:
     return plan
 
 
-class OverBudget(Exception):
-    """A flow file took longer than its time budget."""
+class OverBudget(BaseException):
+    """A flow file took longer than its time budget (a BaseException: no ``except Exception`` swallows it)."""
 
 
 def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str, Any]:
@@ -195,19 +195,25 @@ def budget(seconds: float) -> Iterator[None]:
         yield
         return
 
+    armed = [True]
+
     def on_alarm(signum: int, frame: Any) -> None:
-        raise OverBudget
+        if armed[0]:
+            raise OverBudget
 
     handler = signal.signal(signal.SIGALRM, on_alarm)
-    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds, 0.5)  # again every 0.5 s, should one be swallowed
     started = time.monotonic()
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, handler)
-        if outer:
-            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
+        try:
+            armed[0] = False  # an alarm from here on does nothing
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, handler)
+            if outer:
+                signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
 
 
 def _spare_the_collector() -> None:
