@@ -64,6 +64,39 @@ def flows(draw: st.DrawFn) -> dict:
     return doc
 
 
+names = st.text(st.characters(categories=["L", "N", "Zs", "P"]), min_size=1, max_size=24).filter(str.strip)
+grid_values = st.lists(st.one_of(st.integers(0, 100), st.floats(0, 1), st.sampled_from(SCALARS[3:9]),
+                                 st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=8)),
+                       min_size=1, max_size=3)
+
+
+@st.composite
+def valid_flows(draw: st.DrawFn) -> dict:
+    """A flow that should load: unique titles, relations forward only, small grids."""
+    from flow_airflow.plan.routes import slug
+
+    titles_ = draw(st.lists(st.one_of(st.sampled_from(TITLES[:9]), names), min_size=1, max_size=5,
+                            unique_by=lambda t: slug(t) or t).filter(lambda ts: all(slug(t) for t in ts)))
+    tasks = []
+    for i, title in enumerate(titles_):
+        task = {"title": title, "type": "exec", "input": draw(st.sampled_from(["echo hi", "python3 -c 'print(1)'",
+                                                                              "echo a: b"])), "computes": ["local"]}
+        keys = draw(st.lists(st.sampled_from(["lr", "seed", "depth", "Ключ"]), unique=True, max_size=2))
+        if keys:
+            task["params"] = [{"key": k, "values": draw(grid_values)} for k in keys]
+        if i and draw(st.booleans()):
+            task.setdefault("params", []).append({"key": "from_parent", "value": f"{{{{ {titles_[i - 1]}.acc }}}}"})
+        if draw(st.booleans()):
+            task[draw(st.sampled_from(["single_mode", "restart_if_stuck", "description"]))] = draw(st.booleans())
+        tasks.append(task)
+    relations = [{"from": titles_[i], "to": titles_[j]} for i in range(len(titles_)) for j in range(i + 1, len(titles_))
+                 if draw(st.booleans()) or (j == i + 1 and any("from_parent" in str(t) for t in tasks[j:j + 1]))]
+    doc = {"flow": draw(names), "tasks": tasks, "relations": relations}
+    if draw(st.booleans()):
+        doc["version"] = draw(st.sampled_from(["1.10", "2", "2024-01-15"]))
+    return doc
+
+
 MUTATIONS = ["\n", ": ", "- ", "&a ", "*a", "!foo ", "!!python/object:os.system ", "{", "}", "[", "]", "\t", "\r",
              "\ufeff", "'", '"', "#", "<<: *a\n", "\x85", "\u2028", "\x00", "é", "  ", "|\n", ">-\n", "? ",
              "%YAML 1.1\n", "---\n", "...\n", "\\", ",", "\x07"]
@@ -71,13 +104,13 @@ MUTATIONS = ["\n", ": ", "- ", "&a ", "*a", "!foo ", "!!python/object:os.system 
 
 @st.composite
 def texts(draw: st.DrawFn) -> str:
-    doc = draw(flows())
+    doc = draw(st.one_of(valid_flows(), flows()))
     style = draw(st.sampled_from(["block", "flow", "json"]))
     if style == "json":
         text = json.dumps(doc, default=str, ensure_ascii=draw(st.booleans()))
     else:
         text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, default_flow_style=style == "flow")
-    for _ in range(draw(st.integers(0, 3))):
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2, 3]))):
         at = draw(st.integers(0, len(text)))
         kind = draw(st.sampled_from(["insert", "delete", "duplicate line"]))
         if kind == "insert":
