@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -246,7 +247,7 @@ def report(dag_file: Path, error: FlowError) -> None:
 
     relative = Path(result.file_path)  # the loader, relative to the bundle's root
     root = Path(*dag_file.parts[: -len(relative.parts)]) if not relative.is_absolute() else None
-    path = Path(error.file).resolve()
+    path = Path(os.path.abspath(error.file))  # not resolve(): a flow in a symlinked folder keeps its place
     file_path = str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
     first = error.issues[0] if error.issues else None
     result.errors.append(
