@@ -256,3 +256,25 @@ def test_long_values_are_scanned_in_linear_time(tmp_path: Path, value: str) -> N
     flow = load_flow(file, text)
     assert time.perf_counter() - start < 3
     assert len(flow.spec.tasks[0].params[0].grid()[0]) > 100_000
+
+
+def test_parsing_again_and_again_keeps_no_memory() -> None:
+    """A DAG processor or worker parses the same flows for hours: nothing may pile up per parse."""
+    import gc
+    import tracemalloc
+
+    from flow_airflow.spec.load import load_flow
+
+    file = FLOWS / "grid_three" / "flow.yaml"
+    load_flow(file)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(200):
+            load_flow(file)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 200_000, grown

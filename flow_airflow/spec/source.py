@@ -160,6 +160,8 @@ def read_source(file: str | Path, text: str | None = None) -> Source:
         line, column = (mark.line + 1, mark.column + 1) if mark else next(reversed(source.positions.values()), (0, 0))
         problem = getattr(e, "problem", None) or str(e)
         raise FlowError([FlowIssue(file, f"this value cannot be read: {problem}", line, column)]) from None
+    finally:  # PyYAML's constructor keeps every node it saw: a leak over many parses in one process
+        _SCALARS.constructed_objects.clear()
     if issues:
         raise FlowError(issues)
     return source
