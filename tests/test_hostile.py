@@ -278,3 +278,21 @@ def test_parsing_again_and_again_keeps_no_memory() -> None:
     finally:
         tracemalloc.stop()
     assert grown < 200_000, grown
+
+
+def test_what_is_meant_as_a_flow_is_never_skipped(tmp_path: Path) -> None:
+    from flow_airflow.loader import compile_file
+    from flow_airflow.spec.errors import FlowError
+
+    cases = {
+        "list.yaml": ("- flow: X\n  tasks: []\n", "a flow file must be a mapping"),
+        "two_docs.yaml": ("flow: X\ntasks: []\n---\nflow: Y\n", "YAML syntax error"),
+        "broken.yaml": ("flow: X\ntasks: [oops\n", "YAML syntax error"),
+        "indented.yaml": ("  flow: X\n  tasks: []\n  relations: []\n", "the flow has no tasks"),
+    }
+    for name, (text, words) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(FlowError, match=words):
+            compile_file(tmp_path / name)
+    (tmp_path / "other.yaml").write_text("jobs:\n  build:\n    tasks: [a, b]\n")  # YAML of another tool
+    assert compile_file(tmp_path / "other.yaml") is None

@@ -124,6 +124,8 @@ def is_flow_document(text: str) -> bool:
         node = _compose(text)
     except yaml.YAMLError:
         return True
+    if isinstance(node, yaml.SequenceNode) and node.value:  # a flow written as a list item: a mistake
+        node = node.value[0]
     return isinstance(node, yaml.MappingNode) and any(
         isinstance(k, yaml.ScalarNode) and k.value == "tasks" for k, _ in node.value
     )
