@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from flow_airflow.spec.errors import FlowError
+from flow_airflow.spec.errors import FlowError, FlowIssue
 from flow_airflow.spec.models import Flow
 
 LOADER = '''"""Airflow DAGs compiled from the cnvrg flow files (*.yaml, *.yml) in this folder and below."""
@@ -43,6 +43,8 @@ def validate(args: argparse.Namespace) -> int:
                 continue  # YAML that is no flow: the loader skips it too
             checked += 1
             seen[plan.dag_id] = file
+            for warning in getattr(plan.flow, "warnings", ()):  # keys of another task type (issue 11, section 1)
+                print(FlowIssue(warning.file, f"warning: {warning.message}", warning.line, warning.column))
             print(f"{file}: OK, flow '{plan.flow.spec.name}' with {len(plan.tasks)} task(s), DAG '{plan.dag_id}'")
     if not checked:
         print("no flow files found", file=sys.stderr)
