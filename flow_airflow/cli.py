@@ -20,39 +20,37 @@ globals().update(load_dags(__file__))
 '''
 
 
-def _flow_files(paths: list[str]) -> list[Path]:
-    from flow_airflow.spec.load import looks_like_flow
-
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            for found in sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]):
-                if looks_like_flow(found.read_text(encoding="utf-8", errors="replace")):
-                    files.append(found)
-        else:
-            files.append(path)
-    return files
-
-
 def validate(args: argparse.Namespace) -> int:
+    """Check flow files and folders: a folder as the loader reads it (the same files, the same checks)."""
+    from flow_airflow.loader import compile_file, flow_files
+    from flow_airflow.plan.flow_plan import plan_flow
     from flow_airflow.spec.load import load_flow
 
-    failed = 0
-    files = _flow_files(args.paths)
-    for file in files:
-        try:
-            flow = load_flow(file)
-        except FlowError as e:
-            failed += 1
-            print(e, file=sys.stderr)
-            continue
-        for warning in flow.warnings:
-            print(_warning(warning))
-        print(f"{file}: OK, flow '{flow.spec.name}' with {len(flow.spec.tasks)} task(s)")
-    if not files:
+    checked = failed = 0
+    seen: dict[str, Path] = {}
+    for raw in args.paths:
+        path = Path(raw)
+        for file in flow_files(path) if path.is_dir() else [path]:
+            try:
+                plan = compile_file(file) if path.is_dir() else plan_flow(load_flow(file))
+                if plan is not None and plan.dag_id in seen:
+                    raise FlowError.single(file, f"the flow title '{plan.flow.spec.name}' gives the DAG id "
+                                                 f"'{plan.dag_id}', already used by {seen[plan.dag_id]}", 1, 1)
+            except FlowError as e:
+                checked, failed = checked + 1, failed + 1
+                print(e, file=sys.stderr)
+                continue
+            if plan is None:
+                continue  # YAML that is no flow: the loader skips it too
+            checked += 1
+            seen[plan.dag_id] = file
+            for warning in getattr(plan.flow, "warnings", ()):  # keys of another task type (issue 11, section 1)
+                print(FlowIssue(warning.file, f"warning: {warning.message}", warning.line, warning.column))
+            print(f"{file}: OK, flow '{plan.flow.spec.name}' with {len(plan.tasks)} task(s), DAG '{plan.dag_id}'")
+    if not checked:
         print("no flow files found", file=sys.stderr)
         return 1
+    print(f"{checked} flow file{'s' if checked != 1 else ''}, {failed} with errors")
     return 1 if failed else 0
 
 

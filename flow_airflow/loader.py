@@ -8,8 +8,14 @@ line and message) while the loader file itself imports cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,10 +24,19 @@ from flow_airflow.spec.errors import FlowError, FlowIssue
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".yaml", ".yml")
+#: Seconds one flow file may take to compile ([flow_airflow] file_budget_seconds), per BUDGET_UNIT
+#: of its size (at least once): the work is linear in the size, a 5,000-task flow (125 KB) gets 10 s.
+FILE_BUDGET = 5.0
+BUDGET_UNIT = 64 * 1024
+#: What the loader leaves of Airflow's import timeout for Airflow's own work after it.
+MARGIN = 0.1
 
 
 def flow_files(folder: Path) -> list[Path]:
-    """Every .yaml/.yml file under ``folder`` that ``.airflowignore`` does not exclude."""
+    """Every .yaml/.yml file under ``folder`` that ``.airflowignore`` does not exclude.
+
+    Airflow's own walk of the dags folder: symlinked folders are followed, ignore files honoured.
+    """
     from airflow._shared.module_loading.file_discovery import find_path_from_directory
     from airflow.configuration import conf
 
@@ -31,51 +46,184 @@ def flow_files(folder: Path) -> list[Path]:
     )
 
 
+def flow_text(file: Path) -> str | None:
+    """The text of ``file`` when it may be a flow, None when it is other YAML.
+
+    Raises :class:`FlowError` for a file that looks like a flow but cannot be read: too large,
+    or not UTF-8 (Latin-1, UTF-16 without a byte order mark ...). Such a file is never skipped
+    silently: it would vanish from Airflow without a word.
+    """
+    from flow_airflow.spec.source import may_be_flow, read_text
+
+    try:
+        text = read_text(file)
+    except FlowError:
+        try:
+            with open(file, "rb") as f:
+                head = f.read(1 << 16)
+        except OSError:
+            raise FlowError.single(file, "cannot read the file") from None
+        if may_be_flow(head.replace(b"\0", b"").decode("utf-8", "replace")):
+            raise
+        return None
+    return text if may_be_flow(text) else None
+
+
+def compile_file(file: Path, only: str | None = None) -> Any:
+    """The plan of the flow in ``file``; None when the file is no flow (or, with ``only``, another flow's).
+
+    Raises :class:`FlowError` with the flow's mistakes. Shared by the loader and ``validate``,
+    so that both see the same files the same way.
+    """
+    from flow_airflow.plan import cache
+    from flow_airflow.spec.source import is_flow_document
+
+    text = flow_text(file)
+    if text is None:
+        return None
+    try:
+        plan = cache.plan_of(file, text, only)
+    except FlowError:
+        if not is_flow_document(text):
+            return None  # YAML with a 'tasks' key somewhere, but no flow
+        raise
+    if isinstance(plan, str) or (only and plan.dag_id != only):
+        return None  # another flow than the one a worker is parsing for
+    return plan
+
+
+class OverBudget(BaseException):
+    """A flow file took longer than its time budget (a BaseException: no ``except Exception`` swallows it)."""
+
+
 def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str, Any]:
-    """One DAG per valid flow file in the folder of ``dag_file`` (the loader) and below."""
+    """One DAG per valid flow file in the folder of ``dag_file`` (the loader) and below.
+
+    Each file is compiled within its own time budget (:func:`budget`) and all or nothing: a
+    flow that fails part-way leaves no DAG behind, only its import error.
+    """
     from airflow.sdk import get_parsing_context
 
     only = get_parsing_context().dag_id  # set when a worker parses the file to run one task
     if only:
         _spare_the_collector()
 
-    from flow_airflow.build.dag import build_dag
-    from flow_airflow.plan import cache
-    from flow_airflow.spec.load import looks_like_flow
-
     dag_file = Path(dag_file).resolve()
     dags: dict[str, Any] = {}
     sources: dict[str, Path] = {}
-    for file in files if files is not None else flow_files(dag_file.parent):
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        if not looks_like_flow(text):
-            continue
-        try:
-            plan = cache.plan_of(file, text, only)
-            if isinstance(plan, str) or (only and plan.dag_id != only):
-                continue  # another flow than the one a worker is parsing for
-            if plan.dag_id in sources:
-                raise FlowError.single(
-                    file,
-                    f"the flow title '{plan.flow.spec.name}' gives the DAG id "
-                    f"'{plan.dag_id}', already used by {sources[plan.dag_id]}",
-                    1,
-                    1,
-                )
-            dag = build_dag(plan)
-        except FlowError as e:
-            report(dag_file, e)
-            continue
-        except Exception as e:  # our bug, not the user's: still, the other flows must load
-            log.exception("flow-airflow could not compile %s", file)
-            report(dag_file, FlowError([FlowIssue(str(file), f"flow-airflow failed to compile this flow: {e!r}")]))
-            continue
-        sources[plan.dag_id] = file
-        dags[f"flow__{plan.dag_id}"] = dag
+    per_file = _file_budget()
+    with _deadline() as left:
+        for file in files if files is not None else flow_files(dag_file.parent):
+            seconds = min(per_file * max(1.0, _size(file) / BUDGET_UNIT), left())
+            try:
+                if seconds <= 0:
+                    raise OverBudget("not compiled: the loader had used the time Airflow gives it "
+                                     "([core] dagbag_import_timeout) on the flows before this one")
+                with budget(seconds):
+                    dag = _compile_and_build(file, only, sources)
+            except FlowError as e:
+                report(dag_file, e)
+                continue
+            except OverBudget as e:
+                report(dag_file, FlowError.single(file, str(e) or (
+                    f"not compiled: it took more than {seconds:.1f} s, its budget ([flow_airflow] "
+                    "file_budget_seconds, or what was left of Airflow's [core] dagbag_import_timeout)")))
+                continue
+            except Exception as e:  # our bug, not the user's: still, the other flows must load
+                log.exception("flow-airflow could not compile %s", file)
+                report(dag_file, FlowError([FlowIssue(str(file), f"flow-airflow failed to compile this flow: {e!r}")]))
+                continue
+            if dag is not None:
+                sources[dag.dag_id] = file
+                dags[f"flow__{dag.dag_id}"] = dag
     return dags
+
+
+def _compile_and_build(file: Path, only: str | None, sources: dict[str, Path]) -> Any:
+    """The DAG of ``file``, or None; a build that fails registers nothing (Airflow's auto-register)."""
+    plan = compile_file(file, only)
+    if plan is None:
+        return None
+    if plan.dag_id in sources:
+        raise FlowError.single(
+            file,
+            f"the flow title '{plan.flow.spec.name}' gives the DAG id '{plan.dag_id}', already used by "
+            f"{sources[plan.dag_id]}",
+            1,
+            1,
+        )
+    from airflow.sdk.definitions._internal.contextmanager import DagContext
+
+    from flow_airflow.build.dag import build_dag
+
+    registered = set(DagContext.autoregistered_dags)
+    try:
+        return build_dag(plan)
+    except BaseException:
+        # A DAG leaving its ``with`` block registers itself, even on an exception: take it back.
+        DagContext.autoregistered_dags.difference_update(set(DagContext.autoregistered_dags) - registered)
+        raise
+
+
+def _size(file: Path) -> int:
+    try:
+        return file.stat().st_size
+    except OSError:
+        return 0
+
+
+def _file_budget() -> float:
+    from airflow.configuration import conf
+
+    return conf.getfloat("flow_airflow", "file_budget_seconds", fallback=FILE_BUDGET)
+
+
+@contextlib.contextmanager
+def _deadline() -> Iterator[Any]:
+    """``left()``: seconds left of the import timeout Airflow runs the loader under (its alarm), or of
+    ``[core] dagbag_import_timeout`` when no alarm is set; infinite when neither."""
+    armed = signal.getitimer(signal.ITIMER_REAL)[0] if hasattr(signal, "getitimer") else 0.0
+    if not armed:
+        from airflow.configuration import conf
+
+        armed = conf.getfloat("core", "dagbag_import_timeout", fallback=30.0)
+    end = time.monotonic() + armed * (1 - MARGIN) if armed > 0 else float("inf")
+    yield lambda: end - time.monotonic()
+
+
+@contextlib.contextmanager
+def budget(seconds: float) -> Iterator[None]:
+    """Raise :class:`OverBudget` in the code run inside when it takes more than ``seconds``.
+
+    A real-time alarm (SIGALRM), the mechanism of Airflow's own import timeout, which it
+    stands in front of: Airflow's alarm is put back, less the time spent, when the block ends.
+    The alarm interrupts Python code; the C parts (the YAML parser, regular expressions) are
+    bounded in size and linear (see spec/source.py), so they end soon after. Outside the main
+    thread, where signals cannot be used, the code runs without an alarm.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    armed = [True]
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        if armed[0]:
+            raise OverBudget
+
+    handler = signal.signal(signal.SIGALRM, on_alarm)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds, 0.5)  # again every 0.5 s, should one be swallowed
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        try:
+            armed[0] = False  # an alarm from here on does nothing
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, handler)
+            if outer:
+                signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.001))
 
 
 def _spare_the_collector() -> None:
@@ -108,7 +256,7 @@ def report(dag_file: Path, error: FlowError) -> None:
 
     relative = Path(result.file_path)  # the loader, relative to the bundle's root
     root = Path(*dag_file.parts[: -len(relative.parts)]) if not relative.is_absolute() else None
-    path = Path(error.file).resolve()
+    path = Path(os.path.abspath(error.file))  # not resolve(): a flow in a symlinked folder keeps its place
     file_path = str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
     first = error.issues[0] if error.issues else None
     result.errors.append(

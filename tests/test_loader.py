@@ -98,3 +98,15 @@ def test_same_title_twice_is_an_error_of_the_second_file(tmp_path: Path, airflow
     dagbag = bag(folder)
     assert list(dagbag.dags) == ["two_grid_searches"]
     assert "gives the DAG id 'two_grid_searches', already used by" in dagbag.import_errors["grid_two/flow.yaml"]
+
+
+def test_flows_in_symlinked_folders_load_and_their_errors_keep_the_link_path(tmp_path: Path,
+                                                                             airflow_home: Path) -> None:
+    folder = dags_folder(tmp_path)
+    (folder / "examples").mkdir()
+    (folder / "examples" / "grid_two").symlink_to(FLOWS / "grid_two", target_is_directory=True)
+    (folder / "examples" / "invalid").symlink_to(FLOWS / "invalid", target_is_directory=True)
+    dagbag = bag(folder)
+    assert "two_grid_searches" in dagbag.dags
+    assert dagbag.import_errors["examples/invalid/cycle.yaml"] == (
+        "examples/invalid/cycle.yaml:7:5: the relations make a cycle: A -> B -> A")

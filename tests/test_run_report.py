@@ -45,7 +45,8 @@ def test_run_prints_a_line_per_experiment_then_a_summary(tmp_path: Path) -> None
 def test_a_failed_experiment_is_said_on_stderr_and_fails_the_command(tmp_path: Path) -> None:
     done = cli("run", str(FLOWS / "run_failure" / "flow.yaml"), home=tmp_path / "home")
     assert done.returncode == 1
-    train = sorted(line for line in done.stdout.splitlines() if line.startswith("[") and "Train" in line)
+    train = sorted((line for line in done.stdout.splitlines() if line.startswith("[") and "Train" in line),
+                   key=lambda line: line.split("lr=")[1])
     assert [re.sub(r"\[\d/3\] Train  (lr=0\.\d)  (\w+)  .*", r"\1 \2", line) for line in train] == [
         "lr=0.1 success", "lr=0.2 failed", "lr=0.3 success"]
     assert "3 experiments: 1 failed, 2 success" in done.stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,8 +78,13 @@ class FlowPlan:
 
 
 def dag_id_for(title: str) -> str:
-    """A DAG id from a flow title: what Airflow allows (letters, digits, - _ .), readable."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", title.strip()).strip("_.-").lower() or "flow"
+    """A DAG id from a flow title: what Airflow allows (letters, digits, - _ .), readable and distinct.
+
+    ASCII titles keep their plain id; other scripts are transliterated, with a hash (see plan/ids.py).
+    """
+    from flow_airflow.plan import ids
+
+    return ids.dag_id_for(title)
 
 
 def plan_flow(flow: LoadedFlow) -> FlowPlan:

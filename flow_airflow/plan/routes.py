@@ -16,7 +16,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NotRequired, TypedDict
 
-TEMPLATE = re.compile(r"\{\{\s*(?P<task>[^.{}|]+?)\s*\.\s*(?P<tag>[^{}|]+?)\s*(?P<hyper>\|\s*hyper\s*)?\}\}")
+# Each name ends at its last non-blank character (no lazy group before '\s*': linear in the text).
+TEMPLATE = re.compile(
+    r"\{\{\s*(?P<task>[^.{}|]*[^.{}|\s])\s*\.\s*(?P<tag>[^{}|]*[^{}|\s])\s*(?P<hyper>\|\s*hyper\s*)?\}\}"
+)
 LABEL_LIMIT = 250  # Airflow's rendered_map_index column
 
 
@@ -46,8 +49,13 @@ class RouteError(Exception):
 
 
 def slug(title: str) -> str:
-    """cnvrg's folder name for a task: lower case, spaces to underscores, other symbols removed."""
-    return re.sub(r"[^a-z0-9_]", "", title.strip().lower().replace(" ", "_"))
+    """cnvrg's folder name for a task: lower case, spaces to underscores, other symbols removed.
+
+    A title in another script than ASCII is transliterated, with a hash (see plan/ids.py).
+    """
+    from flow_airflow.plan.ids import task_slug
+
+    return task_slug(title)
 
 
 def split_values(text: str) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from flow_airflow.plan.graph import Graph
+from flow_airflow.plan.ids import id_issues
 from flow_airflow.plan.routes import slug
 from flow_airflow.spec.errors import FlowIssue
 from flow_airflow.spec.models import ENDPOINT_TITLE, TEMPLATE, DeployTask, ExecTask, Flow, RunnableTask, Task
@@ -135,6 +136,7 @@ def check_flow(
         folders.setdefault(folder, title)
     for i, task in tasks:
         issues += _check_task(flow, task, ("tasks", i), source)
+    issues += id_issues(flow, tasks, source)
 
     edges: list[tuple[str, str]] = []
     for i, relation in enumerate(flow.relations or []):

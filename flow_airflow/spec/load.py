@@ -15,7 +15,7 @@ from flow_airflow.plan.graph import Graph
 from flow_airflow.spec import models
 from flow_airflow.spec.checks import check_flow, resolve_names, suggest
 from flow_airflow.spec.errors import FlowError, FlowIssue
-from flow_airflow.spec.source import Path_, Source, read_source
+from flow_airflow.spec.source import Path_, Source, read_source, read_text
 
 FLOW_MARKER = re.compile(r"^tasks\s*:", re.MULTILINE)
 _TASK: TypeAdapter[models.Task] = TypeAdapter(models.Task)
@@ -55,10 +55,7 @@ def load_flow(file: str | Path, text: str | None = None) -> LoadedFlow:
     """Load and check one flow file; raise :class:`FlowError` with every mistake in it."""
     path = Path(file)
     if text is None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise FlowError.single(path, f"cannot read the file: {e}") from None
+        text = read_text(path)  # UTF-8, or UTF-16/32 with a byte order mark; size-limited
     source = read_source(path, text)
     if not isinstance(source.data, dict):
         raise FlowError.single(

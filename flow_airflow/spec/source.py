@@ -3,11 +3,18 @@
 PyYAML's C parser builds the node tree (fast, with positions); we convert it ourselves so
 that each path such as ``("tasks", 2, "params")`` maps to its line and column, and so that a
 duplicated key is an error instead of silently overriding the first one.
+
+The work per file is bounded: the file's size (:data:`MAX_FILE_BYTES`), what aliases may add to
+it (:data:`MAX_ALIAS_VALUES`), how deep values nest (:data:`MAX_NESTING`), and every scan is
+linear. Tags other than YAML's standard ones (``!foo``, ``!!python/...``), recursive aliases
+and text that is not UTF-8 (or UTF-16/32 with a byte order mark) are positioned errors.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,54 +53,215 @@ class Source:
         line, column = self.where(path, key=key)
         return FlowIssue(self.file, message, line, column)
 
+    def issue_at(self, node: yaml.Node, message: str) -> FlowIssue:
+        return FlowIssue(self.file, message, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+#: Flow files are a few KB; a file larger than this is refused before it is parsed.
+MAX_FILE_BYTES = 1 << 19
+#: How many values YAML aliases may add to a document (a 564-byte file can otherwise expand to 43 million).
+MAX_ALIAS_VALUES = 100_000
+#: How deep mappings and lists may nest (a flow needs about 6 levels).
+MAX_NESTING = 100
+_STANDARD_TAG = "tag:yaml.org,2002:"
+_TAGS = {_STANDARD_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "merge", "value", "map",
+                                     "seq")}
+_BOMS = [(codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")]
+# A top-level 'tasks' key in any layout: block or JSON style, quoted, indented (what may be a flow).
+_TASKS_KEY = re.compile(r"""(?:^|[\s{,])["']?tasks["']?[ \t]*:""")
+
+
+def read_text(file: str | Path) -> str:
+    """The text of a flow file: UTF-8, or UTF-16/32 with a byte order mark; BOM removed.
+
+    Raises :class:`FlowError` naming the file and the problem: unreadable, larger than
+    :data:`MAX_FILE_BYTES`, or not decodable (Latin-1, UTF-16 without a byte order mark ...).
+    """
+    path = Path(file)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise FlowError.single(file, f"the file has {size:,} bytes; a flow file may have at most "
+                                         f"{MAX_FILE_BYTES:,} (is it really a flow?)")
+        data = path.read_bytes()
+    except OSError as e:
+        raise FlowError.single(file, f"cannot read the file: {e.strerror or e}") from None
+    return decode(file, data)
+
+
+def decode(file: str | Path, data: bytes) -> str:
+    """``data`` as text (see :func:`read_text`); :class:`FlowError` when it cannot be decoded."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(encoding)
+            except UnicodeDecodeError as e:
+                raise FlowError.single(file, f"the file starts with a {encoding.upper()} byte order mark but is "
+                                             f"not valid {encoding.upper()}: {e.reason}") from None
+    if (zeros := data[:4096].count(0)) and zeros * 4 >= min(len(data), 4096):
+        raise FlowError.single(file, "the file looks like UTF-16 or UTF-32 without a byte order mark (BOM); "
+                                     "save it as UTF-8")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        start = data.rfind(b"\n", 0, e.start) + 1
+        column = len(data[start : e.start].decode("utf-8", "replace")) + 1
+        raise FlowError.single(file, f"the file is not UTF-8: byte 0x{data[e.start]:02x} cannot be decoded "
+                                     "(Latin-1 or Windows-1252?); save the file as UTF-8", line, column) from None
+
+
+def may_be_flow(text: str) -> bool:
+    """Whether ``text`` has a ``tasks`` key somewhere, in any layout: a flow, or something like one."""
+    return bool(_TASKS_KEY.search(text))
+
+
+def is_flow_document(text: str) -> bool:
+    """Whether ``text``, which :func:`may_be_flow`, is meant as a flow: a mapping with a top-level
+    ``tasks`` key, or YAML too broken to tell (then its mistakes are shown as a flow's)."""
+    try:
+        node = _compose(text)
+    except yaml.YAMLError:
+        return True
+    if isinstance(node, yaml.SequenceNode) and node.value:  # a flow written as a list item: a mistake
+        node = node.value[0]
+    return isinstance(node, yaml.MappingNode) and any(
+        isinstance(k, yaml.ScalarNode) and k.value == "tasks" for k, _ in node.value
+    )
+
 
 def read_source(file: str | Path, text: str | None = None) -> Source:
     """Parse ``file`` (or ``text``); raise :class:`FlowError` on a YAML syntax error."""
     file = str(file)
     if text is None:
-        try:
-            text = Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise FlowError.single(file, f"cannot read the file: {e}") from None
+        text = read_text(file)
     try:
         node = _compose(text)
     except yaml.MarkedYAMLError as e:
         raise FlowError([_syntax_issue(file, text, e)]) from None
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow, with its offset only
+        lines = _LINE_BREAK.split(text[: e.position])
+        shown = f"U+{ord(e.character):04X}" if isinstance(e.character, str) else repr(e.character)
+        raise FlowError.single(file, f"the character {shown} is not allowed in a YAML file ({e.reason})",
+                               len(lines) // 2 + 1, len(lines[-1]) + 1) from None
     except yaml.YAMLError as e:
         raise FlowError.single(file, f"not valid YAML: {e}") from None
     source = Source(file=file, data=None, text=text)
     if node is None:
         return source
+    if "*" in text and (issue := _alias_issue(node, source)):
+        raise FlowError([issue])
     issues: list[FlowIssue] = []
-    source.data = _convert(node, (), source, issues)
+    try:
+        source.data = _convert(node, (), source, issues)
+    except _NodeError as e:
+        raise FlowError([source.issue_at(e.node, e.message)]) from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
+        mark = getattr(e, "problem_mark", None)
+        line, column = (mark.line + 1, mark.column + 1) if mark else next(reversed(source.positions.values()), (0, 0))
+        problem = getattr(e, "problem", None) or str(e)
+        raise FlowError([FlowIssue(file, f"this value cannot be read: {problem}", line, column)]) from None
+    finally:  # PyYAML's constructor keeps every node it saw: a leak over many parses in one process
+        _SCALARS.constructed_objects.clear()
     if issues:
         raise FlowError(issues)
     return source
 
 
+class _NodeError(Exception):
+    def __init__(self, node: yaml.Node, message: str):
+        super().__init__(message)
+        self.node, self.message = node, message
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _alias_issue(root: yaml.Node, source: Source) -> FlowIssue | None:
+    """A recursive alias, or aliases that add more than :data:`MAX_ALIAS_VALUES` values.
+
+    One walk over the distinct nodes (aliases share them), without recursion: each node's
+    expanded size is the sum of its children's.
+    """
+    size: dict[int, int] = {}
+    state: dict[int, int] = {id(root): 1}  # 1: on the path, 2: done
+    stack = [(root, iter(_children(root)))]
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            state[id(node)] = 2
+            size[id(node)] = 1 + sum(size.get(id(c), 1) for c in _children(node))
+            continue
+        if state.get(id(child)) == 1:
+            return source.issue_at(child, "a recursive alias: this anchored value contains an alias to itself")
+        if id(child) not in state and isinstance(child, yaml.MappingNode | yaml.SequenceNode):
+            state[id(child)] = 1
+            stack.append((child, iter(_children(child))))
+    distinct = len(state) + sum(1 for n in _walk_distinct(root) if isinstance(n, yaml.ScalarNode))
+    if size[id(root)] - distinct <= MAX_ALIAS_VALUES:
+        return None
+    worst = next(n for n in _walk_distinct(root) if size.get(id(n), 1) > MAX_ALIAS_VALUES
+                 and all(size.get(id(c), 1) <= MAX_ALIAS_VALUES for c in _children(n)))
+    return source.issue_at(worst, f"YAML aliases expand the document to {size[id(root)]:,} values, more than "
+                                  f"{MAX_ALIAS_VALUES:,} beyond the {distinct:,} the file holds (an alias bomb?)")
+
+
+def _walk_distinct(root: yaml.Node) -> Iterator[yaml.Node]:
+    """Every distinct node once (the graph has no cycle)."""
+    seen = {id(root)}
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in _children(node):
+            if id(child) not in seen:
+                seen.add(id(child))
+                todo.append(child)
+
+
 # `input: python3 -c "print('cnvrg_tag_x: 1')"` is how flows are written, but strict YAML
 # does not allow ': ' inside a plain value. cnvrg reads such a value as text, and so do we.
-_PLAIN_VALUE = re.compile(r"^(?P<head>\s*(?:-\s+)?[^\s'\"{\[#-][^:#]*?:\s+)(?P<value>[^\s'\"{\[|>&*!#].*?)\s*$")
+# The head is matched from the line's start and cannot pass a ':' (linear); the value is the
+# rest of the line, taken without a regular expression.
+_PLAIN_HEAD = re.compile(r"\s*(?:-\s+)?[^\s'\"{\[#-][^:#]*?:\s+")
+_NOT_PLAIN = tuple("'\"{[|>&*!#")
+# The line breaks of YAML 1.1 (and of libyaml's marks): CR-only files count lines as it does.
+_LINE_BREAK = re.compile("(\r\n|[\r\n\x85\u2028\u2029])")
+#: Each repair composes the text again, up to the next error: at most this many characters in all.
+_REPAIR_WORK = 2_000_000
 
 
 def _compose(text: str) -> yaml.Node | None:
     """Compose ``text``, reading a plain value that contains ': ' as text, like cnvrg does."""
-    repaired = text
-    for _ in range(200):
+    repaired, work = text, 0
+    while True:
         try:
             return yaml.compose(repaired, Loader=_Loader)
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark
             if mark is None or "mapping values are not allowed" not in (e.problem or ""):
                 raise
-            lines = repaired.split("\n")
-            match = _PLAIN_VALUE.match(lines[mark.line])
-            if not match or len(match["head"]) > mark.column:
+            parts = _LINE_BREAK.split(repaired)  # line, break, line, break, ..., line
+            if 2 * mark.line >= len(parts):
                 raise
-            value = match["value"].replace("'", "''")
-            lines[mark.line] = f"{match['head']}'{value}'"
-            repaired = "\n".join(lines)
-    return yaml.compose(repaired, Loader=_Loader)
+            line = parts[2 * mark.line]
+            head = _PLAIN_HEAD.match(line)
+            value = line[head.end() :].rstrip() if head else ""
+            if not head or head.end() > mark.column or not value or value.startswith(_NOT_PLAIN):
+                raise
+            work += sum(len(p) for p in parts[: 2 * mark.line])  # what was composed to reach this error
+            if work > _REPAIR_WORK:
+                raise yaml.scanner.ScannerError(
+                    None, None, "too many plain values contain ': ' for this file's size: quote them", mark
+                ) from None
+            parts[2 * mark.line] = line[: head.end()] + "'" + value.replace("'", "''") + "'"
+            repaired = "".join(parts)
 
 
 def _syntax_issue(file: str, text: str, error: yaml.MarkedYAMLError) -> FlowIssue:
@@ -149,6 +317,12 @@ def yaml_value(value: Any) -> Any:
 def _convert(node: yaml.Node, path: Path_, source: Source, issues: list[FlowIssue]) -> Any:
     """Plain data from ``node``: scalars as the text written (null: None), merge keys resolved."""
     source.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if node.tag not in _TAGS:
+        shown = node.tag.replace(_STANDARD_TAG, "!!")
+        raise _NodeError(node, f"the YAML tag '{shown}' is not supported: a flow file holds plain values "
+                               "(quote the value if the '!' is part of it)")
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and len(path) > MAX_NESTING:
+        raise _NodeError(node, f"values nested more than {MAX_NESTING} levels deep")
     if isinstance(node, yaml.MappingNode):
         return _mapping(node, path, source, issues)
     if isinstance(node, yaml.SequenceNode):
