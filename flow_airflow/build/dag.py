@@ -1,8 +1,12 @@
-"""A flow plan as an Airflow DAG: one TaskGroup per flow task.
+"""A flow plan as an Airflow DAG: one TaskGroup per flow task, and ``flow-outcome`` at the end.
 
-Inside a group: ``condition`` (a branch, when the task has conditions) or ``routes`` (when
-its routes are known only at run time), then ``run``, the task's experiments mapped over its
-routes. Routes known at compile time are a static list in the DAG.
+Inside a group: ``condition`` (when the task has conditions) or ``routes``, which plans the
+task's routes when it starts, then the approval gate (human validation), then ``run``, the
+task's experiments mapped over the routes. A task that can have only one route, whatever the
+run's params and results (no params, nor any task before it, no conditions) has no planning
+task: its one route is a static list in the DAG. Planning tasks run when their parents are done,
+whatever they did (a failed experiment stops only its own route); ``flow-outcome`` fails the run
+when anything failed (:mod:`flow_airflow.operators.outcome`).
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from typing import Any
 from airflow.sdk import DAG, TaskGroup
 
 from flow_airflow import settings
+from flow_airflow.build.params import flow_params, ordered_params
 from flow_airflow.build.schedule import schedule_of
 from flow_airflow.operators.experiment import ROUTE_LABEL, ExperimentOperator
+from flow_airflow.operators.outcome import TASK_ID as OUTCOME
+from flow_airflow.operators.outcome import OutcomeOperator
 from flow_airflow.operators.records import batches_of_json
 from flow_airflow.operators.routes import ConditionOperator, RoutesOperator
 from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan
@@ -54,32 +61,33 @@ def build_dag(plan: FlowPlan) -> DAG:
         **schedule_of(spec),
         tags=["cnvrg-flow", f"sha256:{flow.digest[:12]}", *version, *spec.tags],
         default_args={"retries": 0},
+        params=flow_params(plan),
     )
     with dag:
         runs: dict[str, Any] = {}
+        tunable: dict[str, bool] = {}  # its routes may change with the run's params
+        has_children: set[str] = set()
         for task in plan.tasks:
+            tunable[task.title] = bool(ordered_params(task)) or any(tunable[p] for p in task.parents)
             with FlowTaskGroup(
                 group_id=task.slug,
                 group_display_name=task.title,
                 tooltip=(task.spec.description or task.describe_count()),
             ):
-                first, run = _task_group(plan, task, batch)
-                if task.approvers:
-                    gate = ApprovalSensor(
-                        task_id="approval",
-                        task_display_name=f"{task.title}: approval",
-                        approvers=task.approvers,
-                        flow_task=task.title,
-                    )
-                    gate >> first
-                    first = gate
+                first, run = _task_group(plan, task, batch, planned=tunable[task.title])
             for parent in task.parents:
                 runs[parent] >> first
+                has_children.add(parent)
             runs[task.title] = run
+        titles = {run_task_id(t.slug): t.title for t in plan.tasks}
+        outcome = OutcomeOperator(task_id=OUTCOME, task_display_name="Outcome: fails the run if anything failed",
+                                  titles=titles, batch=batch, trigger_rule="all_done")
+        [runs[t.title] for t in plan.tasks if t.title not in has_children] >> outcome
     return dag
 
 
-def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
+def _task_group(plan: FlowPlan, task: TaskPlan, batch: int, planned: bool) -> tuple[Any, Any]:
+    """The tasks of one flow task: (the first, which its parents precede; ``run``)."""
     parent_ids = {p: run_task_id(plan.task(p).slug) for p in task.parents}
     compute = task.compute
     setup = {
@@ -99,35 +107,36 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
         **_retries(task),
         **_notifications(plan, task),
     )
-    grid = [[k, v] for k, v in task.params]
-    if task.tests:
-        condition = ConditionOperator(
-            task_id="condition",
-            task_display_name=f"{task.title}: condition",
-            tests=[
-                {"objective": t.objective, "tag_key": t.tag_key, "target": t.target, "task": t.task} for t in task.tests
-            ],
-            params_grid=grid,
-            parent_task_ids=parent_ids,
-            follow=run_task_id(task.slug),
-            batch=batch,
-        )
-        run = experiment.expand(route=condition.output)
-        condition >> run
-        return condition, run
-    if task.route_texts is None:
-        planner = RoutesOperator(
-            task_id="routes",
-            task_display_name=f"{task.title}: routes",
-            params_grid=grid,
-            parent_task_ids=parent_ids,
-            single_mode=task.single_mode,
-            batch=batch,
-        )
-        run = experiment.expand(route=planner.output)
-        return planner, run
-    run = experiment.expand(route=batches_of_json(task.route_texts, batch))
-    return run, run
+    gate = ApprovalSensor(
+        task_id="approval",
+        task_display_name=f"{task.title}: approval",
+        approvers=task.approvers,
+        flow_task=task.title,
+    ) if task.approvers else None
+    if not (planned or task.tests or task.route_texts is None):
+        run = experiment.expand(route=batches_of_json(task.route_texts, batch))
+        if gate:
+            gate >> run
+        return gate or run, run
+    kind = ConditionOperator if task.tests else RoutesOperator
+    planner = kind(
+        task_id="condition" if task.tests else "routes",
+        task_display_name=f"{task.title}: {'condition' if task.tests else 'routes'}",
+        setup=json.dumps({
+            "title": task.title,
+            "params": ordered_params(task),
+            "parents": parent_ids,
+            "single_mode": task.single_mode,
+            "tests": [{"objective": t.objective, "tag_key": t.tag_key, "target": t.target, "task": t.task}
+                      for t in task.tests],
+        }),
+        batch=batch,
+        trigger_rule="all_done" if task.parents else "all_success",
+    )
+    run = experiment.expand(route=planner.output)
+    if gate:
+        planner >> gate >> run
+    return planner, run
 
 
 def _retries(task: TaskPlan) -> dict[str, Any]:

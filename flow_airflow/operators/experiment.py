@@ -44,6 +44,7 @@ class ExperimentOperator(BaseOperator):
         self.route = json.loads(route) if isinstance(route, str) else route
         self.batch = batch  # routes per task instance in this flow: map index m runs routes m*batch...
         self._experiment: Any = None
+        self._error = ""
 
     @property
     def route_label(self) -> str:
@@ -55,48 +56,77 @@ class ExperimentOperator(BaseOperator):
         return text if len(text) <= LABEL_LIMIT else text[: LABEL_LIMIT - 1] + "…"
 
     def execute(self, context: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        """Run the route (or the batch's routes) and return the record(s).
+
+        An experiment that fails, or follows a parent experiment that did not succeed, leaves a
+        record with ``failed`` (pushed before the task instance fails or is skipped), so that the
+        tasks after it plan its routes too and mark them skipped: only its own route stops.
+        """
         from airflow.sdk._shared.secrets_masker import should_hide_value_for_key
-        from airflow.sdk.exceptions import AirflowException
+        from airflow.sdk.exceptions import AirflowException, AirflowSkipException
         from airflow.sdk.log import mask_secret
 
         from flow_airflow import settings
-        from flow_airflow.runtime.experiment import ExperimentFailed
+        from flow_airflow.operators.overrides import run_overrides
 
         ti = context["ti"]
+        if not self.parent_task_ids:
+            run_overrides(context)  # the run's first tasks refuse a conf that does not fit the flow
         project_env = settings.project_env()
         for key, value in project_env.items():
             if should_hide_value_for_key(key):
                 mask_secret(value, key)
-        if not isinstance(self.route, list):
+        routes = self.route if isinstance(self.route, list) else [self.route]
+        first = max(ti.map_index, 0) * (self.batch if isinstance(self.route, list) else 1)
+        records, failed, skipped = [], [], []
+        for offset, route in enumerate(routes):
+            if isinstance(self.route, list):
+                self.log.info("::group::route %d: %s", first + offset, _label(route))
             try:
-                return self._run(ti, self.route, max(ti.map_index, 0), project_env)
-            except ExperimentFailed as e:
-                raise AirflowException(str(e)) from None
-        first = max(ti.map_index, 0) * self.batch
-        records, failed = [], []
-        for offset, route in enumerate(self.route):
-            self.log.info("::group::route %d: %s", first + offset, _label(route))
-            try:
-                records.append(self._run(ti, route, first + offset, project_env))
-            except ExperimentFailed as e:
-                self.log.error("%s", e)
-                failed.append(f"route {first + offset} ({_label(route)})")
+                record = self._run(ti, route, first + offset, project_env)
             finally:
-                self.log.info("::endgroup::")
+                if isinstance(self.route, list):
+                    self.log.info("::endgroup::")
+            records.append(record)
+            if record.get("failed", "").startswith("failed"):
+                failed.append(f"route {first + offset} ({record['label'] or 'no params'})")
+            elif record.get("failed"):
+                skipped.append(record["failed"])
+        value: Any = records if isinstance(self.route, list) else records[0]
+        if failed or len(skipped) == len(records):
+            ti.xcom_push(key="return_value", value=value)
+        if failed and not isinstance(self.route, list):
+            raise AirflowException(self._error)
         if failed:
-            raise AirflowException(f"{len(failed)} of the {len(self.route)} routes of this batch failed: "
+            raise AirflowException(f"{len(failed)} of the {len(routes)} routes of this batch failed: "
                                    + ", ".join(failed) + " (their logs are above)")
-        return records
+        if len(skipped) == len(records):
+            raise AirflowSkipException(skipped[0] if len(skipped) == 1 else f"{len(skipped)} routes: " + skipped[0])
+        return value
 
     def _run(self, ti: Any, route: dict[str, Any], index: int, project_env: dict[str, str]) -> dict[str, Any]:
-        """One route: its experiment, from a fresh workspace to its record."""
+        """One route: its experiment, from a fresh workspace to its record (``failed`` when it did not succeed)."""
         from flow_airflow.operators.records import pull_chosen
-        from flow_airflow.runtime.experiment import Experiment
+        from flow_airflow.plan.routes import Record, label, lineage
+        from flow_airflow.runtime.experiment import Experiment, ExperimentFailed
 
+        parents = pull_chosen(ti, self.parent_task_ids, route["parents"], self.batch)
+        title = self.flow_task["title"]
+        record = Record(task=title, index=index, params=dict(route["params"]), tags={}, output=None,
+                        route={**lineage(parents, self.gathered), title: index}, upstream={},
+                        label=route.get("label") or label(route["params"], parents))
+        after = [r for records in parents.values() for r in records if r.get("failed")]
+        if after:
+            names = ", ".join(f"'{r['task']}' #{r['index']}" + (f" [{r['label']}]" if r.get("label") else "")
+                              for r in after)
+            record["failed"] = f"skipped: it follows {names}, which did not succeed"
+            self.log.warning("%s [%s] does not run: %s", title, record["label"] or "no params",
+                             record["failed"][len("skipped: "):])
+            return record
         self._experiment = Experiment(
             task=self.flow_task,
             route=route,
-            parents=pull_chosen(ti, self.parent_task_ids, route["parents"], self.batch),
+            parents=parents,
             gathered=self.gathered,
             dag_id=ti.dag_id,
             run_id=ti.run_id,
@@ -106,7 +136,17 @@ class ExperimentOperator(BaseOperator):
             base_env={**os.environ, **project_env},
             log=self.log,
         )
-        return self._experiment.run()
+        try:
+            return self._experiment.run()
+        except Exception as e:
+            message = str(e) if isinstance(e, ExperimentFailed) else f"{type(e).__name__}: {e}"
+            if not isinstance(e, ExperimentFailed):
+                self.log.exception("the experiment failed")
+            self.log.error("%s", message)
+            self._error = message
+            record["label"] = route.get("label") or record["label"]
+            record["failed"] = "failed: " + message.splitlines()[0].split(". Last lines of its output")[0]
+            return record
 
     def on_kill(self) -> None:
         if self._experiment:

@@ -23,6 +23,27 @@ def pull_records(ti: Any, task_ids: Mapping[str, str]) -> dict[str, list[Record]
     return result
 
 
+def parent_states(ti: Any, task_ids: Mapping[str, str]) -> dict[str, str]:
+    """What happened to each task (title -> run task id) in this run, for a log line: ``skipped``,
+    ``2 failed, 1 success``; ``not run`` when it has no finished task instance."""
+    from collections import Counter
+
+    counts: dict[str, Counter[str]] = {t: Counter() for t in task_ids.values()}
+    try:
+        for crumb in ti.get_task_breadcrumbs(ti.dag_id, ti.run_id):
+            if crumb.get("task_id") in counts:
+                counts[crumb["task_id"]][str(crumb.get("state"))] += 1
+    except Exception:  # only a log line depends on it
+        pass
+    return {title: _states(counts[t]) for title, t in task_ids.items()}
+
+
+def _states(counts: Any) -> str:
+    if sum(counts.values()) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "not run"
+
+
 def pull_chosen(
     ti: Any, task_ids: Mapping[str, str], chosen: Mapping[str, list[int]], batch: int = 1
 ) -> dict[str, list[Record]]:

@@ -1,0 +1,49 @@
+"""A flow's params as the DAG's ``params``: what Airflow's trigger form shows and checks.
+
+One Airflow ``Param`` per flow task that has params, keyed by the task's title: an object of its
+params, each a list of values (a grid), one value, or null when not set, with a JSON Schema that
+Airflow checks when a run is triggered (an unknown param or a nested value is refused up front).
+The run's ``conf`` has the same shape; :mod:`flow_airflow.operators.overrides` applies it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan
+
+VALUE_SCHEMA: dict[str, Any] = {
+    "type": ["array", "string", "number", "boolean", "null"],
+    "items": {"type": ["string", "number", "boolean"]},
+}
+
+
+def ordered_params(task: TaskPlan) -> list[list[Any]]:
+    """``[[key, values]]`` in the file's order; a param without a value (``values: []``) has []."""
+    values = dict(task.params)
+    unset = list(getattr(task, "unset_params", []))
+    keys = [p.key for p in getattr(task.spec, "params", [])]
+    keys = [k for k in keys if k in values or k in unset] or [*values, *unset]
+    return [[k, list(values.get(k, []))] for k in dict.fromkeys(keys)]
+
+
+def flow_params(plan: FlowPlan) -> dict[str, Any]:
+    """The DAG's params: one ``Param`` per task with params (title -> its params' values)."""
+    from airflow.sdk import Param
+
+    result: dict[str, Any] = {}
+    for task in plan.tasks:
+        params = ordered_params(task)
+        if not params:
+            continue
+        result[task.title] = Param(
+            {k: (None if not v else v[0] if len(v) == 1 else v) for k, v in params},
+            type="object",
+            title=task.title,
+            description=(f"Params of '{task.title}': a list of values (a grid), one value (text with commas: "
+                         "a grid, as in the flow file) or null (not passed). Give values as text to keep them "
+                         "exactly as written."),
+            properties={k: VALUE_SCHEMA for k, _ in params},
+            additionalProperties=False,
+        )
+    return result
