@@ -22,9 +22,9 @@ def ordered_params(task: TaskPlan) -> list[list[Any]]:
     """``[[key, values]]`` in the file's order; a param without a value (``values: []``) has []."""
     values = dict(task.params)
     unset = list(getattr(task, "unset_params", []))
-    keys = [p.key for p in getattr(task.spec, "params", [])]
-    keys = [k for k in keys if k in values or k in unset] or [*values, *unset]
-    return [[k, list(values.get(k, []))] for k in dict.fromkeys(keys)]
+    known = {*values, *unset}
+    keys = [p.key for p in getattr(task.spec, "params", []) if p.key in known]
+    return [[k, list(values.get(k, []))] for k in dict.fromkeys([*keys, *values, *unset])]
 
 
 def flow_params(plan: FlowPlan) -> dict[str, Any]:
