@@ -66,6 +66,20 @@ def test_the_dag_params_are_each_tasks_params_with_their_schema() -> None:
 
 
 
+def test_the_dag_has_the_params_and_its_tasks_no_copy_of_them() -> None:
+    """Airflow copies a DAG's params into every task made while the DAG has them, and serializes
+    each copy in every parse: a 100-task flow took a minute. The tasks read them from the DAG."""
+    from flow_airflow.build.dag import build_dag
+    from flow_airflow.build.params import LIST_LIMIT
+
+    plan = plan_flow(load_flow(FLOWS / "grid_two" / "flow.yaml"))
+    plan.task("Grid Search A").params = [("lr", [str(i) for i in range(LIST_LIMIT + 1)])]
+    dag = build_dag(plan)
+    assert set(dag.params) == {"Grid Search A", "Grid Search B"}
+    assert all(not task.params for task in dag.tasks)
+    assert dag.params["Grid Search A"] == {"lr": ", ".join(str(i) for i in range(LIST_LIMIT + 1))}  # a long grid: CSV
+
+
 @pytest.mark.airflow
 def test_a_run_with_a_grid_overridden_runs_the_overridden_routes(
     airflow_home: Path, project: Callable[..., Path]

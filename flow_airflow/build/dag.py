@@ -61,14 +61,13 @@ def build_dag(plan: FlowPlan) -> DAG:
         **schedule_of(spec),
         tags=["cnvrg-flow", f"sha256:{flow.digest[:12]}", *version, *spec.tags],
         default_args={"retries": 0},
-        params=flow_params(plan),
     )
     with dag:
         runs: dict[str, Any] = {}
         tunable: dict[str, bool] = {}  # its routes may change with the run's params
         has_children: set[str] = set()
         for task in plan.tasks:
-            tunable[task.title] = bool(ordered_params(task)) or any(tunable[p] for p in task.parents)
+            tunable[task.title] = bool(task.params or task.unset_params) or any(tunable[p] for p in task.parents)
             with FlowTaskGroup(
                 group_id=task.slug,
                 group_display_name=task.title,
@@ -83,6 +82,9 @@ def build_dag(plan: FlowPlan) -> DAG:
         outcome = OutcomeOperator(task_id=OUTCOME, task_display_name="Outcome: fails the run if anything failed",
                                   titles=titles, batch=batch, trigger_rule="all_done")
         [runs[t.title] for t in plan.tasks if t.title not in has_children] >> outcome
+    # Set after the tasks: Airflow copies a DAG's params into each task made while it has them,
+    # and serializes each copy (a 100-task flow: a minute). Tasks read them from the DAG.
+    dag.params = flow_params(plan)
     return dag
 
 

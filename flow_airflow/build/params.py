@@ -27,6 +27,20 @@ def ordered_params(task: TaskPlan) -> list[list[Any]]:
     return [[k, list(values.get(k, []))] for k in dict.fromkeys([*keys, *values, *unset])]
 
 
+LIST_LIMIT = 20  # longer grids show as one comma-separated text: quick to serialize in every parse
+
+
+def _default(values: list[str]) -> Any:
+    """A param's values as the trigger form shows them: null (not set), a value, a list, or CSV text."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    if len(values) > LIST_LIMIT and not any("," in v for v in values):
+        return ", ".join(values)
+    return values
+
+
 def flow_params(plan: FlowPlan) -> dict[str, Any]:
     """The DAG's params: one ``Param`` per task with params (title -> its params' values)."""
     from airflow.sdk import Param
@@ -37,7 +51,7 @@ def flow_params(plan: FlowPlan) -> dict[str, Any]:
         if not params:
             continue
         result[task.title] = Param(
-            {k: (None if not v else v[0] if len(v) == 1 else v) for k, v in params},
+            {k: _default(v) for k, v in params},
             type="object",
             title=task.title,
             description=(f"Params of '{task.title}': a list of values (a grid), one value (text with commas: "
