@@ -71,7 +71,7 @@ class ExperimentOperator(BaseOperator):
 
         ti = context["ti"]
         if not self.parent_task_ids:
-            run_overrides(context)  # the run's first tasks refuse a conf that does not fit the flow
+            run_overrides(context, self.log)  # the run's first tasks refuse a conf that does not fit the flow
         project_env = settings.project_env()
         for key, value in project_env.items():
             if should_hide_value_for_key(key):

@@ -12,6 +12,7 @@ key naming no task with params, which Airflow cannot refuse, fails the run at it
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -77,14 +78,15 @@ def task_params(context: Any, title: str, params: list[list[Any]], log: logging.
 
     Fails the task (no retry) when the conf does not fit the flow.
     """
-    overrides = run_overrides(context).get(title, {})
+    overrides = run_overrides(context, log).get(title, {})
     for key, values in overrides.items():
         log.info("param '%s' from the run's conf: %s", key, "not set" if values is None else values)
     return apply(params, overrides)
 
 
-def run_overrides(context: Any) -> dict[str, dict[str, list[str] | None]]:
-    """The checked overrides of the run (``conf``), or an ``AirflowFailException`` saying why not."""
+def run_overrides(context: Any, log: logging.Logger | None = None) -> dict[str, dict[str, list[str] | None]]:
+    """The checked overrides of the run (``conf``), or an ``AirflowFailException`` saying why not
+    (also logged as one line, when ``log`` is given)."""
     from airflow.sdk.exceptions import AirflowFailException
 
     dag_run = context.get("dag_run")
@@ -94,7 +96,10 @@ def run_overrides(context: Any) -> dict[str, dict[str, list[str] | None]]:
     try:
         return check(conf, known_params(context["dag"]))
     except ConfError as e:
-        raise AirflowFailException(f"{e}. The run's conf was: {conf}") from None
+        message = f"{e}. The run's conf was: {json.dumps(conf)}"
+        if log:
+            log.error("%s", message)
+        raise AirflowFailException(message) from None
 
 
 def known_params(dag: Any) -> dict[str, list[str]]:

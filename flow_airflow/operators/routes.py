@@ -65,17 +65,19 @@ class RoutesOperator(BaseOperator):
 
         setup = self.setup
         title = setup["title"]
-        params = task_params(context, title, setup["params"], self.log)
         parents = pull_records(context["ti"], setup["parents"]) if setup["parents"] else {}
         empty = [p for p, records in parents.items() if not records]
         if empty:
             states = parent_states(context["ti"], {p: setup["parents"][p] for p in empty})
             for p in empty:
                 self.log.info("'%s' has no experiment in this run (%s)", p, states[p])
+            if not self.setup.get("tests") or len(empty) == len(parents):
+                why = "; ".join(f"'{p}' has no experiment in this run ({states[p]})" for p in empty)
+                raise AirflowSkipException(f"'{title}' does not run: {why}")
+        params = task_params(context, title, setup["params"], self.log)
         routes = self.plan(params, parents, empty)
         if not routes:
-            why = "; ".join(f"'{p}' has no experiment in this run" for p in empty) or "it has no route"
-            raise AirflowSkipException(f"'{title}' does not run: {why}")
+            raise AirflowSkipException(f"'{title}' does not run: it has no route")
         self.log.info("%d route(s): %s", len(routes), "; ".join(r["label"] or "-" for r in routes[:50]))
         not_succeeded = {(t, r["index"]) for t, records in parents.items() for r in records if r.get("failed")}
         failed = sum(1 for r in routes if any((t, i) in not_succeeded for t, ix in r["parents"].items() for i in ix))
@@ -87,12 +89,10 @@ class RoutesOperator(BaseOperator):
 
     def plan(self, params: list[tuple[str, list[str]]], parents: dict[str, list[Any]],
              empty: list[str]) -> list[Any]:
-        """The routes over every parent experiment (a parent with none: no route)."""
+        """The routes over every parent experiment (every parent has some here)."""
         from flow_airflow.plan.routes import plan_routes
 
         single_mode = self.setup.get("single_mode", False)
-        if empty:
-            return []
         return plan_routes(params, {} if single_mode else parents, single_mode=single_mode)
 
 
@@ -117,12 +117,12 @@ class ConditionOperator(RoutesOperator):
         passing, report = evaluate(tests, parents)
         for line in report:
             self.log.info("%s", line)
-        untested_empty = [p for p in empty if p not in passing]
         if not any(passing.values()):
             raise AirflowSkipException("no experiment passed the condition: the task and what depends only on it "
                                        "are skipped")
-        if untested_empty:
-            return []
+        if untested := [p for p in empty if p not in passing]:
+            raise AirflowSkipException(f"'{self.setup['title']}' does not run: "
+                                       + "; ".join(f"'{p}' has no experiment in this run" for p in untested))
         routes = plan_routes(params, {**parents, **passing}, gathered=passing)
         self.log.info("%d route(s) on the experiments that passed", len(routes))
         return routes

@@ -70,4 +70,6 @@ def test_a_conf_that_does_not_fit_is_refused(server) -> None:
     log = server.task_log(DAG_ID, run_id, "train.routes")
     assert ("the run's conf names 'Trian', which is no task with params of this flow "
             "(tasks with params: 'Train', 'Evaluate')") in log
-    assert all(ti["state"] != "success" for ti in server.task_instances(DAG_ID, run_id, "train.run"))
+    assert server.ti_states(DAG_ID, run_id) == {("train.routes", -1): "failed", ("train.run", -1): "upstream_failed",
+                                                ("evaluate.routes", -1): "skipped", ("evaluate.run", -1): "skipped",
+                                                ("flow-outcome", -1): "failed"}
