@@ -107,6 +107,9 @@ def test_a_conf_naming_no_task_fails_the_run_at_its_first_task(
     text = "".join(capfd.readouterr())
     assert ("the run's conf names 'Grid Search Z', which is no task with params of this flow "
             "(tasks with params: 'Grid Search A', 'Grid Search B')") in text
+    assert "2 task instance(s) of this run did not succeed (Grid Search A: routes: failed; Grid Search A: " \
+           "upstream_failed)" in text
+    assert result.of("Grid Search B", None)[0].state == "skipped"  # its planning task: 'Grid Search A' has none
 
 
 @pytest.mark.airflow

@@ -42,7 +42,7 @@ class OutcomeOperator(BaseOperator):
         lines = []
         for c in failed[:SHOWN]:
             task_id, index = c["task_id"], c.get("map_index", -1)
-            name = self.titles.get(task_id, task_id)
+            name = self._name(task_id)
             label = "; ".join(labels.get((task_id, index), []))
             where = f" #{index}" if index is not None and index >= 0 else ""
             lines.append(f"{name}{where}{f' [{label}]' if label else ''}: {c.get('state')}")
@@ -53,6 +53,14 @@ class OutcomeOperator(BaseOperator):
             f"{len(failed)} task instance(s) of this run did not succeed ({'; '.join(lines)}{more}): the run "
             "fails; every route that did not depend on them ran"
         )
+
+    def _name(self, task_id: str) -> str:
+        """A task instance's name for the log: the flow task's title, and the step when not its experiments."""
+        if task_id in self.titles:
+            return self.titles[task_id]
+        group, _, step = task_id.rpartition(".")
+        title = self.titles.get(f"{group}.run")
+        return f"{title}: {step}" if title else task_id
 
     def _failed_labels(self, ti: Any, task_ids: set[str]) -> dict[tuple[str, int], list[str]]:
         """The labels of failed experiments, from the records they left: (task id, map index) -> labels."""
