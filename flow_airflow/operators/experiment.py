@@ -45,6 +45,7 @@ class ExperimentOperator(BaseOperator):
         self.batch = batch  # routes per task instance in this flow: map index m runs routes m*batch...
         self._experiment: Any = None
         self._error = ""
+        self._done: list[dict[str, Any]] = []  # the records of this batch's routes so far
 
     @property
     def route_label(self) -> str:
@@ -78,7 +79,10 @@ class ExperimentOperator(BaseOperator):
                 mask_secret(value, key)
         routes = self.route if isinstance(self.route, list) else [self.route]
         first = max(ti.map_index, 0) * (self.batch if isinstance(self.route, list) else 1)
-        records, failed, skipped = [], [], []
+        records: list[dict[str, Any]] = []
+        failed: list[str] = []
+        skipped: list[str] = []
+        self._done = records
         for offset, route in enumerate(routes):
             if isinstance(self.route, list):
                 self.log.info("::group::route %d: %s", first + offset, _label(route))
@@ -138,14 +142,18 @@ class ExperimentOperator(BaseOperator):
         )
         try:
             return self._experiment.run()
-        except Exception as e:
+        except BaseException as e:
             message = str(e) if isinstance(e, ExperimentFailed) else f"{type(e).__name__}: {e}"
+            record["label"] = route.get("label") or record["label"]
+            record["failed"] = "failed: " + message.splitlines()[0].split(". Last lines of its output")[0]
+            if not isinstance(e, Exception):  # a timeout or a kill: keep the records, then let Airflow end it
+                ti.xcom_push(key="return_value", value=[*self._done, record] if isinstance(self.route, list)
+                             else record)
+                raise
             if not isinstance(e, ExperimentFailed):
                 self.log.exception("the experiment failed")
             self.log.error("%s", message)
             self._error = message
-            record["label"] = route.get("label") or record["label"]
-            record["failed"] = "failed: " + message.splitlines()[0].split(". Last lines of its output")[0]
             return record
 
     def on_kill(self) -> None:
