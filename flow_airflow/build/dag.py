@@ -1,12 +1,14 @@
 """A flow plan as an Airflow DAG: one TaskGroup per flow task, and ``flow-outcome`` at the end.
 
-Inside a group: ``condition`` (when the task has conditions) or ``routes``, which plans the
-task's routes when it starts, then the approval gate (human validation), then ``run``, the
-task's experiments mapped over the routes. A task that can have only one route, whatever the
-run's params and results (no params, nor any task before it, no conditions) has no planning
-task: its one route is a static list in the DAG. Planning tasks run when their parents are done,
-whatever they did (a failed experiment stops only its own route); ``flow-outcome`` fails the run
-when anything failed (:mod:`flow_airflow.operators.outcome`).
+Inside a group: ``condition`` (when the task has conditions) or ``routes`` (when its routes are
+known only at run time), which plans the task's routes when it starts, then the approval gate
+(human validation), then ``run``, the task's experiments mapped over the routes. Routes known at
+compile time are a static list in the DAG (one task instance each, or each batch); when they may
+change with the run (the run's params, failed parent experiments), each task instance plans them
+again and runs its share (:class:`flow_airflow.operators.experiment.ExperimentOperator`), so no
+planning task is paid for at every parse. Planning tasks, and experiments that plan again, run
+when their parents are done, whatever they did (a failed experiment stops only its own route);
+``flow-outcome`` fails the run when anything failed (:mod:`flow_airflow.operators.outcome`).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def build_dag(plan: FlowPlan) -> DAG:
                 group_display_name=task.title,
                 tooltip=(task.spec.description or task.describe_count()),
             ):
-                first, run = _task_group(plan, task, batch, planned=tunable[task.title])
+                first, run = _task_group(plan, task, batch, tunable=tunable[task.title])
             for parent in task.parents:
                 runs[parent] >> first
                 has_children.add(parent)
@@ -88,9 +90,13 @@ def build_dag(plan: FlowPlan) -> DAG:
     return dag
 
 
-def _task_group(plan: FlowPlan, task: TaskPlan, batch: int, planned: bool) -> tuple[Any, Any]:
-    """The tasks of one flow task: (the first, which its parents precede; ``run``)."""
+def _task_group(plan: FlowPlan, task: TaskPlan, batch: int, tunable: bool) -> tuple[Any, Any]:
+    """The tasks of one flow task: (the first, which its parents precede; ``run``).
+
+    ``tunable``: its routes may change with the run (params of it or of a task before it).
+    """
     parent_ids = {p: run_task_id(plan.task(p).slug) for p in task.parents}
+    static = not task.tests and task.route_texts is not None
     compute = task.compute
     setup = {
         "task": task.spec.model_dump(mode="json", exclude_defaults=True),  # validated again when it runs
@@ -100,28 +106,43 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int, planned: bool) -> tu
         "compute": {"name": compute.name, "kind": compute.kind, "settings": compute.settings,
                     "notes": list(compute.notes)} if compute else None,
     }
+    if static and tunable:
+        setup["replan"] = {"title": task.title, "params": ordered_params(task), "single_mode": task.single_mode,
+                           "instances": -(-len(task.route_texts or []) // batch)}
+    gate = ApprovalSensor(
+        task_id="approval",
+        task_display_name=f"{task.title}: approval",
+        approvers=task.approvers,
+        flow_task=task.title,
+        # a failed parent experiment stops only its own routes: the others still ask
+        trigger_rule="all_done" if static and tunable and task.parents else "all_success",
+    ) if task.approvers else None
     experiment = ExperimentOperator.partial(
         task_id=RUN,
         task_display_name=task.title,
         experiment=json.dumps(setup),
         map_index_template=ROUTE_LABEL,
         batch=batch,
+        trigger_rule="all_done" if static and tunable and task.parents and not gate else "all_success",
         **_retries(task),
         **_notifications(plan, task),
     )
-    gate = ApprovalSensor(
-        task_id="approval",
-        task_display_name=f"{task.title}: approval",
-        approvers=task.approvers,
-        flow_task=task.title,
-    ) if task.approvers else None
-    if not (planned or task.tests or task.route_texts is None):
-        run = experiment.expand(route=batches_of_json(task.route_texts, batch))
+    if static:
+        run = experiment.expand(route=batches_of_json(task.route_texts or [], batch))
         if gate:
             gate >> run
         return gate or run, run
+    planner = _planner(task, parent_ids, batch)
+    run = experiment.expand(route=planner.output)
+    if gate:
+        planner >> gate >> run
+    return planner, run
+
+
+def _planner(task: TaskPlan, parent_ids: dict[str, str], batch: int) -> RoutesOperator:
+    """The task that plans the routes of a task known only at run time (conditions, ``| hyper``, big grids)."""
     kind = ConditionOperator if task.tests else RoutesOperator
-    planner = kind(
+    return kind(
         task_id="condition" if task.tests else "routes",
         task_display_name=f"{task.title}: {'condition' if task.tests else 'routes'}",
         setup=json.dumps({
@@ -135,10 +156,6 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int, planned: bool) -> tu
         batch=batch,
         trigger_rule="all_done" if task.parents else "all_success",
     )
-    run = experiment.expand(route=planner.output)
-    if gate:
-        planner >> gate >> run
-    return planner, run
 
 
 def _retries(task: TaskPlan) -> dict[str, Any]:

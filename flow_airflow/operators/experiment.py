@@ -43,9 +43,14 @@ class ExperimentOperator(BaseOperator):
         self.compute: dict[str, Any] = setup.get("compute") or {"name": "local", "kind": "local"}
         self.route = json.loads(route) if isinstance(route, str) else route
         self.batch = batch  # routes per task instance in this flow: map index m runs routes m*batch...
+        # A task whose routes are a static list but may change with the run (its params, or those
+        # of a task before it, from the run's conf; failed parent experiments): {"title", "params",
+        # "single_mode", "instances"}. Each task instance plans the task's routes again and runs its share.
+        self.replan: dict[str, Any] | None = setup.get("replan")
         self._experiment: Any = None
         self._error = ""
         self._done: list[dict[str, Any]] = []  # the records of this batch's routes so far
+        self._first = 0  # the index of this task instance's first route, when planned again
 
     @property
     def route_label(self) -> str:
@@ -71,14 +76,17 @@ class ExperimentOperator(BaseOperator):
         from flow_airflow.operators.overrides import run_overrides
 
         ti = context["ti"]
-        if not self.parent_task_ids:
+        if self.replan:
+            self.route = self._share(context, ti)
+        elif not self.parent_task_ids:
             run_overrides(context, self.log)  # the run's first tasks refuse a conf that does not fit the flow
         project_env = settings.project_env()
         for key, value in project_env.items():
             if should_hide_value_for_key(key):
                 mask_secret(value, key)
         routes = self.route if isinstance(self.route, list) else [self.route]
-        first = max(ti.map_index, 0) * (self.batch if isinstance(self.route, list) else 1)
+        per_instance = self.batch if isinstance(self.route, list) else 1
+        first = self._first if self.replan else max(ti.map_index, 0) * per_instance
         records: list[dict[str, Any]] = []
         failed: list[str] = []
         skipped: list[str] = []
@@ -107,6 +115,37 @@ class ExperimentOperator(BaseOperator):
         if len(skipped) == len(records):
             raise AirflowSkipException(skipped[0] if len(skipped) == 1 else f"{len(skipped)} routes: " + skipped[0])
         return value
+
+    def _share(self, context: Any, ti: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        """This task instance's routes in this run: the task's routes planned again, cut in as many
+        shares as the DAG has task instances of it (one route each, when the run changes nothing)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from flow_airflow.operators.overrides import task_params
+        from flow_airflow.operators.records import parent_states, pull_records
+        from flow_airflow.plan.routes import plan_routes
+
+        plan = self.replan or {}
+        title = plan["title"]
+        parents = pull_records(ti, self.parent_task_ids) if self.parent_task_ids else {}
+        if empty := [p for p, records in parents.items() if not records]:
+            states = parent_states(ti, {p: self.parent_task_ids[p] for p in empty})
+            raise AirflowSkipException(f"'{title}' does not run: " + "; ".join(
+                f"'{p}' has no experiment in this run ({states[p]})" for p in empty))
+        params = task_params(context, title, plan["params"], self.log)
+        single_mode = plan.get("single_mode", False)
+        routes = plan_routes(params, {} if single_mode else parents, single_mode=single_mode)
+        instances = max(plan.get("instances", 1), 1)
+        size = -(-len(routes) // instances)  # routes per task instance: ceil
+        self._first = max(ti.map_index, 0) * size
+        mine = routes[self._first:self._first + size]
+        if not mine:
+            raise AirflowSkipException(f"no route for this task instance: '{title}' has {len(routes)} route(s) "
+                                       f"in this run, run by its first task instances")
+        if size != (self.batch if isinstance(self.route, list) else 1):
+            self.log.info("'%s' has %d route(s) in this run (the DAG has %d task instances of it): this one runs "
+                          "routes %d to %d", title, len(routes), instances, self._first, self._first + len(mine) - 1)
+        return mine if size > 1 or isinstance(self.route, list) else mine[0]
 
     def _run(self, ti: Any, route: dict[str, Any], index: int, project_env: dict[str, str]) -> dict[str, Any]:
         """One route: its experiment, from a fresh workspace to its record (``failed`` when it did not succeed)."""

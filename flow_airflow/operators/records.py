@@ -47,11 +47,17 @@ def _states(counts: Any) -> str:
 def pull_chosen(
     ti: Any, task_ids: Mapping[str, str], chosen: Mapping[str, list[int]], batch: int = 1
 ) -> dict[str, list[Record]]:
-    """The records of the parent experiments a route names (``batch`` routes per task instance)."""
+    """The records of the parent experiments a route names (``batch`` routes per task instance).
+
+    A parent whose routes the run changed (its params from the run's conf) may hold them at other
+    task instances: then every record of it is read.
+    """
     result: dict[str, list[Record]] = {}
     for title, indexes in chosen.items():
         map_indexes = sorted({i // batch for i in indexes})
         found = {r["index"]: r for r in _records(ti.xcom_pull(task_ids=task_ids[title], map_indexes=map_indexes))}
+        if any(i not in found for i in indexes):
+            found = {r["index"]: r for r in _records(ti.xcom_pull(task_ids=task_ids[title]))}
         missing = [i for i in indexes if i not in found]
         if missing:
             raise RuntimeError(f"no result of '{title}' experiment(s) {missing} was found in this run")

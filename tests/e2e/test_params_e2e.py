@@ -49,15 +49,30 @@ def test_a_trigger_with_conf_overriding_a_grid_runs_the_overridden_routes(server
     conf = {"Train": {"lr": ["0.5", "0.05", "0.005"]}, "Evaluate": {"split": "val, test"}}
     run_id, state = server.run_dag(DAG_ID, conf=conf, timeout=300)
     assert state == "success"
-    train = server.task_instances(DAG_ID, run_id, "train.run")
-    assert [ti["rendered_map_index"] for ti in train] == ["lr=0.5", "lr=0.05", "lr=0.005"]
-    evaluate = server.task_instances(DAG_ID, run_id, "evaluate.run")
-    assert sorted(ti["rendered_map_index"] for ti in evaluate) == sorted(
+    # the DAG has 2 task instances of Train (its file's grid): each runs its share of the 3 routes
+    train = records(server, run_id, "train.run")
+    assert [(r["params"], r["tags"]) for r in train] == [
+        ({"lr": lr}, {"args": f"--lr={lr}"}) for lr in ("0.5", "0.05", "0.005")]
+    assert [r["label"] for r in train] == ["lr=0.5", "lr=0.05", "lr=0.005"]
+    evaluate = records(server, run_id, "evaluate.run")
+    assert sorted(r["label"] for r in evaluate) == sorted(
         f"split={s} | lr={lr}" for s in ("val", "test") for lr in ("0.5", "0.05", "0.005"))
-    record = server.xcom(DAG_ID, run_id, "train.run", 0)
-    assert record["params"] == {"lr": "0.5"} and record["tags"] == {"args": "--lr=0.5"}
-    log = server.task_log(DAG_ID, run_id, "train.routes")
+    assert sorted(r["tags"]["args"] for r in evaluate) == ["--split=test"] * 3 + ["--split=val"] * 3
+    labels = [ti["rendered_map_index"] for ti in server.task_instances(DAG_ID, run_id, "train.run")]
+    assert labels == ["2 routes: lr=0.5 … lr=0.05", "lr=0.005"]
+    log = server.task_log(DAG_ID, run_id, "train.run", 0)
     assert "param 'lr' from the run's conf: ['0.5', '0.05', '0.005']" in log
+    assert "'Train' has 3 route(s) in this run (the DAG has 2 task instances of it)" in log
+
+
+def records(server, run_id: str, task_id: str) -> list[dict]:
+    """The experiment records of a task in a run, in route order (a task instance holds one or a list)."""
+    found: list[dict] = []
+    for ti in server.task_instances(DAG_ID, run_id, task_id):
+        if ti["state"] == "success":
+            value = server.xcom(DAG_ID, run_id, task_id, ti["map_index"])
+            found += value if isinstance(value, list) else [value]
+    return sorted(found, key=lambda r: r["index"])
 
 
 def test_a_conf_that_does_not_fit_is_refused(server) -> None:
@@ -67,9 +82,9 @@ def test_a_conf_that_does_not_fit_is_refused(server) -> None:
 
     run_id, state = server.run_dag(DAG_ID, conf={"Trian": {"lr": "1"}}, timeout=300)
     assert state == "failed"
-    log = server.task_log(DAG_ID, run_id, "train.routes")
+    log = server.task_log(DAG_ID, run_id, "train.run", 0)
     assert ("the run's conf names 'Trian', which is no task with params of this flow "
             "(tasks with params: 'Train', 'Evaluate')") in log
-    assert server.ti_states(DAG_ID, run_id) == {("train.routes", -1): "failed", ("train.run", -1): "upstream_failed",
-                                                ("evaluate.routes", -1): "skipped", ("evaluate.run", -1): "skipped",
+    assert server.ti_states(DAG_ID, run_id) == {("train.run", 0): "failed", ("train.run", 1): "failed",
+                                                ("evaluate.run", 0): "skipped", ("evaluate.run", 1): "skipped",
                                                 ("flow-outcome", -1): "failed"}
