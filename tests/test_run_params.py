@@ -61,8 +61,6 @@ def test_the_dag_params_are_each_tasks_params_with_their_schema() -> None:
 
     with pytest.raises(ParamValidationError, match="seeds"):
         b.resolve({"seeds": "1"})
-    with pytest.raises(ParamValidationError):
-        b.resolve({"depth": [["2"]]})
 
 
 
