@@ -21,10 +21,11 @@ def states(result: RunResult, title: str) -> list[tuple[str, str]]:
     return [(e.label, e.state) for e in result.of(title, None)]
 
 
+@pytest.mark.parametrize("conf", [None, {"Train": {"lr": ["0.1", "0.2", "0.3"]}}], ids=["no conf", "trigger form"])
 def test_one_failed_train_route_stops_only_its_own_descendants(
-    airflow_home: Path, project: Callable[..., Path], capfd: pytest.CaptureFixture[str]
+    conf: dict | None, airflow_home: Path, project: Callable[..., Path], capfd: pytest.CaptureFixture[str]
 ) -> None:
-    result = run_flow(project("failed_route"))
+    result = run_flow(project("failed_route"), conf=conf)  # with a conf, each task instance plans its routes again
     assert result.state == "failed"
     assert states(result, "Train") == [("lr=0.1", "success"), ("lr=0.2", "failed"), ("lr=0.3", "success")]
     assert states(result, "Evaluate") == [("lr=0.1", "success"), ("lr=0.2", "skipped"), ("lr=0.3", "success")]

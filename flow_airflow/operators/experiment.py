@@ -76,10 +76,12 @@ class ExperimentOperator(BaseOperator):
         from flow_airflow.operators.overrides import run_overrides
 
         ti = context["ti"]
-        if self.replan:
-            self.route = self._share(context, ti)
-        elif not self.parent_task_ids:
-            run_overrides(context, self.log)  # the run's first tasks refuse a conf that does not fit the flow
+        if self.replan and getattr(context.get("dag_run"), "conf", None):
+            self.route = self._share(context, ti)  # the run has params (the trigger form sends them all)
+        else:
+            self.replan = None  # the run's params are the file's: the routes the DAG lists
+            if not self.parent_task_ids:
+                run_overrides(context, self.log)  # the run's first tasks refuse a conf that does not fit the flow
         project_env = settings.project_env()
         for key, value in project_env.items():
             if should_hide_value_for_key(key):
@@ -136,13 +138,14 @@ class ExperimentOperator(BaseOperator):
         single_mode = plan.get("single_mode", False)
         routes = plan_routes(params, {} if single_mode else parents, single_mode=single_mode)
         instances = max(plan.get("instances", 1), 1)
-        size = -(-len(routes) // instances)  # routes per task instance: ceil
+        per_instance = self.batch if isinstance(self.route, list) else 1  # as the DAG lists them
+        size = per_instance if len(routes) <= instances * per_instance else -(-len(routes) // instances)
         self._first = max(ti.map_index, 0) * size
         mine = routes[self._first:self._first + size]
         if not mine:
             raise AirflowSkipException(f"no route for this task instance: '{title}' has {len(routes)} route(s) "
                                        f"in this run, run by its first task instances")
-        if size != (self.batch if isinstance(self.route, list) else 1):
+        if size != per_instance:
             self.log.info("'%s' has %d route(s) in this run (the DAG has %d task instances of it): this one runs "
                           "routes %d to %d", title, len(routes), instances, self._first, self._first + len(mine) - 1)
         return mine if size > 1 or isinstance(self.route, list) else mine[0]
@@ -153,8 +156,13 @@ class ExperimentOperator(BaseOperator):
         from flow_airflow.plan.routes import Record, label, lineage
         from flow_airflow.runtime.experiment import Experiment, ExperimentFailed
 
-        parents = pull_chosen(ti, self.parent_task_ids, route["parents"], self.batch)
         title = self.flow_task["title"]
+        try:
+            parents = pull_chosen(ti, self.parent_task_ids, route["parents"], self.batch)
+        except LookupError as e:  # a parent experiment that left no record (its task instance never ran)
+            self.log.warning("%s [%s] does not run: %s", title, _label(route), e)
+            return Record(task=title, index=index, params=dict(route["params"]), tags={}, output=None,
+                          route={title: index}, upstream={}, label=_label(route), failed=f"skipped: {e}")
         record = Record(task=title, index=index, params=dict(route["params"]), tags={}, output=None,
                         route={**lineage(parents, self.gathered), title: index}, upstream={},
                         label=route.get("label") or label(route["params"], parents))
@@ -163,6 +171,7 @@ class ExperimentOperator(BaseOperator):
             names = ", ".join(f"'{r['task']}' #{r['index']}" + (f" [{r['label']}]" if r.get("label") else "")
                               for r in after)
             record["failed"] = f"skipped: it follows {names}, which did not succeed"
+            route["label"] = record["label"]  # the task instance's label in the UI
             self.log.warning("%s [%s] does not run: %s", title, record["label"] or "no params",
                              record["failed"][len("skipped: "):])
             return record

@@ -60,7 +60,7 @@ def pull_chosen(
             found = {r["index"]: r for r in _records(ti.xcom_pull(task_ids=task_ids[title]))}
         missing = [i for i in indexes if i not in found]
         if missing:
-            raise RuntimeError(f"no result of '{title}' experiment(s) {missing} was found in this run")
+            raise LookupError(f"no result of '{title}' experiment(s) {missing} was found in this run")
         result[title] = [found[i] for i in indexes]
     return result
 
