@@ -72,11 +72,14 @@ def test_dag_shape(tmp_path: Path, airflow_home: Path) -> None:
     grid = dags["three_grid_searches"]
     assert grid.dag_display_name == "Three Grid Searches"
     assert "cnvrg-flow" in grid.tags and "30 routes (2 x 3 x 5)" in grid.doc_md
-    assert set(grid.task_group.children) == {"grid_search_a", "grid_search_b", "grid_search_c"}
+    assert set(grid.task_group.children) == {"grid_search_a", "grid_search_b", "grid_search_c", "flow-outcome"}
     c = grid.get_task("grid_search_c.run")
     assert c.task_display_name == "Grid Search C"
     assert sorted(c.upstream_task_ids) == ["grid_search_a.run", "grid_search_b.run"]
     assert len(c.expand_input.value["route"]) == 30  # a static list: known at compile time
+    assert c.partial_kwargs["trigger_rule"] == "all_done"  # a failed parent experiment stops only its own routes
+    assert grid.get_task("flow-outcome").upstream_task_ids == {"grid_search_c.run"}
+    assert set(grid.params) == {"Grid Search A", "Grid Search B", "Grid Search C"}
     conditions = dags["conditions"]
     assert type(conditions.get_task("compare.condition")).__name__ == "ConditionOperator"
     assert conditions.get_task("compare.run").upstream_task_ids == {"compare.condition"}

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from flow_airflow.plan.flow_plan import plan_flow
-from flow_airflow.plan.routes import Record, RouteError, plan_routes, render, slug, stand_in_records
+from flow_airflow.plan.routes import (
+    Record,
+    RouteError,
+    lineage,
+    plan_routes,
+    render,
+    slug,
+    stand_in_records,
+    succeeded,
+)
 from flow_airflow.spec.load import load_flow
 
 FLOWS = Path(__file__).parent / "flows"
@@ -71,6 +80,19 @@ def test_hyper_on_a_missing_tag_says_so() -> None:
     record = Record(task="Params", index=0, params={}, tags={"other": "1"}, route={}, upstream={}, label="")
     with pytest.raises(RouteError, match="'Params' did not log the tag 'route'"):
         plan_routes([("route", ["{{ Params.route | hyper }}"])], {"Params": [record]})
+
+
+def test_routes_after_a_failed_experiment_are_planned_with_their_lineage() -> None:
+    a = records("A", [("a", ["1", "2", "3"])])
+    a[1]["failed"] = "failed: 'A' failed: its command exited with code 1"
+    assert [r["index"] for r in succeeded(a)] == [0, 2]
+    b = plan_routes([("b", ["x"]), ("h", ["{{ A.values | hyper }}"])], {"A": [{**a[0], "tags": {"values": "p,q"}},
+                                                                              a[1], {**a[2], "tags": {"values": "r"}}]})
+    # the failed route keeps its place (its experiment is marked skipped when it starts), | hyper unexpanded
+    assert [(r["parents"]["A"], r["params"]) for r in b] == [
+        ([0], [["b", "x"], ["h", "p"]]), ([0], [["b", "x"], ["h", "q"]]),
+        ([1], [["b", "x"], ["h", "{{ A.values | hyper }}"]]), ([2], [["b", "x"], ["h", "r"]])]
+    assert lineage({"A": [a[2]]}) == {"A": 2} and lineage({"A": [a[2]]}, gathered=["A"]) == {}
 
 
 def test_tag_templates_render_from_any_task_upstream() -> None:

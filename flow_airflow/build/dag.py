@@ -1,8 +1,14 @@
-"""A flow plan as an Airflow DAG: one TaskGroup per flow task.
+"""A flow plan as an Airflow DAG: one TaskGroup per flow task, and ``flow-outcome`` at the end.
 
-Inside a group: ``condition`` (a branch, when the task has conditions) or ``routes`` (when
-its routes are known only at run time), then ``run``, the task's experiments mapped over its
-routes. Routes known at compile time are a static list in the DAG.
+Inside a group: ``condition`` (when the task has conditions) or ``routes`` (when its routes are
+known only at run time), which plans the task's routes when it starts, then the approval gate
+(human validation), then ``run``, the task's experiments mapped over the routes. Routes known at
+compile time are a static list in the DAG (one task instance each, or each batch); when they may
+change with the run (the run's params, failed parent experiments), each task instance plans them
+again and runs its share (:class:`flow_airflow.operators.experiment.ExperimentOperator`), so no
+planning task is paid for at every parse. Planning tasks, and experiments that plan again, run
+when their parents are done, whatever they did (a failed experiment stops only its own route);
+``flow-outcome`` fails the run when anything failed (:mod:`flow_airflow.operators.outcome`).
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ from typing import Any
 from airflow.sdk import DAG, TaskGroup
 
 from flow_airflow import settings
+from flow_airflow.build.params import flow_params, ordered_params
 from flow_airflow.build.schedule import schedule_of
 from flow_airflow.operators.experiment import ROUTE_LABEL, ExperimentOperator
+from flow_airflow.operators.outcome import TASK_ID as OUTCOME
+from flow_airflow.operators.outcome import OutcomeOperator
 from flow_airflow.operators.records import batches_of_json
 from flow_airflow.operators.routes import ConditionOperator, RoutesOperator
 from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan
@@ -57,30 +66,37 @@ def build_dag(plan: FlowPlan) -> DAG:
     )
     with dag:
         runs: dict[str, Any] = {}
+        tunable: dict[str, bool] = {}  # its routes may change with the run's params
+        has_children: set[str] = set()
         for task in plan.tasks:
+            tunable[task.title] = bool(task.params or task.unset_params) or any(tunable[p] for p in task.parents)
             with FlowTaskGroup(
                 group_id=task.slug,
                 group_display_name=task.title,
                 tooltip=(task.spec.description or task.describe_count()),
             ):
-                first, run = _task_group(plan, task, batch)
-                if task.approvers:
-                    gate = ApprovalSensor(
-                        task_id="approval",
-                        task_display_name=f"{task.title}: approval",
-                        approvers=task.approvers,
-                        flow_task=task.title,
-                    )
-                    gate >> first
-                    first = gate
+                first, run = _task_group(plan, task, batch, tunable=tunable[task.title])
             for parent in task.parents:
                 runs[parent] >> first
+                has_children.add(parent)
             runs[task.title] = run
+        titles = {run_task_id(t.slug): t.title for t in plan.tasks}
+        outcome = OutcomeOperator(task_id=OUTCOME, task_display_name="Outcome: fails the run if anything failed",
+                                  titles=titles, batch=batch, trigger_rule="all_done")
+        [runs[t.title] for t in plan.tasks if t.title not in has_children] >> outcome
+    # Set after the tasks: Airflow copies a DAG's params into each task made while it has them,
+    # and serializes each copy (a 100-task flow: a minute). Tasks read them from the DAG.
+    dag.params = flow_params(plan)
     return dag
 
 
-def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
+def _task_group(plan: FlowPlan, task: TaskPlan, batch: int, tunable: bool) -> tuple[Any, Any]:
+    """The tasks of one flow task: (the first, which its parents precede; ``run``).
+
+    ``tunable``: its routes may change with the run (params of it or of a task before it).
+    """
     parent_ids = {p: run_task_id(plan.task(p).slug) for p in task.parents}
+    static = not task.tests and task.route_texts is not None
     compute = task.compute
     setup = {
         "task": task.spec.model_dump(mode="json", exclude_defaults=True),  # validated again when it runs
@@ -92,44 +108,56 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
     }
     if task.warnings:
         setup["warnings"] = task.warnings  # keys of another task type: logged by every experiment
+    if static and tunable:
+        setup["replan"] = {"title": task.title, "params": ordered_params(task), "single_mode": task.single_mode,
+                           "instances": -(-len(task.route_texts or []) // batch)}
+    gate = ApprovalSensor(
+        task_id="approval",
+        task_display_name=f"{task.title}: approval",
+        approvers=task.approvers,
+        flow_task=task.title,
+        # a failed parent experiment stops only its own routes: the others still ask
+        trigger_rule="all_done" if static and tunable and task.parents else "all_success",
+    ) if task.approvers else None
     experiment = ExperimentOperator.partial(
         task_id=RUN,
         task_display_name=task.title,
         experiment=json.dumps(setup),
         map_index_template=ROUTE_LABEL,
         batch=batch,
+        trigger_rule="all_done" if static and tunable and task.parents and not gate else "all_success",
         **_retries(task),
         **_notifications(plan, task),
     )
-    grid = [[k, v] for k, v in task.params]
-    if task.tests:
-        condition = ConditionOperator(
-            task_id="condition",
-            task_display_name=f"{task.title}: condition",
-            tests=[
-                {"objective": t.objective, "tag_key": t.tag_key, "target": t.target, "task": t.task} for t in task.tests
-            ],
-            params_grid=grid,
-            parent_task_ids=parent_ids,
-            follow=run_task_id(task.slug),
-            batch=batch,
-        )
-        run = experiment.expand(route=condition.output)
-        condition >> run
-        return condition, run
-    if task.route_texts is None:
-        planner = RoutesOperator(
-            task_id="routes",
-            task_display_name=f"{task.title}: routes",
-            params_grid=grid,
-            parent_task_ids=parent_ids,
-            single_mode=task.single_mode,
-            batch=batch,
-        )
-        run = experiment.expand(route=planner.output)
-        return planner, run
-    run = experiment.expand(route=batches_of_json(task.route_texts, batch))
-    return run, run
+    if static:
+        run = experiment.expand(route=batches_of_json(task.route_texts or [], batch))
+        if gate:
+            gate >> run
+        return gate or run, run
+    planner = _planner(task, parent_ids, batch)
+    run = experiment.expand(route=planner.output)
+    if gate:
+        planner >> gate >> run
+    return planner, run
+
+
+def _planner(task: TaskPlan, parent_ids: dict[str, str], batch: int) -> RoutesOperator:
+    """The task that plans the routes of a task known only at run time (conditions, ``| hyper``, big grids)."""
+    kind = ConditionOperator if task.tests else RoutesOperator
+    return kind(
+        task_id="condition" if task.tests else "routes",
+        task_display_name=f"{task.title}: {'condition' if task.tests else 'routes'}",
+        setup=json.dumps({
+            "title": task.title,
+            "params": ordered_params(task),
+            "parents": parent_ids,
+            "single_mode": task.single_mode,
+            "tests": [{"objective": t.objective, "tag_key": t.tag_key, "target": t.target, "task": t.task}
+                      for t in task.tests],
+        }),
+        batch=batch,
+        trigger_rule="all_done" if task.parents else "all_success",
+    )
 
 
 def _retries(task: TaskPlan) -> dict[str, Any]:

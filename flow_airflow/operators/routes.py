@@ -1,11 +1,20 @@
-"""Tasks that plan routes at run time, when they depend on upstream results."""
+"""Tasks that plan a flow task's routes when its run starts: ``<task>.routes`` and ``<task>.condition``.
+
+A planning task runs once its parents are done, whatever they did (trigger rule ``all_done``),
+and plans from what they left: the records of their experiments, failed ones included (their
+routes are planned and marked skipped when they start, see :mod:`flow_airflow.operators.experiment`).
+A parent with no experiment in the run (skipped, or never run) leaves no route: the task is
+skipped, saying why, unless its condition gathers from several parents and finds experiments
+among the others. The task's own params come from the flow file, or from the run's ``conf``
+(:mod:`flow_airflow.operators.overrides`).
+"""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
-from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk import BaseOperator
 
 
@@ -32,86 +41,88 @@ def mapped(routes: list[Any], batch: int) -> list[Any]:
 
 
 class RoutesOperator(BaseOperator):
-    """Plans a task's routes from its parents' experiments (``| hyper`` tags, run-time counts).
+    """Plans a flow task's routes from its params and its parents' experiments.
 
+    ``setup`` (JSON text, quick to parse): ``{"title", "params": [[key, [values]]] (in the file's
+    order, [] when not set), "parents": {title: run task id}, "single_mode", "tests": [...]}``.
     Returns the routes, which the task's experiments are mapped over (with ``batch_routes``,
-    lists of routes).
+    lists of routes). Skips itself, and so the task, when no route can be made.
     """
 
     template_fields = ()
     ui_color = "#fff4d6"
 
-    def __init__(
-        self,
-        *,
-        params_grid: list[list[Any]],
-        parent_task_ids: dict[str, str],
-        single_mode: bool,
-        batch: int = 1,
-        **kwargs: Any,
-    ):
+    def __init__(self, *, setup: str | dict[str, Any], batch: int = 1, **kwargs: Any):
         super().__init__(**kwargs)
-        self.params_grid = params_grid
-        self.parent_task_ids = parent_task_ids
-        self.single_mode = single_mode
+        self.setup = json.loads(setup) if isinstance(setup, str) else setup
         self.batch = batch
 
     def execute(self, context: Any) -> list[Any]:
-        from flow_airflow.operators.records import pull_records
-        from flow_airflow.plan.routes import plan_routes
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        parents = {} if self.single_mode else pull_records(context["ti"], self.parent_task_ids)
-        routes = plan_routes([(k, v) for k, v in self.params_grid], parents, single_mode=self.single_mode)
+        from flow_airflow.operators.overrides import task_params
+        from flow_airflow.operators.records import parent_states, pull_records
+
+        setup = self.setup
+        title = setup["title"]
+        parents = pull_records(context["ti"], setup["parents"]) if setup["parents"] else {}
+        empty = [p for p, records in parents.items() if not records]
+        if empty:
+            states = parent_states(context["ti"], {p: setup["parents"][p] for p in empty})
+            for p in empty:
+                self.log.info("'%s' has no experiment in this run (%s)", p, states[p])
+            if not self.setup.get("tests") or len(empty) == len(parents):
+                why = "; ".join(f"'{p}' has no experiment in this run ({states[p]})" for p in empty)
+                raise AirflowSkipException(f"'{title}' does not run: {why}")
+        params = task_params(context, title, setup["params"], self.log)
+        routes = self.plan(params, parents, empty)
+        if not routes:
+            raise AirflowSkipException(f"'{title}' does not run: it has no route")
         self.log.info("%d route(s): %s", len(routes), "; ".join(r["label"] or "-" for r in routes[:50]))
+        not_succeeded = {(t, r["index"]) for t, records in parents.items() for r in records if r.get("failed")}
+        failed = sum(1 for r in routes if any((t, i) in not_succeeded for t, ix in r["parents"].items() for i in ix))
+        if failed:
+            self.log.info("%d of them follow experiments that did not succeed: they are skipped", failed)
         if self.batch > 1:
             self.log.info("run %d per task instance ([flow_airflow] batch_routes)", self.batch)
         return mapped(routes, self.batch)
 
+    def plan(self, params: list[tuple[str, list[str]]], parents: dict[str, list[Any]],
+             empty: list[str]) -> list[Any]:
+        """The routes over every parent experiment (every parent has some here)."""
+        from flow_airflow.plan.routes import plan_routes
 
-class ConditionOperator(BaseBranchOperator):
-    """A flow task's conditions: lets the task run on the parent experiments that pass, or skips it.
+        single_mode = self.setup.get("single_mode", False)
+        return plan_routes(params, {} if single_mode else parents, single_mode=single_mode)
 
-    A branch operator: it follows the task's experiments when something passed and skips them
-    (and what depends only on them) otherwise. Its return value is the routes of what passed.
+
+class ConditionOperator(RoutesOperator):
+    """A flow task's conditions: plans the task's routes on the parent experiments that pass.
+
+    Only experiments that succeeded are tested; the log says, experiment by experiment, what
+    passed and why not (:func:`flow_airflow.plan.conditions.evaluate`). Nothing passes: it is
+    skipped, and so are the task's experiments and what depends only on them.
     """
 
-    template_fields = ()
     ui_color = "#fde2e4"
 
-    def __init__(
-        self,
-        *,
-        tests: list[dict[str, Any]],
-        params_grid: list[list[Any]],
-        parent_task_ids: dict[str, str],
-        follow: str,
-        batch: int = 1,
-        **kwargs: Any,
-    ):
-        super().__init__(**kwargs)
-        self.tests = tests
-        self.params_grid = params_grid
-        self.parent_task_ids = parent_task_ids
-        self.follow = follow
-        self.batch = batch
+    def plan(self, params: list[tuple[str, list[str]]], parents: dict[str, list[Any]],
+             empty: list[str]) -> list[Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
 
-    def choose_branch(self, context: Any) -> str | None:  # pragma: no cover - execute does it all
-        raise NotImplementedError
-
-    def execute(self, context: Any) -> list[Any]:
-        from flow_airflow.operators.records import pull_records
         from flow_airflow.plan.conditions import MetricCondition, evaluate
         from flow_airflow.plan.routes import plan_routes
 
-        parents = pull_records(context["ti"], self.parent_task_ids)
-        passing, report = evaluate([MetricCondition(**t) for t in self.tests], parents)
+        tests = [MetricCondition(**t) for t in self.setup["tests"]]
+        passing, report = evaluate(tests, parents)
         for line in report:
             self.log.info("%s", line)
         if not any(passing.values()):
-            self.log.warning("no experiment passed the condition: the task and what depends only on it are skipped")
-            self.do_branch(context, None)
-            return []
-        routes = plan_routes([(k, v) for k, v in self.params_grid], {**parents, **passing}, gathered=passing)
+            raise AirflowSkipException("no experiment passed the condition: the task and what depends only on it "
+                                       "are skipped")
+        if untested := [p for p in empty if p not in passing]:
+            raise AirflowSkipException(f"'{self.setup['title']}' does not run: "
+                                       + "; ".join(f"'{p}' has no experiment in this run" for p in untested))
+        routes = plan_routes(params, {**parents, **passing}, gathered=passing)
         self.log.info("%d route(s) on the experiments that passed", len(routes))
-        self.do_branch(context, self.follow)
-        return mapped(routes, self.batch)
+        return routes

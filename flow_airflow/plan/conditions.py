@@ -1,38 +1,69 @@
 """Conditions: which parent experiments continue to a task (gt, lt, eq, min, max on a tag).
 
-Plain functions over experiment records, used by the branch task at run time and in tests.
+Plain functions over experiment records, used by the condition task at run time and in tests.
+The rules (spec "Conditions"; issue 12 for what cnvrg would choose):
+
+- only experiments that succeeded are considered; a failed one is left out, and the report says so;
+- ``gt``/``lt`` compare numbers; a tag that is not a finite number (text, NaN, an infinity)
+  never passes them, and never wins ``min``/``max``;
+- ``eq`` compares numbers as numbers (``1`` = ``1.0``), ``true``/``false`` as booleans in any
+  letter case (``True`` = ``True``, also when YAML made the target a boolean), anything else as
+  the text written (surrounding spaces aside); NaN and infinities never pass it;
+- ``min``/``max`` pick one experiment: on a tie, the first in experiment order (the parents in the
+  order of the task's relations, then each parent's experiments by index), the same every run.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from flow_airflow.plan.routes import Record
+from flow_airflow.plan.routes import Record, succeeded
+
+BOOLEANS = {"true": True, "false": False}
 
 
 @dataclass(frozen=True)
 class MetricCondition:
-    """One metric condition of a task, as the branch task gets it."""
+    """One metric condition of a task, as the condition task gets it.
+
+    ``target`` is the text written in the file (or the YAML value, which is turned into text).
+    """
 
     objective: str  # gt, lt, eq, min, max
     tag_key: str
-    target: str | None = None
+    target: str | int | float | bool | None = None
     task: str | None = None  # blank: every parent
+
+    @property
+    def target_text(self) -> str:
+        return "" if self.target is None else str(self.target)
 
     def describe(self) -> str:
         where = f"'{self.task}'" if self.task else "every parent"
         if self.objective in ("min", "max"):
             return f"the {'highest' if self.objective == 'max' else 'lowest'} '{self.tag_key}' of {where}"
         sign = {"gt": ">", "lt": "<", "eq": "="}[self.objective]
-        return f"'{self.tag_key}' {sign} {self.target} on {where}"
+        return f"'{self.tag_key}' {sign} {self.target_text} on {where}"
+
+
+def read_number(text: str) -> tuple[float | None, str]:
+    """A tag's text as a finite number, or None and why it is not one ("" when it is)."""
+    try:
+        x = float(text)
+    except (TypeError, ValueError):
+        return None, "it is not a number"
+    if math.isnan(x):
+        return None, "it is NaN"
+    if math.isinf(x):
+        return None, "it is infinite"
+    return x, ""
 
 
 def number(value: object) -> float | None:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
+    """``value`` as a finite number, or None."""
+    return read_number(str(value))[0]
 
 
 def value_of(record: Record, key: str) -> str | None:
@@ -44,13 +75,24 @@ def value_of(record: Record, key: str) -> str | None:
     return None
 
 
-def _compare(objective: str, value: str, target: str) -> bool:
-    a, b = number(value), number(target)
+def compare(objective: str, value: str, target: object) -> tuple[bool, str]:
+    """Whether ``value`` passes ``gt``/``lt``/``eq`` against ``target``, and why not ("" when it does)."""
+    x, why_not = read_number(value)
+    if why_not in ("it is NaN", "it is infinite"):
+        return False, why_not
+    text = str(target).strip()
+    t, target_why_not = read_number(text)
     if objective == "eq":
-        return a == b if a is not None and b is not None else value.strip() == str(target).strip()
-    if a is None or b is None:
-        return False
-    return a > b if objective == "gt" else a < b
+        if x is not None and t is not None:
+            return x == t, ""
+        if value.strip().lower() in BOOLEANS and text.lower() in BOOLEANS:
+            return BOOLEANS[value.strip().lower()] == BOOLEANS[text.lower()], ""
+        return value.strip() == text, ""
+    if t is None:
+        return False, f"the target '{target}' is not a finite number ({target_why_not})"
+    if x is None:
+        return False, why_not
+    return (x > t if objective == "gt" else x < t), ""
 
 
 def evaluate(
@@ -58,39 +100,57 @@ def evaluate(
 ) -> tuple[dict[str, list[Record]], list[str]]:
     """The experiments of the tested parents that pass every test on them, and why, line by line.
 
-    Untested parents are not in the result; a parent with no passing experiment maps to [].
+    ``parents`` maps each parent title to its experiments' records (failed ones included, which
+    never pass). Untested parents are not in the result; a parent with no passing experiment maps to [].
     """
     tested = {t for test in tests for t in ([test.task] if test.task else parents)}
-    passing = {title: list(parents.get(title, [])) for title in tested}
-    report: list[str] = []
+    passing = {title: succeeded(parents.get(title, [])) for title in tested}
+    report = [f"{_name(r)}: left out, it did not succeed ({r.get('failed')})"
+              for title in parents if title in tested for r in parents[title] if r.get("failed")]
     for test in tests:
-        pool = [r for title in ([test.task] if test.task else list(parents)) for r in parents.get(title, [])]
-        scored: list[tuple[Record, str]] = []
-        for r in pool:
-            value = value_of(r, test.tag_key)
-            if value is None:
-                report.append(f"{_name(r)}: no tag '{test.tag_key}' was logged, so it does not pass")
-            else:
-                scored.append((r, value))
-        winners = _winners(test, scored)
-        for r, value in scored:
-            verdict = "passes" if _key(r) in winners else "does not pass"
-            report.append(f"{_name(r)}: {test.tag_key} = {value} {verdict} ({test.describe()})")
+        pool = [r for title in ([test.task] if test.task else list(parents)) for r in succeeded(parents.get(title, []))]
+        winners, lines = _winners(test, pool)
+        report += lines
         for title in passing:
             if test.task in (None, title):
                 passing[title] = [r for r in passing[title] if _key(r) in winners]
     return passing, report
 
 
-def _winners(test: MetricCondition, scored: list[tuple[Record, str]]) -> set[tuple[str, int]]:
-    if test.objective not in ("min", "max"):
-        return {_key(r) for r, value in scored if _compare(test.objective, value, test.target or "")}
-    if not scored:
-        return set()
-    numeric = all(number(value) is not None for _, value in scored)
-    pick = max if test.objective == "max" else min
-    best, _ = pick(scored, key=lambda item: number(item[1]) if numeric else item[1])  # type: ignore[arg-type,return-value]
-    return {_key(best)}
+def _winners(test: MetricCondition, pool: list[Record]) -> tuple[set[tuple[str, int]], list[str]]:
+    """The experiments of ``pool`` that pass ``test``, and a line on each."""
+    lines: list[str] = []
+    scored: list[tuple[Record, str, float | None]] = []
+    for r in pool:
+        value = value_of(r, test.tag_key)
+        if value is None:
+            lines.append(f"{_name(r)}: no tag '{test.tag_key}' was logged, so it does not pass")
+            continue
+        if test.objective in ("min", "max"):
+            x, why_not = read_number(value)
+            if x is None:
+                lines.append(f"{_name(r)}: {test.tag_key} = {value} is left out: {why_not} ({test.describe()})")
+                continue
+            scored.append((r, value, x))
+        else:
+            passes, why_not = compare(test.objective, value, test.target_text)
+            verdict = "passes" if passes else "does not pass" + (f": {why_not}" if why_not else "")
+            lines.append(f"{_name(r)}: {test.tag_key} = {value} {verdict} ({test.describe()})")
+            if passes:
+                scored.append((r, value, None))
+    if test.objective not in ("min", "max") or not scored:
+        return {_key(r) for r, _, _ in scored}, lines
+    sign = 1 if test.objective == "max" else -1
+    best = max(sign * x for _, _, x in scored)  # type: ignore[operator]
+    tied = [r for r, _, x in scored if sign * x == best]  # type: ignore[operator]
+    winner = tied[0]  # the first in experiment order: the same every run
+    for r, value, _ in scored:
+        verdict = "passes" if r is winner else "does not pass"
+        lines.append(f"{_name(r)}: {test.tag_key} = {value} {verdict} ({test.describe()})")
+    if len(tied) > 1:
+        lines.append(f"tie: {', '.join(_name(r) for r in tied)} share the {test.objective} '{test.tag_key}'; "
+                     f"the first in experiment order passes ({_name(winner)})")
+    return {_key(winner)}, lines
 
 
 def _key(record: Record) -> tuple[str, int]:

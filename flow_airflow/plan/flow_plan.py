@@ -34,6 +34,7 @@ class TaskPlan:
     factors: list[int] = field(default_factory=list)
     runtime_reason: str = ""
     tests: list[MetricCondition] = field(default_factory=list)
+    unset_params: list[str] = field(default_factory=list)  # params with no value (`values: []`): not passed
     approvers: list[str] = field(default_factory=list)
     compute: computes.ComputeChoice | None = None
 

@@ -34,6 +34,7 @@ class Record(TypedDict, total=False):
     route: dict[str, int]  # task title -> experiment index, for every task on this route
     upstream: dict[str, dict[str, dict[str, str]]]  # title -> {"params", "tags"} of tasks before
     label: str
+    failed: str  # set when the experiment did not succeed: why (it failed, or was skipped after a failed parent)
 
 
 class Route(TypedDict):
@@ -65,6 +66,21 @@ def split_values(text: str) -> list[str]:
     separated values ... an experiment for each").
     """
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def succeeded(records: Iterable[Record]) -> list[Record]:
+    """The records of experiments that succeeded (a failed experiment leaves a record with ``failed``)."""
+    return [r for r in records if not r.get("failed")]
+
+
+def lineage(chosen: Mapping[str, list[Record]], gathered: Iterable[str] = ()) -> dict[str, int]:
+    """Which experiment of every task upstream a route follows (gathered parents name none)."""
+    gathered = set(gathered)
+    result: dict[str, int] = {}
+    for title, records in chosen.items():
+        if title not in gathered and len(records) == 1:
+            result.update(records[0].get("route", {}))
+    return result
 
 
 def combinations(parents: Mapping[str, list[Record]], gathered: Iterable[str] = ()) -> list[dict[str, list[Record]]]:
@@ -115,14 +131,19 @@ def render(value: str, upstream: Mapping[str, Mapping[str, Mapping[str, str]]]) 
     return TEMPLATE.sub(lambda m: tag_value(upstream, m["task"], m["tag"]), value)
 
 
-def grid(params: list[tuple[str, list[str]]], upstream: Mapping[str, Any] | None = None) -> list[list[list[str]]]:
-    """Every permutation of the params, in order; ``| hyper`` values expand from the route's tags."""
+def grid(
+    params: list[tuple[str, list[str]]], upstream: Mapping[str, Any] | None = None, *, keep_hyper: bool = False
+) -> list[list[list[str]]]:
+    """Every permutation of the params, in order; ``| hyper`` values expand from the route's tags.
+
+    ``keep_hyper``: a ``| hyper`` value stays one value, as written (a route after a failed experiment).
+    """
     axes: list[list[list[str]]] = []
     for key, values in params:
         expanded: list[str] = []
         for value in values:
             match = TEMPLATE.fullmatch(value.strip())
-            if match and match["hyper"]:
+            if match and match["hyper"] and not keep_hyper:
                 if upstream is None:
                     raise RouteError(f"param '{key}' is known only at run time")
                 raw = tag_value(upstream, match["task"], match["tag"])
@@ -149,13 +170,15 @@ def plan_routes(
 ) -> list[Route]:
     """The routes of a task, given its params and the experiments of its parents.
 
-    ``{{ Task.tag }}`` values stay as they are: the experiment renders them when it starts.
+    ``{{ Task.tag }}`` values stay as they are: the experiment renders them when it starts. A
+    route after a failed experiment (a record with ``failed``) is planned too, with its ``| hyper``
+    values unexpanded: its experiment does not run, it is marked skipped saying why.
     """
     choices = [{}] if single_mode else combinations(parents, gathered)
     routes: list[Route] = []
     for chosen in choices:
-        upstream = upstream_of(chosen)
-        for permutation in grid(params, upstream):
+        failed = any(r.get("failed") for records in chosen.values() for r in records)
+        for permutation in grid(params, upstream_of(chosen), keep_hyper=failed):
             routes.append(
                 Route(
                     params=permutation,

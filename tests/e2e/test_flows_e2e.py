@@ -33,7 +33,7 @@ def test_a_dropped_flow_appears_runs_and_maps_its_routes(server) -> None:
     for ti in tis:
         by_task.setdefault(ti["task_id"], []).append(ti)
     assert {t: len(v) for t, v in by_task.items()} == {
-        "grid_search_a.run": 2, "grid_search_b.run": 3, "grid_search_c.run": 30}
+        "grid_search_a.run": 2, "grid_search_b.run": 3, "grid_search_c.run": 30, "flow-outcome": 1}
     assert all(ti["state"] == "success" for ti in tis)
     labels = {ti["rendered_map_index"] for ti in by_task["grid_search_c.run"]}
     assert len(labels) == 30 and "c=10, fixed=same-for-all | a=1 | b=x" in labels
@@ -90,4 +90,4 @@ def test_conditions_are_branch_tasks_that_pass_on_what_passed(server) -> None:
     for task_id, _ in server.ti_states("churn_lite_train", run_id):
         counts[task_id] = counts.get(task_id, 0) + 1
     assert counts == {"prepare.run": 1, "logistic_regression.run": 2, "random_forest.run": 3,
-                      "compare.condition": 1, "compare.run": 1}
+                      "compare.condition": 1, "compare.run": 1, "flow-outcome": 1}
