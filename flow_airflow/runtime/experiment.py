@@ -89,10 +89,10 @@ class Experiment:
             only = None if baseline is not None else PurePosixPath(spec.output_dir or "output").as_posix()
             workspace.save_end_state(workdir, folder, baseline=baseline, only=only, warn=self.log.warning)
 
-        command = self._command(params, paths)
+        command, shown = self._command(params, paths)
         resources = spec.resources.model_dump(exclude_none=True) if spec.resources else None
         report.opening(self.log, parents=self.parents, upstream=upstream, staged=self.staged, env=env,
-                       compute=self.compute, image=spec.image, resources=resources, workdir=workdir, command=command)
+                       compute=self.compute, image=spec.image, resources=resources, workdir=workdir, command=shown)
         store = ArtifactStore(settings.artifacts_root())
         tags = TagLog(self.log.warning, spec.title)
         try:
@@ -205,8 +205,10 @@ class Experiment:
                 raise ExperimentFailed(f"'{self.spec.title}' cannot start: its param '{key}' holds a NUL byte")
         return params
 
-    def _command(self, params: list[list[str]], paths: Mapping[str, Path]) -> str:
+    def _command(self, params: list[list[str]], paths: Mapping[str, Path]) -> tuple[str, str]:
         """The command line: the task's script, then ``--key=value`` per param, each quoted.
+
+        Also the line as the log shows it: the value of a secret-named param (``api_token``) as ``***``.
 
         cnvrg's absolute paths (``/input/<task>/...``, ``/cnvrg/...``, ``/data/<name>/...``) in
         the script and at the start of a param value mean the experiment's own folders here.
@@ -223,7 +225,12 @@ class Experiment:
             self.log.info("cnvrg's absolute paths mean this experiment's own folders here: %s",
                           ", ".join(f"{root} -> {local}" for root, local in paths.items()))
             self._check_inputs([script, *(v for _, v in params)], paths["/input"])
-        return " ".join([mapped, *(shlex.quote(f"--{k}={v}") for k, v in args)])
+        shown = [[k, report.MASK if report.hidden(k) else v] for k, v in args]
+
+        def line(pairs: list[list[str]]) -> str:
+            return " ".join([mapped, *(shlex.quote(f"--{k}={v}") for k, v in pairs)])
+
+        return line(args), line(shown)
 
     def _check_inputs(self, texts: list[str], inputs: Path) -> None:
         """Warn of an ``/input/<task>/<file>`` that is not there, saying where a file of that name is."""

@@ -137,11 +137,11 @@ def opening(
     workdir: Path,
     command: str,
 ) -> None:
-    """The log's opening sections: route, inputs, variables, compute (secrets masked first)."""
+    """The log's opening sections: route, inputs, variables, compute (secrets masked first).
+
+    ``command``: the command line as the log may show it (secret params already ``***``).
+    """
     mask_secrets(env)
-    for name, value in env.items():
-        if value and hidden(name):
-            command = command.replace(value, MASK)
     section(log, route_title(parents), route_lines(parents, upstream) or ["no task before it"])
     section(log, f"Inputs: {len(staged)} folder(s)", input_lines(staged) or ["none staged"])
     names = variable_lines(env)
