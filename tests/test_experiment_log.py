@@ -28,6 +28,7 @@ tasks:
     params:
       - {key: api_token, value: "SECRET"}
       - {key: size, value: ["10"]}
+      - {key: password, value: "abc"}
   - title: Train
     type: exec
     input: python3 train.py
@@ -94,10 +95,11 @@ def test_the_log_opens_with_route_inputs_variables_compute_and_ends_with_tags_an
     assert section(prepare, "Inputs: 0 folder(s)") == ["none staged"]
     variables = section(prepare, "Variables: ")
     assert "CNVRG_TAG_API_TOKEN=***" in variables and "CNVRG_TAG_SIZE=10" in variables
+    assert "CNVRG_TAG_PASSWORD=***" in variables  # too short for the masker: these sections hide it themselves
     assert "CNVRG_EXPERIMENT_TITLE=Prepare #0" in variables
     compute = section(prepare, "Compute: local (local), image python:3.11-slim")
     assert "image: python:3.11-slim (not used by the local compute: the command runs on the worker)" in compute
-    assert "command: python3 prepare.py --api_token=*** --size=10" in compute
+    assert "command: python3 prepare.py '--api_token=***' --size=10 '--password=***'" in compute
     # said nowhere in its log (but in the route's label, which Airflow's XCom line shows: labels are not masked yet)
     assert not [m for _, m in prepare if SECRET in m and not m.startswith("Pushing xcom")]
     # the masked values are registered with Airflow's secrets masker, which hides them in every task log line
@@ -117,7 +119,8 @@ def test_the_log_opens_with_route_inputs_variables_compute_and_ends_with_tags_an
     assert ends[post - 3 : post] == ["::group::Tags recorded: 1", "::endgroup::", f"artifacts stored at {prepare_kept}"]
 
     # the second: its route (each task before it, params and tags), the inputs staged, the upstream variables
-    assert section(train_log, "Route: after Prepare #0") == ["Prepare #0: params api_token=***, size=10; tags rows=2"]
+    assert section(train_log, "Route: after Prepare #0") == [
+        "Prepare #0: params api_token=***, size=10, password=***; tags rows=2"]
     inputs = section(train_log, "Inputs: 1 folder(s)")
     workdir = Path(os.environ.get("AIRFLOW_HOME", "")) / "flow_workspaces"
     assert len(inputs) == 1 and inputs[0].startswith(f"input/prepare (INPUT_PREPARE={workdir}")
