@@ -29,7 +29,7 @@ SYNC_SECONDS = 60.0
 
 
 class ExperimentFailed(Exception):
-    """The experiment's command failed; the message says how, for the task log and the UI."""
+    """The experiment failed or cannot start; the message says why in one line (the log has the details)."""
 
 
 @dataclass
