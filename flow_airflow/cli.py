@@ -57,7 +57,7 @@ def validate(args: argparse.Namespace) -> int:
 def plan(args: argparse.Namespace) -> int:
     from airflow.configuration import conf
 
-    from flow_airflow import settings
+    from flow_airflow import computes, settings
     from flow_airflow.plan.flow_plan import plan_flow
     from flow_airflow.plan.routes import slug
     from flow_airflow.runtime.paths import plan_notes
@@ -86,7 +86,8 @@ def plan(args: argparse.Namespace) -> int:
         if task.single_mode:
             print("      single mode: its own grid only, no upstream artifacts")
         for test in task.tests:
-            print(f"      condition: {test.describe()}")
+            if test.describe() not in task.describe_count():  # said once is enough
+                print(f"      condition: {test.describe()}")
         if task.approvers:
             print(f"      waits for approval by {', '.join(task.approvers)}")
         if task.unset_params:
@@ -105,7 +106,7 @@ def plan(args: argparse.Namespace) -> int:
         if task.count and math.ceil(task.count / batch) > map_limit:
             print(f"      warning: {task.count} routes are more task instances than Airflow's [core] max_map_length "
                   f"({map_limit}): set [flow_airflow] batch_routes to at least {math.ceil(task.count / map_limit)}")
-        if task.compute:
+        if task.compute and (task.compute.name != computes.DEFAULT or task.compute.notes):  # not the default alone
             print(f"      compute: {task.compute.name} ({task.compute.kind})")
             for note in task.compute.notes:
                 print(f"      warning: {note}")
@@ -267,31 +268,55 @@ def import_flow(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="flow-airflow", description="Run cnvrg flow YAML files on Apache Airflow.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("validate", help="check flow files; print every mistake (exit 1 on any)")
-    p.add_argument("paths", nargs="+", help="flow files or folders holding them")
+def parser() -> argparse.ArgumentParser:
+    """The command line: every subcommand and argument with its help text (``flow-airflow <command> --help``)."""
+    top = argparse.ArgumentParser(
+        prog="flow-airflow",
+        description="Run cnvrg flow YAML files on Apache Airflow: check them, show their plan, run them once, "
+        "or import them into the dags folder. 'flow-airflow <command> --help' describes each command.",
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="<command>")
+
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {description}")
+
+    p = command("validate", "check flow files; print every mistake (exit 1 on any)",
+                "Each mistake is printed as file:line:column: message; a file that is fine prints OK.")
+    p.add_argument("paths", nargs="+", metavar="path",
+                   help="a flow YAML file, or a folder holding flow files")
     p.set_defaults(func=validate)
-    p = commands.add_parser("plan", help="show the tasks of a flow and how many routes each runs")
-    p.add_argument("file")
-    p.set_defaults(func=plan)
-    p = commands.add_parser("schema", help="print the JSON Schema of flow files, for editors")
-    p.set_defaults(func=schema)
-    p = commands.add_parser("run", help="run a flow once through Airflow in AIRFLOW_HOME and summarize it")
+    p = command("plan", "show the tasks of a flow and how many routes each runs",
+                "Per task: its parents, its route count (or why it is known only at run time), conditions, "
+                "approvals, notifications, and warnings (a compute that is not configured, paths that cannot work). "
+                "Nothing runs.")
     p.add_argument("file", help="the flow YAML file")
-    p.add_argument("--conf", help="the run's conf as JSON, as a trigger from the UI or REST API gives it")
+    p.set_defaults(func=plan)
+    p = command("schema", "print the JSON Schema of flow files, for editors",
+                "Covers both dialects of flow files; with it, editors that use the YAML language server "
+                "check flows as they are typed (see README).")
+    p.set_defaults(func=schema)
+    p = command("run", "run a flow once through Airflow in AIRFLOW_HOME and summarize it",
+                "Prints a line per experiment as it ends, then a summary; the exit code is 0 when the run succeeded.")
+    p.add_argument("file", help="the flow YAML file")
+    p.add_argument("--conf", metavar="JSON",
+                   help="the run's conf as JSON, as a trigger from the UI or REST API gives it")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="show Airflow's own output (else it goes to a log file named in the summary)")
     p.set_defaults(func=run)
-    p = commands.add_parser("import", help="copy a flow and its project folder into the dags folder")
-    p.add_argument("file")
-    p.add_argument("--dags-folder", help="default: [core] dags_folder of the Airflow configuration")
-    p.add_argument("--force", action="store_true", help="replace a flow imported before")
+    p = command("import", "copy a flow and its project folder into the dags folder",
+                "The folder is copied whole or not at all, links as links; the flow loader is installed there "
+                "when the dags folder has none.")
+    p.add_argument("file", help="the flow YAML file; the folder holding it is the project folder that is copied")
+    p.add_argument("--dags-folder", metavar="FOLDER",
+                   help="where to copy it (default: [core] dags_folder of the Airflow configuration)")
+    p.add_argument("--force", action="store_true", help="replace a flow imported before under the same name")
     p.set_defaults(func=import_flow)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return top
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
 
 if __name__ == "__main__":
     sys.exit(main())

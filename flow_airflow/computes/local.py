@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
@@ -39,8 +40,21 @@ class LocalCompute:
         self.settings = dict(settings or {})
         self._process: subprocess.Popen[str] | None = None
 
-    def run(self, command: str, *, cwd: Path, env: Mapping[str, str], on_line: Callable[[str], None]) -> int:
-        """Run ``command`` (a shell line whose arguments are already quoted); return its exit code."""
+    def run(
+        self,
+        command: str,
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        on_line: Callable[[str], None],
+        on_error_line: Callable[[str], None] | None = None,
+    ) -> int:
+        """Run ``command`` (a shell line whose arguments are already quoted); return its exit code.
+
+        Each line of its standard output goes to ``on_line``; of its standard error to
+        ``on_error_line`` (to ``on_line`` too when that is None), read by a second thread so
+        that neither stream blocks the other. The two callbacks are never called at once.
+        """
         shell = shutil.which("bash") or "/bin/sh"
         self._process = subprocess.Popen(
             [shell, "-c", command],
@@ -48,15 +62,27 @@ class LocalCompute:
             env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if on_error_line is None else subprocess.PIPE,
             text=True,
             errors="replace",
             bufsize=1,
             start_new_session=True,  # so that kill() reaches the command's own children too
         )
         assert self._process.stdout is not None
-        for line in _lines(self._process.stdout):
-            on_line(line)
+        lock = threading.Lock()
+
+        def pump(stream: IO[str], callback: Callable[[str], None]) -> None:
+            for line in _lines(stream):
+                with lock:
+                    callback(line)
+
+        errors = None
+        if on_error_line is not None and self._process.stderr is not None:
+            errors = threading.Thread(target=pump, args=(self._process.stderr, on_error_line), daemon=True)
+            errors.start()
+        pump(self._process.stdout, on_line)
+        if errors is not None:
+            errors.join()
         return self._process.wait()
 
     def kill(self) -> None:

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from flow_airflow import settings
 from flow_airflow.computes.local import LocalCompute
 from flow_airflow.plan.routes import Record, Route, RouteError, label, render, slug, upstream_of
-from flow_airflow.runtime import workspace
+from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
 from flow_airflow.runtime.environment import experiment_env
 from flow_airflow.runtime.paths import input_references, local_paths, map_command, map_path, names_roots
@@ -29,7 +29,7 @@ SYNC_SECONDS = 60.0
 
 
 class ExperimentFailed(Exception):
-    """The experiment's command failed; the message says how, for the task log and the UI."""
+    """The experiment failed or cannot start; the message says why in one line (the log has the details)."""
 
 
 @dataclass
@@ -52,6 +52,7 @@ class Experiment:
         self.spec = TypeAdapter(models.Task).validate_python(self.task)
         self.slug = slug(self.spec.title)
         self.runner: LocalCompute | None = None
+        self.staged: dict[str, tuple[Path, str, str]] = {}  # input folder -> (path, parent experiment, source)
 
     def run(self) -> Record:
         spec = self.spec
@@ -88,25 +89,39 @@ class Experiment:
             only = None if baseline is not None else PurePosixPath(spec.output_dir or "output").as_posix()
             workspace.save_end_state(workdir, folder, baseline=baseline, only=only, warn=self.log.warning)
 
-        self._prepare(workdir, env, runner)
+        command, shown = self._command(params, paths)
+        resources = spec.resources.model_dump(exclude_none=True) if spec.resources else None
+        report.opening(self.log, parents=self.parents, upstream=upstream, staged=self.staged, env=env,
+                       compute=self.compute, image=spec.image, resources=resources, workdir=workdir, command=shown)
         store = ArtifactStore(settings.artifacts_root())
-        tags = self._execute(self._command(params, paths), workdir, env, store, save)
+        tags = TagLog(self.log.warning, spec.title)
+        try:
+            self._prepare(workdir, env, runner)
+            self._execute(command, workdir, env, store, save, tags)
+        except ExperimentFailed:
+            self._keep_failed(store, save, tags.tags, workdir)
+            raise
         output = store.put(save, self.dag_id, self.run_id, self.slug, self.index)
-        lineage: dict[str, int] = {}
-        for title, records in self.parents.items():
-            if title not in self.gathered and len(records) == 1:
-                lineage.update(records[0].get("route", {}))
+        report.closing(self.log, tags.tags, output)
         shutil.rmtree(workdir, ignore_errors=True)
         return Record(
             task=spec.title,
             index=self.index,
             params=dict(params),
-            tags=tags,
+            tags=tags.tags,
             output=output,
-            route={**lineage, spec.title: self.index},
+            route={**self._lineage(), spec.title: self.index},
             upstream=upstream,
             label=self.route["label"],
         )
+
+    def _lineage(self) -> dict[str, int]:
+        """Task title -> experiment index of every task before it on its route (gathered parents left out)."""
+        lineage: dict[str, int] = {}
+        for title, records in self.parents.items():
+            if title not in self.gathered and len(records) == 1:
+                lineage.update(records[0].get("route", {}))
+        return lineage
 
     def _check_compute(self) -> None:
         """Refuse what the task's compute cannot run; say what it leaves out."""
@@ -123,18 +138,22 @@ class Experiment:
                 f"'{spec.title}' mounts network folders ({', '.join(spec.mount_folders)}), which the local "
                 f"compute '{self.compute['name']}' cannot do"
             )
-        if spec.image:
-            self.log.info("image %s is not used by the local compute: the command runs on the worker", spec.image)
-        if spec.resources:
-            self.log.info("requirements %s are not enforced by the local compute", spec.resources.model_dump())
 
     def _execute(
-        self, command: str, workdir: Path, env: dict[str, str], store: ArtifactStore, save: Callable[[Path], None]
-    ) -> dict[str, str]:
-        """Run the command, streaming its output into the log; return the tags it logged."""
+        self,
+        command: str,
+        workdir: Path,
+        env: dict[str, str],
+        store: ArtifactStore,
+        save: Callable[[Path], None],
+        tags: TagLog,
+    ) -> None:
+        """Run the command: its output into the log (stdout at INFO, stderr at ERROR), its tags into ``tags``.
+
+        A failure is logged at ERROR with the last lines of the output; the exception says it in one line.
+        """
         assert self.runner is not None
-        self.log.info("running on compute '%s' in %s: %s", self.compute["name"], workdir, command)
-        tags = TagLog(self.log.warning, self.spec.title)
+        self.log.info("running on compute '%s'", self.compute["name"])
         last: deque[str] = deque(maxlen=LAST_LINES)
 
         def on_line(line: str) -> None:
@@ -142,21 +161,36 @@ class Experiment:
             last.append(line)
             tags.line(line)
 
+        def on_error_line(line: str) -> None:
+            self.log.error("%s", line)
+            last.append(line)
+            tags.line(line)
+
         sync = self._periodic_sync(store, save) if getattr(self.spec, "periodic_sync", False) else None
         try:
-            code = self.runner.run(command, cwd=workdir, env=env, on_line=on_line)
+            code = self.runner.run(command, cwd=workdir, env=env, on_line=on_line, on_error_line=on_error_line)
         finally:
             if sync:
                 sync[0].set()
                 sync[1].join()
         tags.finish()
         if code != 0:
-            tail = "\n".join(last) or "(no output)"
-            self.log.error("the working directory is kept for inspection: %s", workdir)
-            raise ExperimentFailed(
-                f"'{self.spec.title}' failed: its command exited with code {code}. Last lines of its output:\n{tail}"
-            )
-        return tags.tags
+            title = self.spec.title
+            self.log.error("'%s' failed: its command exited with code %d. Last lines of its output:\n%s",
+                           title, code, "\n".join(last) or "(no output)")
+            said = f"its last line: {report.short(last[-1])}" if last else "it printed nothing"
+            raise ExperimentFailed(f"'{title}' failed: its command exited with code {code} ({said})")
+
+    def _keep_failed(self, store: ArtifactStore, save: Callable[[Path], None], tags: dict[str, str],
+                     workdir: Path) -> None:
+        """Store a failed experiment's end state apart (``<index>.failed``), for debugging; log where."""
+        try:
+            kept = store.put(save, self.dag_id, self.run_id, self.slug, self.index, failed=True)
+        except OSError as e:
+            self.log.error("the failed experiment's files could not be stored: %s", e)
+        else:
+            report.closing(self.log, tags, kept, failed=True)
+        self.log.error("the working directory is kept for inspection: %s", workdir)
 
     def _params(self, upstream: Mapping[str, Mapping[str, Mapping[str, str]]]) -> list[list[str]]:
         """The route's params with ``{{ Task.tag }}`` replaced; a tag never logged fails the experiment."""
@@ -171,8 +205,10 @@ class Experiment:
                 raise ExperimentFailed(f"'{self.spec.title}' cannot start: its param '{key}' holds a NUL byte")
         return params
 
-    def _command(self, params: list[list[str]], paths: Mapping[str, Path]) -> str:
+    def _command(self, params: list[list[str]], paths: Mapping[str, Path]) -> tuple[str, str]:
         """The command line: the task's script, then ``--key=value`` per param, each quoted.
+
+        Also the line as the log shows it: the value of a secret-named param (``api_token``) as ``***``.
 
         cnvrg's absolute paths (``/input/<task>/...``, ``/cnvrg/...``, ``/data/<name>/...``) in
         the script and at the start of a param value mean the experiment's own folders here.
@@ -189,7 +225,12 @@ class Experiment:
             self.log.info("cnvrg's absolute paths mean this experiment's own folders here: %s",
                           ", ".join(f"{root} -> {local}" for root, local in paths.items()))
             self._check_inputs([script, *(v for _, v in params)], paths["/input"])
-        return " ".join([mapped, *(shlex.quote(f"--{k}={v}") for k, v in args)])
+        shown = [[k, report.MASK if report.hidden(k) else v] for k, v in args]
+
+        def line(pairs: list[list[str]]) -> str:
+            return " ".join([mapped, *(shlex.quote(f"--{k}={v}") for k, v in pairs)])
+
+        return line(args), line(shown)
 
     def _check_inputs(self, texts: list[str], inputs: Path) -> None:
         """Warn of an ``/input/<task>/<file>`` that is not there, saying where a file of that name is."""
@@ -244,6 +285,7 @@ class Experiment:
         store = ArtifactStore(settings.artifacts_root())
         inputs: dict[str, Path] = {}
         passed: list[Path] = []
+        self.staged = {}
         if getattr(self.spec, "single_mode", False):
             return inputs, passed
         for title, records in self.parents.items():
@@ -252,6 +294,8 @@ class Experiment:
                 target = workdir / "input" / folder
                 store.get(record["output"], target)
                 inputs[folder] = target
+                which = f"{title} #{record['index']}" + (" (passed the condition)" if title in self.gathered else "")
+                self.staged[folder] = (target, which, str(record["output"]))
                 if title in self.gathered:
                     passed.append(target)
         return inputs, passed
@@ -267,13 +311,15 @@ class Experiment:
                 cwd=workdir,
                 env=env,
                 on_line=self.log.info,
+                on_error_line=self.log.warning,
             )
             if code != 0:
                 raise ExperimentFailed(f"installing requirements.txt failed with exit code {code}")
             env["PYTHONPATH"] = f"{target}:{env['PYTHONPATH']}"
         if spec.prerun is not False and (workdir / "prerun.sh").is_file():  # type: ignore[union-attr]
             self.log.info("running prerun.sh")
-            code = runner.run("bash prerun.sh", cwd=workdir, env=env, on_line=self.log.info)
+            code = runner.run("bash prerun.sh", cwd=workdir, env=env, on_line=self.log.info,
+                              on_error_line=self.log.warning)
             if code != 0:
                 raise ExperimentFailed(f"prerun.sh failed with exit code {code}")
 

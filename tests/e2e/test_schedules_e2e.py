@@ -69,7 +69,7 @@ def test_the_webhook_call_of_the_readme(server) -> None:
         assert refused.status_code == 401
         token = client.post("/auth/token", json={"username": "admin", "password": "admin"}).json()["access_token"]
         started = client.post("/api/v2/dags/hooked/dagRuns", headers={"Authorization": f"Bearer {token}"},
-                              json={"logical_date": None, "conf": {"source": "webhook"}})
+                              json={"logical_date": None, "conf": {}})
     assert started.status_code == 200, started.text
     assert server.wait_for_run("hooked", started.json()["dag_run_id"]) == "success"
 
