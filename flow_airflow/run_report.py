@@ -102,6 +102,10 @@ class Progress:
         self._ended(task_instance, "success", None)
 
     @hookimpl
+    def on_task_instance_skipped(self, previous_state: Any, task_instance: Any) -> None:
+        self._ended(task_instance, "skipped", None)
+
+    @hookimpl
     def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
         self._ended(task_instance, "failed", error)
 
@@ -113,7 +117,7 @@ class Progress:
                 self._learn(ti, group)
             return
         seconds = time.monotonic() - self.started.get((ti.task_id, ti.map_index), time.monotonic())
-        value = _own_result(ti) if state == "success" else None
+        value = _own_result(ti) if state != "failed" else None
         records = value if isinstance(value, list) else [value or {}]
         for record in records:
             self.done += 1
