@@ -34,9 +34,11 @@ class TaskPlan:
     factors: list[int] = field(default_factory=list)
     runtime_reason: str = ""
     tests: list[MetricCondition] = field(default_factory=list)
-    unset_params: list[str] = field(default_factory=list)  # params with no value (`values: []`): not passed
     approvers: list[str] = field(default_factory=list)
     compute: computes.ComputeChoice | None = None
+    # The task as JSON (non-default keys), made once when planning and kept in the plan cache: the
+    # experiments' setup in every parse of the DAG file, without dumping the model each time.
+    spec_json: str = ""
 
     @property
     def title(self) -> str:
@@ -94,7 +96,8 @@ def plan_flow(flow: LoadedFlow) -> FlowPlan:
     stand_ins: dict[str, Any] = {}  # title -> stand-in records, or what makes them
     for title in flow.graph.order:
         spec = flow.task(title)
-        plan = TaskPlan(spec=spec, slug=slug(title), parents=flow.graph.parents[title])
+        plan = TaskPlan(spec=spec, slug=slug(title), parents=flow.graph.parents[title],
+                        spec_json=spec.model_dump_json(exclude_defaults=True))
         if isinstance(spec, models.ExecTask):
             plan.params = [(p.key, p.grid()) for p in spec.params if not p.unset]
             plan.unset_params = [p.key for p in spec.params if p.unset]
