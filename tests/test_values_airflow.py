@@ -94,6 +94,17 @@ def test_realworld_empty_values_are_not_passed(run: Callable[..., RunResult]) ->
     assert reader.tags == {"args": "1"}
 
 
+def test_realworld_empty_values_filled_in_when_triggered(airflow_home: Path, project: Callable[..., Path]) -> None:
+    """The trigger form's params fill in what the file left empty: the command gets them, as given."""
+    conf = {"Bucket Reader": {"bucket": "models-010", "prefix": ["2024/", "2025/"]}}
+    result = run_flow(project("realworld/empty_values"), conf=conf)
+    assert result.state == "success"
+    readers = result.of("Bucket Reader")
+    assert sorted(r.params["prefix"] for r in readers) == ["2024/", "2025/"]  # a grid of two
+    assert {r.params["bucket"] for r in readers} == {"models-010"}
+    assert [r.tags for r in readers] == [{"args": "3"}] * 2  # endpoint, bucket and prefix passed
+
+
 def test_realworld_one_scalar_values(run: Callable[..., RunResult]) -> None:
     result = run("realworld/scalar_values")  # the command asserts its argv
     assert result.state == "success"
