@@ -159,6 +159,7 @@ class ExperimentOperator(BaseOperator):
         self._first = max(ti.map_index, 0) * size
         mine = routes[self._first:self._first + size]
         if not mine:
+            self.route = {"params": [], "parents": {}, "label": f"spare: {len(routes)} route(s) in this run"}
             raise AirflowSkipException(f"no route for this task instance: '{title}' has {len(routes)} route(s) "
                                        f"in this run, run by its first task instances")
         if size != per_instance:
