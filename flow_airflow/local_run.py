@@ -143,12 +143,20 @@ def collect(dag_id: str, run_id: str, state: str, titles: dict[str, str]) -> Run
                     task=titles[ti.task_id],
                     index=max(ti.map_index, 0),
                     state=str(ti.state),
-                    label=ti.rendered_map_index or unrendered_label(ti.map_index, bool(value)),
+                    label=shown_label(ti.rendered_map_index, ti.map_index, bool(value)),
                     params=record.get("params", {}),
                     tags=record.get("tags", {}),
                 )
             )
     return RunResult(dag_id, run_id, state, experiments)
+
+
+def shown_label(rendered: str | None, map_index: int, has_record: bool) -> str:
+    """The label of an experiment's task instance: its ``rendered_map_index``, unless Airflow made it up
+    (an unrendered map index shows as its number, ``"0"``), then what :func:`unrendered_label` says."""
+    if rendered and rendered != str(map_index):
+        return rendered
+    return unrendered_label(map_index, has_record)
 
 
 def unrendered_label(map_index: int, has_record: bool) -> str:

@@ -97,6 +97,18 @@ def test_a_run_with_a_grid_overridden_runs_the_overridden_routes(
 
 
 @pytest.mark.airflow
+def test_spare_task_instances_of_a_run_with_fewer_routes_say_so(
+    airflow_home: Path, project: Callable[..., Path]
+) -> None:
+    result = run_flow(project("grid_two"), conf={"Grid Search A": {"lr": "0.5"}})
+    assert result.state == "success"
+    a = result.of("Grid Search A", None)
+    assert [(e.label, e.state) for e in a] == [("no params", "success")] + [
+        ("spare: 1 route(s) in this run", "skipped")] * 2  # not "1", "2": Airflow's number of an unlabelled one
+    assert sorted(e.label for e in result.of("Grid Search B")) == ["depth=2", "depth=4", "depth=8"]
+
+
+@pytest.mark.airflow
 def test_a_param_with_one_value_in_the_file_and_two_in_the_run_is_in_the_labels(
     airflow_home: Path, project: Callable[..., Path]
 ) -> None:
