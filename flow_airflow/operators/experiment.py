@@ -213,6 +213,7 @@ class ExperimentOperator(BaseOperator):
         except BaseException as e:
             message = str(e) if isinstance(e, ExperimentFailed) else f"{type(e).__name__}: {e}"
             record["label"] = route.get("label") or record["label"]
+            record["labels"] = self._experiment.parts or record["labels"]  # with its params rendered
             record["failed"] = "failed: " + message.splitlines()[0].split(". Last lines of its output")[0]
             if not isinstance(e, Exception):  # a timeout or a kill: keep the records, then let Airflow end it
                 ti.xcom_push(key="return_value", value=[*self._done, record] if isinstance(self.route, list)

@@ -54,6 +54,7 @@ class Experiment:
         self.slug = slug(self.spec.title)
         self.runner: LocalCompute | None = None
         self.staged: dict[str, tuple[Path, str, str]] = {}  # input folder -> (path, parent experiment, source)
+        self.parts: dict[str, str] | None = None  # its label's parts, once made (see plan.routes.labels)
 
     def run(self) -> Record:
         spec = self.spec
@@ -63,7 +64,7 @@ class Experiment:
         varies = self.varies
         if varies is None:
             varies = varying([(p.key, p.grid()) for p in getattr(spec, "params", [])])
-        parts = labels(params, self.parents, varies)  # its varying params, then those of the tasks before it
+        parts = self.parts = labels(params, self.parents, varies)  # its varying params, then the tasks' before it
         self.route["label"] = label_text(parts)
         root = settings.workspaces_root() / self.dag_id / _safe(self.run_id) / self.slug / str(self.index)
         try:
