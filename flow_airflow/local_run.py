@@ -143,9 +143,30 @@ def collect(dag_id: str, run_id: str, state: str, titles: dict[str, str]) -> Run
                     task=titles[ti.task_id],
                     index=max(ti.map_index, 0),
                     state=str(ti.state),
-                    label=ti.rendered_map_index or "",
+                    label=shown_label(ti.rendered_map_index, ti.map_index, bool(value)),
                     params=record.get("params", {}),
                     tags=record.get("tags", {}),
                 )
             )
     return RunResult(dag_id, run_id, state, experiments)
+
+
+def shown_label(rendered: str | None, map_index: int, has_record: bool) -> str:
+    """The label of an experiment's task instance: its ``rendered_map_index``, unless Airflow made it up
+    (an unrendered map index shows as its number, ``"0"``), then what :func:`unrendered_label` says."""
+    if rendered and rendered != str(map_index):
+        return rendered
+    return unrendered_label(map_index, has_record)
+
+
+def unrendered_label(map_index: int, has_record: bool) -> str:
+    """The label of an experiment's task instance that Airflow shows by number only (no label was made).
+
+    A task instance that ran and left a record has no varying params. Map index -1 (experiments are
+    always mapped): the task never expanded, what plans its routes did not run (its upstream failed
+    or was skipped), so none of its routes was planned. Else a planned route whose experiment did not
+    run (an upstream task failed or was skipped first).
+    """
+    if has_record:
+        return "no params"
+    return "routes never planned" if map_index < 0 else f"route {map_index}, not run"

@@ -20,6 +20,8 @@ from typing import IO, Any
 
 from airflow.listeners import hookimpl
 
+from flow_airflow.local_run import shown_label
+
 TAGS_SHOWN = 3  # tags on a progress line; the summary has them all
 VALUE_WIDTH = 30
 
@@ -121,7 +123,8 @@ class Progress:
         records = value if isinstance(value, list) else [value or {}]
         for record in records:
             self.done += 1
-            label = record.get("label") or getattr(ti, "rendered_map_index", None) or "no params"
+            label = record.get("label") or shown_label(getattr(ti, "rendered_map_index", None), ti.map_index,
+                                                       bool(record))
             tags = short_tags(record.get("tags", {}))
             line = f"[{self.done}/{self.total}] {title:<{self.width}}  {label}  {state}  {seconds:.1f}s"
             print(line + (f"  {tags}" if tags else ""), file=self.out)

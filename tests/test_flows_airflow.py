@@ -36,7 +36,8 @@ def test_grid_two(run: Callable[..., RunResult]) -> None:
     assert len(a) == 3 and len(b) == 9
     assert [e.label for e in a] == ["lr=0.1", "lr=0.01", "lr=0.001"]
     assert sorted(e.tags["args"] for e in b) == sorted(f"--depth={d}" for d in (2, 4, 8) for _ in range(3))
-    assert {e.label for e in b} == {f"depth={d} | lr={lr}" for d in (2, 4, 8) for lr in ("0.1", "0.01", "0.001")}
+    lrs = ("0.1", "0.01", "0.001")
+    assert {e.label for e in b} == {f"depth={d} | Grid Search A: lr={lr}" for d in (2, 4, 8) for lr in lrs}
 
 
 def test_grid_three(run: Callable[..., RunResult]) -> None:
@@ -45,7 +46,8 @@ def test_grid_three(run: Callable[..., RunResult]) -> None:
     assert [len(result.of(t)) for t in ("Grid Search A", "Grid Search B", "Grid Search C")] == [2, 3, 30]
     args = {e.tags["args"] for e in result.of("Grid Search C")}
     assert args == {f"--c={c} --fixed=same-for-all" for c in (10, 20, 30, 40, 50)}
-    assert len({e.label for e in result.of("Grid Search C")}) == 30
+    labels = {e.label for e in result.of("Grid Search C")}
+    assert len(labels) == 30 and not any("fixed=" in label for label in labels)  # the same on every route
 
 
 def test_single_mode(run: Callable[..., RunResult], airflow_home: Path) -> None:
@@ -122,7 +124,7 @@ def test_blueprint(run: Callable[..., RunResult]) -> None:
     assert counts == {"Prepare": 1, "Logistic Regression": 2, "Random Forest": 3, "Compare": 1}
     models = result.of("Logistic Regression") + result.of("Random Forest")
     best = max(models, key=lambda e: float(e.tags["accuracy_score"]))
-    assert result.of("Compare")[0].label.startswith(best.label)
+    assert result.of("Compare")[0].label == f"{best.task}: {best.label}"  # the winner it gathered, named
 
 
 def test_condition_that_nothing_passes_skips_downstream(airflow_home: Path, tmp_path: Path) -> None:
@@ -152,6 +154,9 @@ relations:
     assert len(result.of("Train")) == 2
     assert [e.state for e in result.of("Deploy", None)] == ["skipped"]
     assert [e.state for e in result.of("After Deploy", None)] == ["skipped"]
+    # their mapped tasks never expanded (Airflow shows no label): the summary says why
+    assert [e.label for e in result.of("Deploy", None) + result.of("After Deploy", None)] == [
+        "routes never planned", "routes never planned"]
 
 
 def test_failing_command_fails_the_experiment(
@@ -171,7 +176,7 @@ relations:
     result = run_flow(file)
     assert result.state == "failed"
     assert [e.state for e in result.of("Boom", None)] == ["failed"]
-    assert [e.state for e in result.of("Never", None)] == ["upstream_failed"]
+    assert [(e.label, e.state) for e in result.of("Never", None)] == [("route 0, not run", "upstream_failed")]
     output = capfd.readouterr()
     text = output.out + output.err
     assert "'Boom' failed: its command exited with code 3" in text
@@ -272,5 +277,5 @@ def test_the_tiny_ml_example_of_dags(airflow_home: Path, tmp_path: Path) -> None
     fits = result.of("Fit")
     assert len(fits) == 6 and len(result.of("Report")) == 1
     best = min(fits, key=lambda e: float(e.tags["mse"]))
-    assert result.of("Report")[0].label == best.label
+    assert result.of("Report")[0].label == f"Fit: {best.label}"
     assert abs(float(result.of("Report")[0].tags["a"]) - 3) < 0.1

@@ -16,6 +16,7 @@ from flow_airflow.plan.routes import (
     slug,
     stand_in_records,
     succeeded,
+    varying,
 )
 from flow_airflow.spec.load import load_flow
 
@@ -26,14 +27,41 @@ def records(
     title: str, params: list[tuple[str, list[str]]], parents: dict[str, list[Record]] | None = None, **kwargs: object
 ) -> list[Record]:
     routes = plan_routes(params, parents or {}, **kwargs)  # type: ignore[arg-type]
-    return stand_in_records(title, routes, parents or {})
+    return stand_in_records(title, routes, parents or {}, varying(params))
 
 
 def test_chained_grids_multiply() -> None:
     a = records("A", [("lr", ["0.1", "0.01", "0.001"])])
     b = plan_routes([("depth", ["2", "4", "8"])], {"A": a})
     assert len(b) == 9
-    assert b[0] == {"params": [["depth", "2"]], "parents": {"A": [0]}, "label": "depth=2 | lr=0.1"}
+    assert b[0] == {"params": [["depth", "2"]], "parents": {"A": [0]}, "label": "depth=2 | A: lr=0.1"}
+
+
+def test_labels_name_the_tasks_before_and_leave_out_params_the_same_on_every_route() -> None:
+    a = records("A", [("lr", ["0.1", "0.2"]), ("epochs", ["5"])])
+    b = records("B", [("depth", ["4"])], {"A": a})  # nothing of its own varies: A's part tells its routes apart
+    c = plan_routes([("seed", ["1", "2"]), ("image", ["x"])], {"B": b})
+    assert [r["label"] for r in b] == ["A: lr=0.1", "A: lr=0.2"]
+    assert [r["label"] for r in c] == ["seed=1 | A: lr=0.1", "seed=2 | A: lr=0.1", "seed=1 | A: lr=0.2",
+                                       "seed=2 | A: lr=0.2"]  # unique: A, two tasks up, is named too
+    assert plan_routes([("image", ["x"])], {})[0]["label"] == ""  # shown as "no params"
+
+
+def test_a_gathered_task_is_one_part_and_ancestors_are_kept_when_its_experiments_agree() -> None:
+    data = records("Data", [("size", ["1", "2"])])
+    train = records("Train", [("accuracy", ["0.95", "0.85"])], {"Data": data[:1]})
+    publish = plan_routes([("where", ["s3"])], {"Train": train}, gathered=["Train"])
+    assert [r["label"] for r in publish] == ["Train: accuracy=0.95 / accuracy=0.85 | Data: size=1"]
+    mixed = records("Train", [], {"Data": data})
+    assert plan_routes([], {"Train": mixed}, gathered=["Train"])[0]["label"] == ""  # they disagree on Data
+
+
+def test_a_long_label_is_cut_to_airflows_limit_and_stays_unique() -> None:
+    from flow_airflow.plan.routes import LABEL_LIMIT
+
+    a = records("A", [("text", ["x" * 300 + "1", "x" * 300 + "2"])])
+    assert all(len(r["label"]) <= LABEL_LIMIT for r in a)
+    assert a[0]["label"] != a[1]["label"] and a[0]["label"][:200] == a[1]["label"][:200]
 
 
 def test_several_parents_multiply() -> None:

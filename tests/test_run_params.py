@@ -87,12 +87,37 @@ def test_a_run_with_a_grid_overridden_runs_the_overridden_routes(
     assert result.state == "success"
     assert [e.label for e in result.of("Grid Search A")] == ["lr=0.5", "lr=0.05"]
     b = result.of("Grid Search B")
-    assert sorted(e.label for e in b) == sorted(f"depth={d} | lr={lr}" for d in (7, 9) for lr in ("0.5", "0.05"))
+    lrs = ("0.5", "0.05")
+    assert sorted(e.label for e in b) == sorted(f"depth={d} | Grid Search A: lr={lr}" for d in (7, 9) for lr in lrs)
     assert sorted(e.tags["args"] for e in b) == ["--depth=7", "--depth=7", "--depth=9", "--depth=9"]
     assert sorted(e.params["lr"] for e in result.of("Grid Search A")) == ["0.05", "0.5"]
 
     same = run_flow(file, conf={"Grid Search A": {"lr": ["0.1", "0.01", "0.001"]}})  # the trigger form's defaults
     assert same.state == "success" and len(same.of("Grid Search B")) == 9
+
+
+@pytest.mark.airflow
+def test_spare_task_instances_of_a_run_with_fewer_routes_say_so(
+    airflow_home: Path, project: Callable[..., Path]
+) -> None:
+    result = run_flow(project("grid_two"), conf={"Grid Search A": {"lr": "0.5"}})
+    assert result.state == "success"
+    a = result.of("Grid Search A", None)
+    assert [(e.label, e.state) for e in a] == [("no params", "success")] + [
+        ("spare: 1 route(s) in this run", "skipped")] * 2  # not "1", "2": Airflow's number of an unlabelled one
+    assert sorted(e.label for e in result.of("Grid Search B")) == ["depth=2", "depth=4", "depth=8"]
+
+
+@pytest.mark.airflow
+def test_a_param_with_one_value_in_the_file_and_two_in_the_run_is_in_the_labels(
+    airflow_home: Path, project: Callable[..., Path]
+) -> None:
+    result = run_flow(project("grid_three"), conf={"Grid Search C": {"fixed": "p, q"}})
+    assert result.state == "success"
+    labels = [e.label for e in result.of("Grid Search C")]
+    assert len(labels) == len(set(labels)) == 60
+    assert "c=10, fixed=q | Grid Search A: a=2 | Grid Search B: b=z" in labels
+
 
 
 @pytest.mark.airflow

@@ -13,7 +13,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-# The label of a mapped task instance in the UI: the route's params, e.g. "lr=0.01".
+# The label of a mapped task instance in the UI: the route's varying params, then those of the tasks
+# before it, named, e.g. "depth=8 | Grid Search A: lr=0.1" (flow_airflow.plan.routes.label_text).
 ROUTE_LABEL = "{{ task.route_label }}"
 LABEL_LIMIT = 250  # Airflow's rendered_map_index column
 
@@ -52,13 +53,14 @@ class ExperimentOperator(BaseOperator):
         self._error = ""
         self._done: list[dict[str, Any]] = []  # the records of this batch's routes so far
         self._first = 0  # the index of this task instance's first route, when planned again
+        self._varies: set[str] | None = None  # its params that differ between its routes in this run
 
     @property
     def route_label(self) -> str:
-        """The route's params (``lr=0.01``); for a batch, how many routes and the first and last."""
+        """The route's label (``lr=0.01 | Data: size=2``); for a batch, how many routes and the first and last."""
         if not isinstance(self.route, list):
-            return _label(self.route)
-        labels = [_label(r) for r in self.route]
+            return _label(self.route, self._varies)
+        labels = [_label(r, self._varies) for r in self.route]
         text = labels[0] if len(labels) == 1 else f"{len(labels)} routes: {labels[0]} … {labels[-1]}"
         return text if len(text) <= LABEL_LIMIT else text[: LABEL_LIMIT - 1] + "…"
 
@@ -85,6 +87,7 @@ class ExperimentOperator(BaseOperator):
             self.replan = None  # the run's params are the file's: the routes the DAG lists
             if not self.parent_task_ids:
                 run_overrides(context, self.log)  # the run's first tasks refuse a conf that does not fit the flow
+        self._varies = self._varying(context)
         project_env = settings.project_env()
         for key, value in project_env.items():
             if should_hide_value_for_key(key):
@@ -98,7 +101,7 @@ class ExperimentOperator(BaseOperator):
         self._done = records
         for offset, route in enumerate(routes):
             if isinstance(self.route, list):
-                self.log.info("::group::route %d: %s", first + offset, _label(route))
+                self.log.info("::group::route %d: %s", first + offset, _label(route, self._varies))
             try:
                 record = self._run(ti, route, first + offset, project_env)
             finally:
@@ -120,6 +123,16 @@ class ExperimentOperator(BaseOperator):
         if len(skipped) == len(records):
             raise AirflowSkipException(skipped[0] if len(skipped) == 1 else f"{len(skipped)} routes: " + skipped[0])
         return value
+
+    def _varying(self, context: Any) -> set[str]:
+        """The keys of the task's params that differ between its routes in this run (its conf applied)."""
+        from flow_airflow.operators.overrides import apply, run_overrides
+        from flow_airflow.plan.routes import varying
+        from flow_airflow.spec.models import Param
+
+        params = [[p.key, p.grid()] for p in map(Param.model_validate, self.flow_task.get("params", []))]
+        conf = getattr(context.get("dag_run"), "conf", None)
+        return varying(apply(params, run_overrides(context).get(self.flow_task["title"], {}) if conf else {}))
 
     def _share(self, context: Any, ti: Any) -> dict[str, Any] | list[dict[str, Any]]:
         """This task instance's routes in this run: the task's routes planned again, cut in as many
@@ -146,6 +159,7 @@ class ExperimentOperator(BaseOperator):
         self._first = max(ti.map_index, 0) * size
         mine = routes[self._first:self._first + size]
         if not mine:
+            self.route = {"params": [], "parents": {}, "label": f"spare: {len(routes)} route(s) in this run"}
             raise AirflowSkipException(f"no route for this task instance: '{title}' has {len(routes)} route(s) "
                                        f"in this run, run by its first task instances")
         if size != per_instance:
@@ -156,19 +170,21 @@ class ExperimentOperator(BaseOperator):
     def _run(self, ti: Any, route: dict[str, Any], index: int, project_env: dict[str, str]) -> dict[str, Any]:
         """One route: its experiment, from a fresh workspace to its record (``failed`` when it did not succeed)."""
         from flow_airflow.operators.records import pull_chosen
-        from flow_airflow.plan.routes import Record, label, lineage
+        from flow_airflow.plan.routes import Record, label_text, labels, lineage
         from flow_airflow.runtime.experiment import Experiment, ExperimentFailed
 
         title = self.flow_task["title"]
         try:
             parents = pull_chosen(ti, self.parent_task_ids, route["parents"], self.batch)
         except LookupError as e:  # a parent experiment that left no record (its task instance never ran)
-            self.log.warning("%s [%s] does not run: %s", title, _label(route), e)
+            self.log.warning("%s [%s] does not run: %s", title, _label(route, self._varies), e)
             return Record(task=title, index=index, params=dict(route["params"]), tags={}, output=None,
-                          route={title: index}, upstream={}, label=_label(route), failed=f"skipped: {e}")
+                          route={title: index}, upstream={}, label=_label(route, self._varies),
+                          failed=f"skipped: {e}")
+        parts = labels(route["params"], parents, self._varies or ())
         record = Record(task=title, index=index, params=dict(route["params"]), tags={}, output=None,
                         route={**lineage(parents, self.gathered), title: index}, upstream={},
-                        label=route.get("label") or label(route["params"], parents))
+                        label=route.get("label") or label_text(parts), labels=parts)
         after = [r for records in parents.values() for r in records if r.get("failed")]
         if after:
             names = ", ".join(f"'{r['task']}' #{r['index']}" + (f" [{r['label']}]" if r.get("label") else "")
@@ -190,12 +206,14 @@ class ExperimentOperator(BaseOperator):
             compute=self.compute,
             base_env={**os.environ, **project_env},
             log=self.log,
+            varies=self._varies,
         )
         try:
             return self._experiment.run()
         except BaseException as e:
             message = str(e) if isinstance(e, ExperimentFailed) else f"{type(e).__name__}: {e}"
             record["label"] = route.get("label") or record["label"]
+            record["labels"] = self._experiment.parts or record["labels"]  # with its params rendered
             record["failed"] = "failed: " + message.splitlines()[0].split(". Last lines of its output")[0]
             if not isinstance(e, Exception):  # a timeout or a kill: keep the records, then let Airflow end it
                 ti.xcom_push(key="return_value", value=[*self._done, record] if isinstance(self.route, list)
@@ -212,8 +230,9 @@ class ExperimentOperator(BaseOperator):
             self._experiment.kill()
 
 
-def _label(route: dict[str, Any]) -> str:
-    """A route's label: as the experiment made it, else (before it ran) its own params."""
+def _label(route: dict[str, Any], varies: set[str] | None = None) -> str:
+    """A route's label: as planned or as the experiment made it, else (before it ran) its own varying
+    params; "no params" when it has none."""
     from flow_airflow.plan.routes import label
 
-    return route.get("label") or label(route["params"], {}) or "no params"
+    return route.get("label") or label(route["params"], {}, varies) or "no params"

@@ -10,7 +10,7 @@ from typing import Any
 
 from flow_airflow import computes, settings
 from flow_airflow.plan.conditions import MetricCondition
-from flow_airflow.plan.routes import TEMPLATE, Record, Route, combinations, plan_routes, slug, stand_in_records
+from flow_airflow.plan.routes import TEMPLATE, Record, Route, combinations, plan_routes, slug, stand_in_records, varying
 from flow_airflow.spec import models
 from flow_airflow.spec.load import LoadedFlow
 
@@ -143,11 +143,11 @@ def _plan_routes(plan: TaskPlan, plans: dict[str, TaskPlan], stand_ins: dict[str
         # Without labels, which the experiments make again from their parents: half the size to serialize.
         plan.route_texts = [json.dumps({"params": r["params"], "parents": r["parents"]}, separators=(",", ":"))
                             for r in routes]
-        stand_ins[plan.title] = stand_in_records(plan.title, routes, parents)
+        stand_ins[plan.title] = stand_in_records(plan.title, routes, parents, varying(plan.params))
     else:  # the routes themselves only when a task after this one needs them to plan its own
         plan.runtime_reason = f"{plan.count} routes are planned at run time to keep parsing fast"
         stand_ins[plan.title] = lambda: stand_in_records(
-            plan.title, plan_routes(plan.params, parents, single_mode=plan.single_mode), parents)
+            plan.title, plan_routes(plan.params, parents, single_mode=plan.single_mode), parents, varying(plan.params))
 
 
 def _stand_ins(stand_ins: dict[str, Any], title: str) -> list[Record]:

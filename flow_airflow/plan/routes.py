@@ -33,7 +33,8 @@ class Record(TypedDict, total=False):
     output: str | None  # where the artifact store keeps its output folder
     route: dict[str, int]  # task title -> experiment index, for every task on this route
     upstream: dict[str, dict[str, dict[str, str]]]  # title -> {"params", "tags"} of tasks before
-    label: str
+    label: str  # what the UI shows for its task instance: see label_text
+    labels: dict[str, str]  # the parts of its label: "" -> its own varying params, title -> a task's before it
     failed: str  # set when the experiment did not succeed: why (it failed, or was skipped after a failed parent)
 
 
@@ -154,11 +155,53 @@ def grid(
     return [list(p) for p in itertools.product(*axes)]
 
 
-def label(params: list[list[str]], chosen: Mapping[str, list[Record]]) -> str:
-    parts = [", ".join(f"{k}={v}" for k, v in params)] if params else []
-    parts += [r["label"] for records in chosen.values() for r in records if r.get("label")]
-    text = " | ".join(p for p in parts if p)
-    return text if len(text) <= LABEL_LIMIT else text[: LABEL_LIMIT - 1] + "…"
+def varying(params: Iterable[tuple[str, list[str]]]) -> set[str]:
+    """The keys of the params that can differ between a task's routes: several values, or a value
+    made from a tag (``{{ Task.tag }}``, ``| hyper``). A one-value param is the same on every route."""
+    return {key for key, values in params if len(values) > 1 or any("{{" in v for v in values)}
+
+
+def labels(params: list[list[str]], chosen: Mapping[str, list[Record]], varies: Iterable[str]) -> dict[str, str]:
+    """The label parts of a route: ``{"": its own varying params, title: those of each task before it}``.
+
+    Nearest task first; a task gathered several times joins its experiments' parts with " / ", and
+    a task further up is kept only when all of them agree on it. Empty parts are left out.
+    """
+    varies = set(varies)
+    own = ", ".join(f"{k}={v}" for k, v in params if k in varies)
+    parts: dict[str, str] = {"": own} if own else {}
+    for title, records in chosen.items():
+        mine = [_own_part(r) for r in records]
+        if joined := " / ".join(dict.fromkeys(p for p in mine if p)):
+            parts.setdefault(title, joined)
+        above = [{k: v for k, v in r.get("labels", {}).items() if k} for r in records]
+        for task, part in above[0].items() if above else ():
+            if all(a.get(task) == part for a in above):
+                parts.setdefault(task, part)
+    return parts
+
+
+def _own_part(record: Record) -> str:
+    return record.get("labels", {}).get("", "")
+
+
+def label_text(parts: Mapping[str, str]) -> str:
+    """A route's label from its parts: ``depth=8 | Grid Search A: lr=0.1``; "" when it has none.
+
+    Longer than Airflow's 250 characters: cut, with a hash of the whole text so that it stays unique.
+    """
+    text = " | ".join(part if title == "" else f"{title}: {part}" for title, part in parts.items())
+    if len(text) <= LABEL_LIMIT:
+        return text
+    import hashlib
+
+    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+    return text[: LABEL_LIMIT - 11] + f"… #{digest}"
+
+
+def label(params: list[list[str]], chosen: Mapping[str, list[Record]], varies: Iterable[str] | None = None) -> str:
+    """A route's label (see :func:`labels`); ``varies`` None: all its own params."""
+    return label_text(labels(params, chosen, [k for k, _ in params] if varies is None else varies))
 
 
 def plan_routes(
@@ -175,6 +218,7 @@ def plan_routes(
     values unexpanded: its experiment does not run, it is marked skipped saying why.
     """
     choices = [{}] if single_mode else combinations(parents, gathered)
+    varies = varying(params)
     routes: list[Route] = []
     for chosen in choices:
         failed = any(r.get("failed") for records in chosen.values() for r in records)
@@ -183,18 +227,21 @@ def plan_routes(
                 Route(
                     params=permutation,
                     parents={title: [r["index"] for r in records] for title, records in chosen.items()},
-                    label=label(permutation, chosen),
+                    label=label(permutation, chosen, varies),
                 )
             )
     return routes
 
 
-def stand_in_records(title: str, routes: list[Route], parents: Mapping[str, list[Record]]) -> list[Record]:
-    """The records a task's routes will produce, as far as they are known before it runs."""
+def stand_in_records(title: str, routes: list[Route], parents: Mapping[str, list[Record]],
+                     varies: Iterable[str] = ()) -> list[Record]:
+    """The records a task's routes will produce, as far as they are known before it runs
+    (``varies``: the keys of its params that differ between its routes, see :func:`varying`)."""
     by_index = {t: {r["index"]: r for r in records} for t, records in parents.items()}
     records = []
     for index, route in enumerate(routes):
         lineage: dict[str, int] = {}
+        chosen = {parent: [by_index[parent][i] for i in indexes] for parent, indexes in route["parents"].items()}
         for parent, indexes in route["parents"].items():
             if len(indexes) == 1:
                 lineage.update(by_index[parent][indexes[0]].get("route", {}))
@@ -207,6 +254,7 @@ def stand_in_records(title: str, routes: list[Route], parents: Mapping[str, list
                 route={**lineage, title: index},
                 upstream={},
                 label=route["label"],
+                labels=labels(route["params"], chosen, varies),
             )
         )
     return records

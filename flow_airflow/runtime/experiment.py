@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 
 from flow_airflow import settings
 from flow_airflow.computes.local import LocalCompute
-from flow_airflow.plan.routes import Record, Route, RouteError, label, render, slug, upstream_of
+from flow_airflow.plan.routes import Record, Route, RouteError, label_text, labels, render, slug, upstream_of, varying
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
 from flow_airflow.runtime.environment import experiment_env
@@ -47,19 +47,25 @@ class Experiment:
     compute: dict  # {"name", "kind", "settings", "notes"}
     base_env: Mapping[str, str]
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("flow_airflow.experiment"))
+    varies: set[str] | None = None  # its params that differ between its routes in this run; None: as in the file
 
     def __post_init__(self) -> None:
         self.spec = TypeAdapter(models.Task).validate_python(self.task)
         self.slug = slug(self.spec.title)
         self.runner: LocalCompute | None = None
         self.staged: dict[str, tuple[Path, str, str]] = {}  # input folder -> (path, parent experiment, source)
+        self.parts: dict[str, str] | None = None  # its label's parts, once made (see plan.routes.labels)
 
     def run(self) -> Record:
         spec = self.spec
         self._check_compute()
         upstream = upstream_of(self.parents)
         params = self._params(upstream)
-        self.route["label"] = label(params, self.parents)  # its params, then those of the experiments it follows
+        varies = self.varies
+        if varies is None:
+            varies = varying([(p.key, p.grid()) for p in getattr(spec, "params", [])])
+        parts = self.parts = labels(params, self.parents, varies)  # its varying params, then the tasks' before it
+        self.route["label"] = label_text(parts)
         root = settings.workspaces_root() / self.dag_id / _safe(self.run_id) / self.slug / str(self.index)
         try:
             workdir, from_git = self._workspace(root)
@@ -113,6 +119,7 @@ class Experiment:
             route={**self._lineage(), spec.title: self.index},
             upstream=upstream,
             label=self.route["label"],
+            labels=parts,
         )
 
     def _lineage(self) -> dict[str, int]:

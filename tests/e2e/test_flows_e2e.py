@@ -36,7 +36,7 @@ def test_a_dropped_flow_appears_runs_and_maps_its_routes(server) -> None:
         "grid_search_a.run": 2, "grid_search_b.run": 3, "grid_search_c.run": 30, "flow-outcome": 1}
     assert all(ti["state"] == "success" for ti in tis)
     labels = {ti["rendered_map_index"] for ti in by_task["grid_search_c.run"]}
-    assert len(labels) == 30 and "c=10, fixed=same-for-all | a=1 | b=x" in labels
+    assert len(labels) == 30 and "c=10 | Grid Search A: a=1 | Grid Search B: b=x" in labels
     assert {ti["task_display_name"] for ti in by_task["grid_search_c.run"]} == {"Grid Search C"}
 
     first = by_task["grid_search_c.run"][0]
