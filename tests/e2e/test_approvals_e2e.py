@@ -212,6 +212,10 @@ def test_bob_approves_on_the_page_and_the_task_runs(
 
     assert server.wait_for_run(DAG, run_id, timeout=120) == "success"
     assert re.fullmatch(r"Approved by bob at \S+: 'Deploy Model' ran", server.dag_run(DAG, run_id)["note"])
+    # The run's page in the Airflow UI shows the note (kept as a screenshot).
+    browser.get(f"{server.base_url}/dags/{DAG}/runs/{quote(run_id, safe='')}")
+    WebDriverWait(browser, 60).until(lambda b: "Approved by bob" in b.page_source)
+    browser.save_screenshot(str(server.root / "run-note-approved.png"))
     states = server.ti_states(DAG, run_id)
     assert states[(GATE, -1)] == "success" and states[(DEPLOY, 0)] == "success"
     log = gate_log(server, run_id, "Approved by bob")
