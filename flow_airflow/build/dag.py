@@ -1,4 +1,5 @@
-"""A flow plan as an Airflow DAG: one TaskGroup per flow task, and ``flow-outcome`` at the end.
+"""A flow plan as an Airflow DAG: one TaskGroup per flow task, and ``flow-outcome`` at the end
+(when a task has tasks after it: a flow of one task's experiments needs none).
 
 Inside a group: ``condition`` (when the task has conditions) or ``routes`` (when its routes are
 known only at run time), which plans the task's routes when it starts, then the approval gate
@@ -80,10 +81,11 @@ def build_dag(plan: FlowPlan) -> DAG:
                 runs[parent] >> first
                 has_children.add(parent)
             runs[task.title] = run
-        titles = {run_task_id(t.slug): t.title for t in plan.tasks}
-        outcome = OutcomeOperator(task_id=OUTCOME, task_display_name="Outcome: fails the run if anything failed",
-                                  titles=titles, batch=batch, trigger_rule="all_done")
-        [runs[t.title] for t in plan.tasks if t.title not in has_children] >> outcome
+        if has_children:  # else every experiment is a last task: Airflow's own rule fails the run
+            titles = {run_task_id(t.slug): t.title for t in plan.tasks}
+            outcome = OutcomeOperator(task_id=OUTCOME, task_display_name="Outcome: fails the run if anything failed",
+                                      titles=titles, batch=batch, trigger_rule="all_done")
+            [runs[t.title] for t in plan.tasks if t.title not in has_children] >> outcome
     # Set after the tasks: Airflow copies a DAG's params into each task made while it has them,
     # and serializes each copy (a 100-task flow: a minute). Tasks read them from the DAG.
     dag.params = flow_params(plan)
