@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,17 @@ def project(tmp_path: Path) -> Callable[..., Path]:
         return target / file
 
     return copy
+
+
+@pytest.fixture
+def run(airflow_home: Path, project: Callable[..., Path]) -> Callable[..., Any]:
+    """Run an example flow folder (a fresh copy) once through real Airflow: its ``RunResult``."""
+    from flow_airflow.local_run import run_flow
+
+    def go(name: str, file: str = "flow.yaml") -> Any:
+        return run_flow(project(name, file))
+
+    return go
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

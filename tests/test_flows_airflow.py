@@ -13,14 +13,6 @@ from flow_airflow.local_run import RunResult, run_flow
 pytestmark = pytest.mark.airflow
 
 
-@pytest.fixture
-def run(airflow_home: Path, project: Callable[..., Path]) -> Callable[..., RunResult]:
-    def go(name: str, file: str = "flow.yaml") -> RunResult:
-        return run_flow(project(name, file))
-
-    return go
-
-
 def write_flow(tmp_path: Path, text: str, scripts: dict[str, str] | None = None) -> Path:
     for name, body in (scripts or {}).items():
         (tmp_path / name).write_text(body)

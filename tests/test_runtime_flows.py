@@ -20,14 +20,6 @@ from flow_airflow.local_run import RunResult, run_flow
 pytestmark = pytest.mark.airflow
 
 
-@pytest.fixture
-def run(airflow_home: Path, project: Callable[..., Path]) -> Callable[..., RunResult]:
-    def go(name: str, file: str = "flow.yaml") -> RunResult:
-        return run_flow(project(name, file))
-
-    return go
-
-
 def write_flow(folder: Path, text: str, files: dict[str, str] | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, body in (files or {}).items():

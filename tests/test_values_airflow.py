@@ -14,14 +14,6 @@ from flow_airflow.local_run import RunResult, run_flow
 pytestmark = pytest.mark.airflow
 
 
-@pytest.fixture
-def run(airflow_home: Path, project: Callable[..., Path]) -> Callable[..., RunResult]:
-    def go(name: str, file: str = "flow.yaml") -> RunResult:
-        return run_flow(project(name, file))
-
-    return go
-
-
 def printed(capfd: pytest.CaptureFixture[str]) -> tuple[list[list[str]], list[str]]:
     """What show.py printed in the task logs: each experiment's argv, and its CNVRG_TAG_* lines."""
     text = "".join(capfd.readouterr())
