@@ -58,8 +58,8 @@ def plan(args: argparse.Namespace) -> int:
     from airflow.configuration import conf
 
     from flow_airflow import computes, settings
+    from flow_airflow.common.routes import slug
     from flow_airflow.plan.flow_plan import plan_flow
-    from flow_airflow.plan.routes import slug
     from flow_airflow.runtime.paths import plan_notes
     from flow_airflow.spec.load import load_flow
 
@@ -154,7 +154,7 @@ def _deploy_lines(spec: DeployTask) -> list[str]:
 
 
 def _when(flow: Flow) -> str:
-    from flow_airflow.build.schedule import timezone_of
+    from flow_airflow.render.schedule import timezone_of
 
     parts = []
     if flow.recurring:
@@ -226,7 +226,7 @@ def import_flow(args: argparse.Namespace) -> int:
     """
     from airflow.configuration import conf
 
-    from flow_airflow.plan.routes import slug
+    from flow_airflow.common.routes import slug
     from flow_airflow.runtime.workspace import copy_project
     from flow_airflow.spec.load import load_flow
 

@@ -156,7 +156,7 @@ def _compile_and_build(file: Path, only: str | None, sources: dict[str, Path]) -
         )
     from airflow.sdk.definitions._internal.contextmanager import DagContext
 
-    from flow_airflow.build.dag import build_dag
+    from flow_airflow.render.dag import build_dag
 
     registered = set(DagContext.autoregistered_dags)
     try:

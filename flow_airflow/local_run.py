@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from flow_airflow import settings
+from flow_airflow.common.routes import slug
 from flow_airflow.plan.flow_plan import dag_id_for
-from flow_airflow.plan.routes import slug
 from flow_airflow.spec.load import LoadedFlow, load_flow
 
 BUNDLE = "flow-airflow-run"

@@ -31,10 +31,10 @@ def _preload_compiler() -> None:
 
     if sys.argv[1:2] != ["dag-processor"]:
         return
-    import flow_airflow.build.dag
     import flow_airflow.loader
     import flow_airflow.plan.cache
     import flow_airflow.plan.flow_plan
+    import flow_airflow.render.dag
     import flow_airflow.spec.load  # noqa: F401
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flow_airflow.plan.conditions import MetricCondition, evaluate
-from flow_airflow.plan.routes import Record, plan_routes
+from flow_airflow.common.conditions import MetricCondition, evaluate
+from flow_airflow.common.routes import Record, plan_routes
 
 
 def train(*accuracies: str | None, task: str = "Train") -> list[Record]:

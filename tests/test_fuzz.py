@@ -73,7 +73,7 @@ grid_values = st.lists(st.one_of(st.integers(0, 100), st.floats(0, 1), st.sample
 @st.composite
 def valid_flows(draw: st.DrawFn) -> dict:
     """A flow that should load: unique titles, relations forward only, small grids."""
-    from flow_airflow.plan.routes import slug
+    from flow_airflow.common.routes import slug
 
     titles_ = draw(st.lists(st.one_of(st.sampled_from(TITLES[:9]), names), min_size=1, max_size=5,
                             unique_by=lambda t: slug(t) or t).filter(lambda ts: all(slug(t) for t in ts)))

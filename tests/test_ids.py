@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from flow_airflow.common.routes import slug
 from flow_airflow.plan.flow_plan import dag_id_for
-from flow_airflow.plan.routes import slug
 
 FLOWS = Path(__file__).parent / "flows"
 REGRESSIONS = FLOWS / "regressions"

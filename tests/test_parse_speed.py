@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from flow_airflow.common.routes import plan_routes, stand_in_records
 from flow_airflow.plan import cache
 from flow_airflow.plan.flow_plan import STATIC_ROUTES_LIMIT, plan_flow
-from flow_airflow.plan.routes import plan_routes, stand_in_records
 from flow_airflow.spec.load import load_flow
 
 DIAMOND = """\
@@ -151,7 +151,7 @@ def test_no_cache_folder_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize("argv, loaded", [(["airflow", "dag-processor"], True), (["airflow", "scheduler"], False)])
 def test_the_dag_processor_imports_the_compiler_with_the_plugin(argv: list[str], loaded: bool) -> None:
     code = (f"import sys; sys.argv = {argv!r}; import flow_airflow.plugin; "
-            "print('flow_airflow.build.dag' in sys.modules, 'flow_airflow.runtime.experiment' in sys.modules)")
+            "print('flow_airflow.render.dag' in sys.modules, 'flow_airflow.runtime.experiment' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == [str(loaded), "False"]  # never the task-time modules
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flow_airflow.plan.flow_plan import plan_flow
-from flow_airflow.plan.routes import (
+from flow_airflow.common.routes import (
     Record,
     RouteError,
     lineage,
@@ -18,6 +17,7 @@ from flow_airflow.plan.routes import (
     succeeded,
     varying,
 )
+from flow_airflow.plan.flow_plan import plan_flow
 from flow_airflow.spec.load import load_flow
 
 FLOWS = Path(__file__).parent / "flows"
@@ -57,7 +57,7 @@ def test_a_gathered_task_is_one_part_and_ancestors_are_kept_when_its_experiments
 
 
 def test_a_long_label_is_cut_to_airflows_limit_and_stays_unique() -> None:
-    from flow_airflow.plan.routes import LABEL_LIMIT
+    from flow_airflow.common.routes import LABEL_LIMIT
 
     a = records("A", [("text", ["x" * 300 + "1", "x" * 300 + "2"])])
     assert all(len(r["label"]) <= LABEL_LIMIT for r in a)

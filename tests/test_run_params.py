@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from flow_airflow.build.params import flow_params, ordered_params
 from flow_airflow.local_run import run_flow
 from flow_airflow.operators.overrides import ConfError, apply, check
 from flow_airflow.plan.flow_plan import plan_flow
+from flow_airflow.render.params import flow_params, ordered_params
 from flow_airflow.spec.load import load_flow
 
 FLOWS = Path(__file__).parent / "flows"
@@ -67,8 +67,8 @@ def test_the_dag_params_are_each_tasks_params_with_their_schema() -> None:
 def test_the_dag_has_the_params_and_its_tasks_no_copy_of_them() -> None:
     """Airflow copies a DAG's params into every task made while the DAG has them, and serializes
     each copy in every parse: a 100-task flow took a minute. The tasks read them from the DAG."""
-    from flow_airflow.build.dag import build_dag
-    from flow_airflow.build.params import LIST_LIMIT
+    from flow_airflow.render.dag import build_dag
+    from flow_airflow.render.params import LIST_LIMIT
 
     plan = plan_flow(load_flow(FLOWS / "grid_two" / "flow.yaml"))
     plan.task("Grid Search A").params = [("lr", [str(i) for i in range(LIST_LIMIT + 1)])]

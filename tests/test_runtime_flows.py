@@ -335,4 +335,4 @@ relations:
     text = logs(capfd)
     assert ("'Report' cannot start: its param 'acc' names a tag, but 'Train' did not log the tag 'accuracy' "
             "(tags it logged: loss)") in text
-    assert "RouteError" not in text and "flow_airflow/plan/routes.py" not in text
+    assert "RouteError" not in text and "flow_airflow/common/routes.py" not in text

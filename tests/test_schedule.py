@@ -9,7 +9,7 @@ import pendulum
 import pytest
 import time_machine
 
-from flow_airflow.build.schedule import schedule_of
+from flow_airflow.render.schedule import schedule_of
 from flow_airflow.spec.errors import FlowError
 from flow_airflow.spec.load import load_flow
 from flow_airflow.spec.schedule import parse_schedule

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from flow_airflow.common.routes import grid, split_values
 from flow_airflow.plan.flow_plan import plan_flow
-from flow_airflow.plan.routes import grid, split_values
 from flow_airflow.spec.errors import FlowError
 from flow_airflow.spec.load import load_flow
 from flow_airflow.spec.models import DeployTask, ExecTask

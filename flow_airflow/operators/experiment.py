@@ -14,7 +14,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 # The label of a mapped task instance in the UI: the route's varying params, then those of the tasks
-# before it, named, e.g. "depth=8 | Grid Search A: lr=0.1" (flow_airflow.plan.routes.label_text).
+# before it, named, e.g. "depth=8 | Grid Search A: lr=0.1" (flow_airflow.common.routes.label_text).
 ROUTE_LABEL = "{{ task.route_label }}"
 LABEL_LIMIT = 250  # Airflow's rendered_map_index column
 
@@ -126,8 +126,8 @@ class ExperimentOperator(BaseOperator):
 
     def _varying(self, context: Any) -> set[str]:
         """The keys of the task's params that differ between its routes in this run (its conf applied)."""
+        from flow_airflow.common.routes import varying
         from flow_airflow.operators.overrides import apply, run_overrides
-        from flow_airflow.plan.routes import varying
         from flow_airflow.spec.models import Param
 
         params = [[p.key, p.grid()] for p in map(Param.model_validate, self.flow_task.get("params", []))]
@@ -139,9 +139,9 @@ class ExperimentOperator(BaseOperator):
         shares as the DAG has task instances of it (one route each, when the run changes nothing)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from flow_airflow.common.routes import plan_routes
         from flow_airflow.operators.overrides import task_params
         from flow_airflow.operators.records import parent_states, pull_records
-        from flow_airflow.plan.routes import plan_routes
 
         plan = self.replan or {}
         title = plan["title"]
@@ -169,8 +169,8 @@ class ExperimentOperator(BaseOperator):
 
     def _run(self, ti: Any, route: dict[str, Any], index: int, project_env: dict[str, str]) -> dict[str, Any]:
         """One route: its experiment, from a fresh workspace to its record (``failed`` when it did not succeed)."""
+        from flow_airflow.common.routes import Record, label_text, labels, lineage
         from flow_airflow.operators.records import pull_chosen
-        from flow_airflow.plan.routes import Record, label_text, labels, lineage
         from flow_airflow.runtime.experiment import Experiment, ExperimentFailed
 
         title = self.flow_task["title"]
@@ -233,6 +233,6 @@ class ExperimentOperator(BaseOperator):
 def _label(route: dict[str, Any], varies: set[str] | None = None) -> str:
     """A route's label: as planned or as the experiment made it, else (before it ran) its own varying
     params; "no params" when it has none."""
-    from flow_airflow.plan.routes import label
+    from flow_airflow.common.routes import label
 
     return route.get("label") or label(route["params"], {}, varies) or "no params"

@@ -1,6 +1,6 @@
 """Params given when a run is triggered: the run's ``conf``, checked and applied (at run time).
 
-The shape (the DAG's params, Airflow's trigger form, see :func:`flow_airflow.build.params.flow_params`)::
+The shape (the DAG's params, Airflow's trigger form, see :func:`flow_airflow.render.params.flow_params`)::
 
     {"<task title>": {"<param key>": ["0.1", "0.01"] | "0.1, 0.01" | "0.1" | null}}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flow_airflow.plan.routes import Record
+from flow_airflow.common.routes import Record
 
 
 def _records(values: Any) -> list[Record]:

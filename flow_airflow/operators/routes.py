@@ -90,7 +90,7 @@ class RoutesOperator(BaseOperator):
     def plan(self, params: list[tuple[str, list[str]]], parents: dict[str, list[Any]],
              empty: list[str]) -> list[Any]:
         """The routes over every parent experiment (every parent has some here)."""
-        from flow_airflow.plan.routes import plan_routes
+        from flow_airflow.common.routes import plan_routes
 
         single_mode = self.setup.get("single_mode", False)
         return plan_routes(params, {} if single_mode else parents, single_mode=single_mode)
@@ -100,7 +100,7 @@ class ConditionOperator(RoutesOperator):
     """A flow task's conditions: plans the task's routes on the parent experiments that pass.
 
     Only experiments that succeeded are tested; the log says, experiment by experiment, what
-    passed and why not (:func:`flow_airflow.plan.conditions.evaluate`). Nothing passes: it is
+    passed and why not (:func:`flow_airflow.common.conditions.evaluate`). Nothing passes: it is
     skipped, and so are the task's experiments and what depends only on them.
     """
 
@@ -110,8 +110,8 @@ class ConditionOperator(RoutesOperator):
              empty: list[str]) -> list[Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from flow_airflow.plan.conditions import MetricCondition, evaluate
-        from flow_airflow.plan.routes import plan_routes
+        from flow_airflow.common.conditions import MetricCondition, evaluate
+        from flow_airflow.common.routes import plan_routes
 
         tests = [MetricCondition(**t) for t in self.setup["tests"]]
         passing, report = evaluate(tests, parents)

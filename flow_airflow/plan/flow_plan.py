@@ -9,8 +9,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flow_airflow import computes, settings
-from flow_airflow.plan.conditions import MetricCondition
-from flow_airflow.plan.routes import TEMPLATE, Record, Route, combinations, plan_routes, slug, stand_in_records, varying
+from flow_airflow.common.conditions import MetricCondition
+from flow_airflow.common.routes import (
+    TEMPLATE,
+    Record,
+    Route,
+    combinations,
+    plan_routes,
+    slug,
+    stand_in_records,
+    varying,
+)
 from flow_airflow.spec import models
 from flow_airflow.spec.load import LoadedFlow
 
@@ -83,9 +92,9 @@ class FlowPlan:
 def dag_id_for(title: str) -> str:
     """A DAG id from a flow title: what Airflow allows (letters, digits, - _ .), readable and distinct.
 
-    ASCII titles keep their plain id; other scripts are transliterated, with a hash (see plan/ids.py).
+    ASCII titles keep their plain id; other scripts are transliterated, with a hash (see common/ids.py).
     """
-    from flow_airflow.plan import ids
+    from flow_airflow.common import ids
 
     return ids.dag_id_for(title)
 

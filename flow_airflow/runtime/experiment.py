@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath
 from pydantic import TypeAdapter
 
 from flow_airflow import settings
+from flow_airflow.common.routes import Record, Route, RouteError, label_text, labels, render, slug, upstream_of, varying
 from flow_airflow.computes.local import LocalCompute
-from flow_airflow.plan.routes import Record, Route, RouteError, label_text, labels, render, slug, upstream_of, varying
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
 from flow_airflow.runtime.environment import experiment_env

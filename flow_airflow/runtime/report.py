@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from flow_airflow.plan.routes import Record
+from flow_airflow.common.routes import Record
 
 VALUE_LIMIT = 200  # characters of one value shown (a tag may hold 32 KiB)
 LISTED = 100  # lines of one section at most

@@ -41,7 +41,7 @@ class ApprovalSensor(BaseSensorOperator):
         from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
         from flow_airflow.approvals import config, mail, page_url
-        from flow_airflow.approvals.trigger import ApprovalTrigger
+        from flow_airflow.triggers.approval import ApprovalTrigger
 
         ti = context["ti"]
         flow = context["dag"].dag_display_name

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from flow_airflow.plan.graph import Graph
-from flow_airflow.plan.ids import id_issues
-from flow_airflow.plan.routes import slug
+from flow_airflow.common.graph import Graph
+from flow_airflow.common.routes import slug
 from flow_airflow.spec.errors import FlowIssue
+from flow_airflow.spec.ids import id_issues
 from flow_airflow.spec.models import ENDPOINT_TITLE, TEMPLATE, DeployTask, ExecTask, Flow, RunnableTask, Task
 from flow_airflow.spec.schedule import check_cron, check_timezone, parse_schedule
 from flow_airflow.spec.source import Source
@@ -330,7 +330,7 @@ def _experiments_on_a_route(
 ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """For each task, which of the ``referenced`` tasks each of its routes holds exactly one
     experiment of, and which it may hold several of (gathered by a condition), as
-    :func:`flow_airflow.plan.routes.upstream_of` will find them at run time."""
+    :func:`flow_airflow.common.routes.upstream_of` will find them at run time."""
     several: dict[str, bool] = {}  # may the task run more than one experiment?
     known: dict[str, set[str]] = {}
     many: dict[str, set[str]] = {}

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from flow_airflow.plan.graph import Graph
+from flow_airflow.common.graph import Graph
 from flow_airflow.spec import models
 from flow_airflow.spec.checks import check_flow, resolve_names, suggest
 from flow_airflow.spec.errors import FlowError, FlowIssue

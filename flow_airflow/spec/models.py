@@ -14,8 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flow_airflow.plan.routes import TEMPLATE as ROUTE_TEMPLATE
-from flow_airflow.plan.routes import split_values
+from flow_airflow.common.routes import TEMPLATE as ROUTE_TEMPLATE
+from flow_airflow.common.routes import split_values
 from flow_airflow.spec.source import yaml_value
 
 Scalar = str | int | float | bool

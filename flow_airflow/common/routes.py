@@ -53,9 +53,9 @@ class RouteError(Exception):
 def slug(title: str) -> str:
     """cnvrg's folder name for a task: lower case, spaces to underscores, other symbols removed.
 
-    A title in another script than ASCII is transliterated, with a hash (see plan/ids.py).
+    A title in another script than ASCII is transliterated, with a hash (see common/ids.py).
     """
-    from flow_airflow.plan.ids import task_slug
+    from flow_airflow.common.ids import task_slug
 
     return task_slug(title)
 

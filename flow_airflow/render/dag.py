@@ -21,14 +21,14 @@ from typing import Any
 from airflow.sdk import DAG, TaskGroup
 
 from flow_airflow import settings
-from flow_airflow.build.params import PARAMS_DOC, flow_params, ordered_params
-from flow_airflow.build.schedule import schedule_of
 from flow_airflow.operators.experiment import ROUTE_LABEL, ExperimentOperator
 from flow_airflow.operators.outcome import TASK_ID as OUTCOME
 from flow_airflow.operators.outcome import OutcomeOperator
 from flow_airflow.operators.records import batches_of_json
 from flow_airflow.operators.routes import ConditionOperator, RoutesOperator
 from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan
+from flow_airflow.render.params import PARAMS_DOC, flow_params, ordered_params
+from flow_airflow.render.schedule import schedule_of
 from flow_airflow.sensors.approval import ApprovalSensor
 
 RUN = "run"

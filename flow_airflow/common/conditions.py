@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from flow_airflow.plan.routes import Record, succeeded
+from flow_airflow.common.routes import Record, succeeded
 
 BOOLEANS = {"true": True, "false": False}
 

@@ -1,0 +1,2 @@
+"""What compile time and run time share: routes, lineage, labels, ids, the flow's graph and
+conditions' pure functions. Imports neither ``spec`` nor ``plan`` (nor Airflow)."""

@@ -1,0 +1,1 @@
+"""Airflow triggers: the deferred halves of flow-airflow's sensors."""
