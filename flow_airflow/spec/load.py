@@ -13,8 +13,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from flow_airflow.common.graph import Graph
 from flow_airflow.spec import models
-from flow_airflow.spec.checks import check_flow, resolve_names, suggest
+from flow_airflow.spec.checks import check_flow
 from flow_airflow.spec.errors import FlowError, FlowIssue
+from flow_airflow.spec.names import resolve_names, suggest
 from flow_airflow.spec.source import Path_, Source, read_source, read_text
 
 FLOW_MARKER = re.compile(r"^tasks\s*:", re.MULTILINE)
