@@ -1,7 +1,10 @@
-"""MetricCondition setup: an Airflow home of the session's own, set before anything imports Airflow.
+"""Test setup: an Airflow home of the session's own, set before anything imports Airflow.
 
 Tests run the example flows of ``tests/flows`` (copied from the project's shared examples)
-through real Airflow: ``dag.test()`` against a SQLite metadata database made here.
+through real Airflow: ``dag.test()`` against a SQLite metadata database made here. Tiers: tests
+that need that database or an Airflow process are marked ``airflow`` (standalone ones ``e2e``);
+the others are the fast tier, ``./dev test --fast``. ``tests/<package>/test_<module>.py`` mirrors
+``flow_airflow/<package>/<module>.py``.
 """
 
 from __future__ import annotations
@@ -61,6 +64,23 @@ def run(airflow_home: Path, project: Callable[..., Path]) -> Callable[..., Any]:
         return run_flow(project(name, file))
 
     return go
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The fast tier (``./dev test --fast``: no ``airflow`` or ``e2e`` marker) needs no metadata DB:
+    a test that asks for one (``airflow_home``, ``run``) without the ``airflow`` marker is refused."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "airflow_home" in getattr(item, "fixturenames", ())
+        and not any(item.iter_markers("airflow"))
+        and not any(item.iter_markers("e2e"))
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use Airflow's metadata DB: mark them @pytest.mark.airflow (or pytestmark = "
+            "pytest.mark.airflow in their module): " + ", ".join(unmarked)
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

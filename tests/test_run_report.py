@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 FLOWS = Path(__file__).parent / "flows"
+pytestmark = pytest.mark.airflow  # `flow-airflow run` runs Airflow (dag.test on its own metadata DB)
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ from flow_airflow.spec.errors import FlowError
 from flow_airflow.spec.load import load_flow
 from flow_airflow.spec.schedule import parse_schedule
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parents[1] / "flows"
 
 
 def core_timetable(file: Path):

@@ -14,7 +14,7 @@ from flow_airflow.spec.load import looks_like_flow
 from flow_airflow.spec.schema import flow_schema
 from flow_airflow.spec.source import read_source, yaml_value
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parents[1] / "flows"
 
 
 def _example_flows() -> list[Path]:

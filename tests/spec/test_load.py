@@ -10,7 +10,7 @@ from flow_airflow.spec.errors import FlowError
 from flow_airflow.spec.load import load_flow
 from flow_airflow.spec.models import DeployTask, ExecTask
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parents[1] / "flows"
 VALID = [
     "grid_two",
     "grid_three",
@@ -94,7 +94,7 @@ relations:
     text = "\n".join(found)
     assert ":5:5: task 'A': unknown key 'inptu' (did you mean 'input'?)" in text
     assert ":8:11: task 'B': unknown task type 'exce': use exec, data or deploy" in text
-    assert "min_replica" not in text  # a key of deploy tasks: a warning (tests/test_dialect.py), not an error
+    assert "min_replica" not in text  # a key of deploy tasks: a warning (tests/spec/test_dialect.py), not an error
     assert ":9:12: duplicate task title 'A'" in text
     assert ":16:9: relation to 'Nowhere': no task has this title" in text
 

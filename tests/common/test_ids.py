@@ -13,7 +13,7 @@ import pytest
 from flow_airflow.common.routes import slug
 from flow_airflow.plan.flow_plan import dag_id_for
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parents[1] / "flows"
 REGRESSIONS = FLOWS / "regressions"
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from flow_airflow.cli import LOADER
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parents[1] / "flows"
 HOSTILE = FLOWS / "hostile"
 REGRESSIONS = FLOWS / "regressions"
 
@@ -237,7 +237,7 @@ def test_validate_counts_the_files_the_loader_reads(tmp_path: Path) -> None:
     assert "examples/grid_two/flow.yaml: OK" in done.stdout and "Ignored" not in done.stdout + done.stderr
 
 
-REPO_DAGS = Path(__file__).parent.parent / "dags"
+REPO_DAGS = Path(__file__).parents[2] / "dags"
 
 
 @pytest.mark.parametrize("value", ["'{{ a" + " " * 300_000 + "x'", "'{{ a.b" + " " * 300_000 + "x'",

@@ -20,7 +20,7 @@ from flow_airflow.common.routes import (
 from flow_airflow.plan.flow_plan import plan_flow
 from flow_airflow.spec.load import load_flow
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parents[1] / "flows"
 
 
 def records(

@@ -12,7 +12,7 @@ from flow_airflow.spec.errors import FlowError
 from flow_airflow.spec.load import load_flow
 from flow_airflow.spec.models import DeployTask, ExecTask
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parents[1] / "flows"
 REALWORLD = FLOWS / "realworld"
 
 
