@@ -4,7 +4,9 @@ Empty values mean "not set" (real files leave optional keys blank), layout keys 
 and ignored, any other key is an error. Scalars arrive as the text written in the file (see
 :mod:`flow_airflow.spec.source`): text fields keep it, int, float and bool fields convert it
 (pydantic's lax mode: ``yes``, ``on``, ``true`` are true). Rules that need the whole flow
-(titles, relations, dialect-specific requirements) live in :mod:`flow_airflow.spec.checks`.
+(titles, relations) live in :mod:`flow_airflow.spec.checks`, those across keys of one task
+(dialect-specific requirements) in :mod:`flow_airflow.spec.task_checks`, references to other
+tasks in :mod:`flow_airflow.spec.references`.
 """
 
 from __future__ import annotations
