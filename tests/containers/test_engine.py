@@ -99,6 +99,37 @@ def test_project_mounted_read_only_as_working_directory(
     assert sorted(p.name for p in (tmp_path / "project").iterdir()) == ["train.py"]
 
 
+def test_cnvrg_sdk_mounted_into_the_image(docker_engine: Any, python_image: str, container: Any) -> None:
+    """The scripts' ``from cnvrg import Experiment`` works on the image's Python, the SDK mounted read-only."""
+    from flow_airflow.runtime.environment import SDK_PATH
+
+    script = "from cnvrg import Experiment; Experiment().log_param('acc', 0.9)"
+    ident = container(python_image, ["python3", "-c", script], network="none",
+                      env={"PYTHONPATH": "/opt/flow-airflow/sdk"},
+                      binds={str(SDK_PATH): {"bind": "/opt/flow-airflow/sdk", "mode": "ro"}})
+    code, out, err = run(docker_engine, ident)
+    assert code == 0, err
+    assert out.splitlines() == ["cnvrg_tag_acc: 0.9"]
+
+
+def test_pip_installs_from_pypi_with_the_host_ca_bundle(
+    docker_engine: Any, python_image: str, container: Any, tmp_path: Path
+) -> None:
+    """requirements.txt inside a container: host network, and the host's CA bundle mounted over the
+    image's (PyPI is reached through a certificate the image's own bundle does not trust)."""
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    (tmp_path / "requirements.txt").write_text("six==1.17.0\n")
+    command = ("python3 -m pip install --quiet --no-cache-dir --target /tmp/packages -r requirements.txt && "
+               "PYTHONPATH=/tmp/packages python3 -c 'import six; print(six.__version__)'")
+    ident = container(
+        python_image, ["sh", "-c", command], network="host", workdir="/cnvrg",
+        binds={str(tmp_path): {"bind": "/cnvrg", "mode": "ro"}, bundle: {"bind": bundle, "mode": "ro"}},
+    )
+    code, out, err = run(docker_engine, ident, timeout=120)
+    assert code == 0, err
+    assert out.strip() == "1.17.0"
+
+
 CGROUP_LIMITS = """
 import json
 from pathlib import Path
