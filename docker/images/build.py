@@ -141,12 +141,13 @@ def build(name: str, tag: str, log=print) -> None:
         _slim(root)
         (root / "etc/flow-airflow-image.json").write_text(json.dumps(about, indent=1) + "\n")
         changes = [f"ENV {k}={v}" for k, v in recipe.env.items()] + [f"CMD {json.dumps(list(recipe.cmd))}"]
-        tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        _run(["docker", "import", *(a for c in changes for a in ("--change", c)), "-", tag],
-             what="docker import", stdin=tar.stdout)
-        if tar.wait() != 0:
+        with subprocess.Popen(["tar", "--numeric-owner", "-C", str(root), "-c", "."], stdout=subprocess.PIPE) as tar:
+            _run(["docker", "import", *(a for c in changes for a in ("--change", c)), "-", tag],
+                 what="docker import", stdin=tar.stdout)
+        if tar.returncode != 0:
             raise ImageError(f"tar of {root} failed with exit code {tar.returncode}")
     finally:
+        _unmount(root)  # debootstrap mounts /proc and /sys inside; a failed one may leave them
         shutil.rmtree(root, ignore_errors=True)
     log(f"built image {tag} in {time.monotonic() - start:.0f} s")
 
@@ -162,6 +163,13 @@ def _slim(root: Path) -> None:
                 item.unlink()
     for folder in ("var/cache/apt/archives/partial", "var/lib/apt/lists/partial"):
         (root / folder).mkdir(exist_ok=True)  # apt-get inside the image expects them
+
+
+def _unmount(root: Path) -> None:
+    """Unmount whatever is mounted under ``root``, deepest first, before it is removed."""
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((m for m in mounts if m.startswith(f"{root}/")), reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False)
 
 
 def _run(argv: list[str], what: str, stdin=None) -> None:
