@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parent.parent / "flows"
 
 
 def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
