@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flow_airflow import settings
+from flow_airflow import records, settings
 from flow_airflow.common.routes import slug
 from flow_airflow.plan.flow_plan import dag_id_for
+from flow_airflow.records import Experiment
 from flow_airflow.spec.load import LoadedFlow, load_flow
 
 BUNDLE = "flow-airflow-run"
@@ -30,23 +31,15 @@ globals().update(load_dags(__file__, files=[Path({file!r})]))
 
 
 @dataclass
-class ExperimentResult:
-    task: str
-    index: int
-    state: str
-    label: str = ""
-    params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
 class RunResult:
+    """A run of ``flow-airflow run``: the DAG run and its experiments (``flow_airflow.records``)."""
+
     dag_id: str
     run_id: str
     state: str
-    experiments: list[ExperimentResult]
+    experiments: list[Experiment]
 
-    def of(self, title: str, state: str | None = "success") -> list[ExperimentResult]:
+    def of(self, title: str, state: str | None = "success") -> list[Experiment]:
         """The experiments of one flow task (in the given state; any when None)."""
         return [e for e in self.experiments if e.task == title and (state is None or e.state == state)]
 
@@ -104,69 +97,11 @@ def _add_bundle(path: Path) -> None:
 
 
 def collect(dag_id: str, run_id: str, state: str, titles: dict[str, str]) -> RunResult:
-    """The experiments of a DAG run, from the metadata DB: state, params and tags of each.
+    """The experiments of a DAG run, from the metadata DB (``flow_airflow.records.of_run``).
 
     ``titles`` maps the run task ids to the flow tasks' titles.
     """
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
-    from sqlalchemy import select
 
     with create_session() as session:
-        tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
-        ).all()
-        xcoms = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
-            )
-        ).all()
-        records = {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in xcoms}
-        experiments = []
-        order = list(titles)
-        for ti in sorted(tis, key=lambda t: (order.index(t.task_id) if t.task_id in titles else -1, t.map_index)):
-            if ti.task_id not in titles:
-                continue
-            value = records.get((ti.task_id, ti.map_index))
-            if isinstance(value, list):  # a batch of routes ([flow_airflow] batch_routes): a record each
-                experiments += [
-                    ExperimentResult(task=titles[ti.task_id], index=r.get("index", 0), state=str(ti.state),
-                                     label=r.get("label") or "no params", params=r.get("params", {}),
-                                     tags=r.get("tags", {}))
-                    for r in value
-                ]
-                continue
-            record = value or {}
-            experiments.append(
-                ExperimentResult(
-                    task=titles[ti.task_id],
-                    index=max(ti.map_index, 0),
-                    state=str(ti.state),
-                    label=shown_label(ti.rendered_map_index, ti.map_index, bool(value)),
-                    params=record.get("params", {}),
-                    tags=record.get("tags", {}),
-                )
-            )
-    return RunResult(dag_id, run_id, state, experiments)
-
-
-def shown_label(rendered: str | None, map_index: int, has_record: bool) -> str:
-    """The label of an experiment's task instance: its ``rendered_map_index``, unless Airflow made it up
-    (an unrendered map index shows as its number, ``"0"``), then what :func:`unrendered_label` says."""
-    if rendered and rendered != str(map_index):
-        return rendered
-    return unrendered_label(map_index, has_record)
-
-
-def unrendered_label(map_index: int, has_record: bool) -> str:
-    """The label of an experiment's task instance that Airflow shows by number only (no label was made).
-
-    A task instance that ran and left a record has no varying params. Map index -1 (experiments are
-    always mapped): the task never expanded, what plans its routes did not run (its upstream failed
-    or was skipped), so none of its routes was planned. Else a planned route whose experiment did not
-    run (an upstream task failed or was skipped first).
-    """
-    if has_record:
-        return "no params"
-    return "routes never planned" if map_index < 0 else f"route {map_index}, not run"
+        return RunResult(dag_id, run_id, state, records.of_run(session, dag_id, run_id, titles))

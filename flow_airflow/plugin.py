@@ -7,13 +7,13 @@ from typing import Any, ClassVar
 from airflow.plugins_manager import AirflowPlugin
 
 from flow_airflow.approvals import notes
-from flow_airflow.approvals.ui import APPROVALS_APP, APPROVALS_VIEW
+from flow_airflow.web.plugin import EXTERNAL_VIEWS, FASTAPI_APP
 
 
 class FlowAirflowPlugin(AirflowPlugin):
     name = "flow_airflow"
-    fastapi_apps: ClassVar[list[Any]] = [APPROVALS_APP]  # the approvals page and its API, at /flow-airflow
-    external_views: ClassVar[list[Any]] = [APPROVALS_VIEW]  # "Approvals" in the UI's navigation
+    fastapi_apps: ClassVar[list[Any]] = [FASTAPI_APP]  # the plugin's pages and their APIs, at /flow-airflow
+    external_views: ClassVar[list[Any]] = EXTERNAL_VIEWS  # each page ("Approvals") in the UI's navigation
     listeners: ClassVar[list[Any]] = [notes]  # a run's note says what its approvals decided
 
 

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from airflow.listeners import hookimpl
 
-from flow_airflow.local_run import shown_label
+from flow_airflow.records import shown_label
 
 TAGS_SHOWN = 3  # tags on a progress line; the summary has them all
 VALUE_WIDTH = 30

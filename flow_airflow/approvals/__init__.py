@@ -3,19 +3,20 @@
 The gate of a task (``flow_airflow.sensors.approval.ApprovalSensor``) writes a ``hitl_detail``
 row for its task instance (options Approve / Reject, the listed users as its assignees),
 mails the approvers and defers to ``trigger.ApprovalTrigger``. A decision, made on the
-approvals page of this package (``app``) or in Airflow's own "Required Actions", fills in
-the row's response and resumes the deferred gate at once; the trigger also notices it, and
+approvals page of this package (``views``, a page of ``flow_airflow.web``) or in Airflow's own
+"Required Actions", fills in the row's response and resumes the deferred gate at once; the trigger also notices it, and
 ends the wait when the approval times out.
 
 Everything here but this module is imported only by the process that needs it: the
-api-server (``app``, ``store``), the worker (``mail``) or the triggerer (``trigger``).
+api-server (``views``, ``store``), the worker (``mail``) or the triggerer (``trigger``).
 """
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
-URL_PREFIX = "/flow-airflow"  # where the plugin mounts its FastAPI app in the api-server
+from flow_airflow.web import URL_PREFIX
+
 APPROVE, REJECT = "Approve", "Reject"
 OPTIONS = [APPROVE, REJECT]
 SENSOR = "ApprovalSensor"  # TaskInstance.operator of the gates: how their HITL rows are told from others

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, update
 
-from flow_airflow.approvals import APPROVE, CONTEXT_KEY, REJECT, SENSOR, page_path
+from flow_airflow import records
+from flow_airflow.approvals import APPROVE, REJECT, SENSOR, page_path
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 HISTORY = 50  # decisions shown
+EXPERIMENTS_SHOWN = 500  # experiments before a gate shown on its page (as many as the gate keeps)
 
 
 @dataclass
@@ -188,7 +190,6 @@ def _query(dag_ids: Collection[str] | None) -> Any:
 
 def _approvals(session: Session, details: Any, *, experiments: bool = False) -> list[Approval]:
     from airflow.models.dag import DagModel
-    from airflow.models.xcom import XComModel
 
     details = list(details)
     dag_ids = {d.task_instance.dag_id for d in details}
@@ -208,15 +209,27 @@ def _approvals(session: Session, details: Any, *, experiments: bool = False) -> 
             approval.decided_by = (detail.responded_by or {}).get("name")
             approval.decided_at = detail.responded_at
         if experiments:
-            row = session.scalar(select(XComModel).where(
-                XComModel.dag_id == ti.dag_id, XComModel.run_id == ti.run_id, XComModel.task_id == ti.task_id,
-                XComModel.map_index == ti.map_index, XComModel.key == CONTEXT_KEY,
-            ))
-            value = XComModel.deserialize_value(row) if row is not None else None
-            if isinstance(value, dict):
-                approval.experiments = list(value.get("experiments") or [])
+            approval.experiments = experiments_before(session, ti)
         result.append(approval)
     return result
+
+
+def experiments_before(session: Session, ti: Any) -> list[dict[str, Any]]:
+    """Task, label, params and tags of every experiment upstream of the gate ``ti`` that left a record,
+    in the DAG's task order (the run's version of the DAG says which tasks are upstream)."""
+    from airflow.models.dagbag import DBDagBag
+
+    dag = DBDagBag().get_dag(ti.dag_version_id, session=session) if ti.dag_version_id else None
+    if dag is None or ti.task_id not in dag.task_dict:
+        return []
+    upstream = dag.get_task(ti.task_id).get_flat_relative_ids(upstream=True)
+    titles = {t: dag.get_task(t).task_display_name for t in dag.task_ids
+              if t in upstream and t.endswith(records.RUN_TASK_SUFFIX)}
+    found = [
+        {"task": e.record.get("task", ""), "label": e.record.get("label", ""), "params": e.params, "tags": e.tags}
+        for e in records.of_run(session, ti.dag_id, ti.run_id, titles) if e.record is not None
+    ]
+    return found[:EXPERIMENTS_SHOWN]
 
 
 def _flow_task(ti: Any) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parent.parent / "flows"
 pytestmark = pytest.mark.airflow  # `flow-airflow run` runs Airflow (dag.test on its own metadata DB)
 
 

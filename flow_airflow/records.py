@@ -1,0 +1,133 @@
+"""The experiments of a DAG run, read from the Airflow metadata DB: one read model for every reader.
+
+An experiment is one route of a flow task: a mapped task instance of ``<task slug>.run`` (or
+one route of a batch of them, ``[flow_airflow] batch_routes``), its state and times, and its
+record (the task instance's ``return_value`` XCom: ``flow_airflow.common.routes.Record``, a
+list of them for a batch). ``flow-airflow run``'s summary (``local_run``), the approvals page
+(``approvals.store``) and the experiments page read them here. A running task reads the records
+of the tasks before it through its own XCom pulls instead (``operators.records``).
+
+Imports no web framework (the CLI uses it); Airflow and SQLAlchemy only inside functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+RUN_TASK_SUFFIX = ".run"  # the task id of a flow task's experiments: "<task slug>.run"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of a run: where it ran (``task_id``, ``map_index``), what it was and what it did.
+
+    ``record`` is its record as the experiment returned it (None: it left none, e.g. it failed,
+    was skipped or never ran); ``params``, ``tags`` and ``label`` are read from it, the label
+    as the Airflow UI shows the task instance (see :func:`shown_label`).
+    """
+
+    task: str  # the flow task's title
+    task_id: str  # "<task slug>.run"
+    map_index: int  # the task instance's; -1: the task never expanded (no route was planned)
+    index: int  # the route's index among the task's experiments
+    state: str  # the task instance's state ("success", "failed", "upstream_failed", "None", ...)
+    label: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, Any] = field(default_factory=dict)
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    record: dict[str, Any] | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the task instance ran (the whole batch, for a batch of routes), None if it did not end."""
+        if self.start_date is None or self.end_date is None:
+            return None
+        return (self.end_date - self.start_date).total_seconds()
+
+
+def of_run(session: Session, dag_id: str, run_id: str, titles: Mapping[str, str] | None = None) -> list[Experiment]:
+    """Every experiment of the DAG run ``dag_id`` / ``run_id``, task by task, in route order.
+
+    :param titles: run task id (``<slug>.run``) -> flow task title, for the tasks wanted and their
+        order (e.g. the flow file's order, ``local_run.titles_of``). None: every ``*.run`` task of
+        the run, titled as its records say, in task id order.
+    :returns: an experiment per task instance, or per route of a batch; an empty list for a run
+        that does not exist.
+    """
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    query = select(TI).where(TI.dag_id == dag_id, TI.run_id == run_id)
+    if titles is None:
+        query = query.where(TI.task_id.endswith(RUN_TASK_SUFFIX))
+    else:
+        query = query.where(TI.task_id.in_(sorted(titles)))
+    tis = list(session.scalars(query).all())
+    xcoms = session.scalars(select(XComModel).where(
+        XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value",
+        XComModel.task_id.in_(sorted({ti.task_id for ti in tis})),
+    )).all()
+    values = {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in xcoms}
+    titles = titles if titles is not None else _titles(tis, values)
+    order = list(titles)
+    experiments: list[Experiment] = []
+    for ti in sorted(tis, key=lambda t: (order.index(t.task_id), t.map_index)):
+        experiments += _experiments(ti, titles[ti.task_id], values.get((ti.task_id, ti.map_index)))
+    return experiments
+
+
+def _titles(tis: list[Any], values: Mapping[tuple[str, int], Any]) -> dict[str, str]:
+    """Run task id -> flow task title, in task id order: the title its records name (the task instance
+    rows of mapped tasks do not keep the task's display name), else the task id."""
+    titles = {t: t for t in sorted({ti.task_id for ti in tis})}
+    for (task_id, _), value in values.items():
+        record = (value[0] if value else None) if isinstance(value, list) else value
+        if isinstance(record, dict) and record.get("task"):
+            titles[task_id] = str(record["task"])
+    return titles
+
+
+def _experiments(ti: Any, title: str, value: Any) -> list[Experiment]:
+    """The experiments of one task instance: one, or a route each of a batch (its XCom is a list)."""
+    common = {"task": title, "task_id": ti.task_id, "map_index": ti.map_index, "state": str(ti.state),
+              "start_date": ti.start_date, "end_date": ti.end_date}
+    if isinstance(value, list):  # a batch of routes ([flow_airflow] batch_routes): a record each
+        return [
+            Experiment(**common, index=r.get("index", 0), label=r.get("label") or "no params",
+                       params=r.get("params", {}), tags=r.get("tags", {}), record=r)
+            for r in value
+        ]
+    record = value if isinstance(value, dict) else None
+    return [Experiment(
+        **common, index=max(ti.map_index, 0), label=shown_label(ti.rendered_map_index, ti.map_index, bool(value)),
+        params=(record or {}).get("params", {}), tags=(record or {}).get("tags", {}), record=record,
+    )]
+
+
+def shown_label(rendered: str | None, map_index: int, has_record: bool) -> str:
+    """The label of an experiment's task instance: its ``rendered_map_index``, unless Airflow made it up
+    (an unrendered map index shows as its number, ``"0"``), then what :func:`unrendered_label` says."""
+    if rendered and rendered != str(map_index):
+        return rendered
+    return unrendered_label(map_index, has_record)
+
+
+def unrendered_label(map_index: int, has_record: bool) -> str:
+    """The label of an experiment's task instance that Airflow shows by number only (no label was made).
+
+    A task instance that ran and left a record has no varying params. Map index -1 (experiments are
+    always mapped): the task never expanded, what plans its routes did not run (its upstream failed
+    or was skipped), so none of its routes was planned. Else a planned route whose experiment did not
+    run (an upstream task failed or was skipped first).
+    """
+    if has_record:
+        return "no params"
+    return "routes never planned" if map_index < 0 else f"route {map_index}, not run"
