@@ -8,8 +8,8 @@ one file per flow file, under a key made of the flow's text and place, flow-airf
 (file sizes and times), the Python and pydantic versions and the ``[flow_airflow]`` settings.
 Any other key, or an entry that cannot be read, and the flow is compiled anew (and stored).
 The DAG is always built from the plan again: only the plan is kept (with what the DAG's operators
-receive, made once). Entries are pickles: the
-folder must be as trusted as the dags folder (it is under ``$AIRFLOW_HOME`` by default).
+receive, made once). Entries are pickles: the folder must be as trusted as the dags folder (it is
+under ``$AIRFLOW_HOME`` by default).
 ``cache_folder`` set to an empty value turns the cache off.
 """
 
