@@ -30,7 +30,7 @@ def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="parse,run,scale", help="parts to run, comma separated (parse,run,scale)")
     parser.add_argument("--smoke", action="store_true", help="the smallest sizes, one repetition: does it all run")
@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every figure and sample to this file")
     parser.add_argument("--check", action="store_true", help="exit with 1 when a ratio misses its target")
     parser.add_argument("--workdir", type=Path, help="keep the benchmark's files here (default: a temp folder)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.smoke:
         args.parse_sizes, args.grid, args.parse_reps, args.cold_reps = [10], 300, 1, 0

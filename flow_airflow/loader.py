@@ -76,13 +76,14 @@ def compile_file(file: Path, only: str | None = None) -> Any:
     so that both see the same files the same way.
     """
     from flow_airflow.plan import cache
+    from flow_airflow.render.setups import add_setups
     from flow_airflow.spec.source import is_flow_document
 
     text = flow_text(file)
     if text is None:
         return None
     try:
-        plan = cache.plan_of(file, text, only)
+        plan = cache.plan_of(file, text, only, finish=add_setups)
     except FlowError:
         if not is_flow_document(text):
             return None  # YAML with a 'tasks' key somewhere, but no flow

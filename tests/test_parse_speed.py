@@ -97,10 +97,12 @@ def test_experiment_operator_takes_its_arguments_as_json_text() -> None:
     from flow_airflow.operators.experiment import ExperimentOperator
 
     route = {"params": [["lr", "0.1"]], "parents": {}, "label": "lr=0.1"}
-    setup = {"task": {"title": "T"}, "parents": {"A": "a.run"}, "project_dir": "/p", "compute": {"name": "local"}}
-    op = ExperimentOperator(task_id="t", experiment=json.dumps(setup), route=json.dumps(route))
-    assert op.route == route and op.flow_task == {"title": "T"} and op.compute == {"name": "local"}
-    assert op.parent_task_ids == {"A": "a.run"} and op.gathered == [] and op.project_dir == "/p"
+    task = {"title": "T", "type": "exec", "input": "true"}
+    setup = {"task": task, "parents": {"A": "a.run"}, "project_dir": "/p", "compute": {"name": "local"}}
+    op = ExperimentOperator(task_id="t", setup=json.dumps(setup), route=json.dumps(route))
+    assert op.route == route and op.setup.task.model_dump(exclude_defaults=True) == task
+    assert op.setup.compute.model_dump(exclude_unset=True) == {"name": "local"}
+    assert op.setup.parents == {"A": "a.run"} and op.setup.gathered == [] and op.setup.project_dir == "/p"
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 A planning task runs once its parents are done, whatever they did (trigger rule ``all_done``),
 and plans from what they left: the records of their experiments, failed ones included (their
-routes are planned and marked skipped when they start, see :mod:`flow_airflow.operators.experiment`).
+routes are planned and marked skipped when they start, see :mod:`flow_airflow.operators.base`).
 A parent with no experiment in the run (skipped, or never run) leaves no route: the task is
 skipped, saying why, unless its condition gathers from several parents and finds experiments
 among the others. The task's own params come from the flow file, or from the run's ``conf``
@@ -11,11 +11,12 @@ among the others. The task's own params come from the flow file, or from the run
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from airflow.sdk import BaseOperator
+
+from flow_airflow.operators.setup import RoutesSetup
 
 
 def mapped(routes: list[Any], batch: int) -> list[Any]:
@@ -43,8 +44,7 @@ def mapped(routes: list[Any], batch: int) -> list[Any]:
 class RoutesOperator(BaseOperator):
     """Plans a flow task's routes from its params and its parents' experiments.
 
-    ``setup`` (JSON text, quick to parse): ``{"title", "params": [[key, [values]]] (in the file's
-    order, [] when not set), "parents": {title: run task id}, "single_mode", "tests": [...]}``.
+    ``setup``: :class:`~flow_airflow.operators.setup.RoutesSetup`, as JSON text in compiled DAGs.
     Returns the routes, which the task's experiments are mapped over (with ``batch_routes``,
     lists of routes). Skips itself, and so the task, when no route can be made.
     """
@@ -52,9 +52,9 @@ class RoutesOperator(BaseOperator):
     template_fields = ()
     ui_color = "#fff4d6"
 
-    def __init__(self, *, setup: str | dict[str, Any], batch: int = 1, **kwargs: Any):
+    def __init__(self, *, setup: RoutesSetup | str, batch: int = 1, **kwargs: Any):
         super().__init__(**kwargs)
-        self.setup = json.loads(setup) if isinstance(setup, str) else setup
+        self.setup = setup if isinstance(setup, RoutesSetup) else RoutesSetup.model_validate_json(setup)
         self.batch = batch
 
     def execute(self, context: Any) -> list[Any]:
@@ -64,17 +64,17 @@ class RoutesOperator(BaseOperator):
         from flow_airflow.operators.records import parent_states, pull_records
 
         setup = self.setup
-        title = setup["title"]
-        parents = pull_records(context["ti"], setup["parents"]) if setup["parents"] else {}
+        title = setup.title
+        parents = pull_records(context["ti"], setup.parents) if setup.parents else {}
         empty = [p for p, records in parents.items() if not records]
         if empty:
-            states = parent_states(context["ti"], {p: setup["parents"][p] for p in empty})
+            states = parent_states(context["ti"], {p: setup.parents[p] for p in empty})
             for p in empty:
                 self.log.info("'%s' has no experiment in this run (%s)", p, states[p])
-            if not self.setup.get("tests") or len(empty) == len(parents):
+            if not setup.tests or len(empty) == len(parents):
                 why = "; ".join(f"'{p}' has no experiment in this run ({states[p]})" for p in empty)
                 raise AirflowSkipException(f"'{title}' does not run: {why}")
-        params = task_params(context, title, setup["params"], self.log)
+        params = task_params(context, title, [list(p) for p in setup.params], self.log)
         routes = self.plan(params, parents, empty)
         if not routes:
             raise AirflowSkipException(f"'{title}' does not run: it has no route")
@@ -92,7 +92,7 @@ class RoutesOperator(BaseOperator):
         """The routes over every parent experiment (every parent has some here)."""
         from flow_airflow.common.routes import plan_routes
 
-        single_mode = self.setup.get("single_mode", False)
+        single_mode = self.setup.single_mode
         return plan_routes(params, {} if single_mode else parents, single_mode=single_mode)
 
 
@@ -110,18 +110,17 @@ class ConditionOperator(RoutesOperator):
              empty: list[str]) -> list[Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from flow_airflow.common.conditions import MetricCondition, evaluate
+        from flow_airflow.common.conditions import evaluate
         from flow_airflow.common.routes import plan_routes
 
-        tests = [MetricCondition(**t) for t in self.setup["tests"]]
-        passing, report = evaluate(tests, parents)
+        passing, report = evaluate(self.setup.tests, parents)
         for line in report:
             self.log.info("%s", line)
         if not any(passing.values()):
             raise AirflowSkipException("no experiment passed the condition: the task and what depends only on it "
                                        "are skipped")
         if untested := [p for p in empty if p not in passing]:
-            raise AirflowSkipException(f"'{self.setup['title']}' does not run: "
+            raise AirflowSkipException(f"'{self.setup.title}' does not run: "
                                        + "; ".join(f"'{p}' has no experiment in this run" for p in untested))
         routes = plan_routes(params, {**parents, **passing}, gathered=passing)
         self.log.info("%d route(s) on the experiments that passed", len(routes))

@@ -7,8 +7,9 @@ time; that is most of a parse. The plan is kept in ``cache_folder`` (``$AIRFLOW_
 one file per flow file, under a key made of the flow's text and place, flow-airflow's code
 (file sizes and times), the Python and pydantic versions and the ``[flow_airflow]`` settings.
 Any other key, or an entry that cannot be read, and the flow is compiled anew (and stored).
-The DAG is always built from the plan again: only the plan is kept. Entries are pickles: the
-folder must be as trusted as the dags folder (it is under ``$AIRFLOW_HOME`` by default).
+The DAG is always built from the plan again: only the plan is kept (with what the DAG's operators
+receive, made once). Entries are pickles: the folder must be as trusted as the dags folder (it is
+under ``$AIRFLOW_HOME`` by default).
 ``cache_folder`` set to an empty value turns the cache off.
 """
 
@@ -23,6 +24,7 @@ import os
 import pickle
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from flow_airflow import settings
@@ -128,16 +130,21 @@ def store(file: Path, text: str, plan: FlowPlan) -> None:
         log.debug("flow-airflow could not keep the plan of %s in %s: %r", file, entry, e)
 
 
-def plan_of(file: Path, text: str, dag_id: str | None = None) -> FlowPlan | str:
+def plan_of(file: Path, text: str, dag_id: str | None = None,
+            finish: Callable[[FlowPlan], None] | None = None) -> FlowPlan | str:
     """The plan of the flow ``text`` of ``file``: kept, or compiled now and kept.
 
     Raises :class:`~flow_airflow.spec.errors.FlowError` for a broken flow (never kept). With
     ``dag_id`` given and a kept plan of another DAG id: that id, as a string (the plan unread).
+    ``finish``: what to add to a plan compiled now before it is kept (the loader adds what the DAG's
+    operators receive, :func:`flow_airflow.render.setups.add_setups`).
     """
     found = lookup(file, text, dag_id)
     if found is not None:
         other, plan = found
         return plan if plan is not None else other
     plan = plan_flow(load_flow(file, text))
+    if finish is not None:
+        finish(plan)
     store(file, text, plan)
     return plan

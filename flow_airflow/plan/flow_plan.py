@@ -45,9 +45,12 @@ class TaskPlan:
     tests: list[MetricCondition] = field(default_factory=list)
     approvers: list[str] = field(default_factory=list)
     compute: computes.ComputeChoice | None = None
-    # The task as JSON (non-default keys), made once when planning and kept in the plan cache: the
-    # experiments' setup in every parse of the DAG file, without dumping the model each time.
-    spec_json: str = ""
+    tunable: bool = False  # its routes may change with the run's params (its own, or those of a task before it)
+    # What its operators receive (flow_airflow.operators.setup) as JSON text, made by the DAG's build
+    # (flow_airflow.render.setups) and kept in the plan cache with the plan: a parse of the DAG file
+    # passes them on as they are, without dumping a model.
+    setup_json: str = ""  # TaskSetup, of its experiments
+    planner_json: str = ""  # RoutesSetup, of the task planning its routes at run time ("" when known at compile time)
 
     @property
     def title(self) -> str:
@@ -65,6 +68,11 @@ class TaskPlan:
     @property
     def single_mode(self) -> bool:
         return getattr(self.spec, "single_mode", False)
+
+    @property
+    def static(self) -> bool:
+        """Its routes are a static list in the DAG (known at compile time, and no condition picks them)."""
+        return not self.tests and self.route_texts is not None
 
     def describe_count(self) -> str:
         if self.count is None:
@@ -105,8 +113,7 @@ def plan_flow(flow: LoadedFlow) -> FlowPlan:
     stand_ins: dict[str, Any] = {}  # title -> stand-in records, or what makes them
     for title in flow.graph.order:
         spec = flow.task(title)
-        plan = TaskPlan(spec=spec, slug=slug(title), parents=flow.graph.parents[title],
-                        spec_json=spec.model_dump_json(exclude_defaults=True))
+        plan = TaskPlan(spec=spec, slug=slug(title), parents=flow.graph.parents[title])
         if isinstance(spec, models.ExecTask):
             plan.params = [(p.key, p.grid()) for p in spec.params if not p.unset]
             plan.unset_params = [p.key for p in spec.params if p.unset]
@@ -125,9 +132,19 @@ def plan_flow(flow: LoadedFlow) -> FlowPlan:
                             c.task,
                         )
                     )
+        plan.tunable = bool(plan.params or plan.unset_params) or any(plans[p].tunable for p in plan.parents)
         _plan_routes(plan, plans, stand_ins)
         plans[title] = plan
     return FlowPlan(flow, dag_id_for(flow.spec.name), [plans[t] for t in flow.graph.order])
+
+
+def ordered_params(task: TaskPlan) -> list[list[Any]]:
+    """``[[key, values]]`` in the file's order; a param without a value (``values: []``) has []."""
+    values = dict(task.params)
+    unset = list(getattr(task, "unset_params", []))
+    known = {*values, *unset}
+    keys = [p.key for p in getattr(task.spec, "params", []) if p.key in known]
+    return [[k, list(values.get(k, []))] for k in dict.fromkeys([*keys, *values, *unset])]
 
 
 def _plan_routes(plan: TaskPlan, plans: dict[str, TaskPlan], stand_ins: dict[str, Any]) -> None:
@@ -164,3 +181,4 @@ def _stand_ins(stand_ins: dict[str, Any], title: str) -> list[Record]:
     if callable(records := stand_ins[title]):
         records = stand_ins[title] = records()
     return records
+

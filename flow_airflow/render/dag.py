@@ -6,32 +6,45 @@ known only at run time), which plans the task's routes when it starts, then the 
 (human validation), then ``run``, the task's experiments mapped over the routes. Routes known at
 compile time are a static list in the DAG (one task instance each, or each batch); when they may
 change with the run (the run's params, failed parent experiments), each task instance plans them
-again and runs its share (:class:`flow_airflow.operators.experiment.ExperimentOperator`), so no
-planning task is paid for at every parse. Planning tasks, and experiments that plan again, run
+again and runs its share (:mod:`flow_airflow.operators.base`), so no planning task is paid for
+at every parse. The operator of ``run`` is of the task's type (exec, data, deploy:
+:data:`OPERATORS`); what each operator receives is made once per plan
+(:mod:`flow_airflow.render.setups`). Planning tasks, and experiments that plan again, run
 when their parents are done, whatever they did (a failed experiment stops only its own route);
 ``flow-outcome`` fails the run when anything failed (:mod:`flow_airflow.operators.outcome`).
 """
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import DAG, TaskGroup
 
 from flow_airflow import settings
-from flow_airflow.operators.experiment import ROUTE_LABEL, ExperimentOperator
+from flow_airflow.operators.base import ROUTE_LABEL, FlowTaskOperator
+from flow_airflow.operators.data import DataTaskOperator
+from flow_airflow.operators.deploy import DeployTaskOperator
+from flow_airflow.operators.experiment import ExperimentOperator
 from flow_airflow.operators.outcome import TASK_ID as OUTCOME
 from flow_airflow.operators.outcome import OutcomeOperator
 from flow_airflow.operators.records import batches_of_json
 from flow_airflow.operators.routes import ConditionOperator, RoutesOperator
 from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan
-from flow_airflow.render.params import PARAMS_DOC, flow_params, ordered_params
+from flow_airflow.render.params import PARAMS_DOC, flow_params
 from flow_airflow.render.schedule import schedule_of
+from flow_airflow.render.setups import RUN, add_setups, run_task_id
 from flow_airflow.sensors.approval import ApprovalSensor
 
-RUN = "run"
+__all__ = ["OPERATORS", "RUN", "FlowTaskGroup", "build_dag", "run_task_id"]
+
+#: The operator of a task's experiments by the task's type, as astronomer-cosmos chooses one operator
+#: class per execution mode.
+OPERATORS: dict[str, type[FlowTaskOperator]] = {
+    "exec": ExperimentOperator,
+    "data": DataTaskOperator,
+    "deploy": DeployTaskOperator,
+}
 
 
 class FlowTaskGroup(TaskGroup):
@@ -47,11 +60,10 @@ class FlowTaskGroup(TaskGroup):
     __ne__ = object.__ne__
 
 
-def run_task_id(slug: str) -> str:
-    return f"{slug}.{RUN}"
-
-
 def build_dag(plan: FlowPlan) -> DAG:
+    """The DAG of ``plan``; what its operators receive is made now unless the plan cache kept it."""
+    if any(not task.setup_json for task in plan.tasks):
+        add_setups(plan)
     flow = plan.flow
     spec = flow.spec
     version = [f"version:{spec.version}"] if spec.version else []
@@ -67,16 +79,14 @@ def build_dag(plan: FlowPlan) -> DAG:
     )
     with dag:
         runs: dict[str, Any] = {}
-        tunable: dict[str, bool] = {}  # its routes may change with the run's params
         has_children: set[str] = set()
         for task in plan.tasks:
-            tunable[task.title] = bool(task.params or task.unset_params) or any(tunable[p] for p in task.parents)
             with FlowTaskGroup(
                 group_id=task.slug,
                 group_display_name=task.title,
                 tooltip=(task.spec.description or task.describe_count()),
             ):
-                first, run = _task_group(plan, task, batch, tunable=tunable[task.title])
+                first, run = _task_group(plan, task, batch)
             for parent in task.parents:
                 runs[parent] >> first
                 has_children.add(parent)
@@ -92,26 +102,9 @@ def build_dag(plan: FlowPlan) -> DAG:
     return dag
 
 
-def _task_group(plan: FlowPlan, task: TaskPlan, batch: int, tunable: bool) -> tuple[Any, Any]:
-    """The tasks of one flow task: (the first, which its parents precede; ``run``).
-
-    ``tunable``: its routes may change with the run (params of it or of a task before it).
-    """
-    parent_ids = {p: run_task_id(plan.task(p).slug) for p in task.parents}
-    static = not task.tests and task.route_texts is not None
-    compute = task.compute
-    setup: dict[str, Any] = {
-        "parents": parent_ids,
-        "gathered": [] if not task.tests else sorted({t.task for t in task.tests if t.task} or set(task.parents)),
-        "project_dir": str(plan.flow.project_dir),
-        "compute": {"name": compute.name, "kind": compute.kind, "settings": compute.settings,
-                    "notes": list(compute.notes)} if compute else None,
-    }
-    if task.warnings:
-        setup["warnings"] = task.warnings  # keys of another task type: logged by every experiment
-    if static and tunable:
-        setup["replan"] = {"title": task.title, "params": ordered_params(task), "single_mode": task.single_mode,
-                           "instances": -(-len(task.route_texts or []) // batch)}
+def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
+    """The tasks of one flow task: (the first, which its parents precede; ``run``)."""
+    static, tunable = task.static, task.tunable  # tunable: its routes may change with the run's params
     gate = ApprovalSensor(
         task_id="approval",
         task_display_name=f"{task.title}: approval",
@@ -120,10 +113,10 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int, tunable: bool) -> tu
         # a failed parent experiment stops only its own routes: the others still ask
         trigger_rule="all_done" if static and tunable and task.parents else "all_success",
     ) if task.approvers else None
-    experiment = ExperimentOperator.partial(
+    experiment = OPERATORS[task.kind].partial(
         task_id=RUN,
         task_display_name=task.title,
-        experiment=_with_task(task, json.dumps(setup)),
+        setup=task.setup_json,
         map_index_template=ROUTE_LABEL,
         batch=batch,
         trigger_rule="all_done" if static and tunable and task.parents and not gate else "all_success",
@@ -135,36 +128,20 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int, tunable: bool) -> tu
         if gate:
             gate >> run
         return gate or run, run
-    planner = _planner(task, parent_ids, batch)
+    planner = _planner(task, batch)
     run = experiment.expand(route=planner.output)
     if gate:
         planner >> gate >> run
     return planner, run
 
 
-def _with_task(task: TaskPlan, setup: str) -> str:
-    """The experiments' setup as JSON text, with ``"task"``: the task's JSON made when it was planned
-    (validated again when it runs). Joined as text: dumping the task anew cost every parse a
-    millisecond per 100 tasks.
-    """
-    spec_json = task.spec_json or task.spec.model_dump_json(exclude_defaults=True)
-    return '{"task": ' + spec_json + (", " + setup[1:] if setup != "{}" else "}")
-
-
-def _planner(task: TaskPlan, parent_ids: dict[str, str], batch: int) -> RoutesOperator:
+def _planner(task: TaskPlan, batch: int) -> RoutesOperator:
     """The task that plans the routes of a task known only at run time (conditions, ``| hyper``, big grids)."""
     kind = ConditionOperator if task.tests else RoutesOperator
     return kind(
         task_id="condition" if task.tests else "routes",
         task_display_name=f"{task.title}: {'condition' if task.tests else 'routes'}",
-        setup=json.dumps({
-            "title": task.title,
-            "params": ordered_params(task),
-            "parents": parent_ids,
-            "single_mode": task.single_mode,
-            "tests": [{"objective": t.objective, "tag_key": t.tag_key, "target": t.target, "task": t.task}
-                      for t in task.tests],
-        }),
+        setup=task.planner_json,
         batch=batch,
         trigger_rule="all_done" if task.parents else "all_success",
     )

@@ -10,22 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan
+from flow_airflow.plan.flow_plan import FlowPlan, ordered_params
+
+__all__ = ["PARAMS_DOC", "flow_params", "ordered_params"]
 
 #: Each param's own schema: any value. The values are checked when the run starts
 #: (:func:`flow_airflow.operators.overrides.values_of`); a schema per param here would cost a
 #: few milliseconds in every parse of a big flow (Airflow serializes every nested schema).
 VALUE_SCHEMA: dict[str, Any] = {}
-
-
-def ordered_params(task: TaskPlan) -> list[list[Any]]:
-    """``[[key, values]]`` in the file's order; a param without a value (``values: []``) has []."""
-    values = dict(task.params)
-    unset = list(getattr(task, "unset_params", []))
-    known = {*values, *unset}
-    keys = [p.key for p in getattr(task.spec, "params", []) if p.key in known]
-    return [[k, list(values.get(k, []))] for k in dict.fromkeys([*keys, *values, *unset])]
-
 
 LIST_LIMIT = 20  # longer grids show as one comma-separated text: quick to serialize in every parse
 

@@ -13,6 +13,7 @@ from flow_airflow import settings
 from flow_airflow.local_run import RunResult, run_flow
 from flow_airflow.operators.experiment import ExperimentOperator
 from flow_airflow.operators.records import batches, batches_of_json
+from flow_airflow.operators.setup import TaskSetup
 
 
 def test_the_setting_is_a_number_or_one_per_flow(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,10 +33,10 @@ def test_batches_and_their_labels() -> None:
     assert [len(b) for b in batches(routes, 2)] == [2, 2, 1]
     texts = [json.dumps(r) for r in routes]
     assert [json.loads(b) for b in batches_of_json(texts, 2)] == batches(routes, 2)
-    setup = {"task": {}, "project_dir": "/p"}
-    op = ExperimentOperator(task_id="t", experiment=setup, route=routes[:3], batch=3)
+    setup = TaskSetup.model_validate({"task": {"title": "T", "type": "exec", "input": "true"}, "project_dir": "/p"})
+    op = ExperimentOperator(task_id="t", setup=setup, route=routes[:3], batch=3)
     assert op.route_label == "3 routes: x=0 … x=2"
-    assert ExperimentOperator(task_id="u", experiment=setup, route=routes[0]).route_label == "x=0"
+    assert ExperimentOperator(task_id="u", setup=setup, route=routes[0]).route_label == "x=0"
 
 
 def experiments(result: RunResult) -> list[tuple]:

@@ -1,0 +1,37 @@
+"""The operator families by task type (operators/base.py, data.py, deploy.py, experiment.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flow_airflow.operators.base import FlowTaskOperator
+from flow_airflow.operators.data import DataTaskOperator
+from flow_airflow.operators.deploy import DeployTaskOperator
+from flow_airflow.operators.experiment import ExperimentOperator
+from flow_airflow.operators.setup import TaskSetup
+
+TASKS: dict[str, dict[str, Any]] = {
+    "data": {"title": "Iris", "type": "data", "dataset": "iris"},
+    "deploy": {"title": "Serve", "type": "deploy", "file_name": "predict.py", "function_name": "predict"},
+}
+
+
+@pytest.mark.parametrize("kind, cls", [("data", DataTaskOperator), ("deploy", DeployTaskOperator)])
+def test_data_and_deploy_tasks_fail_each_route_saying_they_cannot_run_yet(kind: str, cls: type) -> None:
+    title = TASKS[kind]["title"]
+    op = cls(task_id="run", setup=TaskSetup.model_validate({"task": TASKS[kind], "project_dir": "/p"}),
+             route={"params": [], "parents": {}})
+    record = op._run(None, {"params": [], "parents": {}}, 0, {})  # no parent: no XCom read
+    message = (f"'{title}' is a {kind} task: running {kind} tasks is not supported yet by flow-airflow "
+               "(the flow loads and shows it, but cannot run it)")
+    assert record["failed"] == "failed: " + message
+    assert (record["task"], record["index"], record["label"]) == (title, 0, "")
+    assert op._error == message  # what the task instance fails with
+
+
+def test_the_families_share_one_base() -> None:
+    assert all(issubclass(c, FlowTaskOperator) for c in (ExperimentOperator, DataTaskOperator, DeployTaskOperator))
+    for cls in (ExperimentOperator, DataTaskOperator, DeployTaskOperator):
+        assert cls.execute is FlowTaskOperator.execute  # only how one route runs differs

@@ -1,0 +1,27 @@
+"""The DAG of a plan (render/dag.py): the operator of each task's experiments by the task's type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flow_airflow.operators.data import DataTaskOperator
+from flow_airflow.operators.deploy import DeployTaskOperator
+from flow_airflow.operators.experiment import ExperimentOperator
+from flow_airflow.operators.setup import TaskSetup
+from flow_airflow.plan.flow_plan import plan_flow
+from flow_airflow.render.dag import build_dag
+from flow_airflow.spec.load import load_flow
+
+FLOWS = Path(__file__).parents[1] / "flows"
+
+
+def test_each_task_type_gets_its_operator_family_and_its_setup_as_json_text() -> None:
+    plan = plan_flow(load_flow(FLOWS / "data_and_deploy" / "flow.yaml"))
+    dag = build_dag(plan)  # makes the setups: this plan did not come from the plan cache
+    runs = {t: dag.get_task(f"{t}.run") for t in ("iris", "train", "serve")}
+    assert {t: run.operator_class for t, run in runs.items()} == {
+        "iris": DataTaskOperator, "train": ExperimentOperator, "serve": DeployTaskOperator}
+    for task in plan.tasks:
+        setup = runs[task.slug].partial_kwargs["setup"]
+        assert isinstance(setup, str) and setup == task.setup_json  # one string: quick to serialize
+        assert TaskSetup.model_validate_json(setup).task == task.spec
