@@ -67,15 +67,15 @@ def choose(requested: list[str], templates: dict[str, dict[str, Any]]) -> Comput
     """
     notes = []
     for name in requested:
-        settings = templates.get(name)
-        if settings is None:
+        template = templates.get(name)
+        if template is None:
             notes.append(f"compute template '{name}' is not configured here; skipped")
             continue
-        kind = settings.get("kind", "local")
+        kind = template.get("kind", "local")
         if kind not in KINDS:
             notes.append(f"compute template '{name}' is of kind '{kind}', which is not supported yet; skipped")
             continue
-        return ComputeChoice(name, kind, settings, tuple(notes))
+        return ComputeChoice(name, kind, template, tuple(notes))
     if requested:
         notes.append(f"none of {', '.join(requested)} is configured: running on the default compute '{DEFAULT}'")
     return ComputeChoice(
