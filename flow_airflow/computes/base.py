@@ -31,6 +31,7 @@ union on ``kind``, resolved through the registry so that only configured kinds a
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,7 +119,10 @@ class Launch:
     shown: str  # the command as the log may show it (the values of secret-named params as ***)
     workspace: Path  # the experiment's working directory on the worker (holds input/, the output folder)
     cwd: PurePath  # where the command runs, as it sees it (the layout's ``cnvrg``)
-    env: Mapping[str, str]  # its whole environment (the worker's, the project's, cnvrg's variables)
+    # Its whole environment: the worker's (the operator's base, with the project's ``env``), then cnvrg's
+    # variables. A container compute should not pass the worker's own variables (PATH, HOME) into the
+    # container: the base arrives merged (``Experiment.base_env``), so it passes :meth:`own_env`.
+    env: Mapping[str, str]
     layout: Layout
     image: str | None = None  # the task's ``image:``; None: none named
     resources: Mapping[str, float] = field(default_factory=dict)  # requirements: cpu, memory (GiB), gpu, hpu
@@ -127,6 +131,11 @@ class Launch:
     @property
     def mounts(self) -> tuple[Mount, ...]:
         return self.layout.mounts
+
+    def own_env(self, worker: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The variables the experiment sets or changes over the worker's own (``os.environ``)."""
+        worker = os.environ if worker is None else worker
+        return {k: v for k, v in self.env.items() if worker.get(k) != v}
 
     @classmethod
     def local(cls, command: str, cwd: Path, env: Mapping[str, str]) -> Launch:

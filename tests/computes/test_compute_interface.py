@@ -139,6 +139,8 @@ def test_a_new_kind_is_one_class_and_one_entry_and_gets_cnvrgs_container_layout(
     assert (env["CNVRG_WORKDIR"], env["CNVRG_OUTPUT_DIR"], env["INPUT_PREPARE"]) == (
         "/cnvrg", "/cnvrg/output", "/input/prepare")
     assert env["PYTHONPATH"] == "/opt/flow-airflow/sdk" and env["CNVRG_TAG_OUT"] == "/cnvrg/output/m"
+    assert launch.own_env({"CNVRG_WORKDIR": "/cnvrg", "HOME": "/root"}) == {k: v for k, v in env.items()
+                                                                          if k != "CNVRG_WORKDIR"}
     workspace = launch.workspace
     assert [(m.source, m.target) for m in launch.mounts][:3] == [
         (workspace, "/cnvrg"), (workspace / "input", "/input"), (workspace / ".cnvrg_data", "/data")]
