@@ -77,8 +77,8 @@ class Experiment:
         varies = self.varies
         if varies is None:
             varies = varying([(p.key, p.grid()) for p in spec.params])
-        parts = self.parts = labels(params, self.parents, varies)  # its varying params, then the tasks' before it
-        self.route["label"] = label_text(parts)
+        self.parts = labels(params, self.parents, varies)  # its varying params, then the tasks' before it
+        self.route["label"] = label_text(self.parts)
         launch, baseline = self._prepare(runner, spec, params, upstream)
         workdir = launch.workspace
 
@@ -97,12 +97,18 @@ class Experiment:
         except ExperimentFailed:
             self._keep_failed(store, save, tags.tags, workdir)
             raise
+        return self._finish(store, save, tags.tags, params, upstream, workdir)
+
+    def _finish(self, store: ArtifactStore, save: Callable[[Path], None], tags: dict[str, str],
+                params: list[list[str]], upstream: dict[str, dict[str, dict[str, str]]], workdir: Path) -> Record:
+        """The end state into the store, the log's closing, the workspace removed: the experiment's record."""
         output = store.put(save, self.dag_id, self.run_id, self.slug, self.index)
-        report.closing(self.log, tags.tags, output)
+        report.closing(self.log, tags, output)
         shutil.rmtree(workdir, ignore_errors=True)
-        return Record(task=spec.title, index=self.index, params=dict(params), tags=tags.tags, output=output,
-                      route={**self._lineage(), spec.title: self.index}, upstream=upstream,
-                      label=self.route["label"], labels=parts)
+        title = self.spec.title
+        return Record(task=title, index=self.index, params=dict(params), tags=tags, output=output,
+                      route={**self._lineage(), title: self.index}, upstream=upstream,
+                      label=self.route["label"], labels=self.parts)
 
     def _prepare(self, runner: Compute, spec: models.ExecTask, params: list[list[str]],
                  upstream: Mapping[str, Mapping[str, Mapping[str, str]]]) -> tuple[Launch, workspace.Snapshot | None]:
