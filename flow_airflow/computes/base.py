@@ -124,6 +124,9 @@ class Launch:
     # container: the base arrives merged (``Experiment.base_env``), so it passes :meth:`own_env`.
     env: Mapping[str, str]
     layout: Layout
+    # the parents' end states staged, by folder (``prepare``, ``train_2``): on the worker, under
+    # ``<workspace>/input``; the command sees them under ``layout.input``
+    inputs: Mapping[str, Path] = field(default_factory=dict)
     image: str | None = None  # the task's ``image:``; None: none named
     resources: Mapping[str, float] = field(default_factory=dict)  # requirements: cpu, memory (GiB), gpu, hpu
     mount_folders: tuple[str, ...] = ()  # network folders ``<ip>:/<folder>``

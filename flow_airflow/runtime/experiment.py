@@ -151,6 +151,7 @@ class Experiment:
             cwd=layout.cnvrg,
             env=env,
             layout=layout,
+            inputs=inputs,
             image=spec.image,
             resources=spec.resources.model_dump(exclude_none=True) if spec.resources else {},
             mount_folders=tuple(spec.mount_folders),

@@ -142,6 +142,7 @@ def test_a_new_kind_is_one_class_and_one_entry_and_gets_cnvrgs_container_layout(
     assert launch.own_env({"CNVRG_WORKDIR": "/cnvrg", "HOME": "/root"}) == {k: v for k, v in env.items()
                                                                           if k != "CNVRG_WORKDIR"}
     workspace = launch.workspace
+    assert launch.inputs == {"prepare": workspace / "input" / "prepare"}
     assert [(m.source, m.target) for m in launch.mounts][:3] == [
         (workspace, "/cnvrg"), (workspace / "input", "/input"), (workspace / ".cnvrg_data", "/data")]
     assert (launch.workspace.parent.parent.parent.parent, launch.name) == (tmp_path / "ws", "d.r.train.0")
