@@ -8,9 +8,13 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flow_airflow.spec.errors import FlowError, FlowIssue
-from flow_airflow.spec.models import DeployTask, Flow, scalar_text
+from flow_airflow.spec.models import DeployTask, Flow, Task, scalar_text
+
+if TYPE_CHECKING:
+    from flow_airflow.plan.flow_plan import TaskPlan
 
 LOADER = '''"""Airflow DAGs compiled from the cnvrg flow files (*.yaml, *.yml) in this folder and below."""
 
@@ -55,12 +59,11 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
+    """Print how a flow compiles: its DAG, schedule, and per task its routes and what it will do."""
     from airflow.configuration import conf
 
-    from flow_airflow import computes, settings
-    from flow_airflow.common.routes import slug
+    from flow_airflow import settings
     from flow_airflow.plan.flow_plan import plan_flow
-    from flow_airflow.runtime.paths import plan_notes
     from flow_airflow.spec.load import load_flow
 
     try:
@@ -81,39 +84,66 @@ def plan(args: argparse.Namespace) -> int:
     for task in flow_plan.tasks:
         after = f" after {', '.join(task.parents)}" if task.parents else ""
         print(f"  {task.title} [{task.kind}{after}]: {task.describe_count()}")
-        if task.runtime_reason and task.count is not None:
-            print(f"      planned at run time: {task.runtime_reason}")
-        if task.single_mode:
-            print("      single mode: its own grid only, no upstream artifacts")
-        for test in task.tests:
-            if test.describe() not in task.describe_count():  # said once is enough
-                print(f"      condition: {test.describe()}")
-        if task.approvers:
-            print(f"      waits for approval by {', '.join(task.approvers)}")
-        if task.unset_params:
-            print(f"      params without a value, not passed until given one: {', '.join(task.unset_params)}")
-        spec = task.spec
-        if isinstance(spec, DeployTask):
-            for line in _deploy_lines(spec):
-                print(f"      {line}")
-        notify = [what for what, key in (("errors", "notify_on_error"), ("success", "notify_on_success"))
-                  if getattr(spec, key, False)]
-        if notify:
-            to = ", ".join(getattr(spec, "emails", [])) or "nobody (no emails listed)"
-            print(f"      mails on {' and '.join(notify)} to {to}")
-        if getattr(spec, "restart_if_stuck", False):
-            print("      restarts when it fails ([flow_airflow] restart_if_stuck_retries)")
-        if task.count and math.ceil(task.count / batch) > map_limit:
-            print(f"      warning: {task.count} routes are more task instances than Airflow's [core] max_map_length "
-                  f"({map_limit}): set [flow_airflow] batch_routes to at least {math.ceil(task.count / map_limit)}")
-        if task.compute and (task.compute.name != computes.DEFAULT or task.compute.notes):  # not the default alone
-            print(f"      compute: {task.compute.name} ({task.compute.kind})")
-            for note in task.compute.notes:
-                print(f"      warning: {note}")
-        values = [v for _, values in task.params for v in values]
-        for note in plan_notes(getattr(spec, "script", ""), values, [slug(p) for p in task.parents], task.single_mode):
-            print(f"      warning: {note}")
+        for line in [*_route_lines(task), *_task_lines(task.spec), *_map_lines(task, batch, map_limit),
+                     *_compute_lines(task)]:
+            print(f"      {line}")
     return 0
+
+
+def _route_lines(task: TaskPlan) -> list[str]:
+    """How its routes are made: at run time, single mode, conditions, approvals, params without a value."""
+    lines = []
+    if task.runtime_reason and task.count is not None:
+        lines.append(f"planned at run time: {task.runtime_reason}")
+    if task.single_mode:
+        lines.append("single mode: its own grid only, no upstream artifacts")
+    lines += [f"condition: {test.describe()}" for test in task.tests
+              if test.describe() not in task.describe_count()]  # said once is enough
+    if task.approvers:
+        lines.append(f"waits for approval by {', '.join(task.approvers)}")
+    if task.unset_params:
+        lines.append(f"params without a value, not passed until given one: {', '.join(task.unset_params)}")
+    return lines
+
+
+def _task_lines(spec: Task) -> list[str]:
+    """What a deploy task serves; whom it mails; whether it restarts."""
+    lines = _deploy_lines(spec) if isinstance(spec, DeployTask) else []
+    notify = [what for what, key in (("errors", "notify_on_error"), ("success", "notify_on_success"))
+              if getattr(spec, key, False)]
+    if notify:
+        to = ", ".join(getattr(spec, "emails", [])) or "nobody (no emails listed)"
+        lines.append(f"mails on {' and '.join(notify)} to {to}")
+    if getattr(spec, "restart_if_stuck", False):
+        lines.append("restarts when it fails ([flow_airflow] restart_if_stuck_retries)")
+    return lines
+
+
+def _map_lines(task: TaskPlan, batch: int, map_limit: int) -> list[str]:
+    """A warning when its routes are more task instances than Airflow maps."""
+    if task.count and math.ceil(task.count / batch) > map_limit:
+        return [f"warning: {task.count} routes are more task instances than Airflow's [core] max_map_length "
+                f"({map_limit}): set [flow_airflow] batch_routes to at least {math.ceil(task.count / map_limit)}"]
+    return []
+
+
+def _compute_lines(task: TaskPlan) -> list[str]:
+    """Its compute unless the default alone, what was skipped choosing it, and what will not work there."""
+    from flow_airflow import computes
+    from flow_airflow.common.routes import slug
+    from flow_airflow.runtime.paths import plan_notes
+
+    lines = []
+    choice = task.compute
+    if choice and (choice.name != computes.DEFAULT or choice.notes):  # not the default alone
+        lines.append(f"compute: {choice.name} ({choice.kind})")
+        lines += [f"warning: {note}" for note in choice.notes]
+    values = [v for _, values in task.params for v in values]
+    script = getattr(task.spec, "script", "")
+    notes = plan_notes(script, values, [slug(p) for p in task.parents], task.single_mode)
+    if choice and choice.kind in computes.KINDS:
+        notes += choice.compute().plan_notes(task.spec, [script, *values])
+    return lines + [f"warning: {note}" for note in notes]
 
 
 def _warning(issue: FlowIssue) -> str:

@@ -1,20 +1,192 @@
-"""flow-airflow's settings, read from the ``[flow_airflow]`` section of the Airflow configuration.
+"""flow-airflow's settings: the ``[flow_airflow]`` section of the Airflow configuration, one typed model.
 
 Every setting can also be given as an environment variable, the Airflow way:
-``AIRFLOW__FLOW_AIRFLOW__<KEY>``.
+``AIRFLOW__FLOW_AIRFLOW__<KEY>``. The section is declared to Airflow (``flow_airflow.provider_info``),
+so ``airflow config list --section flow_airflow`` lists its keys with their descriptions.
+
+:class:`FlowAirflowSettings` defines every key: its type, default and what it expects. A key is
+read through Airflow's configuration when asked for (:func:`value`; an environment variable set
+meanwhile is seen, as Airflow sees it) and validated once per distinct text (cached; :func:`reset`
+clears it). A bad value fails only what reads that key, with a :class:`SettingError` in plain
+words: ``[flow_airflow] batch_routes must be a whole number >= 1 (or a JSON object of them), got 'x'``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 SECTION = "flow_airflow"
+ENV_VARIABLE = "flow_airflow_env"
+DEFAULT_APPROVAL_TIMEOUT = 7 * 24 * 3600.0  # as long as Airflow lets a sensor wait ([sensors] default_timeout)
+
+Routes = Annotated[StrictInt, Field(ge=1)]
+Seconds = Annotated[float, Field(ge=0)]
+
+
+def _expects(text: str, example: str | None = None) -> dict[str, Any]:
+    """What a key expects, in words (its error messages say it), and an example for Airflow's listing."""
+    return {"expects": text, "example": example}
+
+
+class SettingError(ValueError):
+    """A ``[flow_airflow]`` setting has a value it cannot take; the message names it and what it expects."""
+
+
+class FlowAirflowSettings(BaseModel):
+    """The ``[flow_airflow]`` section. JSON keys take JSON text; a blank value means the default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    computes: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Compute templates by name, JSON. The template 'local' (a subprocess on the worker) always "
+        "exists. A task uses the first of its computes that is configured.",
+        json_schema_extra=_expects('a JSON object of template name -> settings ({"kind": ...})',
+                                   '{"gpu": {"kind": "local"}}'),
+    )
+    artifacts_folder: str = Field(
+        "", description="Where experiments' end states are kept (empty: $AIRFLOW_HOME/flow_artifacts).",
+        json_schema_extra=_expects("a folder"))
+    workspaces_folder: str = Field(
+        "", description="Experiments' working directories, removed after success, kept after a failure "
+        "(empty: $AIRFLOW_HOME/flow_workspaces).", json_schema_extra=_expects("a folder"))
+    batch_routes: Routes | dict[str, Routes] = Field(
+        1, description="Routes one task instance runs in turn, JSON: a number for every flow, or one per DAG id "
+        "with '*' for the others.",
+        json_schema_extra=_expects("a whole number >= 1 (or a JSON object of them)", '{"big_grid": 100, "*": 1}'))
+    cache_folder: str | None = Field(
+        None, description="Compiled plans of unchanged flow files ($AIRFLOW_HOME/flow_cache when not set; "
+        "set empty: no cache).", json_schema_extra=_expects("a folder, or empty for no cache"))
+    env: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="Environment variables of every experiment, JSON (the Airflow Variable "
+        "flow_airflow_env adds to them).",
+        json_schema_extra=_expects("a JSON object of variable name -> value", '{"REGION": "eu-west"}'))
+    restart_if_stuck_retries: Annotated[int, Field(ge=0)] = Field(
+        2, description="Retries of an experiment of a task with restart_if_stuck: true.",
+        json_schema_extra=_expects("a whole number >= 0"))
+    restart_if_stuck_retry_delay: Seconds = Field(
+        60.0, description="Seconds between those retries.", json_schema_extra=_expects("a number of seconds >= 0"))
+    file_budget_seconds: Annotated[float, Field(gt=0)] = Field(
+        5.0, description="Seconds the loader may spend on one flow file (per 64 KiB of it) before it becomes an "
+        "import error.", json_schema_extra=_expects("a number of seconds > 0"))
+    approver_emails: dict[str, str | None] = Field(
+        default_factory=dict, description="Email addresses of approvers, JSON; users missing from it get no mail.",
+        json_schema_extra=_expects("a JSON object of username -> email address", '{"alice": "alice@example.com"}'))
+    approval_timeout: Seconds = Field(
+        DEFAULT_APPROVAL_TIMEOUT, description="Seconds a human validation gate waits for a decision before the run "
+        "fails.", json_schema_extra=_expects("a number of seconds >= 0"))
+    approval_poll_interval: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="Seconds between the gate's looks at the approval (a decision resumes it at once).",
+        json_schema_extra=_expects("a number of seconds > 0"))
+
+    @field_validator("computes", "batch_routes", "env", "approver_emails", mode="before")
+    @classmethod
+    def _json(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError:
+            raise PydanticCustomError("json_invalid", "not JSON") from None
+
+    @field_validator("computes", mode="after")
+    @classmethod
+    def _templates(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Each template of a known kind against its kind's settings; one of another kind is kept as it is
+        (``computes.choose`` skips it with a note)."""
+        from flow_airflow import computes
+
+        for name, template in v.items():
+            kind = template.get("kind", "local")
+            if kind not in computes.KINDS:
+                continue
+            model = computes.compute_class(kind).Settings
+            try:
+                model.model_validate({"kind": kind, **template})
+            except ValidationError as e:
+                raise ValueError(f"template '{name}' (kind {kind}): {_detail(e, model)}") from None
+        return v
+
+
+# Keys whose blank value is a value of its own rather than "the default".
+_BLANK_MEANS_ITSELF = frozenset({"cache_folder"})
+
+
+def value(key: str) -> Any:
+    """The validated value of ``key`` (as :class:`FlowAirflowSettings` types it); its default when not set."""
+    from airflow.configuration import conf
+
+    return _parse(key, conf.get(SECTION, key, fallback=None))
+
+
+@functools.lru_cache(maxsize=128)
+def _parse(key: str, raw: str | None) -> Any:
+    field = FlowAirflowSettings.model_fields[key]
+    if raw is None or (not raw.strip() and key not in _BLANK_MEANS_ITSELF):
+        return field.get_default(call_default_factory=True)
+    try:
+        return getattr(FlowAirflowSettings.model_validate({key: raw}), key)
+    except ValidationError as e:
+        raise SettingError(_message(key, raw, e)) from None
+
+
+def current() -> FlowAirflowSettings:
+    """The whole section, every key validated (the first bad one raises :class:`SettingError`)."""
+    return FlowAirflowSettings.model_construct(**{key: value(key) for key in FlowAirflowSettings.model_fields})
+
+
+def reset() -> None:
+    """Forget the values validated so far (tests that change airflow.cfg between reads)."""
+    _parse.cache_clear()
+
+
+def _message(key: str, raw: str, error: ValidationError) -> str:
+    extra = FlowAirflowSettings.model_fields[key].json_schema_extra
+    expects = extra.get("expects") if isinstance(extra, dict) else "another value"
+    first = error.errors()[0]
+    if first["type"] == "value_error" and "ctx" in first:  # a template of computes: its own words
+        return f"[flow_airflow] {key} must be {expects}: {first['ctx']['error']}"
+    shown = raw if len(raw) <= 200 else raw[:199] + "…"
+    return f"[flow_airflow] {key} must be {expects}, got {shown!r}"
+
+
+def _detail(error: ValidationError, model: type[BaseModel]) -> str:
+    """A compute template's first mistake in words: the key, and what is wrong with it."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the template"
+    if first["type"] == "extra_forbidden":
+        return f"'{where}' is not one of its settings ({', '.join(model.model_fields)})"
+    return f"'{where}': {first['msg'][0].lower()}{first['msg'][1:]}, got {first['input']!r}"
+
+
+def config_description() -> dict[str, Any]:
+    """The section as Airflow's provider info declares configuration (``config.yml``'s schema)."""
+    options = {}
+    for key, field in FlowAirflowSettings.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        options[key] = {
+            "description": f"{field.description} Expects {extra.get('expects')}.",
+            "version_added": None,
+            "type": "string",
+            "example": extra.get("example"),
+            "default": None,  # each default is flow-airflow's (the description says it): what is unset stays unset
+        }
+    return {SECTION: {"description": "flow-airflow: cnvrg flow files as Airflow DAGs (see its README).",
+                      "options": options}}
+
+
+# --- accessors: what callers read ---------------------------------------------------------------------
 
 
 def get(key: str, default: str = "") -> str:
+    """The raw text of ``key`` (``default`` when not set or blank), not validated."""
     from airflow.configuration import conf
 
     return conf.get(SECTION, key, fallback=default) or default
@@ -26,12 +198,12 @@ def airflow_home() -> Path:
 
 def artifacts_root() -> Path:
     """Where experiments' output folders are kept (``artifacts_folder``)."""
-    return Path(get("artifacts_folder", str(airflow_home() / "flow_artifacts"))).expanduser()
+    return Path(value("artifacts_folder") or str(airflow_home() / "flow_artifacts")).expanduser()
 
 
 def workspaces_root() -> Path:
     """Where experiments get their working directories (``workspaces_folder``)."""
-    return Path(get("workspaces_folder", str(airflow_home() / "flow_workspaces"))).expanduser()
+    return Path(value("workspaces_folder") or str(airflow_home() / "flow_workspaces")).expanduser()
 
 
 def computes() -> dict[str, dict[str, Any]]:
@@ -39,11 +211,7 @@ def computes() -> dict[str, dict[str, Any]]:
 
     The template ``local`` (a subprocess on the worker) always exists.
     """
-    raw = get("computes", "")
-    configured = json.loads(raw) if raw.strip() else {}
-    if not isinstance(configured, dict):
-        raise ValueError("[flow_airflow] computes must be a JSON object of template name -> settings")
-    return {"local": {"kind": "local"}, **configured}
+    return {"local": {"kind": "local"}, **value("computes")}
 
 
 def batch_routes(dag_id: str) -> int:
@@ -52,18 +220,13 @@ def batch_routes(dag_id: str) -> int:
     JSON: a number for every flow, or ``{"<dag id>": n, "*": n}``; 1 (a task instance per
     route) by default. A flow's tasks all run the same number of routes per task instance.
     """
-    raw = get("batch_routes", "").strip()
-    value = json.loads(raw) if raw else 1
-    if isinstance(value, dict):
-        value = value.get(dag_id, value.get("*", 1))
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"[flow_airflow] batch_routes must be a whole number >= 1 (or a JSON object of them): {raw}")
-    return value
+    routes = value("batch_routes")
+    return routes.get(dag_id, routes.get("*", 1)) if isinstance(routes, dict) else routes
 
 
 def restart_if_stuck() -> tuple[int, float]:
     """Retries of an experiment with ``restart_if_stuck: true``, and the seconds between them."""
-    return int(get("restart_if_stuck_retries", "2")), float(get("restart_if_stuck_retry_delay", "60"))
+    return value("restart_if_stuck_retries"), value("restart_if_stuck_retry_delay")
 
 
 def project_env() -> dict[str, str]:
@@ -72,12 +235,8 @@ def project_env() -> dict[str, str]:
     From the ``env`` setting (JSON object) and, over it, the Airflow Variable ``flow_airflow_env``
     (JSON object, editable in the UI under Admin > Variables).
     """
-    raw = get("env", "")
-    values: dict[str, object] = json.loads(raw) if raw.strip() else {}
+    values: dict[str, object] = dict(value("env"))
     from airflow.sdk import Variable
 
     values.update(Variable.get(ENV_VARIABLE, default={}, deserialize_json=True) or {})
     return {str(k): str(v) for k, v in values.items()}
-
-
-ENV_VARIABLE = "flow_airflow_env"

@@ -1,16 +1,28 @@
-"""The local compute: the command runs as a subprocess of the task, on the worker."""
+"""The local compute: the command runs as a subprocess of the task, on the worker.
+
+cnvrg's folders are the workspace's own (``/cnvrg`` is the workspace, ``/input`` its ``input``,
+``/data`` its ``.cnvrg_data``); the task's ``image:`` and ``requirements`` are not used (the log
+says so); network folders (``mount_folders``) cannot be mounted: such a task fails saying why.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any, Literal
 
+from flow_airflow.computes.base import DATA, INPUT, Compute, ComputeSettings, Launch, Layout, LineCallback
+
+if TYPE_CHECKING:
+    from flow_airflow.spec import models
+
+_WORD_START = r"(?:(?<=^)|(?<=[\s=:'\"(,;|&<>]))"  # as runtime.paths: where a path may start
 MAX_LINE = 1024 * 1024  # characters of one output line kept in memory and in the log
 
 
@@ -30,36 +42,52 @@ def _lines(stream: IO[str]) -> Iterator[str]:
         yield f"{chunk} … [line cut: {dropped:,} more characters not shown]"
 
 
-class LocalCompute:
-    """Runs a shell command line in a working directory, streaming its output line by line."""
+class LocalSettings(ComputeSettings):
+    """A template of kind ``local``: ``{"kind": "local"}`` (it has no other setting)."""
+
+    kind: Literal["local"] = "local"
+
+
+class LocalCompute(Compute):
+    """Runs the launch's shell line in the workspace, streaming its output line by line."""
 
     kind = "local"
+    Settings = LocalSettings
 
-    def __init__(self, name: str = "local", settings: Mapping[str, object] | None = None):
-        self.name = name
-        self.settings = dict(settings or {})
+    def __init__(self, name: str | None = None, settings: ComputeSettings | Mapping[str, Any] | None = None):
+        super().__init__(name, settings)
         self._process: subprocess.Popen[str] | None = None
 
-    def run(
-        self,
-        command: str,
-        *,
-        cwd: Path,
-        env: Mapping[str, str],
-        on_line: Callable[[str], None],
-        on_error_line: Callable[[str], None] | None = None,
-    ) -> int:
-        """Run ``command`` (a shell line whose arguments are already quoted); return its exit code.
+    def plan_notes(self, task: models.Task, texts: Sequence[str]) -> list[str]:
+        if any(re.search(_WORD_START + r"/data(?=/|$)", text) for text in texts):
+            return ["it names /data/..., but datasets are not staged on the local compute yet (data tasks "
+                    "cannot run): the path will not exist"]
+        return []
 
-        Each line of its standard output goes to ``on_line``; of its standard error to
-        ``on_error_line`` (to ``on_line`` too when that is None), read by a second thread so
-        that neither stream blocks the other. The two callbacks are never called at once.
+    def refusal(self, task: models.Task) -> str | None:
+        folders = getattr(task, "mount_folders", None)
+        if folders:
+            return (f"'{task.title}' mounts network folders ({', '.join(folders)}), which the local "
+                    f"compute '{self.name}' cannot do")
+        return None
+
+    def layout(self, workspace: Path, sdk: Path) -> Layout:
+        return Layout(cnvrg=workspace, input=workspace / INPUT, data=workspace / DATA, sdk=sdk)
+
+    def ignores(self, launch: Launch) -> dict[str, str]:
+        return {"image": "not used by the local compute: the command runs on the worker",
+                "requirements": "not enforced by the local compute"}
+
+    def run(self, launch: Launch, on_line: LineCallback, on_error_line: LineCallback | None = None) -> int:
+        """Run the launch's command line with ``bash -c`` (``sh -c`` without bash) in its ``cwd``.
+
+        Standard error is read by a second thread, so that neither stream blocks the other.
         """
         shell = shutil.which("bash") or "/bin/sh"
         self._process = subprocess.Popen(
-            [shell, "-c", command],
-            cwd=cwd,
-            env=dict(env),
+            [shell, "-c", launch.command],
+            cwd=launch.cwd,
+            env=dict(launch.env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT if on_error_line is None else subprocess.PIPE,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from flow_airflow.runtime.paths import map_path
 
@@ -75,15 +75,19 @@ def experiment_env(
     *,
     params: list[list[str]],
     upstream: Mapping[str, Mapping[str, Mapping[str, str]]],
-    inputs: Mapping[str, Path],
-    passed_condition: list[Path],
-    workdir: Path,
-    output_dir: Path,
+    inputs: Mapping[str, PurePath],
+    passed_condition: list[PurePath],
+    workdir: PurePath,
+    output_dir: PurePath,
     base: Mapping[str, str],
-    paths: Mapping[str, Path] | None = None,
+    paths: Mapping[str, PurePath] | None = None,
+    sdk: PurePath = SDK_PATH,
     warn: Warn = lambda message: None,
 ) -> dict[str, str]:
-    """The experiment's environment: ``base``, then what the flow gives it (values naming cnvrg's roots mapped)."""
+    """The experiment's environment: ``base``, then what the flow gives it (values naming cnvrg's roots mapped).
+
+    Paths are as the command sees them (its compute's layout); ``sdk``: the folder of the ``cnvrg`` module.
+    """
     paths = paths or {}
     own: dict[str, str] = {}
     keys: dict[str, list[str]] = {}
@@ -114,6 +118,6 @@ def experiment_env(
         warn(f"{left_out} CNVRG_<TASK>_<TAG> variables are not set: the tags before this task take more than "
              f"{ENV_BUDGET:,} bytes, more than an environment holds")
     env.update(own)
-    env["PYTHONPATH"] = str(SDK_PATH) + (f":{env['PYTHONPATH']}" if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(sdk) + (f":{env['PYTHONPATH']}" if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"  # so that output and tags stream into the log as they come
     return env

@@ -1,11 +1,16 @@
-"""One experiment: a route of a flow task, run from a fresh workspace to a stored record."""
+"""One experiment: a route of a flow task, run from a fresh workspace to a stored record.
+
+Three steps: prepare (``runtime.prepare``: workspace, inputs, environment, command line, as one
+:class:`~flow_airflow.computes.base.Launch` laid out for its compute) -> the compute runs it
+(``computes``) -> finish (tags, the end state into the artifact store, the record).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 import shutil
-import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -14,22 +19,28 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import TypeAdapter
 
-from flow_airflow import settings
+from flow_airflow import computes, settings
 from flow_airflow.common.routes import Record, Route, RouteError, label_text, labels, render, slug, upstream_of, varying
-from flow_airflow.computes.local import LocalCompute
+from flow_airflow.computes.base import Compute, Launch
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
-from flow_airflow.runtime.environment import experiment_env
-from flow_airflow.runtime.paths import input_references, local_paths, map_command, map_path, names_roots
+from flow_airflow.runtime.environment import SDK_PATH, experiment_env
+from flow_airflow.runtime.prepare import (
+    ExperimentFailed,
+    Staged,
+    command_line,
+    make_workspace,
+    safe,
+    seen,
+    stage_inputs,
+)
 from flow_airflow.runtime.tags import TagLog
 from flow_airflow.spec import models
 
+__all__ = ["Experiment", "ExperimentFailed"]
+
 LAST_LINES = 20
 SYNC_SECONDS = 60.0
-
-
-class ExperimentFailed(Exception):
-    """The experiment failed or cannot start; the message says why in one line (the log has the details)."""
 
 
 @dataclass
@@ -44,7 +55,7 @@ class Experiment:
     run_id: str
     index: int
     project_dir: Path
-    compute: dict  # {"name", "kind", "settings", "notes"}
+    compute: dict  # the compute chosen at compile time: {"name", "kind", "settings", "notes"}
     base_env: Mapping[str, str]
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("flow_airflow.experiment"))
     varies: set[str] | None = None  # its params that differ between its routes in this run; None: as in the file
@@ -52,75 +63,100 @@ class Experiment:
     def __post_init__(self) -> None:
         self.spec = TypeAdapter(models.Task).validate_python(self.task)
         self.slug = slug(self.spec.title)
-        self.runner: LocalCompute | None = None
-        self.staged: dict[str, tuple[Path, str, str]] = {}  # input folder -> (path, parent experiment, source)
+        self.runner: Compute | None = None
+        self.staged: Staged = {}
         self.parts: dict[str, str] | None = None  # its label's parts, once made (see plan.routes.labels)
 
     def run(self) -> Record:
+        """Prepare, run on its compute, finish: the experiment's record; :class:`ExperimentFailed` saying why not."""
+        runner = self.runner = self._check_compute()
         spec = self.spec
-        self._check_compute()
+        assert isinstance(spec, models.ExecTask)
         upstream = upstream_of(self.parents)
         params = self._params(upstream)
         varies = self.varies
         if varies is None:
-            varies = varying([(p.key, p.grid()) for p in getattr(spec, "params", [])])
-        parts = self.parts = labels(params, self.parents, varies)  # its varying params, then the tasks' before it
-        self.route["label"] = label_text(parts)
-        root = settings.workspaces_root() / self.dag_id / _safe(self.run_id) / self.slug / str(self.index)
-        try:
-            workdir, from_git = self._workspace(root)
-        except workspace.WorkspaceError as e:
-            raise ExperimentFailed(f"'{spec.title}' cannot start: {e}") from None
-        baseline = None if from_git else workspace.snapshot(workdir)  # to pass on only what the run changed
-        inputs, passed = self._stage_inputs(workdir)
-        output_dir = workspace.inside(workdir, spec.output_dir or "output")  # type: ignore[union-attr]
-        output_dir.mkdir(parents=True, exist_ok=True)
-        paths = local_paths(workdir, workdir / workspace.DATA)
-        env = experiment_env(
-            params=params,
-            upstream=upstream,
-            inputs=inputs,
-            passed_condition=passed,
-            workdir=workdir,
-            output_dir=output_dir,
-            base=self.base_env,
-            paths=paths,
-            warn=self.log.warning,
-        )
-        env["CNVRG_EXPERIMENT_TITLE"] = f"{spec.title} #{self.index}"
-        runner = self.runner = LocalCompute(self.compute["name"], self.compute.get("settings"))
+            varies = varying([(p.key, p.grid()) for p in spec.params])
+        self.parts = labels(params, self.parents, varies)  # its varying params, then the tasks' before it
+        self.route["label"] = label_text(self.parts)
+        launch, baseline = self._prepare(runner, spec, params, upstream)
+        workdir = launch.workspace
 
         def save(folder: Path) -> None:
             """The end state: without Git what the run created or changed, with Git the output folder."""
             only = None if baseline is not None else PurePosixPath(spec.output_dir or "output").as_posix()
             workspace.save_end_state(workdir, folder, baseline=baseline, only=only, warn=self.log.warning)
 
-        command, shown = self._command(params, paths)
-        resources = spec.resources.model_dump(exclude_none=True) if spec.resources else None
-        report.opening(self.log, parents=self.parents, upstream=upstream, staged=self.staged, env=env,
-                       compute=self.compute, image=spec.image, resources=resources, workdir=workdir, command=shown)
+        report.opening(self.log, parents=self.parents, upstream=upstream, staged=self.staged, launch=launch,
+                       compute=runner)
         store = ArtifactStore(settings.artifacts_root())
         tags = TagLog(self.log.warning, spec.title)
         try:
-            self._prepare(workdir, env, runner)
-            self._execute(command, workdir, env, store, save, tags)
+            launch = self._setup(launch, runner)
+            self._execute(launch, store, save, tags)
         except ExperimentFailed:
             self._keep_failed(store, save, tags.tags, workdir)
             raise
+        return self._finish(store, save, tags.tags, params, upstream, workdir)
+
+    def _finish(self, store: ArtifactStore, save: Callable[[Path], None], tags: dict[str, str],
+                params: list[list[str]], upstream: dict[str, dict[str, dict[str, str]]], workdir: Path) -> Record:
+        """The end state into the store, the log's closing, the workspace removed: the experiment's record."""
         output = store.put(save, self.dag_id, self.run_id, self.slug, self.index)
-        report.closing(self.log, tags.tags, output)
+        report.closing(self.log, tags, output)
         shutil.rmtree(workdir, ignore_errors=True)
-        return Record(
-            task=spec.title,
-            index=self.index,
-            params=dict(params),
-            tags=tags.tags,
-            output=output,
-            route={**self._lineage(), spec.title: self.index},
+        title = self.spec.title
+        return Record(task=title, index=self.index, params=dict(params), tags=tags, output=output,
+                      route={**self._lineage(), title: self.index}, upstream=upstream,
+                      label=self.route["label"], labels=self.parts)
+
+    def _prepare(self, runner: Compute, spec: models.ExecTask, params: list[list[str]],
+                 upstream: Mapping[str, Mapping[str, Mapping[str, str]]]) -> tuple[Launch, workspace.Snapshot | None]:
+        """The workspace with its inputs, and the launch of the command laid out for ``runner``.
+
+        Also the workspace's snapshot before the run (None when it came from Git: then only the
+        output folder is passed on).
+        """
+        root = settings.workspaces_root() / self.dag_id / safe(self.run_id) / self.slug / str(self.index)
+        try:
+            workdir, from_git = make_workspace(spec, root, self.project_dir, self.log)
+        except workspace.WorkspaceError as e:
+            raise ExperimentFailed(f"'{spec.title}' cannot start: {e}") from None
+        baseline = None if from_git else workspace.snapshot(workdir)  # to pass on only what the run changed
+        inputs, passed, self.staged = stage_inputs(spec, self.parents, self.gathered, workdir,
+                                                   ArtifactStore(settings.artifacts_root()))
+        output_dir = workspace.inside(workdir, spec.output_dir or "output")
+        output_dir.mkdir(parents=True, exist_ok=True)
+        layout = runner.layout(workdir, SDK_PATH)
+        roots = layout.roots()
+        env = experiment_env(
+            params=params,
             upstream=upstream,
-            label=self.route["label"],
-            labels=parts,
+            inputs={folder: seen(path, workdir, layout) for folder, path in inputs.items()},
+            passed_condition=[seen(path, workdir, layout) for path in passed],
+            workdir=layout.cnvrg,
+            output_dir=seen(output_dir, workdir, layout),
+            base=self.base_env,
+            paths=roots,
+            sdk=layout.sdk,
+            warn=self.log.warning,
         )
+        env["CNVRG_EXPERIMENT_TITLE"] = f"{spec.title} #{self.index}"
+        command, shown = command_line(spec, params, roots, workdir / "input", self.log)
+        launch = Launch(
+            name=f"{self.dag_id}.{safe(self.run_id)}.{self.slug}.{self.index}",
+            command=command,
+            shown=shown,
+            workspace=workdir,
+            cwd=layout.cnvrg,
+            env=env,
+            layout=layout,
+            inputs=inputs,
+            image=spec.image,
+            resources=spec.resources.model_dump(exclude_none=True) if spec.resources else {},
+            mount_folders=tuple(spec.mount_folders),
+        )
+        return launch, baseline
 
     def _lineage(self) -> dict[str, int]:
         """Task title -> experiment index of every task before it on its route (gathered parents left out)."""
@@ -130,8 +166,8 @@ class Experiment:
                 lineage.update(records[0].get("route", {}))
         return lineage
 
-    def _check_compute(self) -> None:
-        """Refuse what the task's compute cannot run; say what it leaves out."""
+    def _check_compute(self) -> Compute:
+        """The task's compute; refuse what it cannot run, say what was skipped choosing it."""
         spec = self.spec
         if not isinstance(spec, models.ExecTask):
             raise ExperimentFailed(
@@ -140,27 +176,23 @@ class Experiment:
             )
         for note in self.compute.get("notes", []):
             self.log.warning("%s", note)
-        if spec.mount_folders and self.compute["kind"] == "local":
-            raise ExperimentFailed(
-                f"'{spec.title}' mounts network folders ({', '.join(spec.mount_folders)}), which the local "
-                f"compute '{self.compute['name']}' cannot do"
-            )
+        try:
+            runner = computes.create(self.compute)
+        except ValueError as e:
+            name = self.compute.get("name")
+            raise ExperimentFailed(f"'{spec.title}' cannot start on compute '{name}': {e}") from None
+        refusal = runner.refusal(spec)
+        if refusal:
+            raise ExperimentFailed(refusal)
+        return runner
 
-    def _execute(
-        self,
-        command: str,
-        workdir: Path,
-        env: dict[str, str],
-        store: ArtifactStore,
-        save: Callable[[Path], None],
-        tags: TagLog,
-    ) -> None:
+    def _execute(self, launch: Launch, store: ArtifactStore, save: Callable[[Path], None], tags: TagLog) -> None:
         """Run the command: its output into the log (stdout at INFO, stderr at ERROR), its tags into ``tags``.
 
         A failure is logged at ERROR with the last lines of the output; the exception says it in one line.
         """
         assert self.runner is not None
-        self.log.info("running on compute '%s'", self.compute["name"])
+        self.log.info("running on compute '%s'", self.runner.name)
         last: deque[str] = deque(maxlen=LAST_LINES)
 
         def on_line(line: str) -> None:
@@ -175,7 +207,7 @@ class Experiment:
 
         sync = self._periodic_sync(store, save) if getattr(self.spec, "periodic_sync", False) else None
         try:
-            code = self.runner.run(command, cwd=workdir, env=env, on_line=on_line, on_error_line=on_error_line)
+            code = self.runner.run(launch, on_line, on_error_line)
         finally:
             if sync:
                 sync[0].set()
@@ -212,123 +244,34 @@ class Experiment:
                 raise ExperimentFailed(f"'{self.spec.title}' cannot start: its param '{key}' holds a NUL byte")
         return params
 
-    def _command(self, params: list[list[str]], paths: Mapping[str, Path]) -> tuple[str, str]:
-        """The command line: the task's script, then ``--key=value`` per param, each quoted.
-
-        Also the line as the log shows it: the value of a secret-named param (``api_token``) as ``***``.
-
-        cnvrg's absolute paths (``/input/<task>/...``, ``/cnvrg/...``, ``/data/<name>/...``) in
-        the script and at the start of a param value mean the experiment's own folders here.
-        """
-        script = self.spec.script  # type: ignore[union-attr]
-        mapped = map_command(script, paths)
-        if mapped is None:
-            mapped = script
-            if names_roots(script):
-                self.log.warning("the command names cnvrg's absolute paths, which cannot be mapped here: "
-                                 "the local folders' names need shell quoting")
-        args = [[k, map_path(v, paths)] for k, v in params]
-        if mapped != script or args != params:
-            self.log.info("cnvrg's absolute paths mean this experiment's own folders here: %s",
-                          ", ".join(f"{root} -> {local}" for root, local in paths.items()))
-            self._check_inputs([script, *(v for _, v in params)], paths["/input"])
-        shown = [[k, report.MASK if report.hidden(k) else v] for k, v in args]
-
-        def line(pairs: list[list[str]]) -> str:
-            return " ".join([mapped, *(shlex.quote(f"--{k}={v}") for k, v in pairs)])
-
-        return line(args), line(shown)
-
-    def _check_inputs(self, texts: list[str], inputs: Path) -> None:
-        """Warn of an ``/input/<task>/<file>`` that is not there, saying where a file of that name is."""
-        for text in texts:
-            for folder, rest in input_references(text):
-                if not (inputs / folder).is_dir():
-                    self.log.warning("/input/%s is named, but no parent task filled it: this task's inputs are %s",
-                                     folder, ", ".join(sorted(p.name for p in inputs.glob("*"))) or "none")
-                elif rest and not (inputs / folder / rest).exists():
-                    found = [p for p in sorted((inputs / folder).iterdir()) if (p / rest).exists()][:3]
-                    where = ", ".join(f"/input/{folder}/{p.name}/{rest}" for p in found)
-                    self.log.warning("/input/%s/%s is named, but its task did not leave it%s", folder, rest,
-                                     f" (it left {where}: a task's files keep their paths)" if where else "")
-
     def kill(self) -> None:
         if self.runner:
             self.runner.kill()
 
-    def _workspace(self, root: Path) -> tuple[Path, bool]:
-        """A fresh copy of the project folder; of a Git revision of it when the task names one.
+    def _setup(self, launch: Launch, runner: Compute) -> Launch:
+        """cnvrg's environment steps, on the compute: install requirements.txt, then run prerun.sh, when present.
 
-        Also whether it came from Git: then only the output folder is passed on (spec, "Artifacts Flow").
+        Returns the launch of the command with the installed packages on its ``PYTHONPATH``.
         """
         spec = self.spec
-        revision = spec.revision or spec.git_branch  # type: ignore[union-attr]
-        if not revision:
-            return workspace.create(root, self.project_dir), False
-        prefix = _git(self.project_dir, "rev-parse", "--show-prefix")
-        if prefix is None:
-            self.log.warning(
-                "git_branch/git_commit '%s' ignored: the project folder %s is not a Git repository",
-                revision,
-                self.project_dir,
-            )
-            return workspace.create(root, self.project_dir), False
-        workspace.create(root, Path("/nonexistent"))
-        archive = subprocess.run(
-            ["git", "-C", str(self.project_dir), "archive", "--format=tar", f"{revision}:{prefix.strip()}"],
-            capture_output=True,
-        )
-        if archive.returncode != 0:
-            raise ExperimentFailed(
-                f"cannot check out '{revision}' of the project: {archive.stderr.decode(errors='replace').strip()}"
-            )
-        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
-        self.log.info("working directory holds the project at Git revision %s: only its output folder is passed on",
-                      revision)
-        return root, True
-
-    def _stage_inputs(self, workdir: Path) -> tuple[dict[str, Path], list[Path]]:
-        """Copy parent outputs to ``input/<task>`` (``input/<task>_<n>`` for several experiments)."""
-        store = ArtifactStore(settings.artifacts_root())
-        inputs: dict[str, Path] = {}
-        passed: list[Path] = []
-        self.staged = {}
-        if getattr(self.spec, "single_mode", False):
-            return inputs, passed
-        for title, records in self.parents.items():
-            for n, record in enumerate(records, start=1):
-                folder = slug(title) if len(records) == 1 else f"{slug(title)}_{n}"
-                target = workdir / "input" / folder
-                store.get(record["output"], target)
-                inputs[folder] = target
-                which = f"{title} #{record['index']}" + (" (passed the condition)" if title in self.gathered else "")
-                self.staged[folder] = (target, which, str(record["output"]))
-                if title in self.gathered:
-                    passed.append(target)
-        return inputs, passed
-
-    def _prepare(self, workdir: Path, env: dict[str, str], runner: LocalCompute) -> None:
-        """cnvrg's environment steps: install requirements.txt, then run prerun.sh, when present."""
-        spec = self.spec
+        workdir = launch.workspace
         if spec.requirements is not False and (workdir / "requirements.txt").is_file():  # type: ignore[union-attr]
-            target = workdir / ".cnvrg_packages"
+            target = launch.cwd / workspace.PACKAGES
             self.log.info("installing requirements.txt into %s", target)
-            code = runner.run(
-                f"python3 -m pip install --quiet --target {shlex.quote(str(target))} -r requirements.txt",
-                cwd=workdir,
-                env=env,
-                on_line=self.log.info,
-                on_error_line=self.log.warning,
-            )
+            pip = f"python3 -m pip install --quiet --target {shlex.quote(str(target))} -r requirements.txt"
+            code = runner.run(dataclasses.replace(launch, command=pip, shown=pip), self.log.info, self.log.warning)
             if code != 0:
                 raise ExperimentFailed(f"installing requirements.txt failed with exit code {code}")
-            env["PYTHONPATH"] = f"{target}:{env['PYTHONPATH']}"
+            path = f"{target}:{launch.env['PYTHONPATH']}"
+            launch = dataclasses.replace(launch, env={**launch.env, "PYTHONPATH": path})
         if spec.prerun is not False and (workdir / "prerun.sh").is_file():  # type: ignore[union-attr]
             self.log.info("running prerun.sh")
-            code = runner.run("bash prerun.sh", cwd=workdir, env=env, on_line=self.log.info,
-                              on_error_line=self.log.warning)
+            prerun = "bash prerun.sh"
+            code = runner.run(dataclasses.replace(launch, command=prerun, shown=prerun), self.log.info,
+                              self.log.warning)
             if code != 0:
                 raise ExperimentFailed(f"prerun.sh failed with exit code {code}")
+        return launch
 
     def _periodic_sync(
         self, store: ArtifactStore, save: Callable[[Path], None]
@@ -344,15 +287,3 @@ class Experiment:
         thread = threading.Thread(target=loop, daemon=True)
         thread.start()
         return stop, thread
-
-
-def _safe(run_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in run_id)
-
-
-def _git(folder: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True)
-    except FileNotFoundError:
-        return None
-    return done.stdout if done.returncode == 0 else None

@@ -1,4 +1,4 @@
-"""cnvrg's absolute paths on the local compute.
+"""cnvrg's absolute paths, where a compute's layout puts them (``computes.base.Layout``).
 
 In a cnvrg container the project is at ``/cnvrg``, each parent's end state at
 ``/input/<task>/`` and a dataset at ``/data/<dataset>/`` (spec, "Task Environment
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
 
 ROOTS = ("/cnvrg", "/input", "/data")
 _WORD_START = r"(?:(?<=^)|(?<=[\s=:'\"(,;|&<>]))"
@@ -28,7 +28,7 @@ def local_paths(workdir: Path, data: Path) -> dict[str, Path]:
     return {"/cnvrg": workdir, "/input": workdir / "input", "/data": data}
 
 
-def map_path(value: str, paths: Mapping[str, Path]) -> str:
+def map_path(value: str, paths: Mapping[str, PurePath]) -> str:
     """``/input/prepare/a.csv`` -> ``<workdir>/input/prepare/a.csv``; other values unchanged."""
     for root, local in paths.items():
         if value == root or value.startswith(root + "/"):
@@ -36,7 +36,7 @@ def map_path(value: str, paths: Mapping[str, Path]) -> str:
     return value
 
 
-def map_command(command: str, paths: Mapping[str, Path]) -> str | None:
+def map_command(command: str, paths: Mapping[str, PurePath]) -> str | None:
     """The shell line with cnvrg's absolute paths mapped (where a word starts).
 
     None when a local folder's name would need shell quoting (the line is then left as is).
@@ -56,7 +56,10 @@ def input_references(text: str) -> list[tuple[str, str]]:
 
 
 def plan_notes(script: str, values: list[str], parent_folders: list[str], single_mode: bool) -> list[str]:
-    """Why cnvrg paths a task names cannot work here (for ``flow-airflow plan``); [] when they can."""
+    """Why the ``/input`` paths a task names cannot work (for ``flow-airflow plan``); [] when they can.
+
+    What a compute does not provide (``/data`` on the local compute) is its own ``plan_notes``.
+    """
     notes = []
     texts = [script, *values]
     for folder in sorted({f for text in texts for f, _ in input_references(text)}):
@@ -65,7 +68,4 @@ def plan_notes(script: str, values: list[str], parent_folders: list[str], single
         elif folder not in parent_folders and re.sub(r"_\d+$", "", folder) not in parent_folders:
             have = ", ".join(f"/input/{f}" for f in parent_folders) or "none"
             notes.append(f"it names /input/{folder}, which no parent task fills (its inputs: {have})")
-    if any(re.search(_WORD_START + r"/data(?=/|$)", text) for text in texts):
-        notes.append("it names /data/..., but datasets are not staged on the local compute yet (data tasks "
-                     "cannot run): the path will not exist")
     return notes

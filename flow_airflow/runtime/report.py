@@ -12,8 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flow_airflow.common.routes import Record
+
+if TYPE_CHECKING:
+    from flow_airflow.computes.base import Compute, Launch
 
 VALUE_LIMIT = 200  # characters of one value shown (a tag may hold 32 KiB)
 LISTED = 100  # lines of one section at most
@@ -105,23 +109,26 @@ def variable_lines(env: Mapping[str, str]) -> list[str]:
             for name, value in sorted(env.items()) if name.startswith("CNVRG_")]
 
 
-def compute_lines(compute: Mapping[str, object], image: str | None, resources: Mapping[str, object] | None,
-                  workdir: Path, command: str) -> list[str]:
-    kind = compute.get("kind", "local")
-    local = kind == "local"
-    lines = [f"compute: {compute.get('name', 'local')} ({kind})"]
-    lines.append(f"image: {image} (not used by the local compute: the command runs on the worker)"
-                 if image and local else f"image: {image or 'none named'}")
+def compute_lines(compute: Compute, launch: Launch) -> list[str]:
+    """compute, image, requirements (each with what the compute leaves out of it), working directory, command."""
+    ignored = compute.ignores(launch)
+    image, resources = launch.image, launch.resources
+
+    def said(key: str) -> str:
+        return f" ({ignored[key]})" if key in ignored else ""
+
+    lines = [f"compute: {compute.name} ({compute.kind})"]
+    lines.append(f"image: {image}{said('image')}" if image else "image: none named")
     if resources:
-        lines.append(f"requirements: {pairs(resources)}" + (" (not enforced by the local compute)" if local else ""))
-    lines.append(f"working directory: {workdir}")
-    lines.append(f"command: {command}")
+        lines.append(f"requirements: {pairs(resources)}{said('requirements')}")
+    where = "" if Path(launch.cwd) == launch.workspace else f" ({launch.workspace} on the worker)"
+    lines.append(f"working directory: {launch.cwd}{where}")
+    lines.append(f"command: {launch.shown}")
     return lines
 
 
-def compute_title(compute: Mapping[str, object], image: str | None) -> str:
-    return f"Compute: {compute.get('name', 'local')} ({compute.get('kind', 'local')})" + (
-        f", image {image}" if image else "")
+def compute_title(compute: Compute, image: str | None) -> str:
+    return f"Compute: {compute.name} ({compute.kind})" + (f", image {image}" if image else "")
 
 
 def opening(
@@ -130,23 +137,19 @@ def opening(
     parents: Mapping[str, list[Record]],
     upstream: Mapping[str, Mapping[str, Mapping[str, str]]],
     staged: Mapping[str, tuple[Path, str, str]],
-    env: Mapping[str, str],
-    compute: Mapping[str, object],
-    image: str | None,
-    resources: Mapping[str, object] | None,
-    workdir: Path,
-    command: str,
+    launch: Launch,
+    compute: Compute,
 ) -> None:
     """The log's opening sections: route, inputs, variables, compute (secrets masked first).
 
-    ``command``: the command line as the log may show it (secret params already ``***``).
+    ``launch.shown``: the command line as the log may show it (secret params already ``***``).
     """
-    mask_secrets(env)
+    mask_secrets(launch.env)
     section(log, route_title(parents), route_lines(parents, upstream) or ["no task before it"])
     section(log, f"Inputs: {len(staged)} folder(s)", input_lines(staged) or ["none staged"])
-    names = variable_lines(env)
+    names = variable_lines(launch.env)
     section(log, f"Variables: {len(names)} CNVRG_*", names)
-    section(log, compute_title(compute, image), compute_lines(compute, image, resources, workdir, command))
+    section(log, compute_title(compute, launch.image), compute_lines(compute, launch))
 
 
 def closing(log: logging.Logger, tags: Mapping[str, str], stored: str, *, failed: bool = False) -> None:

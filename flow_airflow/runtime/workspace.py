@@ -16,12 +16,13 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from flow_airflow.computes.base import DATA, INPUT
+
 # Left out of the project copy, at the top level only: what earlier local runs left behind.
 LEFT_OUT = frozenset({"input", "output", ".venv", "__pycache__", ".git"})
 PACKAGES = ".cnvrg_packages"  # requirements.txt is installed here
-DATA = ".cnvrg_data"  # /data/<dataset> of cnvrg, on the local compute
 # What flow-airflow itself puts into a working directory: never part of an experiment's end state.
-RUNTIME_FOLDERS = frozenset({"input", PACKAGES, DATA})
+RUNTIME_FOLDERS = frozenset({INPUT, PACKAGES, DATA})  # DATA: cnvrg's /data/<dataset>
 
 Snapshot = dict[str, tuple[object, ...]]  # relative path -> what identifies its content
 Warn = Callable[[str], None]
@@ -138,16 +139,8 @@ def save_end_state(
             continue
         dest = target / rel
         if stat.S_ISLNK(info.st_mode):
-            try:
-                pointed = Path(entry.path).resolve()
-            except (OSError, RuntimeError):  # a loop of links
-                warn(f"'{rel}' is a link that leads nowhere (a loop): not passed on")
+            if not _copy_link(rel, Path(entry.path), dest, root, warn):
                 continue
-            if pointed != root and root not in pointed.parents:
-                warn(f"'{rel}' is a link to {os.readlink(entry.path)}, outside the working directory: not passed on")
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.symlink_to(os.path.relpath(pointed, Path(entry.path).parent))
         elif stat.S_ISDIR(info.st_mode):
             dest.mkdir(parents=True, exist_ok=True)
         elif stat.S_ISREG(info.st_mode):
@@ -158,6 +151,21 @@ def save_end_state(
             continue
         copied += 1
     return copied
+
+
+def _copy_link(rel: str, link: Path, dest: Path, root: Path, warn: Warn) -> bool:
+    """Copy ``link`` as a relative link when it points inside ``root``; else warn and return False."""
+    try:
+        pointed = link.resolve()
+    except (OSError, RuntimeError):  # a loop of links
+        warn(f"'{rel}' is a link that leads nowhere (a loop): not passed on")
+        return False
+    if pointed != root and root not in pointed.parents:
+        warn(f"'{rel}' is a link to {os.readlink(link)}, outside the working directory: not passed on")
+        return False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.symlink_to(os.path.relpath(pointed, link.parent))
+    return True
 
 
 def copy_project(source: Path, target: Path, *, left_out: frozenset[str] = LEFT_OUT) -> list[str]:

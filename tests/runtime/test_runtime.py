@@ -13,6 +13,7 @@ from flow_airflow.runtime import workspace
 from flow_airflow.runtime.environment import env_name, experiment_env
 from flow_airflow.runtime.paths import local_paths, map_command, map_path, plan_notes
 from flow_airflow.runtime.tags import MAX_TAGS, TagLog, parse_tag
+from flow_airflow.spec.models import ExecTask
 
 # --- tags ----------------------------------------------------------------------------------------------
 
@@ -163,7 +164,10 @@ def test_plan_notes() -> None:
     assert plan_notes("true", ["/input/train/m"], ["train"], True) == [
         "it names /input/train, but a task in single mode receives no inputs"
     ]
-    assert "datasets are not staged" in plan_notes("cat /data/iris/x", [], [], False)[0]
+    from flow_airflow.computes.local import LocalCompute  # what the local compute does not provide is its own note
+
+    task = ExecTask.model_validate({"title": "T", "type": "exec", "input": "cat /data/iris/x"})
+    assert "datasets are not staged" in LocalCompute().plan_notes(task, ["cat /data/iris/x"])[0]
 
 
 # --- workspaces ---------------------------------------------------------------------------------------
@@ -340,11 +344,12 @@ def test_periodic_sync_keeps_the_end_state_while_the_command_runs(
 
 
 def test_an_endless_output_line_is_cut_and_its_tag_refused(tmp_path: Path) -> None:
+    from flow_airflow.computes.base import Launch
     from flow_airflow.computes.local import MAX_LINE, LocalCompute
 
     lines: list[str] = []
     command = "python3 -c \"import sys; sys.stdout.write('cnvrg_tag_big: ' + 'x' * 3_000_000 + '\\\\nafter\\\\n')\""
-    assert LocalCompute().run(command, cwd=tmp_path, env=dict(os.environ), on_line=lines.append) == 0
+    assert LocalCompute().run(Launch.local(command, tmp_path, dict(os.environ)), lines.append) == 0
     assert len(lines) == 2 and lines[1] == "after"
     assert len(lines[0]) < MAX_LINE + 100
     assert lines[0].endswith(f" … [line cut: {3_000_015 - MAX_LINE:,} more characters not shown]")

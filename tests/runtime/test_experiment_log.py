@@ -154,15 +154,16 @@ raise SystemExit("out of memory at epoch 3")
 
 
 def test_the_local_compute_gives_stderr_lines_apart(tmp_path: Path) -> None:
+    from flow_airflow.computes.base import Launch
     from flow_airflow.computes.local import LocalCompute
 
     out: list[str] = []
     err: list[str] = []
-    command = "echo one; echo two >&2; sleep 0.1; echo three"
-    code = LocalCompute().run(command, cwd=tmp_path, env=dict(os.environ), on_line=out.append, on_error_line=err.append)
+    command = Launch.local("echo one; echo two >&2; sleep 0.1; echo three", tmp_path, dict(os.environ))
+    code = LocalCompute().run(command, out.append, err.append)
     assert (code, out, err) == (0, ["one", "three"], ["two"])
     both: list[str] = []
-    assert LocalCompute().run(command, cwd=tmp_path, env=dict(os.environ), on_line=both.append) == 0
+    assert LocalCompute().run(command, both.append) == 0
     assert sorted(both) == ["one", "three", "two"]  # without on_error_line: one stream, as before
 
 

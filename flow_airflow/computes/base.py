@@ -1,0 +1,198 @@
+"""The compute interface: what every kind of compute (local, docker, kubernetes, ...) provides.
+
+An experiment runs in three steps (``flow_airflow.runtime.experiment``):
+
+1. **prepare** (the runtime, the same for every compute): a fresh workspace on the worker, the
+   parents' end states staged into ``<workspace>/input/<task>``, the environment, the command
+   line with cnvrg's absolute paths mapped, image and requirements: one :class:`Launch`. Where
+   cnvrg's folders are *for the command* comes from the compute's :meth:`Compute.layout`: the
+   local compute runs in the workspace itself, a container compute binds the workspace at
+   ``/cnvrg``, its ``input`` folder at ``/input`` and its ``.cnvrg_data`` at ``/data``.
+2. **run**: :meth:`Compute.run` runs the launch and returns the command's exit code, its output
+   streamed line by line; :meth:`Compute.kill` stops it (the task was killed or timed out).
+3. **finish** (the runtime): tags, the end state into the artifact store, the record.
+
+How a new kind plugs in (e.g. ``docker``):
+
+- one module, ``flow_airflow/computes/docker.py``, with ``class DockerCompute(Compute)``:
+  ``kind = "docker"``, a nested ``class Settings(ComputeSettings)`` with
+  ``kind: Literal["docker"] = "docker"`` and its template keys (pydantic fields; unknown keys are
+  refused), :meth:`Compute.layout` (its mounts), :meth:`Compute.run` and :meth:`Compute.kill`,
+  and where it differs from the default, :meth:`Compute.plan_notes` (what ``plan`` warns of),
+  :meth:`Compute.refusal` (what it cannot run at all) and :meth:`Compute.ignores` (what the
+  log's compute section says it leaves out). Import the provider (``airflow.providers.docker``) *inside* methods only:
+  the module is imported when a template of its kind is read, which happens at DAG parse time.
+- one registry entry in ``flow_airflow.computes.KINDS``: ``"docker": "flow_airflow.computes.docker:DockerCompute"``.
+
+Templates are configured in ``[flow_airflow] computes`` (JSON: name -> ``{"kind": ..., ...}``);
+each is validated against its kind's ``Settings`` when the setting is read (a discriminated
+union on ``kind``, resolved through the registry so that only configured kinds are imported).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath, PurePosixPath
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from flow_airflow.spec import models
+
+LineCallback = Callable[[str], None]
+
+INPUT = "input"  # <workspace>/input/<task>: the parents' end states (cnvrg's /input/<task>)
+DATA = ".cnvrg_data"  # <workspace>/.cnvrg_data/<dataset>: cnvrg's /data/<dataset>
+
+
+class ComputeSettings(BaseModel):
+    """The settings of one compute template (``[flow_airflow] computes``); a kind subclasses it.
+
+    ``kind`` is the discriminator; keys a kind does not define are refused.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A folder of the worker that a container compute binds where the command sees it."""
+
+    source: Path  # on the worker
+    target: str  # where the command sees it (``/cnvrg``, ``/input``, ``/data``, the SDK's folder)
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where cnvrg's folders are for the command, on one compute, for one workspace.
+
+    ``cnvrg``: the working directory (cnvrg's ``/cnvrg``, the project); ``input``: the parents'
+    end states (``/input``, a folder per parent task); ``data``: datasets (``/data``); ``sdk``:
+    the folder holding the cnvrg-compatible ``cnvrg`` module (put on ``PYTHONPATH``); ``mounts``:
+    what a container compute binds to make these paths real (none on the local compute).
+    """
+
+    cnvrg: PurePath
+    input: PurePath
+    data: PurePath
+    sdk: PurePath
+    mounts: tuple[Mount, ...] = ()
+
+    def roots(self) -> dict[str, PurePath]:
+        """cnvrg's absolute roots -> where they are for the command (see ``runtime.paths``)."""
+        return {"/cnvrg": self.cnvrg, "/input": self.input, "/data": self.data}
+
+    @classmethod
+    def container(cls, workspace: Path, sdk: Path, sdk_target: str = "/opt/flow-airflow/sdk") -> Layout:
+        """cnvrg's own layout in a container: ``/cnvrg``, ``/input``, ``/data``, bound from the workspace."""
+        return cls(
+            cnvrg=PurePosixPath("/cnvrg"),
+            input=PurePosixPath("/input"),
+            data=PurePosixPath("/data"),
+            sdk=PurePosixPath(sdk_target),
+            mounts=(
+                Mount(workspace, "/cnvrg"),
+                Mount(workspace / INPUT, "/input"),
+                Mount(workspace / DATA, "/data"),
+                Mount(sdk, sdk_target, read_only=True),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One command of an experiment, prepared: all a compute needs to run it, nothing left to decide.
+
+    Paths in ``command``, ``cwd`` and ``env`` are as the command sees them (the compute's
+    :class:`Layout`); ``workspace`` is where the experiment's files are on the worker.
+    """
+
+    name: str  # readable and unique per experiment: "<dag id>.<run id>.<task slug>.<index>" (container names)
+    command: str  # one shell line (run with bash -c, else sh -c), its arguments already quoted
+    shown: str  # the command as the log may show it (the values of secret-named params as ***)
+    workspace: Path  # the experiment's working directory on the worker (holds input/, the output folder)
+    cwd: PurePath  # where the command runs, as it sees it (the layout's ``cnvrg``)
+    # Its whole environment: the worker's (the operator's base, with the project's ``env``), then cnvrg's
+    # variables. A container compute should not pass the worker's own variables (PATH, HOME) into the
+    # container: the base arrives merged (``Experiment.base_env``), so it passes :meth:`own_env`.
+    env: Mapping[str, str]
+    layout: Layout
+    # the parents' end states staged, by folder (``prepare``, ``train_2``): on the worker, under
+    # ``<workspace>/input``; the command sees them under ``layout.input``
+    inputs: Mapping[str, Path] = field(default_factory=dict)
+    image: str | None = None  # the task's ``image:``; None: none named
+    resources: Mapping[str, float] = field(default_factory=dict)  # requirements: cpu, memory (GiB), gpu, hpu
+    mount_folders: tuple[str, ...] = ()  # network folders ``<ip>:/<folder>``
+
+    @property
+    def mounts(self) -> tuple[Mount, ...]:
+        return self.layout.mounts
+
+    def own_env(self, worker: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The variables the experiment sets or changes over the worker's own (``os.environ``)."""
+        worker = os.environ if worker is None else worker
+        return {k: v for k, v in self.env.items() if worker.get(k) != v}
+
+    @classmethod
+    def local(cls, command: str, cwd: Path, env: Mapping[str, str]) -> Launch:
+        """A plain command in a folder of the worker (no experiment around it): for tests and tools."""
+        where = PurePath(cwd)
+        layout = Layout(cnvrg=where, input=where / INPUT, data=where / DATA, sdk=where)
+        return cls(name=cwd.name, command=command, shown=command, workspace=cwd, cwd=cwd, env=env, layout=layout)
+
+
+class Compute(ABC):
+    """Where an experiment's command runs. One instance per experiment (it holds what :meth:`kill` stops)."""
+
+    kind: ClassVar[str]
+    Settings: ClassVar[type[ComputeSettings]]
+
+    def __init__(self, name: str | None = None, settings: ComputeSettings | Mapping[str, Any] | None = None):
+        self.name = name or self.kind
+        raw = settings if settings is not None else {"kind": self.kind}
+        self.settings = raw if isinstance(raw, ComputeSettings) else self.Settings.model_validate(dict(raw))
+
+    def plan_notes(self, task: models.Task, texts: Sequence[str]) -> list[str]:
+        """What this compute will not honour of ``task``, for ``flow-airflow plan`` (one warning each).
+
+        ``texts``: the task's command and param values, as written in the flow file.
+        """
+        return []
+
+    def refusal(self, task: models.Task) -> str | None:
+        """Why this compute cannot run ``task`` at all (the experiment fails saying it); None when it can."""
+        return None
+
+    @abstractmethod
+    def layout(self, workspace: Path, sdk: Path) -> Layout:
+        """Where cnvrg's folders are for a command of the experiment in ``workspace`` (see :class:`Layout`).
+
+        ``sdk``: the worker's folder holding the cnvrg-compatible ``cnvrg`` module. A container
+        compute returns :meth:`Layout.container` (or its own mounts).
+        """
+
+    def ignores(self, launch: Launch) -> dict[str, str]:
+        """What of ``launch`` this compute leaves out, and why, by key (``image``, ``requirements``).
+
+        The log's compute section says it beside the value (``image: python:3.11 (not used by ...)``).
+        """
+        return {}
+
+    @abstractmethod
+    def run(self, launch: Launch, on_line: LineCallback, on_error_line: LineCallback | None = None) -> int:
+        """Run ``launch`` to its end and return the command's exit code.
+
+        Each line of its standard output goes to ``on_line``; of its standard error to
+        ``on_error_line`` (to ``on_line`` too when that is None). The two are never called at once.
+        """
+
+    @abstractmethod
+    def kill(self) -> None:
+        """Stop the command that :meth:`run` runs (from another thread), with what it started."""

@@ -1,0 +1,149 @@
+"""Preparing an experiment, the same on every compute: its workspace, its inputs, its command line.
+
+The workspace is on the worker; the command sees cnvrg's folders where its compute's
+:class:`~flow_airflow.computes.base.Layout` puts them (the workspace itself on the local compute,
+``/cnvrg``, ``/input``, ``/data`` in a container). :func:`seen` turns a worker path into the
+command's; cnvrg's absolute paths named in the command and its params are mapped to the layout.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+
+from flow_airflow.common.routes import Record, slug
+from flow_airflow.computes.base import DATA, INPUT, Layout
+from flow_airflow.runtime import report, workspace
+from flow_airflow.runtime.artifacts import ArtifactStore
+from flow_airflow.runtime.paths import input_references, map_command, map_path, names_roots
+from flow_airflow.spec import models
+
+Staged = dict[str, tuple[Path, str, str]]  # input folder -> (its path on the worker, parent experiment, source)
+
+
+class ExperimentFailed(Exception):
+    """The experiment failed or cannot start; the message says why in one line (the log has the details)."""
+
+
+def seen(path: Path, workspace_dir: Path, layout: Layout) -> PurePath:
+    """Where ``path`` (in the workspace, on the worker) is for the command; unchanged when the command
+    runs in the workspace itself (the local compute)."""
+    if Path(layout.cnvrg) == workspace_dir:
+        return path
+    for host, there in ((workspace_dir / INPUT, layout.input), (workspace_dir / DATA, layout.data),
+                        (workspace_dir, layout.cnvrg)):
+        if path == host or host in path.parents:
+            return there / path.relative_to(host)
+    return path
+
+
+def make_workspace(spec: models.ExecTask, root: Path, project_dir: Path, log: logging.Logger) -> tuple[Path, bool]:
+    """A fresh copy of the project folder; of a Git revision of it when the task names one.
+
+    Also whether it came from Git: then only the output folder is passed on (spec, "Artifacts Flow").
+    """
+    revision = spec.revision or spec.git_branch
+    if not revision:
+        return workspace.create(root, project_dir), False
+    prefix = _git(project_dir, "rev-parse", "--show-prefix")
+    if prefix is None:
+        log.warning("git_branch/git_commit '%s' ignored: the project folder %s is not a Git repository",
+                    revision, project_dir)
+        return workspace.create(root, project_dir), False
+    workspace.create(root, Path("/nonexistent"))
+    archive = subprocess.run(
+        ["git", "-C", str(project_dir), "archive", "--format=tar", f"{revision}:{prefix.strip()}"],
+        capture_output=True,
+    )
+    if archive.returncode != 0:
+        raise ExperimentFailed(
+            f"cannot check out '{revision}' of the project: {archive.stderr.decode(errors='replace').strip()}"
+        )
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    log.info("working directory holds the project at Git revision %s: only its output folder is passed on", revision)
+    return root, True
+
+
+def stage_inputs(
+    spec: models.ExecTask, parents: Mapping[str, list[Record]], gathered: list[str], workdir: Path,
+    store: ArtifactStore,
+) -> tuple[dict[str, Path], list[Path], Staged]:
+    """Copy parent outputs to ``input/<task>`` (``input/<task>_<n>`` for several experiments).
+
+    Returns the folders by name, those of parents that passed a condition, and what the log lists.
+    """
+    inputs: dict[str, Path] = {}
+    passed: list[Path] = []
+    staged: Staged = {}
+    if spec.single_mode:
+        return inputs, passed, staged
+    for title, records in parents.items():
+        for n, record in enumerate(records, start=1):
+            folder = slug(title) if len(records) == 1 else f"{slug(title)}_{n}"
+            target = workdir / INPUT / folder
+            store.get(record["output"], target)
+            inputs[folder] = target
+            which = f"{title} #{record['index']}" + (" (passed the condition)" if title in gathered else "")
+            staged[folder] = (target, which, str(record["output"]))
+            if title in gathered:
+                passed.append(target)
+    return inputs, passed, staged
+
+
+def command_line(spec: models.ExecTask, params: list[list[str]], roots: Mapping[str, PurePath], inputs: Path,
+                 log: logging.Logger) -> tuple[str, str]:
+    """The command line: the task's script, then ``--key=value`` per param, each quoted.
+
+    Also the line as the log shows it: the value of a secret-named param (``api_token``) as ``***``.
+
+    cnvrg's absolute paths (``/input/<task>/...``, ``/cnvrg/...``, ``/data/<name>/...``) in the
+    script and at the start of a param value mean ``roots`` (the layout's folders). ``inputs``:
+    the workspace's input folder on the worker, to warn of an input that is not there.
+    """
+    script = spec.script
+    mapped = map_command(script, roots)
+    if mapped is None:
+        mapped = script
+        if names_roots(script):
+            log.warning("the command names cnvrg's absolute paths, which cannot be mapped here: "
+                        "the local folders' names need shell quoting")
+    args = [[k, map_path(v, roots)] for k, v in params]
+    if mapped != script or args != params:
+        log.info("cnvrg's absolute paths mean this experiment's own folders here: %s",
+                 ", ".join(f"{root} -> {local}" for root, local in roots.items()))
+        check_inputs([script, *(v for _, v in params)], inputs, log)
+    shown = [[k, report.MASK if report.hidden(k) else v] for k, v in args]
+
+    def line(pairs: list[list[str]]) -> str:
+        return " ".join([mapped, *(shlex.quote(f"--{k}={v}") for k, v in pairs)])
+
+    return line(args), line(shown)
+
+
+def check_inputs(texts: list[str], inputs: Path, log: logging.Logger) -> None:
+    """Warn of an ``/input/<task>/<file>`` that is not there, saying where a file of that name is."""
+    for text in texts:
+        for folder, rest in input_references(text):
+            if not (inputs / folder).is_dir():
+                log.warning("/input/%s is named, but no parent task filled it: this task's inputs are %s",
+                            folder, ", ".join(sorted(p.name for p in inputs.glob("*"))) or "none")
+            elif rest and not (inputs / folder / rest).exists():
+                found = [p for p in sorted((inputs / folder).iterdir()) if (p / rest).exists()][:3]
+                where = ", ".join(f"/input/{folder}/{p.name}/{rest}" for p in found)
+                log.warning("/input/%s/%s is named, but its task did not leave it%s", folder, rest,
+                            f" (it left {where}: a task's files keep their paths)" if where else "")
+
+
+def safe(run_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in run_id)
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        return None
+    return done.stdout if done.returncode == 0 else None
