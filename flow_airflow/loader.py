@@ -176,9 +176,9 @@ def _size(file: Path) -> int:
 
 
 def _file_budget() -> float:
-    from airflow.configuration import conf
+    from flow_airflow import settings
 
-    return conf.getfloat("flow_airflow", "file_budget_seconds", fallback=FILE_BUDGET)
+    return settings.value("file_budget_seconds")
 
 
 @contextlib.contextmanager

@@ -36,9 +36,7 @@ log = logging.getLogger(__name__)
 
 def folder() -> Path | None:
     """``cache_folder``: ``$AIRFLOW_HOME/flow_cache`` unless set; None (no cache) when set empty."""
-    from airflow.configuration import conf
-
-    raw = conf.get(settings.SECTION, "cache_folder", fallback=None)
+    raw = settings.value("cache_folder")
     raw = str(settings.airflow_home() / "flow_cache") if raw is None else raw
     return Path(raw).expanduser() if raw.strip() else None
 
