@@ -6,6 +6,7 @@
   const num = (v) => (v === null || v === undefined || v === "" || isNaN(Number(v)) ? null : Number(v));
   const $ = (id) => document.getElementById(id);
   const rowKey = (e) => `${e.task_id}#${e.index}`;
+  const param = (e, k) => window.FlowParamOf(e, k);
   const state = { parallelSignature: "", parallelRows: [] };
 
   function chart(view, id, count) {
@@ -29,21 +30,22 @@
 
   function scatter(view, rows) {
     const metric = $("metric").value, x = $("x-param").value, color = $("color-param").value;
-    const points = rows.filter((e) => metric && x && num(e.tags[metric]) !== null && e.params[x] !== undefined);
+    const points = rows.filter((e) => metric && x && num(e.tags[metric]) !== null && param(e, x) !== undefined);
     const c = chart(view, "scatter", points.length);
     if (!points.length) return empty(c, "Scatter: choose a metric (a numeric tag) and a param");
     const groups = new Map();
+    const numericX = points.every((p) => num(param(p, x)) !== null);
     for (const e of points) {
-      const g = color ? String(e.params[color] ?? "(not set)") : "experiments";
+      const g = color ? String(param(e, color) ?? "(not set)") : "experiments";
       if (!groups.has(g)) groups.set(g, []);
-      const xv = num(e.params[x]) !== null && points.every((p) => num(p.params[x]) !== null) ? num(e.params[x]) : String(e.params[x]);
+      const xv = numericX ? num(param(e, x)) : String(param(e, x));
       groups.get(g).push({ value: [xv, num(e.tags[metric])], name: `${e.task} ${e.label}` });
     }
     c.setOption({
       title: { text: `${metric} against ${x}`, textStyle: { fontSize: 13 } },
       tooltip: { formatter: (p) => `${p.name}<br>${x}=${p.value[0]}, ${metric}=${p.value[1]}` },
       legend: { top: 24, type: "scroll" }, grid: { top: 64, left: 56, right: 24, bottom: 40 },
-      xAxis: axis(points.map((e) => e.params[x]), x), yAxis: { type: "value", name: metric, scale: true },
+      xAxis: axis(points.map((e) => param(e, x)), x), yAxis: { type: "value", name: metric, scale: true },
       series: [...groups].map(([name, data]) => ({ type: "scatter", name: color ? `${color}=${name}` : name, data, symbolSize: 10 })),
     }, true);
   }
@@ -52,7 +54,7 @@
     const metric = $("metric").value, run = view.run;
     const keys = run.differing.length ? run.differing : run.param_keys;
     const rows = view.rows.filter((e) => e.has_record && (!view.tab || e.task === view.tab));
-    const dims = [...keys.map((k) => ({ k, get: (e) => e.params[k] })), ...(metric ? [{ k: metric, get: (e) => e.tags[metric] }] : [])]
+    const dims = [...keys.map((k) => ({ k, get: (e) => param(e, k) })), ...(metric ? [{ k: metric, get: (e) => e.tags[metric] }] : [])]
       .filter((d) => rows.some((e) => d.get(e) !== undefined));
     const data = rows.map((e) => dims.map((d) => { const v = d.get(e); return v === undefined ? null : num(v) ?? String(v); }));
     const signature = JSON.stringify([dims.map((d) => d.k), data]);
@@ -64,7 +66,7 @@
     c.setOption({
       title: { text: "Params and metric (brush an axis to filter the table)", textStyle: { fontSize: 13 } },
       parallel: { left: 56, right: 72, top: 64, bottom: 32 },
-      parallelAxis: dims.map((d, dim) => ({ dim, ...axis(data.map((r) => r[dim]).filter((v) => v !== null), d.k) })),
+      parallelAxis: dims.map((d, dim) => ({ id: `axis${dim}`, dim, ...axis(data.map((r) => r[dim]).filter((v) => v !== null), d.k) })),
       series: [{ type: "parallel", data, lineStyle: { width: 1.5, opacity: 0.6 }, inactiveOpacity: 0.05, activeOpacity: 1 }],
     }, true);
     c.off("axisareaselected");

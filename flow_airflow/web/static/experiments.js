@@ -46,7 +46,7 @@
     return [
       { key: "task", title: "Task", get: (e) => e.task },
       { key: "route", title: "Route", get: (e) => e.label, sortBy: (e) => e.index },
-      ...params.map((k) => ({ key: `param:${k}`, title: k, kind: "param", get: (e) => e.params[k] })),
+      ...params.map((k) => ({ key: `param:${k}`, title: k, kind: "param", get: (e) => paramOf(e, k) })),
       ...run.tag_keys.map((k) => ({ key: `tag:${k}`, title: k, kind: "tag", get: (e) => e.tags[k] })),
       { key: "state", title: "State", get: (e) => e.state },
       { key: "duration", title: "Duration (s)", get: (e) => (e.duration === null ? "" : e.duration.toFixed(1)) },
@@ -65,7 +65,8 @@
     if (view.sort) {
       const col = cols.find((c) => c.key === view.sort) || cols[0];
       const value = col.sortBy || col.get;
-      rows = rows.slice().sort((a, b) => compare(value(a), value(b)) * (view.desc ? -1 : 1));
+      const blank = (v) => text(v) === "";  // experiments without the value stay last, either way
+      rows = rows.slice().sort((a, b) => (blank(value(a)) - blank(value(b))) || compare(value(a), value(b)) * (view.desc ? -1 : 1));
     }
     return rows;
   }
@@ -79,6 +80,14 @@
   }
 
   const rowKey = (e) => `${e.task_id}#${e.index}`;
+
+  // A param of the experiment, else of the experiment before it on its route that had it (shown muted).
+  function paramOf(e, key) {
+    if (key in e.params) return e.params[key];
+    for (const before of Object.values(e.upstream || {})) if (before.params && key in before.params) return before.params[key];
+    return undefined;
+  }
+  window.FlowParamOf = paramOf;
 
   function best(rows) {
     const tag = $("best-tag").value;
@@ -112,6 +121,10 @@
     else {
       td.textContent = text(col.get(e));
       if (col.kind && num(col.get(e)) !== null) td.className = "num";
+      if (col.kind === "param" && !(col.key.slice(6) in e.params) && td.textContent) {
+        td.classList.add("inherited");
+        td.title = "a param of a task before it on its route";
+      }
     }
     return td;
   }
@@ -121,6 +134,7 @@
     const head = el("tr");
     for (const c of cols) {
       const th = el("th", { "data-key": c.key, text: c.title, class: view.sort === c.key ? `sorted${view.desc ? " desc" : ""}` : "" });
+      if (c.kind) th.append(el("span", { class: `kind ${c.kind}`, text: c.kind }));
       th.addEventListener("click", () => { view.desc = view.sort === c.key ? !view.desc : false; view.sort = c.key; render(); });
       head.append(th);
     }
@@ -177,7 +191,7 @@
   function csv() {
     const cols = columns().filter((c) => c.key !== "log");
     const quote = (v) => (/[",\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
-    const lines = [cols.map((c) => quote(c.title)), ...visibleRows().map((e) => cols.map((c) => quote(text(c.get(e)))))];
+    const lines = [cols.map((c) => quote(c.kind ? `${c.kind}:${c.title}` : c.title)), ...visibleRows().map((e) => cols.map((c) => quote(text(c.get(e)))))];
     const blob = new Blob([lines.map((l) => l.join(",")).join("\n") + "\n"], { type: "text/csv" });
     const a = el("a", { href: URL.createObjectURL(blob), download: `${cfg.dag}-${cfg.run}.csv`.replace(/[^\w.+-]/g, "_") });
     document.body.append(a); a.click(); a.remove();
