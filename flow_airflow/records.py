@@ -86,13 +86,15 @@ def of_run(session: Session, dag_id: str, run_id: str, titles: Mapping[str, str]
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
-    query = select(TI).where(TI.dag_id == dag_id, TI.run_id == run_id)
+    # the columns only, not ORM objects: a 10,000-route run is read in a fraction of the time
+    query = select(TI.task_id, TI.map_index, TI.state, TI.start_date, TI.end_date, TI.rendered_map_index).where(
+        TI.dag_id == dag_id, TI.run_id == run_id)
     if titles is None:
         query = query.where(TI.task_id.endswith(RUN_TASK_SUFFIX))
     else:
         query = query.where(TI.task_id.in_(sorted(titles)))
-    tis = list(session.scalars(query).all())
-    xcoms = session.scalars(select(XComModel).where(
+    tis = list(session.execute(query).all())
+    xcoms = session.execute(select(XComModel.task_id, XComModel.map_index, XComModel.value).where(
         XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value",
         XComModel.task_id.in_(sorted({ti.task_id for ti in tis})),
     )).all()
@@ -100,7 +102,8 @@ def of_run(session: Session, dag_id: str, run_id: str, titles: Mapping[str, str]
     titles = titles if titles is not None else _titles(tis, values)
     order = list(titles)
     experiments: list[Experiment] = []
-    for ti in sorted(tis, key=lambda t: (order.index(t.task_id), t.map_index)):
+    place = {task_id: i for i, task_id in enumerate(order)}
+    for ti in sorted(tis, key=lambda t: (place[t.task_id], t.map_index)):
         experiments += _experiments(ti, titles[ti.task_id], values.get((ti.task_id, ti.map_index)))
     return experiments
 

@@ -81,15 +81,14 @@ def task_summaries(tasks: list[records.FlowTask], every: list[records.Experiment
 
 def columns(every: list[records.Experiment]) -> dict[str, list[str]]:
     """The param and tag keys of the whole run (the table's columns, in first-seen order), and the
-    params whose values differ between the experiments that have them ("only the params that differ")."""
+    params with more than one value among the experiments that have them ("only the params that differ")."""
     params: dict[str, set[str]] = {}
     tags: dict[str, None] = {}
     for e in every:
         for k, v in e.params.items():
             params.setdefault(k, set()).add(str(v))
         tags.update(dict.fromkeys(e.tags))
-    with_param = {k: sum(1 for e in every if k in e.params) for k in params}
-    differing = [k for k, values in params.items() if len(values) > 1 or with_param[k] < len(every)]
+    differing = [k for k, values in params.items() if len(values) > 1]
     return {"param_keys": list(params), "tag_keys": list(tags), "differing": differing}
 
 
