@@ -120,6 +120,7 @@ class Experiment:
             upstream=upstream,
             label=self.route["label"],
             labels=parts,
+            **({"series": tags.series} if tags.series else {}),
         )
 
     def _lineage(self) -> dict[str, int]:

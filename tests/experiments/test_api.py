@@ -149,3 +149,37 @@ def test_an_unknown_dag_has_no_flow_tasks(airflow_home: Any, run: Callable[..., 
     with create_session() as session:
         assert records.flow_tasks(session, "no_such_dag") == []
         assert api.run_view(session, "no_such_dag", "x") is None
+
+
+SERIES_FLOW = """flow: Series
+tasks:
+  - title: Fit
+    type: exec
+    input: python3 fit.py
+    computes: [local]
+    params:
+      - key: lr
+        value: [0.1, 0.2]
+relations: []
+"""
+FIT = """import sys
+from cnvrg import Experiment
+lr = float(sys.argv[1].split("=")[1])
+e = Experiment()
+e.log_metric("loss", Ys=[1.0, 0.5])
+e.log_metric("loss", Ys=[lr])
+"""
+
+
+def test_log_metric_series_reach_the_api(airflow_home: Any, tmp_path: Path) -> None:
+    from flow_airflow.local_run import run_flow
+
+    (tmp_path / "flow.yaml").write_text(SERIES_FLOW)
+    (tmp_path / "fit.py").write_text(FIT)
+    result = run_flow(tmp_path / "flow.yaml")
+    assert result.state == "success"
+    body = client_for({result.dag_id}).get(url(result)).json()
+    assert [(e["params"], e["tags"], e["series"]) for e in body["experiments"]] == [
+        ({"lr": "0.1"}, {"loss": "0.1"}, {"loss": {"ys": [1.0, 0.5, 0.1], "xs": [0, 1, 2]}}),
+        ({"lr": "0.2"}, {"loss": "0.2"}, {"loss": {"ys": [1.0, 0.5, 0.2], "xs": [0, 1, 2]}}),
+    ]
