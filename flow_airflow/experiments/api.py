@@ -50,7 +50,7 @@ def run_view(session: Session, dag_id: str, run_id: str, offset: int = 0, limit:
         **columns(every),
         "pending": pending_approvals(session, dag_id, run_id),
         "params": run_params(session, dag_id, run.conf or {}),
-        "experiments": [{**e.as_json(), "conditions": marks.get((e.task, e.index), []),
+        "experiments": [{**e.as_json(), "conditions": marks.get((e.task, e.index), []) if e.record else [],
                          "artifacts": artifacts(e)} for e in shown],
     }
 
@@ -105,7 +105,7 @@ def condition_marks(session: Session, dag_id: str, run_id: str, tasks: list[reco
             continue
         passed = choices.get(t.condition) or {}
         for parent in (titles.get(p, p) for p in t.parents):
-            for e in (e for e in every if e.task == parent):
+            for e in (e for e in every if e.task == parent and e.record is not None):  # routes that ran
                 ok = e.index in passed.get(parent, [])
                 marks.setdefault((parent, e.index), []).append(
                     {"task": t.title, "condition": t.condition, "passed": ok})

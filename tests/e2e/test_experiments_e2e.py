@@ -114,6 +114,11 @@ def test_refusals_without_login_and_without_read_access(airflow_server: AirflowS
     assert seen.status_code == 200 and 'id="stop"' not in seen.text and 'id="rerun-open"' not in seen.text
     missing = httpx.get(page_url(server, GRID, "no-such-run", api=True), headers=carol, timeout=30)
     assert missing.status_code == 404
+    # the page is a tab of each DAG run in the Airflow UI (the UI fills in the placeholders)
+    [plugin] = [p for p in server.plugins() if p["name"] == "flow_airflow"]
+    assert {"name": "Experiments", "href": "/flow-airflow/experiments/{DAG_ID}/{RUN_ID}",
+            "url_route": "experiments-run", "destination": "dag_run"}.items() <= next(
+        v for v in plugin["external_views"] if v["destination"] == "dag_run").items()
 
 
 def test_the_api_pages_grid_three(airflow_server: AirflowServer, runs: dict[str, str]) -> None:
@@ -218,8 +223,11 @@ def test_run_again_with_a_changed_param(airflow_server: AirflowServer, runs: dic
     assert server.dag_run(CONDITIONS, new_run)["conf"] == {"Train": {"accuracy": "0.70, 0.95, 0.85, 0.60"}}
     assert server.wait_for_run(CONDITIONS, new_run, timeout=240) == "success"
     WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "run-state").text == "success")
-    table = wait_rows(browser, 6)  # the page followed the run live
-    assert [r["param:accuracy"] for r in table if r["task"] == "Train"] == ["0.70", "0.95", "0.85", "0.60"]
+    # the page followed the run live; Train keeps its 3 task instances: 2 run two routes each, 1 is spare
+    table = wait_rows(browser, 7)
+    train = [(r["param:accuracy"], r["state"], "not-run" in r["class"]) for r in table if r["task"] == "Train"]
+    assert train == [("0.70", "success", False), ("0.95", "success", False), ("0.85", "success", False),
+                     ("0.60", "success", False), ("", "skipped", True)]
     assert [r["tag:winner_accuracy"] for r in table if r["task"] == "Compare"] == ["0.95"]
     browser.save_screenshot(str(server.root / "experiments-rerun.png"))
 

@@ -5,7 +5,7 @@
 (() => {
   const num = (v) => (v === null || v === undefined || v === "" || isNaN(Number(v)) ? null : Number(v));
   const $ = (id) => document.getElementById(id);
-  const rowKey = (e) => `${e.task_id}#${e.index}`;
+  const rowKey = (e) => `${e.task_id}#${e.map_index}#${e.index}`;  // a batch's routes share a map index
   const param = (e, k) => window.FlowParamOf(e, k);
   const state = { parallelSignature: "", parallelRows: [] };
 

@@ -79,7 +79,7 @@
     return text(a).localeCompare(text(b));
   }
 
-  const rowKey = (e) => `${e.task_id}#${e.index}`;
+  const rowKey = (e) => `${e.task_id}#${e.map_index}#${e.index}`;  // a batch's routes share a map index
 
   // A param of the experiment, else of the experiment before it on its route that had it (shown muted).
   function paramOf(e, key) {
