@@ -35,6 +35,7 @@ class Record(TypedDict, total=False):
     upstream: dict[str, dict[str, dict[str, str]]]  # title -> {"params", "tags"} of tasks before
     label: str  # what the UI shows for its task instance: see label_text
     labels: dict[str, str]  # the parts of its label: "" -> its own varying params, title -> a task's before it
+    series: dict[str, dict[str, list[Any]]]  # metric -> {"ys", "xs"}: what log_metric(key, Ys=[...]) logged
     failed: str  # set when the experiment did not succeed: why (it failed, or was skipped after a failed parent)
 
 

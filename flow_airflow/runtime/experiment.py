@@ -97,18 +97,20 @@ class Experiment:
         except ExperimentFailed:
             self._keep_failed(store, save, tags.tags, workdir)
             raise
-        return self._finish(store, save, tags.tags, params, upstream, workdir)
+        return self._finish(store, save, tags, params, upstream, workdir)
 
-    def _finish(self, store: ArtifactStore, save: Callable[[Path], None], tags: dict[str, str],
+    def _finish(self, store: ArtifactStore, save: Callable[[Path], None], tag_log: TagLog,
                 params: list[list[str]], upstream: dict[str, dict[str, dict[str, str]]], workdir: Path) -> Record:
         """The end state into the store, the log's closing, the workspace removed: the experiment's record."""
+        tags = tag_log.tags
         output = store.put(save, self.dag_id, self.run_id, self.slug, self.index)
         report.closing(self.log, tags, output)
         shutil.rmtree(workdir, ignore_errors=True)
         title = self.spec.title
         return Record(task=title, index=self.index, params=dict(params), tags=tags, output=output,
                       route={**self._lineage(), title: self.index}, upstream=upstream,
-                      label=self.route["label"], labels=self.parts)
+                      label=self.route["label"], labels=self.parts,
+                      **({"series": tag_log.series} if tag_log.series else {}))
 
     def _prepare(self, runner: Compute, spec: models.ExecTask, params: list[list[str]],
                  upstream: Mapping[str, Mapping[str, Mapping[str, str]]]) -> tuple[Launch, workspace.Snapshot | None]:

@@ -20,6 +20,8 @@ MAX_VALUE_BYTES = 32 * 1024
 MAX_TAGS = 1000
 MAX_TOTAL_BYTES = 256 * 1024
 WARNINGS_SHOWN = 10
+SERIES_PREFIX = "cnvrg_series_"  # the SDK's log_metric series: kept in the record, not a tag
+MAX_SERIES, MAX_SERIES_POINTS = 100, 10_000
 
 
 def parse_tag(line: str) -> tuple[str, str] | None:
@@ -58,8 +60,12 @@ class TagLog:
         self.task = task  # the experiment's task title: to tell which variable a tag becomes
         self.refused = 0
         self._size = 0
+        self.series: dict[str, dict[str, list[object]]] = {}  # key -> {"ys": [...], "xs": [...]}
 
     def line(self, line: str) -> None:
+        if line.lstrip().startswith(SERIES_PREFIX):
+            self._series(line)
+            return
         tag = parse_tag(line)
         if tag is None:
             return
@@ -82,6 +88,27 @@ class TagLog:
             self.warn(f"tag '{_short(key)}' reaches the next tasks as {name}: variable names hold only A-Z, 0-9, _")
         self.tags[key] = value
         self._size += size - old_size
+
+    def _series(self, line: str) -> None:
+        """A ``cnvrg_series_<key>: {"ys": [...], "xs": [...]}`` line (the SDK's ``log_metric``): its points
+        are added to ``series[key]``, up to ``MAX_SERIES_POINTS`` each and ``MAX_SERIES`` keys."""
+        import json
+
+        key, _, text = line.lstrip()[len(SERIES_PREFIX):].partition(":")
+        try:
+            points = json.loads(text)
+            ys, xs = list(points["ys"]), points.get("xs")
+        except (ValueError, TypeError, KeyError):
+            return
+        key = key.strip()
+        if not key or (key not in self.series and len(self.series) >= MAX_SERIES):
+            return
+        kept = self.series.setdefault(key, {"ys": [], "xs": []})
+        start = len(kept["ys"])
+        room = max(0, MAX_SERIES_POINTS - start)
+        kept["ys"] += ys[:room]
+        xs = list(xs) if isinstance(xs, list) and len(xs) == len(ys) else list(range(start, start + len(ys)))
+        kept["xs"] += xs[:room]
 
     def finish(self) -> None:
         if self.refused > WARNINGS_SHOWN:

@@ -59,4 +59,5 @@ class Page:
 
 PAGES: tuple[Page, ...] = (
     Page("Approvals", "/approvals", "flow_airflow.approvals.views"),
+    Page("Experiments", "/experiments", "flow_airflow.experiments.views"),
 )

@@ -33,3 +33,6 @@ FASTAPI_APP = {"name": "flow-airflow", "app": LazyApp(), "url_prefix": URL_PREFI
 EXTERNAL_VIEWS = [
     {"name": p.title, "href": URL_PREFIX + p.path, "url_route": p.route, "destination": "nav"} for p in PAGES
 ]
+# The experiments page of a DAG run, as a tab of the run in the Airflow UI (the UI fills in the placeholders).
+EXTERNAL_VIEWS.append({"name": "Experiments", "href": URL_PREFIX + "/experiments/{DAG_ID}/{RUN_ID}",
+                       "url_route": "experiments-run", "destination": "dag_run"})

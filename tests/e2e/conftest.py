@@ -87,6 +87,7 @@ class ServerOptions:
         User("alice", "admin"),
         User("bob", "admin"),
         User("carol", "viewer"),
+        User("dave", ""),  # no role: signs in, may see no DAG (simple auth manager: no role, no access)
     )
     env: dict[str, str] = field(default_factory=dict)
     seed_dags: Callable[[Path], None] | None = None

@@ -316,7 +316,9 @@ def test_the_sdk_logs_one_parseable_line_per_tag(capfd: pytest.CaptureFixture[st
     e.log_param("a:b", "x\ny")
     e.log_metric("loss", Ys=[0.5, 0.25])
     out, err = capfd.readouterr()
-    assert [parse_tag(line) for line in out.splitlines()] == [("a_b", "x y"), ("loss", "0.25")]
+    assert [parse_tag(line) for line in out.splitlines() if not line.startswith("cnvrg_series_")] == [
+        ("a_b", "x y"), ("loss", "0.25")]
+    assert out.splitlines()[1] == 'cnvrg_series_loss: {"ys": [0.5, 0.25]}'  # the series, for the experiments page
     assert "tag 'a:b' logged as 'a_b'" in err
 
 

@@ -47,9 +47,12 @@ def test_plugin_registers_one_app_and_a_navigation_entry_per_page() -> None:
 
     assert [a["url_prefix"] for a in FlowAirflowPlugin.fastapi_apps] == [URL_PREFIX]
     assert FlowAirflowPlugin.external_views == [
-        {"name": "Approvals", "href": "/flow-airflow/approvals", "url_route": "approvals", "destination": "nav"}
+        {"name": "Approvals", "href": "/flow-airflow/approvals", "url_route": "approvals", "destination": "nav"},
+        {"name": "Experiments", "href": "/flow-airflow/experiments", "url_route": "experiments", "destination": "nav"},
+        {"name": "Experiments", "href": "/flow-airflow/experiments/{DAG_ID}/{RUN_ID}", "url_route": "experiments-run",
+         "destination": "dag_run"},  # a tab of each DAG run in the UI
     ]
-    assert [p.title for p in PAGES] == ["Approvals"]
+    assert [p.title for p in PAGES] == ["Approvals", "Experiments"]
 
 
 class User:

@@ -6,6 +6,7 @@ how flow-airflow (like cnvrg) collects an experiment's tags.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -41,8 +42,17 @@ class Experiment:
         print(f"cnvrg_tag_{clean_key}: {clean_text}", flush=True)
 
     def log_metric(self, key: str, Ys: Any = None, Xs: Any = None, **kwargs: Any) -> None:
-        """Log a metric; its last value becomes the experiment's tag ``key``."""
+        """Log a metric; its last value becomes the experiment's tag ``key``.
+
+        Its values are also a series (one line ``cnvrg_series_<key>: {"ys": [...], "xs": [...]}``;
+        calls add to it), kept in the experiment's record and drawn on the experiments page.
+        """
         values = list(Ys) if isinstance(Ys, list | tuple) else [Ys]
+        if any(v is not None for v in values):
+            xs = list(Xs) if isinstance(Xs, list | tuple) else None
+            points = {"ys": values, **({"xs": xs} if xs is not None and len(xs) == len(values) else {})}
+            clean_key = str(key).replace(":", "_").replace("\r", " ").replace("\n", " ")
+            print(f"cnvrg_series_{clean_key}: {json.dumps(points, default=str)}", flush=True)
         if values and values[-1] is not None:
             self.log_param(key, values[-1])
 

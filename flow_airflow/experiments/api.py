@@ -1,0 +1,210 @@
+"""What the experiments page shows of a DAG run, as JSON: built on ``flow_airflow.records``.
+
+``run_view(session, dag_id, run_id, offset, limit)`` is the body of
+``GET /flow-airflow/api/experiments/<dag_id>/<run_id>``::
+
+    {"dag_id", "run_id", "state", "conf", "start_date", "end_date",
+     "total", "offset", "limit",                 # paging over every experiment of the run
+     "tasks": [{"task", "task_id", "total", "states": {state: count}, "condition", "parents"}],
+     "param_keys", "tag_keys", "differing",     # columns over the whole run; params whose values differ
+     "pending": [{"task", "url"}],              # gates waiting for an approval
+     "params": {task title: {param: value}},    # this run's params (the flow's, overridden by its conf)
+     "experiments": [Experiment.as_json() + {"conditions": [...], "artifacts": [...]}]}
+
+Airflow and the approvals store are imported inside functions (the plugin is loaded by every process).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flow_airflow import records
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+MAX_LIMIT = 1000  # experiments per page of the API
+ARTIFACTS_SHOWN = 50  # files listed per experiment
+
+
+def run_view(session: Session, dag_id: str, run_id: str, offset: int = 0, limit: int = 200) -> dict[str, Any] | None:
+    """The run and one page of its experiments (``offset``, ``limit`` <= ``MAX_LIMIT``); None: no such run."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    if run is None:
+        return None
+    tasks = records.flow_tasks(session, dag_id)
+    every = ordered(records.of_run(session, dag_id, run_id), tasks)
+    limit = max(0, min(limit, MAX_LIMIT))
+    shown = every[offset:offset + limit]
+    marks = condition_marks(session, dag_id, run_id, tasks, every)
+    return {
+        "dag_id": dag_id, "run_id": run_id, "state": str(run.state), "conf": run.conf or {},
+        "start_date": records.iso(run.start_date), "end_date": records.iso(run.end_date),
+        "total": len(every), "offset": offset, "limit": limit,
+        "tasks": task_summaries(tasks, every),
+        **columns(every),
+        "pending": pending_approvals(session, dag_id, run_id),
+        "params": run_params(session, dag_id, run.conf or {}),
+        "experiments": [{**e.as_json(), "conditions": marks.get((e.task, e.index), []) if e.record else [],
+                         "artifacts": artifacts(e)} for e in shown],
+    }
+
+
+def ordered(experiments: list[records.Experiment], tasks: list[records.FlowTask]) -> list[records.Experiment]:
+    """The run's experiments in the flow's order (parents first), titled as the DAG names its tasks
+    (a task not yet run has no record to name it), each task's in route order."""
+    place = {t.task_id: i for i, t in enumerate(tasks)}
+    titles = {t.task_id: t.title for t in tasks}
+    titled = [dataclasses.replace(e, task=titles.get(e.task_id, e.task)) for e in experiments]
+    return sorted(titled, key=lambda e: (place.get(e.task_id, len(place)), e.task_id))  # stable: route order kept
+
+
+def task_summaries(tasks: list[records.FlowTask], every: list[records.Experiment]) -> list[dict[str, Any]]:
+    """Per flow task: its experiments' count and states, its parents' titles and its condition task."""
+    titles = {t.task_id: t.title for t in tasks}
+    found: dict[str, dict[str, Any]] = {}
+    for t in tasks:
+        found[t.task_id] = {"task": t.title, "task_id": t.task_id, "total": 0, "states": {},
+                            "condition": t.condition, "parents": [titles.get(p, p) for p in t.parents]}
+    for e in every:
+        summary = found.setdefault(e.task_id, {"task": e.task, "task_id": e.task_id, "total": 0, "states": {},
+                                               "condition": None, "parents": []})
+        summary["total"] += 1
+        summary["states"][e.state] = summary["states"].get(e.state, 0) + 1
+    return list(found.values())
+
+
+def columns(every: list[records.Experiment]) -> dict[str, list[str]]:
+    """The param and tag keys of the whole run (the table's columns, in first-seen order), and the
+    params with more than one value among the experiments that have them ("only the params that differ")."""
+    params: dict[str, set[str]] = {}
+    tags: dict[str, None] = {}
+    for e in every:
+        for k, v in e.params.items():
+            params.setdefault(k, set()).add(str(v))
+        tags.update(dict.fromkeys(e.tags))
+    differing = [k for k, values in params.items() if len(values) > 1]
+    return {"param_keys": list(params), "tag_keys": list(tags), "differing": differing}
+
+
+def condition_marks(session: Session, dag_id: str, run_id: str, tasks: list[records.FlowTask],
+                    every: list[records.Experiment]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """(task title, route index) -> what each condition after it decided on it: ``{"task": the task with
+    the condition, "condition": its task id, "passed": bool}``; nothing for a condition not decided yet."""
+    choices = records.condition_choices(session, dag_id, run_id)
+    titles = {t.task_id: t.title for t in tasks}
+    skipped = _skipped_conditions(session, dag_id, run_id)
+    marks: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for t in tasks:
+        if t.condition is None or (t.condition not in choices and t.condition not in skipped):
+            continue
+        passed = choices.get(t.condition) or {}
+        for parent in (titles.get(p, p) for p in t.parents):
+            for e in (e for e in every if e.task == parent and e.record is not None):  # routes that ran
+                ok = e.index in passed.get(parent, [])
+                marks.setdefault((parent, e.index), []).append(
+                    {"task": t.title, "condition": t.condition, "passed": ok})
+    return marks
+
+
+def _skipped_conditions(session: Session, dag_id: str, run_id: str) -> set[str]:
+    """The condition tasks of the run that were skipped: nothing passed (or a parent had no experiment)."""
+    from airflow.models.taskinstance import TaskInstance as TI
+    from sqlalchemy import select
+
+    return set(session.scalars(select(TI.task_id).where(
+        TI.dag_id == dag_id, TI.run_id == run_id, TI.task_id.endswith(".condition"), TI.state == "skipped")))
+
+
+def pending_approvals(session: Session, dag_id: str, run_id: str) -> list[dict[str, str]]:
+    """The run's gates that wait for a decision ("Pending Approval"), with the approval page's path."""
+    from flow_airflow.approvals import store
+
+    return [{"task": a.task, "url": a.path} for a in store.pending(session, {dag_id}) if a.run_id == run_id]
+
+
+def run_params(session: Session, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+    """This run's params: the flow's (the DAG's params, task title -> {param: value}), overridden by
+    the run's ``conf`` (same shape, README "Params at trigger time"): the re-run form's start."""
+    from airflow.models.serialized_dag import SerializedDagModel
+
+    dag = SerializedDagModel.get_dag(dag_id, session=session)
+    flow = dag.params.dump() if dag is not None else {}
+    merged = {title: dict(values) for title, values in flow.items() if isinstance(values, dict)}
+    for title, values in conf.items():
+        if isinstance(values, dict) and title in merged:
+            merged[title].update(values)
+    return merged
+
+
+def artifacts(e: records.Experiment) -> list[str]:
+    """The files of an experiment's stored output folder (relative paths, at most ``ARTIFACTS_SHOWN``)."""
+    output = (e.record or {}).get("output")
+    if not output:
+        return []
+    root = Path(output)
+    if not root.is_dir():
+        return []
+    found: list[str] = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            found.append(path.relative_to(root).as_posix())
+            if len(found) >= ARTIFACTS_SHOWN:
+                break
+    return found
+
+
+def artifact_file(session: Session, dag_id: str, run_id: str, task_id: str, index: int, name: str) -> Path | None:
+    """The stored file ``name`` of the experiment ``task_id`` #``index`` of the run, if it exists and lies
+    inside that experiment's output folder (which lies in the artifact store); else None."""
+    from flow_airflow import settings
+
+    found = [e for e in records.of_run(session, dag_id, run_id) if e.task_id == task_id and e.index == index]
+    output = (found[0].record or {}).get("output") if found else None
+    if not output:
+        return None
+    root = Path(output).resolve()
+    path = (root / name).resolve()
+    store = settings.artifacts_root().resolve()
+    if not (path.is_relative_to(root) and root.is_relative_to(store) and path.is_file()):
+        return None
+    return path
+
+
+def may_edit_runs(user: Any, dag_id: str) -> bool:
+    """Whether ``user`` may change the DAG's runs (stop one, trigger one), as Airflow's auth manager says."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+
+    return bool(get_auth_manager().is_authorized_dag(method="PUT", access_entity=DagAccessEntity.RUN,
+                                                     details=DagDetails(id=dag_id), user=user))
+
+
+FLOW_TAG = "cnvrg-flow"  # every flow's DAG carries it (flow_airflow.render.dag)
+RECENT = 50
+
+
+def run_exists(session: Session, dag_id: str, run_id: str) -> bool:
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    return session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)) is not None
+
+
+def recent_runs(session: Session, dag_ids: set[str], limit: int = RECENT) -> list[dict[str, Any]]:
+    """The newest runs of the flows among ``dag_ids`` (DAGs tagged ``cnvrg-flow``), newest first."""
+    from airflow.models.dag import DagTag
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    flows = select(DagTag.dag_id).where(DagTag.name == FLOW_TAG, DagTag.dag_id.in_(sorted(dag_ids)))
+    query = (select(DagRun).where(DagRun.dag_id.in_(flows))
+             .order_by(DagRun.run_after.desc(), DagRun.id.desc()).limit(limit))
+    return [{"dag_id": r.dag_id, "run_id": r.run_id, "state": str(r.state), "run_after": records.iso(r.run_after),
+             "start_date": records.iso(r.start_date), "end_date": records.iso(r.end_date)}
+            for r in session.scalars(query)]

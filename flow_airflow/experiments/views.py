@@ -1,0 +1,91 @@
+"""The experiments page and its JSON API: a router of the plugin's web app (``flow_airflow.web``).
+
+Every route resolves the caller with Airflow's own login (``flow_airflow.web.auth``), as the approvals
+page does: unauthenticated, 401; without read access to the flow's DAG, 403; no such run, 404.
+The page is a shell that its script (``static/experiments.js``) fills from the JSON API, page by page.
+Stopping a run and triggering one go to Airflow's own REST API (which checks the caller again); the
+page offers them to users whom Airflow's auth manager lets edit the DAG's runs.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+
+from flow_airflow.experiments import api
+from flow_airflow.web.auth import Caller, CallerDep
+from flow_airflow.web.pages import error, page, session, signed_out
+
+router = APIRouter()
+TITLE = "Experiments"
+
+
+def _not_allowed(request: Request, who: Caller, dag_id: str) -> HTMLResponse:
+    return page(request, "message.html", who, status_code=403, title="Not allowed",
+                text=f"You ({who.name}) may not see the runs of {dag_id}.")
+
+
+@router.get("/experiments", response_class=HTMLResponse)
+def runs_page(request: Request, who: CallerDep) -> HTMLResponse:
+    """The recent runs of every flow the caller may read, each linked to its experiments page."""
+    if who.user is None:
+        return signed_out(request, TITLE)
+    with session() as db:
+        runs = api.recent_runs(db, who.readable_dag_ids(db))
+    return page(request, "experiment_runs.html", who, runs=runs, dag_id=None)
+
+
+@router.get("/experiments/{dag_id}", response_class=HTMLResponse)
+def flow_page(request: Request, dag_id: str, who: CallerDep) -> HTMLResponse:
+    """A flow across its recent runs: each run's state and experiments, linked to its page."""
+    if who.user is None:
+        return signed_out(request, TITLE)
+    with session() as db:
+        if dag_id not in who.readable_dag_ids(db):
+            return _not_allowed(request, who, dag_id)
+        runs = api.recent_runs(db, {dag_id})
+    return page(request, "experiment_runs.html", who, runs=runs, dag_id=dag_id)
+
+
+@router.get("/experiments/{dag_id}/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, dag_id: str, run_id: str, who: CallerDep) -> HTMLResponse:
+    if who.user is None:
+        return signed_out(request, TITLE)
+    with session() as db:
+        if dag_id not in who.readable_dag_ids(db):
+            return _not_allowed(request, who, dag_id)
+        found = api.run_exists(db, dag_id, run_id)
+    if not found:
+        return page(request, "message.html", who, status_code=404, title="No such run",
+                    text=f"No run {run_id} of {dag_id}.")
+    return page(request, "experiments.html", who, dag_id=dag_id, run_id=run_id,
+                may_edit=api.may_edit_runs(who.user, dag_id))
+
+
+@router.get("/api/experiments/{dag_id}/{run_id}")
+def run_experiments(dag_id: str, run_id: str, who: CallerDep, offset: int = Query(0, ge=0),
+                    limit: int = Query(200, ge=0, le=api.MAX_LIMIT)) -> JSONResponse:
+    """The run and one page of its experiments (see ``flow_airflow.experiments.api``)."""
+    if who.user is None:
+        return error(401, "Not signed in to Airflow")
+    with session() as db:
+        if dag_id not in who.readable_dag_ids(db):
+            return error(403, f"{who.name} may not see the runs of {dag_id}")
+        body = api.run_view(db, dag_id, run_id, offset, limit)
+    if body is None:
+        return error(404, f"No run {run_id} of {dag_id}")
+    return JSONResponse(body)
+
+
+@router.get("/api/experiments/{dag_id}/{run_id}/artifacts/{task_id}/{index}/{name:path}")
+def artifact(dag_id: str, run_id: str, task_id: str, index: int, name: str, who: CallerDep) -> Response:
+    """One stored output file of an experiment, as a download."""
+    if who.user is None:
+        return error(401, "Not signed in to Airflow")
+    with session() as db:
+        if dag_id not in who.readable_dag_ids(db):
+            return error(403, f"{who.name} may not see the runs of {dag_id}")
+        path = api.artifact_file(db, dag_id, run_id, task_id, index, name)
+    if path is None:
+        return error(404, f"No stored file {name} of {task_id} #{index} in run {run_id}")
+    return FileResponse(path, filename=path.name)

@@ -1,0 +1,113 @@
+// The experiments page's charts, drawn with the vendored Apache ECharts (static/vendor/echarts.min.js):
+// a metric against a param (scatter, coloured by a second param), parallel coordinates over the params
+// and the metric (brushing an axis filters the table), and the series logged with log_metric(key, Ys=[...]).
+"use strict";
+(() => {
+  const num = (v) => (v === null || v === undefined || v === "" || isNaN(Number(v)) ? null : Number(v));
+  const $ = (id) => document.getElementById(id);
+  const rowKey = (e) => `${e.task_id}#${e.map_index}#${e.index}`;  // a batch's routes share a map index
+  const param = (e, k) => window.FlowParamOf(e, k);
+  const state = { parallelSignature: "", parallelRows: [] };
+
+  function chart(view, id, count) {
+    if (!view.charts[id]) {
+      view.charts[id] = echarts.init($(id), null, { renderer: count > 2000 ? "canvas" : "svg" });
+      window.addEventListener("resize", () => view.charts[id].resize());
+    }
+    return view.charts[id];
+  }
+
+  function axis(values, name) {
+    const numeric = values.every((v) => num(v) !== null);
+    return numeric ? { type: "value", name, scale: true }
+      : { type: "category", name, data: [...new Set(values.map(String))].sort() };
+  }
+
+  function empty(c, message) {
+    c.setOption({ title: { text: message, left: "center", top: "middle", textStyle: { fontSize: 13, fontWeight: "normal" } },
+      series: [], xAxis: [], yAxis: [], parallelAxis: [] }, true);
+  }
+
+  function scatter(view, rows) {
+    const metric = $("metric").value, x = $("x-param").value, color = $("color-param").value;
+    const points = rows.filter((e) => metric && x && num(e.tags[metric]) !== null && param(e, x) !== undefined);
+    const c = chart(view, "scatter", points.length);
+    if (!points.length) return empty(c, "Scatter: choose a metric (a numeric tag) and a param");
+    const groups = new Map();
+    const numericX = points.every((p) => num(param(p, x)) !== null);
+    for (const e of points) {
+      const g = color ? String(param(e, color) ?? "(not set)") : "experiments";
+      if (!groups.has(g)) groups.set(g, []);
+      const xv = numericX ? num(param(e, x)) : String(param(e, x));
+      groups.get(g).push({ value: [xv, num(e.tags[metric])], name: `${e.task} ${e.label}` });
+    }
+    c.setOption({
+      title: { text: `${metric} against ${x}`, textStyle: { fontSize: 13 } },
+      tooltip: { formatter: (p) => `${p.name}<br>${x}=${p.value[0]}, ${metric}=${p.value[1]}` },
+      legend: { top: 24, type: "scroll" }, grid: { top: 64, left: 56, right: 24, bottom: 40 },
+      xAxis: axis(points.map((e) => param(e, x)), x), yAxis: { type: "value", name: metric, scale: true },
+      series: [...groups].map(([name, data]) => ({ type: "scatter", name: color ? `${color}=${name}` : name, data, symbolSize: 10 })),
+    }, true);
+  }
+
+  function parallel(view) {
+    const metric = $("metric").value, run = view.run;
+    const keys = run.differing.length ? run.differing : run.param_keys;
+    const rows = view.rows.filter((e) => e.has_record && (!view.tab || e.task === view.tab));
+    const dims = [...keys.map((k) => ({ k, get: (e) => param(e, k) })), ...(metric ? [{ k: metric, get: (e) => e.tags[metric] }] : [])]
+      .filter((d) => rows.some((e) => d.get(e) !== undefined));
+    const data = rows.map((e) => dims.map((d) => { const v = d.get(e); return v === undefined ? null : num(v) ?? String(v); }));
+    const signature = JSON.stringify([dims.map((d) => d.k), data]);
+    if (signature === state.parallelSignature) return;
+    state.parallelSignature = signature;
+    state.parallelRows = rows;
+    const c = chart(view, "parallel", rows.length);
+    if (dims.length < 2) return empty(c, "Parallel coordinates: needs params and a metric");
+    c.setOption({
+      title: { text: "Params and metric (brush an axis to filter the table)", textStyle: { fontSize: 13 } },
+      parallel: { left: 56, right: 72, top: 64, bottom: 32 },
+      parallelAxis: dims.map((d, dim) => ({ id: `axis${dim}`, dim, ...axis(data.map((r) => r[dim]).filter((v) => v !== null), d.k) })),
+      series: [{ type: "parallel", data, lineStyle: { width: 1.5, opacity: 0.6 }, inactiveOpacity: 0.05, activeOpacity: 1 }],
+    }, true);
+    c.off("axisareaselected");
+    c.on("axisareaselected", () => {
+      const series = c.getModel().getSeries()[0];
+      const inactive = series.getRawIndicesByActiveState("inactive");
+      view.brushed = inactive.length ? new Set(series.getRawIndicesByActiveState("active").map((i) => rowKey(state.parallelRows[i]))) : null;
+      view.render();
+    });
+  }
+
+  function series(view, rows) {
+    const metric = $("metric").value;
+    const logged = rows.filter((e) => e.series && Object.keys(e.series).length).slice(0, 30);
+    const c = chart(view, "series", 0);
+    const key = (e) => (metric && e.series[metric] ? metric : Object.keys(e.series)[0]);
+    if (!logged.length) return empty(c, "Series: none logged with log_metric(key, Ys=[...]) among the shown experiments");
+    c.setOption({
+      title: { text: `Series of the shown experiments (${logged.length})`, textStyle: { fontSize: 13 } },
+      tooltip: { trigger: "axis" }, legend: { top: 24, type: "scroll" }, grid: { top: 64, left: 56, right: 24, bottom: 40 },
+      xAxis: { type: "value", name: "step", scale: true }, yAxis: { type: "value", scale: true },
+      series: logged.map((e) => {
+        const s = e.series[key(e)];
+        const ys = Array.isArray(s) ? s : s.ys || [], xs = Array.isArray(s) ? null : s.xs;
+        return { type: "line", name: `${e.task} ${e.label} · ${key(e)}`, showSymbol: false,
+          data: ys.map((y, i) => [xs ? num(xs[i]) ?? i : i, num(y)]) };
+      }),
+    }, true);
+  }
+
+  window.FlowCharts = {
+    draw(view, visibleRows) {
+      if (typeof echarts === "undefined") return;
+      const rows = visibleRows();
+      scatter(view, rows);
+      parallel(view);
+      series(view, rows);
+    },
+    clear(view) {
+      state.parallelSignature = "";
+      if (view.charts.parallel) view.charts.parallel.clear();
+    },
+  };
+})();

@@ -1,0 +1,185 @@
+"""The experiments API and page on a real run (``dag.test()`` on the metadata DB): the records
+``flow-airflow run`` summarizes, paging, condition marks, artifacts, and the refusals.
+
+The caller is the one seam: Airflow's auth manager needs the api-server's app, so the tests give
+the routes a caller with known read access (the e2e test covers Airflow's own login).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+
+from flow_airflow.experiments import api
+from flow_airflow.web import URL_PREFIX
+from flow_airflow.web.app import create_app
+from flow_airflow.web.auth import Caller, caller
+
+pytestmark = pytest.mark.airflow
+DAG = "conditions"
+
+
+class User:
+    def get_name(self) -> str:
+        return "bob"
+
+    def get_id(self) -> str:
+        return "7"
+
+
+class Reader(Caller):
+    """A signed-in caller who may read the DAGs ``readable``."""
+
+    def __init__(self, readable: set[str]):
+        super().__init__(User())
+        self.readable = readable
+
+    def readable_dag_ids(self, session: Any) -> set[str]:
+        return self.readable
+
+
+@pytest.fixture(scope="module")
+def conditions_run(airflow_home: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One run of tests/flows/conditions: Train 3 (accuracy 0.70, 0.95, 0.85), Compare 1, Publish 1."""
+    import shutil
+
+    from flow_airflow.local_run import run_flow
+
+    target = tmp_path_factory.mktemp("flows") / "conditions"
+    shutil.copytree(Path(__file__).parents[1] / "flows" / "conditions", target)
+    result = run_flow(target / "flow.yaml")
+    assert result.state == "success"
+    return result
+
+
+def client_for(readable: set[str]) -> TestClient:
+    app = create_app()
+    app.dependency_overrides[caller] = lambda: Reader(readable)
+    return TestClient(app, root_path=URL_PREFIX)
+
+
+@pytest.fixture
+def client(conditions_run: Any) -> Iterator[TestClient]:
+    yield client_for({conditions_run.dag_id})
+
+
+def url(result: Any, **params: Any) -> str:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    base = f"{URL_PREFIX}/api/experiments/{result.dag_id}/{quote(result.run_id, safe='')}"
+    return base + (f"?{query}" if query else "")
+
+
+def test_the_api_returns_the_records_flow_airflow_run_summarizes(conditions_run: Any, client: TestClient) -> None:
+    body = client.get(url(conditions_run)).json()
+    assert body["dag_id"] == DAG and body["state"] == "success" and body["total"] == 5
+    assert [{k: v for k, v in e.items() if k not in ("conditions", "artifacts")} for e in body["experiments"]] == [
+        e.as_json() for e in conditions_run.experiments]
+    assert [(e["task"], e["label"], e["tags"]) for e in body["experiments"]] == [
+        ("Train", "accuracy=0.70", {"accuracy": "0.70"}),
+        ("Train", "accuracy=0.95", {"accuracy": "0.95"}),
+        ("Train", "accuracy=0.85", {"accuracy": "0.85"}),
+        ("Compare", "Train: accuracy=0.95", {"winner_accuracy": "0.95"}),  # the max only
+        ("Publish", "Train: accuracy=0.95 / accuracy=0.85", {"published": "2"}),  # both > 0.8
+    ]
+    compare = body["experiments"][3]
+    # a gathered parent is no step of the route (lineage); what it gave is in upstream
+    assert compare["lineage"] == {"Compare": 0} and compare["upstream"]["Train"]["tags"] == {"accuracy": "0.95"}
+    assert body["experiments"][0]["lineage"] == {"Train": 0}
+    assert all(e["state"] == "success" and e["duration"] >= 0 and e["start_date"] for e in body["experiments"])
+    assert [t["task"] for t in body["tasks"]] == ["Train", "Compare", "Publish"]
+    assert body["tasks"][1]["condition"] == "compare.condition" and body["tasks"][1]["parents"] == ["Train"]
+    assert (body["param_keys"], body["tag_keys"], body["differing"]) == (
+        ["accuracy"], ["accuracy", "winner_accuracy", "published"], ["accuracy"])
+    assert body["params"] == {"Train": {"accuracy": ["0.70", "0.95", "0.85"]}} and body["pending"] == []
+
+
+def test_conditions_mark_what_passed_and_what_was_left_out(conditions_run: Any, client: TestClient) -> None:
+    train = client.get(url(conditions_run)).json()["experiments"][:3]
+    assert [[(c["task"], c["passed"]) for c in e["conditions"]] for e in train] == [
+        [("Compare", False), ("Publish", False)],  # 0.70: not the max, not > 0.8
+        [("Compare", True), ("Publish", True)],  # 0.95
+        [("Compare", False), ("Publish", True)],  # 0.85
+    ]
+
+
+def test_paging_and_artifacts(conditions_run: Any, client: TestClient) -> None:
+    page = client.get(url(conditions_run, offset=1, limit=2)).json()
+    assert (page["total"], page["offset"], page["limit"]) == (5, 1, 2)
+    assert [(e["task"], e["index"]) for e in page["experiments"]] == [("Train", 1), ("Train", 2)]
+    assert page["experiments"][0]["artifacts"] == ["output/accuracy.txt"]
+    file = client.get(url(conditions_run).split("?")[0] + "/artifacts/train.run/1/output/accuracy.txt")
+    assert file.status_code == 200 and file.text == "0.95"
+    assert "attachment" in file.headers["content-disposition"]
+    outside = client.get(url(conditions_run) + "/artifacts/train.run/1/..%2F..%2F..%2F0%2Foutput%2Faccuracy.txt")
+    assert outside.status_code == 404
+    assert client.get(url(conditions_run, limit=5000)).status_code == 422
+
+
+def test_refusals(conditions_run: Any) -> None:
+    assert client_for(set()).get(url(conditions_run)).status_code == 403
+    refused = client_for(set()).get(url(conditions_run).replace("/api/experiments", "/experiments"))
+    assert refused.status_code == 403 and "may not see the runs of conditions" in refused.text
+    missing = client_for({DAG}).get(f"{URL_PREFIX}/api/experiments/{DAG}/no-such-run")
+    assert missing.status_code == 404 and missing.json() == {"detail": "No run no-such-run of conditions"}
+    anonymous = TestClient(create_app(), root_path=URL_PREFIX).get(url(conditions_run))
+    assert anonymous.status_code == 401
+
+
+def test_the_run_page_and_the_runs_of_the_flow(conditions_run: Any, client: TestClient,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "may_edit_runs", lambda user, dag_id: True)
+    html = client.get(url(conditions_run).replace("/api/experiments", "/experiments"))
+    assert html.status_code == 200 and 'id="experiments"' in html.text and "/static/vendor/echarts.min.js" in html.text
+    assert 'id="stop"' in html.text
+    runs = client.get(f"{URL_PREFIX}/experiments/{DAG}")
+    assert runs.status_code == 200 and quote(conditions_run.run_id, safe="") in runs.text
+    assert client.get(f"{URL_PREFIX}/experiments").status_code == 200
+
+
+def test_an_unknown_dag_has_no_flow_tasks(airflow_home: Any, run: Callable[..., Any]) -> None:
+    from airflow.utils.session import create_session
+
+    from flow_airflow import records
+
+    with create_session() as session:
+        assert records.flow_tasks(session, "no_such_dag") == []
+        assert api.run_view(session, "no_such_dag", "x") is None
+
+
+SERIES_FLOW = """flow: Series
+tasks:
+  - title: Fit
+    type: exec
+    input: python3 fit.py
+    computes: [local]
+    params:
+      - key: lr
+        value: [0.1, 0.2]
+relations: []
+"""
+FIT = """import sys
+from cnvrg import Experiment
+lr = float(sys.argv[1].split("=")[1])
+e = Experiment()
+e.log_metric("loss", Ys=[1.0, 0.5])
+e.log_metric("loss", Ys=[lr])
+"""
+
+
+def test_log_metric_series_reach_the_api(airflow_home: Any, tmp_path: Path) -> None:
+    from flow_airflow.local_run import run_flow
+
+    (tmp_path / "flow.yaml").write_text(SERIES_FLOW)
+    (tmp_path / "fit.py").write_text(FIT)
+    result = run_flow(tmp_path / "flow.yaml")
+    assert result.state == "success"
+    body = client_for({result.dag_id}).get(url(result)).json()
+    assert [(e["params"], e["tags"], e["series"]) for e in body["experiments"]] == [
+        ({"lr": "0.1"}, {"loss": "0.1"}, {"loss": {"ys": [1.0, 0.5, 0.1], "xs": [0, 1, 2]}}),
+        ({"lr": "0.2"}, {"loss": "0.2"}, {"loss": {"ys": [1.0, 0.5, 0.2], "xs": [0, 1, 2]}}),
+    ]
