@@ -8,6 +8,7 @@ is needed to read it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ def s3() -> Iterator[S3Server]:
     """moto's server on a free port of 127.0.0.1, and the connection ``flow_s3`` to it."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request in the captured logs
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
