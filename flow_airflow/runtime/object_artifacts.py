@@ -19,6 +19,7 @@ checked against its SHA-256: a file replaced meanwhile fails the staging instead
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
 MANIFEST_SUFFIX = ".manifest.json"
+CONCURRENCY = 16  # transfers at once on an asynchronous filesystem
 VERSION = 1
 
 log = logging.getLogger(__name__)
@@ -76,11 +78,9 @@ class ObjectArtifacts:
             save(folder)
             entries = scan(folder)
             before = {e["path"]: e for e in self._manifest(where) or []}
-            sent = 0
-            for entry in entries:
-                if entry["type"] == "file" and not _same_file(before.get(entry["path"]), entry):
-                    self.fs.put_file(str(folder / entry["path"]), f"{where}/{entry['path']}")
-                    sent += 1
+            sent = [(str(folder / e["path"]), f"{where}/{e['path']}") for e in entries
+                    if e["type"] == "file" and not _same_file(before.get(e["path"]), e)]
+            transfer(self.fs, "put_file", sent)
             manifest = {"version": VERSION, "entries": entries}
             self.fs.pipe_file(where + MANIFEST_SUFFIX, json.dumps(manifest, indent=1).encode())
         stale = self._stale(where, {e["path"] for e in entries if e["type"] == "file"})
@@ -88,7 +88,7 @@ class ObjectArtifacts:
             self.fs.rm(stale)
         files = sum(e["type"] == "file" for e in entries)
         log.info("stored %d file(s) at %s (%d sent, %d already there, %d stale removed)",
-                 files, location, sent, files - sent, len(stale))
+                 files, location, len(sent), files - len(sent), len(stale))
         return location
 
     def get(self, location: str, folder: Path) -> None:
@@ -102,11 +102,19 @@ class ObjectArtifacts:
         if entries is None:
             raise FileNotFoundError(f"the artifacts of an upstream experiment are missing: {location}")
         folder.mkdir(parents=True)
-        for entry in sorted(entries, key=lambda e: e["type"] != "dir"):  # folders first
-            _stage(self.fs, where, folder, entry, location)
-        for entry in entries:  # times last: writing a file into a folder changes the folder's time
-            if entry["type"] == "file":
-                os.utime(folder / entry["path"], ns=(entry["mtime_ns"], entry["mtime_ns"]))
+        files = _lay_out(folder, entries, location)
+        try:
+            transfer(self.fs, "get_file", [(f"{where}/{e['path']}", str(path)) for e, path in files])
+        except FileNotFoundError as e:
+            missing = str(e.filename)[len(where) + 1:]
+            raise FileNotFoundError(f"the artifacts of an upstream experiment are incomplete: {location}/"
+                                    f"{missing} is missing") from None
+        for entry, path in files:
+            if path.stat().st_size != entry["size"] or _sha256(path) != entry["sha256"]:
+                raise ValueError(f"'{entry['path']}' of {location} changed while it was staged (the experiment "
+                                 "was run again meanwhile?): stage it again")
+            path.chmod(entry["mode"])
+            os.utime(path, ns=(entry["mtime_ns"], entry["mtime_ns"]))
 
     def files(self, location: str) -> list[str]:
         """The relative paths of the files and links kept at ``location`` (sorted); [] when nothing is."""
@@ -186,33 +194,62 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _inside(folder: Path, rel: str) -> Path:
-    """``folder / rel``, refusing a path that leaves ``folder`` (a manifest is data from a bucket)."""
+def _inside(folder: Path, rel: str, *, link: bool = False) -> Path:
+    """``folder / rel``, refusing a path that leaves ``folder`` (``folder`` itself only as a ``link`` target)."""
     normal = posixpath.normpath(rel)
-    if posixpath.isabs(normal) or normal == ".." or normal.startswith("../") or normal == ".":
+    if posixpath.isabs(normal) or normal == ".." or normal.startswith("../") or (normal == "." and not link):
         raise ValueError(f"the manifest names '{rel}', outside the end state")
     return folder / normal
 
 
-def _stage(fs: AbstractFileSystem, where: str, folder: Path, entry: Entry, location: str) -> None:
-    """Make one manifest entry in ``folder``."""
-    path = _inside(folder, entry["path"])
-    if entry["type"] == "dir":
-        path.mkdir(parents=True, exist_ok=True)
-    elif entry["type"] == "link":
-        _inside(folder, posixpath.join(posixpath.dirname(entry["path"]), entry["target"]))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.symlink_to(entry["target"])
-    elif entry["type"] == "file":
-        path.parent.mkdir(parents=True, exist_ok=True)
+def _lay_out(folder: Path, entries: list[Entry], location: str) -> list[tuple[Entry, Path]]:
+    """Make the folders and links of a manifest in ``folder``: the files to fetch, with their paths.
+
+    Folders first, links last (so that no file is ever written through a link); each checked to stay
+    inside ``folder`` (a manifest is data read from a bucket).
+    """
+    files: list[tuple[Entry, Path]] = []
+    order = {"dir": 0, "file": 1, "link": 2}
+    for entry in sorted(entries, key=lambda e: (order.get(e["type"], 3), e["path"])):
+        path = _inside(folder, entry["path"])
+        if entry["type"] == "dir":
+            path.mkdir(parents=True, exist_ok=True)
+        elif entry["type"] == "file":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            files.append((entry, path))
+        elif entry["type"] == "link":
+            _inside(folder, posixpath.join(posixpath.dirname(entry["path"]), entry["target"]), link=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.symlink_to(entry["target"])
+        else:
+            raise ValueError(f"the manifest of {location} has an entry of unknown type: {entry!r}")
+    return files
+
+
+def transfer(fs: AbstractFileSystem, method: str, pairs: list[tuple[str, str]]) -> None:
+    """``fs.<method>(a, b)`` for each pair (``put_file``, ``get_file``): on an asynchronous filesystem
+    (s3fs, gcsfs) up to :data:`CONCURRENCY` at a time, else one after the other.
+
+    :raises FileNotFoundError: an ``a`` is missing (its ``filename``).
+    """
+    if not getattr(fs, "async_impl", False):
+        for a, b in pairs:
+            try:
+                getattr(fs, method)(a, b)
+            except FileNotFoundError:
+                raise FileNotFoundError(2, "missing", a) from None
+        return
+    from fsspec.asyn import sync
+
+    async def one(a: str, b: str) -> None:
         try:
-            fs.get_file(f"{where}/{entry['path']}", str(path))
+            await getattr(fs, f"_{method}")(a, b)
         except FileNotFoundError:
-            raise FileNotFoundError(f"the artifacts of an upstream experiment are incomplete: "
-                                    f"{location}/{entry['path']} is missing") from None
-        if path.stat().st_size != entry["size"] or _sha256(path) != entry["sha256"]:
-            raise ValueError(f"'{entry['path']}' of {location} changed while it was staged (the experiment "
-                             "was run again meanwhile?): stage it again")
-        path.chmod(entry["mode"])
-    else:
-        raise ValueError(f"the manifest of {location} has an entry of unknown type: {entry!r}")
+            raise FileNotFoundError(2, "missing", a) from None
+
+    async def each() -> None:
+        for start in range(0, len(pairs), CONCURRENCY):
+            await asyncio.gather(*(one(a, b) for a, b in pairs[start:start + CONCURRENCY]))
+
+    if pairs:
+        sync(fs.loop, each)

@@ -100,3 +100,21 @@ def test_two_workers_that_share_nothing_but_the_bucket(
 
 def _safe(run_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in run_id)
+
+
+def test_a_failed_experiment_is_kept_apart_in_the_bucket(
+    airflow_home: Path, tmp_path: Path, s3, bucket_store: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    flow = runtime_flows.write_flow(tmp_path / "p", """\
+flow: Fails On S3
+tasks:
+  - {title: Boom, type: exec, input: python3 boom.py, computes: [local]}
+relations: []
+""", {"boom.py": "open('output/partial.txt', 'w').write('half')\nraise SystemExit(3)\n"})
+    result = run_flow(flow)
+    assert result.state == "failed"
+    run = _safe(result.run_id)
+    assert s3.keys(bucket_store) == [f"flows/fails_on_s3/{run}/boom/0.failed.manifest.json",
+                                     f"flows/fails_on_s3/{run}/boom/0.failed/output/partial.txt"]
+    out, err = capfd.readouterr()
+    assert f"files are stored at s3://flow_s3@{bucket_store}/flows/fails_on_s3/{run}/boom/0.failed" in out + err

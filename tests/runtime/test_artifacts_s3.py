@@ -139,3 +139,19 @@ def test_an_unknown_connection_or_scheme_is_refused_clearly(s3) -> None:
         ArtifactStore("s3://nowhere@b/p")
     with pytest.raises(ValueError, match=r"no filesystem for 'nosuch://' is installed"):
         ArtifactStore("nosuch://bucket/p")
+
+
+def test_many_files_travel_in_batches(store, tmp_path: Path) -> None:
+    artifacts, _ = store
+    files = {f"output/{i:03}.txt": str(i) * i for i in range(40)}  # more than CONCURRENCY at once
+    location = artifacts.put(end_state(files), "dag", "r", "t", 0)
+    artifacts.get(location, tmp_path / "x")
+    assert {f"output/{p.name}": p.read_text() for p in (tmp_path / "x" / "output").iterdir()} == files
+    assert artifacts.files(location) == sorted(files)
+
+
+def test_a_link_to_the_end_state_itself_is_kept(store, tmp_path: Path) -> None:
+    artifacts, _ = store
+    location = artifacts.put(end_state({"a/f": "1"}, links={"a/top": ".."}), "dag", "r", "t", 0)
+    artifacts.get(location, tmp_path / "x")
+    assert os.readlink(tmp_path / "x" / "a" / "top") == ".." and (tmp_path / "x" / "a" / "top" / "a" / "f").exists()
