@@ -20,6 +20,7 @@ checked against its SHA-256: a file replaced meanwhile fails the staging instead
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -145,22 +146,30 @@ def check_usable(url: str, conn_id: str | None = None) -> None:
     """Refuse a URL whose scheme has no filesystem installed, or whose named connection does not exist.
 
     (Airflow would go on without a connection it cannot find: anonymous, or the machine's credentials.)
+    Checked once per scheme and connection in a process.
     """
+    parts = urlsplit(url)
+    try:
+        _check(parts.scheme, conn_id or parts.netloc.rpartition("@")[0] or None)
+    except ValueError as e:
+        raise ValueError(f"the artifact store {url} cannot be used: {e}") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _check(scheme: str, conn_id: str | None) -> None:
     from airflow.sdk.io import has_fs
 
-    parts = urlsplit(url)
-    if parts.scheme not in ("file", "local") and not has_fs(parts.scheme):
-        extra = " (pip install 'flow-airflow[s3]')" if parts.scheme.startswith("s3") else ""
-        raise ValueError(f"no filesystem for '{parts.scheme}://' is installed{extra}: the provider of that "
+    if scheme not in ("file", "local") and not has_fs(scheme):
+        extra = " (pip install 'flow-airflow[s3]')" if scheme.startswith("s3") else ""
+        raise ValueError(f"no filesystem for '{scheme}://' is installed{extra}: the provider of that "
                          f"object storage must be installed on every worker")
-    conn_id = conn_id or parts.netloc.rpartition("@")[0]
     if conn_id:
         from airflow.sdk import BaseHook
 
         try:
             BaseHook.get_connection(conn_id)
         except Exception as e:  # AirflowNotFoundException, or what the secrets backend raises
-            raise ValueError(f"the connection '{conn_id}' of {url} cannot be read: {e}") from None
+            raise ValueError(f"its connection '{conn_id}' cannot be read: {e}") from None
 
 
 def scan(folder: Path) -> list[Entry]:

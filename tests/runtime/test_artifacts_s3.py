@@ -135,7 +135,8 @@ def test_a_manifest_naming_paths_outside_is_refused(s3, store, tmp_path: Path, e
 
 
 def test_an_unknown_connection_or_scheme_is_refused_clearly(s3) -> None:
-    with pytest.raises(ValueError, match="the connection 'nowhere' of s3://nowhere@b/p cannot be read"):
+    said = "the artifact store s3://nowhere@b/p cannot be used: its connection 'nowhere' cannot be read"
+    with pytest.raises(ValueError, match=said):
         ArtifactStore("s3://nowhere@b/p")
     with pytest.raises(ValueError, match=r"no filesystem for 'nosuch://' is installed"):
         ArtifactStore("nosuch://bucket/p")
