@@ -12,8 +12,10 @@ and a manifest beside them, ``<location>.manifest.json``, listing every entry:
 
 The manifest is written last, in one request: a reader stages only what it lists, so it never sees
 half of an end state. Keys are the same on every try of an experiment: a retry writes its files over
-the earlier try's (a file whose SHA-256 and size are already listed is not sent again) and then
-removes the objects its own manifest does not list, so nothing is stored twice. A staged file is
+the earlier try's (a file whose SHA-256 and size are already listed is not sent again; before any file
+is replaced, the old manifest is removed, so a try that stops half-way leaves no manifest vouching for
+objects it changed) and then removes the objects its own manifest does not list, so nothing is
+stored twice. A staged file is
 checked against its SHA-256: a file replaced meanwhile fails the staging instead of passing wrong data.
 """
 
@@ -81,6 +83,8 @@ class ObjectArtifacts:
             before = {e["path"]: e for e in self._manifest(where) or []}
             sent = [(str(folder / e["path"]), f"{where}/{e['path']}") for e in entries
                     if e["type"] == "file" and not _same_file(before.get(e["path"]), e)]
+            if before and sent:  # from now on its objects change: the old manifest would vouch for them
+                self.fs.rm_file(where + MANIFEST_SUFFIX)
             transfer(self.fs, "put_file", sent)
             manifest = {"version": VERSION, "entries": entries}
             self.fs.pipe_file(where + MANIFEST_SUFFIX, json.dumps(manifest, indent=1).encode())

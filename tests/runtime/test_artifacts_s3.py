@@ -156,3 +156,29 @@ def test_a_link_to_the_end_state_itself_is_kept(store, tmp_path: Path) -> None:
     location = artifacts.put(end_state({"a/f": "1"}, links={"a/top": ".."}), "dag", "r", "t", 0)
     artifacts.get(location, tmp_path / "x")
     assert os.readlink(tmp_path / "x" / "a" / "top") == ".." and (tmp_path / "x" / "a" / "top" / "a" / "f").exists()
+
+
+def test_a_try_that_stopped_half_way_leaves_nothing_vouched_for(
+    s3, store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Try 1 stored a.txt; try 2 replaced it and died before its manifest; try 3 (a.txt as in try 1) sends it again."""
+    artifacts, bucket = store
+    artifacts.put(end_state({"a.txt": "first"}), "dag", "r", "t", 0)
+
+    def dies_half_way(folder: Path) -> None:
+        end_state({"a.txt": "second"})(folder)
+        s3.client().put_object(Bucket=bucket, Key="flows/dag/r/t/0/zzz.txt", Body=b"x")  # a slow file, still uploading
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise OSError("worker killed")
+
+    monkeypatch.setattr(artifacts.remote.fs, "pipe_file", killed)  # the manifest is never written
+    with pytest.raises(OSError, match="worker killed"):
+        artifacts.put(dies_half_way, "dag", "r", "t", 0)
+    monkeypatch.undo()
+    with pytest.raises(FileNotFoundError, match="missing"):  # not the first try's files with the second's bytes
+        artifacts.get(str(artifacts.location("dag", "r", "t", 0)), tmp_path / "between")
+    location = artifacts.put(end_state({"a.txt": "first"}), "dag", "r", "t", 0)
+    artifacts.get(location, tmp_path / "x")
+    assert (tmp_path / "x" / "a.txt").read_text() == "first"
+    assert s3.keys(bucket) == ["flows/dag/r/t/0.manifest.json", "flows/dag/r/t/0/a.txt"]
