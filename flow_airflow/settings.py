@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,8 +53,11 @@ class FlowAirflowSettings(BaseModel):
                                    '{"gpu": {"kind": "local"}}'),
     )
     artifacts_folder: str = Field(
-        "", description="Where experiments' end states are kept (empty: $AIRFLOW_HOME/flow_artifacts).",
-        json_schema_extra=_expects("a folder"))
+        "", description="Where experiments' end states are kept (empty: $AIRFLOW_HOME/flow_artifacts): a folder, "
+        "or object storage shared by every worker as a URL of Airflow's ObjectStoragePath, its connection id "
+        "before the bucket (s3://aws_default@bucket/prefix; s3 needs flow-airflow[s3]).",
+        json_schema_extra=_expects("a folder or a URL (s3://<conn id>@<bucket>/<prefix>)",
+                                   "s3://aws_default@my-bucket/flow-artifacts"))
     workspaces_folder: str = Field(
         "", description="Experiments' working directories, removed after success, kept after a failure "
         "(empty: $AIRFLOW_HOME/flow_workspaces).", json_schema_extra=_expects("a folder"))
@@ -95,6 +99,23 @@ class FlowAirflowSettings(BaseModel):
             return json.loads(v)
         except json.JSONDecodeError:
             raise PydanticCustomError("json_invalid", "not JSON") from None
+
+    @field_validator("artifacts_folder", mode="after")
+    @classmethod
+    def _folder_or_url(cls, v: str) -> str:
+        """A ``<scheme>://`` URL needs a bucket (``file://`` a path); its filesystem is checked when used."""
+        from urllib.parse import urlsplit
+
+        if "://" not in v:
+            return v
+        parts = urlsplit(v)
+        if not re.fullmatch(r"[a-z][a-z0-9+.-]*", parts.scheme) or parts.scheme != v.partition("://")[0].lower():
+            raise PydanticCustomError("url", "not a URL")
+        if parts.scheme in ("file", "local") and not parts.path.startswith("/"):
+            raise PydanticCustomError("url", "not a URL")
+        if parts.scheme not in ("file", "local") and not parts.netloc.rpartition("@")[2]:
+            raise PydanticCustomError("url", "a URL without its bucket")
+        return v
 
     @field_validator("computes", mode="after")
     @classmethod
@@ -196,9 +217,20 @@ def airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
 
 
-def artifacts_root() -> Path:
-    """Where experiments' output folders are kept (``artifacts_folder``)."""
-    return Path(value("artifacts_folder") or str(airflow_home() / "flow_artifacts")).expanduser()
+def artifacts_root() -> Path | str:
+    """Where experiments' end states are kept (``artifacts_folder``): a local folder, or an object-storage URL.
+
+    ``file://`` URLs are local folders; another ``<scheme>://`` stays a URL
+    (``flow_airflow.runtime.artifacts.ArtifactStore`` takes both).
+    """
+    folder = value("artifacts_folder")
+    if not folder:
+        return airflow_home() / "flow_artifacts"
+    if folder.startswith(("file://", "local://")):
+        from urllib.parse import urlsplit
+
+        return Path(urlsplit(folder).path)
+    return folder if "://" in folder else Path(folder).expanduser()
 
 
 def workspaces_root() -> Path:
