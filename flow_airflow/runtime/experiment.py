@@ -89,7 +89,7 @@ class Experiment:
 
         report.opening(self.log, parents=self.parents, upstream=upstream, staged=self.staged, launch=launch,
                        compute=runner)
-        store = ArtifactStore(settings.artifacts_root())
+        store = self._store()
         tags = TagLog(self.log.warning, spec.title)
         try:
             launch = self._setup(launch, runner)
@@ -98,6 +98,13 @@ class Experiment:
             self._keep_failed(store, save, tags.tags, workdir)
             raise
         return self._finish(store, save, tags, params, upstream, workdir)
+
+    def _store(self) -> ArtifactStore:
+        """The artifact store of ``artifacts_folder``; one it cannot open fails the experiment saying why."""
+        try:
+            return ArtifactStore(settings.artifacts_root())
+        except ValueError as e:
+            raise ExperimentFailed(f"'{self.spec.title}' cannot start: the artifact store: {e}") from None
 
     def _finish(self, store: ArtifactStore, save: Callable[[Path], None], tag_log: TagLog,
                 params: list[list[str]], upstream: dict[str, dict[str, dict[str, str]]], workdir: Path) -> Record:
@@ -126,7 +133,7 @@ class Experiment:
             raise ExperimentFailed(f"'{spec.title}' cannot start: {e}") from None
         baseline = None if from_git else workspace.snapshot(workdir)  # to pass on only what the run changed
         inputs, passed, self.staged = stage_inputs(spec, self.parents, self.gathered, workdir,
-                                                   ArtifactStore(settings.artifacts_root()))
+                                                   self._store())
         output_dir = workspace.inside(workdir, spec.output_dir or "output")
         output_dir.mkdir(parents=True, exist_ok=True)
         layout = runner.layout(workdir, SDK_PATH)
