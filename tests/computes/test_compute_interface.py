@@ -57,7 +57,7 @@ def fake_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_an_unknown_kind_is_an_error_naming_the_kinds() -> None:
-    with pytest.raises(computes.UnknownKind, match="no compute of kind 'gpu': the kinds are local"):
+    with pytest.raises(computes.UnknownKind, match="no compute of kind 'gpu': the kinds are docker, local"):
         computes.compute_class("gpu")
     assert computes.compute_class("local") is LocalCompute
 
