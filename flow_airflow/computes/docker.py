@@ -132,7 +132,7 @@ class DockerCompute(Compute):
             said.append(f"cpu limited to the engine's {engine} CPUs")
         ignored = {"requirements": "; ".join(said)} if said else {}
         if not launch.image:
-            ignored["image"] = f"the template's default {self.settings.image}"
+            ignored["image"] = f"runs in the compute's default image {self.settings.image}"
         return ignored
 
     # --- running ----------------------------------------------------------------------------------------

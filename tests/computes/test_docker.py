@@ -111,7 +111,7 @@ def test_requirements_become_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     assert compute._limits({"cpu": 8})["nano_cpus"] == 2_000_000_000  # at most the engine's CPUs
     assert compute.ignores(launch({}, resources={"cpu": 8, "hpu": 1}, image="x")) == {
         "requirements": "hpu is not honoured by the Docker compute; cpu limited to the engine's 2 CPUs"}
-    assert compute.ignores(launch({})) == {"image": "the template's default base:1"}
+    assert compute.ignores(launch({})) == {"image": "runs in the compute's default image base:1"}
 
 
 def test_lines_as_printed_whatever_the_chunks() -> None:
