@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
-from flow_airflow.computes.base import Compute, ComputeSettings, Launch, Layout, LineCallback
+from flow_airflow.computes.base import Compute, ComputeSettings, ExperimentFailed, Launch, Layout, LineCallback
 from flow_airflow.computes.local import _WORD_START, MAX_LINE
 
 if TYPE_CHECKING:
@@ -143,7 +143,6 @@ class DockerCompute(Compute):
         """
         from docker.errors import APIError, ImageNotFound
 
-        from flow_airflow.runtime.prepare import ExperimentFailed
 
         client = self._engine()
         image = launch.image or self.settings.image
@@ -183,7 +182,6 @@ class DockerCompute(Compute):
         if self._client is None:
             from airflow.providers.docker.hooks.docker import DockerHook
 
-            from flow_airflow.runtime.prepare import ExperimentFailed
 
             url = self.settings.base_url or os.environ.get("DOCKER_HOST") or "unix://var/run/docker.sock"
             try:
@@ -206,7 +204,6 @@ class DockerCompute(Compute):
         """Pull ``image`` as the template's ``pull`` says."""
         from docker.errors import ImageNotFound
 
-        from flow_airflow.runtime.prepare import ExperimentFailed
 
         pull = self.settings.pull
         if pull != "always":
