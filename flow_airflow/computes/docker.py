@@ -168,13 +168,18 @@ class DockerCompute(Compute):
             client.remove_container(ident, force=True)
 
     def kill(self) -> None:
-        """Stop the running container (SIGTERM through Docker's init, SIGKILL after ``STOP_SECONDS``)."""
+        """Stop the running container: SIGTERM to every process in it (a shell's children too, which
+        Docker's init alone does not reach), then ``docker stop`` (SIGKILL after ``STOP_SECONDS``)."""
         self._killed.set()
         ident = self._container
         if ident and self._client is not None:
             from docker.errors import APIError
 
             with contextlib.suppress(APIError):  # it ended meanwhile, or was removed
+                user = self.settings.user or _worker_user()
+                self._client.exec_start(self._client.exec_create(ident, ["/bin/sh", "-c", "kill -TERM -1"],
+                                                                 user=user))
+            with contextlib.suppress(APIError):
                 self._client.stop(ident, timeout=STOP_SECONDS)
 
     def _engine(self) -> Any:

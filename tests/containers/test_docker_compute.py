@@ -50,20 +50,25 @@ def test_output_streams_stdout_and_stderr_apart_and_the_exit_code_returns(
     assert ours(docker_engine) == []
 
 
-def test_kill_stops_the_container_and_leaves_none(tmp_path: Path, python_image: str, docker_engine: Any) -> None:
+@pytest.mark.parametrize("command", ["python3 long.py", "echo shell; python3 long.py; echo after"])
+def test_kill_stops_the_container_and_leaves_none(
+    tmp_path: Path, python_image: str, docker_engine: Any, command: str
+) -> None:
+    """Also when the command is a shell's child (a compound line): every process in the container hears SIGTERM."""
     script = ("import signal, sys, time\n"
               "signal.signal(signal.SIGTERM, lambda *_: (print('terminated', flush=True), sys.exit(143)))\n"
               "print('started', flush=True)\n"
               "time.sleep(600)\n")
     (tmp_path / "ws").mkdir()
     (tmp_path / "ws" / "long.py").write_text(script)
-    compute, launch = make(tmp_path, python_image, "python3 long.py")
+    compute, launch = make(tmp_path, python_image, command)
     out: list[str] = []
     started = threading.Event()
 
     def on_line(line: str) -> None:
         out.append(line)
-        started.set()
+        if line == "started":
+            started.set()
 
     result: list[int] = []
     runner = threading.Thread(target=lambda: result.append(compute.run(launch, on_line)))
@@ -74,7 +79,7 @@ def test_kill_stops_the_container_and_leaves_none(tmp_path: Path, python_image: 
     compute.kill()
     runner.join(30)
     assert not runner.is_alive() and time.monotonic() - begin < 8  # SIGTERM was heard, not the grace period
-    assert result == [143] and out == ["started", "terminated"]
+    assert result == [143] and [line for line in out if line != "shell"] == ["started", "terminated"]
     assert ours(docker_engine) == []
 
 
@@ -101,3 +106,47 @@ def test_an_engine_that_does_not_answer_fails_saying_so(tmp_path: Path, python_i
     compute, launch = make(tmp_path, python_image, "true", base_url="unix:///nonexistent/docker.sock")
     with pytest.raises(ExperimentFailed, match=re.escape("cannot reach the engine at unix:///nonexistent/docker.sock")):
         compute.run(launch, print)
+
+
+def test_killing_the_experiment_stops_its_container(tmp_path: Path, python_image: str, docker_engine: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the operator's ``on_kill`` calls (the task was killed or timed out): the container stops at once,
+    the experiment fails saying its command exited 143, and no container is left."""
+    from flow_airflow.runtime.experiment import Experiment
+    from flow_airflow.spec.models import ExecTask
+
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__WORKSPACES_FOLDER", str(tmp_path / "ws"))
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__ARTIFACTS_FOLDER", str(tmp_path / "store"))
+    from flow_airflow import settings
+
+    settings.reset()
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "long.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(600)\n")
+    task = ExecTask.model_validate({"title": "Long", "type": "exec", "input": "python3 long.py"})
+    experiment = Experiment(
+        task=task.model_dump(), route={"params": [], "parents": {}}, parents={}, gathered=[], dag_id="kill",
+        run_id="r1", index=0, project_dir=project, base_env=dict(os.environ),
+        compute={"name": "docker", "kind": "docker", "settings": {"image": python_image, "network_mode": "none"}},
+    )
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            experiment.run()
+        except Exception as e:  # what the operator would report
+            failure.append(e)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not any(c["State"] == "running" for c in ours(docker_engine)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # python3 is up
+    begin = time.monotonic()
+    experiment.kill()
+    runner.join(30)
+    settings.reset()
+    assert not runner.is_alive() and time.monotonic() - begin < 8
+    assert [str(e) for e in failure] == ["'Long' failed: its command exited with code 143 (its last line: started)"]
+    assert ours(docker_engine) == []
