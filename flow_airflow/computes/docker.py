@@ -220,7 +220,9 @@ class DockerCompute(Compute):
                     raise ExperimentFailed(f"the image {image} is not on the Docker engine, and the Docker "
                                            f"compute '{self.name}' does not pull (\"pull\": \"never\")") from None
         repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
-        client.pull(repository, tag=tag)
+        for progress in client.pull(repository, tag=tag, stream=True, decode=True):  # streamed: no read timeout
+            if "error" in progress:
+                raise ExperimentFailed(f"the Docker compute '{self.name}' cannot pull {image}: {progress['error']}")
 
     def _create(self, client: Any, launch: Launch, image: str) -> str:
         """The container of ``launch`` (created, not started); its id, kept for :meth:`kill`."""
