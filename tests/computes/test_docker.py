@@ -129,3 +129,27 @@ def test_a_huge_line_is_cut_memory_bounded() -> None:
     out = list(lines(chunks()))
     assert out[0] == "start" and out[2] == "after" and len(out) == 3
     assert out[1].startswith("x" * 100) and out[1].endswith(f"[line cut: {9 * MAX_LINE:,} more characters not shown]")
+
+
+def test_reading_and_choosing_a_docker_template_imports_no_docker_module() -> None:
+    """DAG parse time reads the templates and plans on them: the provider and the SDK wait for a container."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from flow_airflow import computes, settings\n"
+        "from flow_airflow.spec.models import ExecTask\n"
+        "choice = computes.choose(['gpu', 'docker'], settings.computes())\n"
+        "task = ExecTask.model_validate({'title': 'T', 'type': 'exec', 'input': 'true', 'requirements': {'cpu': 1}})\n"
+        "compute = choice.compute()\n"
+        "assert (choice.kind, compute.plan_notes(task, ['true']), compute.refusal(task)) == ('docker', [], None)\n"
+        "heavy = ('airflow.providers.docker.hooks', 'airflow.providers.docker.operators')\n"  # not its provider info
+        "print([m for m in sys.modules if m.split('.')[0] == 'docker' or m.startswith(heavy)])\n"
+    )
+    env = {**os.environ, "AIRFLOW__FLOW_AIRFLOW__COMPUTES": json.dumps({"docker": {"kind": "docker", "image": "x"}})}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
