@@ -143,7 +143,6 @@ class DockerCompute(Compute):
         """
         from docker.errors import APIError, ImageNotFound
 
-
         client = self._engine()
         image = launch.image or self.settings.image
         if not image:
@@ -187,7 +186,6 @@ class DockerCompute(Compute):
         if self._client is None:
             from airflow.providers.docker.hooks.docker import DockerHook
 
-
             url = self.settings.base_url or os.environ.get("DOCKER_HOST") or "unix://var/run/docker.sock"
             try:
                 self._client = DockerHook(docker_conn_id=self.settings.docker_conn_id, base_url=url).api_client
@@ -209,7 +207,6 @@ class DockerCompute(Compute):
         """Pull ``image`` as the template's ``pull`` says."""
         from docker.errors import ImageNotFound
 
-
         pull = self.settings.pull
         if pull != "always":
             try:
@@ -219,8 +216,8 @@ class DockerCompute(Compute):
                 if pull == "never":
                     raise ExperimentFailed(f"the image {image} is not on the Docker engine, and the Docker "
                                            f"compute '{self.name}' does not pull (\"pull\": \"never\")") from None
-        repository, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
-        for progress in client.pull(repository, tag=tag, stream=True, decode=True):  # streamed: no read timeout
+        # docker-py splits "repo:tag" and "repo@digest" itself (no tag: latest); streamed, so no read timeout
+        for progress in client.pull(image, stream=True, decode=True):
             if "error" in progress:
                 raise ExperimentFailed(f"the Docker compute '{self.name}' cannot pull {image}: {progress['error']}")
 
