@@ -3,6 +3,7 @@ output streams line by line, its exit code comes back, kill stops it, and no con
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import threading
@@ -149,4 +150,13 @@ def test_killing_the_experiment_stops_its_container(tmp_path: Path, python_image
     settings.reset()
     assert not runner.is_alive() and time.monotonic() - begin < 8
     assert [str(e) for e in failure] == ["'Long' failed: its command exited with code 143 (its last line: started)"]
+    assert ours(docker_engine) == []
+
+
+def test_a_gpu_the_engine_cannot_give_fails_saying_so(tmp_path: Path, python_image: str, docker_engine: Any) -> None:
+    """``requirements: {gpu: 1}`` is a GPU device request; this engine has no GPU runtime: the engine's words."""
+    compute, launch = make(tmp_path, python_image, "echo never")
+    launch = dataclasses.replace(launch, resources={"gpu": 1})
+    with pytest.raises(ExperimentFailed, match=r"the Docker compute 'docker' could not run the container: .*gpu"):
+        compute.run(launch, print)
     assert ours(docker_engine) == []
