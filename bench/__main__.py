@@ -7,7 +7,9 @@ Three parts, each measured side by side in this one run (see bench/RESULTS.md):
   which provider modules the loader imports;
 - run: whole runs of a 9-route and a 30-route flow on ``airflow standalone`` (LocalExecutor);
 - scale: a grid beyond ``max_map_length``, batched, and one task instance per route against the
-  hand-written DAG; API latency during the runs; per-route cost.
+  hand-written DAG; API latency during the runs; per-route cost;
+- docker (not in the default parts: it needs a Docker engine): a 1-second experiment on the Docker
+  compute against the same command under ``docker run`` by hand.
 
 The defaults take about 10 minutes on 2 cores; ``--smoke`` only checks that everything runs.
 """
@@ -32,7 +34,8 @@ def _ints(text: str) -> list[int]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="parse,run,scale", help="parts to run, comma separated (parse,run,scale)")
+    parser.add_argument("--only", default="parse,run,scale",
+                        help="parts to run, comma separated (parse,run,scale; also docker)")
     parser.add_argument("--smoke", action="store_true", help="the smallest sizes, one repetition: does it all run")
     parser.add_argument("--parse-sizes", type=_ints, default=[10, 100, 500], help="flow sizes in tasks (10,100,500)")
     parser.add_argument("--grid", type=int, default=10_000, help="the big grid against a 3-route one (10000)")
@@ -49,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale-batch", type=int, default=100, help="routes per task instance (100)")
     parser.add_argument("--scale-mapped", type=int, default=100,
                         help="routes of the grid run one task instance per route, flow and hand-written (100)")
+    parser.add_argument("--docker-reps", type=int, default=10, help="experiments of each side of the docker part (10)")
     parser.add_argument("--json", type=Path, help="also write every figure and sample to this file")
     parser.add_argument("--check", action="store_true", help="exit with 1 when a ratio misses its target")
     parser.add_argument("--workdir", type=Path, help="keep the benchmark's files here (default: a temp folder)")
@@ -61,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.parse_sizes, args.grid, args.parse_reps, args.cold_reps = [10], 300, 1, 0
         args.run_reps, args.scale_routes, args.scale_batch, args.scale_mapped = 1, 20, 10, 5
+        args.docker_reps = 1
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(parts) - {"parse", "run", "scale"}
+    unknown = set(parts) - {"parse", "run", "scale", "docker"}
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
 
@@ -88,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                  f"one task instance each (flow and hand-written), parallelism {args.scale_parallelism}")
             rows += scale.run(root / "scale", args.scale_routes, args.scale_batch, args.scale_mapped,
                               args.scale_parallelism)
+        if "docker" in parts:
+            from bench import docker
+
+            _say(f"docker: a 1-second experiment on the Docker compute and by `docker run`, {args.docker_reps} each")
+            rows += docker.run(root / "docker", args.docker_reps)
     seconds = time.monotonic() - started
     machine = env.machine()
     print()

@@ -138,12 +138,27 @@ def _compute_lines(task: TaskPlan) -> list[str]:
     if choice and (choice.name != computes.DEFAULT or choice.notes):  # not the default alone
         lines.append(f"compute: {choice.name} ({choice.kind})")
         lines += [f"warning: {note}" for note in choice.notes]
+    lines += _image_lines(task)
     values = [v for _, values in task.params for v in values]
     script = getattr(task.spec, "script", "")
     notes = plan_notes(script, values, [slug(p) for p in task.parents], task.single_mode)
     if choice and choice.kind in computes.KINDS:
         notes += choice.compute().plan_notes(task.spec, [script, *values])
     return lines + [f"warning: {note}" for note in notes]
+
+
+def _image_lines(task: TaskPlan) -> list[str]:
+    """The image the task runs in: its ``image:``, else its compute's default (kinds with an ``image`` setting)."""
+    from flow_airflow import computes
+
+    choice = task.compute
+    named = getattr(task.spec, "image", None)
+    uses_images = bool(choice) and choice.kind in computes.KINDS and "image" in computes.compute_class(
+        choice.kind).Settings.model_fields
+    if uses_images:
+        image = named or choice.settings.get("image")
+        return [f"image: {image}" + ("" if named else " (the compute's default)")] if image else []
+    return [f"image: {named} (not used by the {choice.kind if choice else 'local'} compute)"] if named else []
 
 
 def _warning(issue: FlowIssue) -> str:

@@ -22,6 +22,7 @@ DEFAULT = "local"
 # kind -> "module:Class" of its Compute subclass
 KINDS: dict[str, str] = {
     "local": "flow_airflow.computes.local:LocalCompute",
+    "docker": "flow_airflow.computes.docker:DockerCompute",
 }
 
 

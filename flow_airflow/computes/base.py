@@ -49,6 +49,13 @@ INPUT = "input"  # <workspace>/input/<task>: the parents' end states (cnvrg's /i
 DATA = ".cnvrg_data"  # <workspace>/.cnvrg_data/<dataset>: cnvrg's /data/<dataset>
 
 
+class ExperimentFailed(Exception):
+    """The experiment failed or cannot start; the message says why in one line (the log has the details).
+
+    A compute raises it when it cannot run a launch (no image, no engine); the runtime re-exports it.
+    """
+
+
 class ComputeSettings(BaseModel):
     """The settings of one compute template (``[flow_airflow] computes``); a kind subclasses it.
 

@@ -75,8 +75,10 @@ class LocalCompute(Compute):
         return Layout(cnvrg=workspace, input=workspace / INPUT, data=workspace / DATA, sdk=sdk)
 
     def ignores(self, launch: Launch) -> dict[str, str]:
-        return {"image": "not used by the local compute: the command runs on the worker",
-                "requirements": "not enforced by the local compute"}
+        ignored = {"requirements": "not enforced by the local compute"}
+        if launch.image:
+            ignored["image"] = "not used by the local compute: the command runs on the worker"
+        return ignored
 
     def run(self, launch: Launch, on_line: LineCallback, on_error_line: LineCallback | None = None) -> int:
         """Run the launch's command line with ``bash -c`` (``sh -c`` without bash) in its ``cwd``.

@@ -15,17 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path, PurePath
 
 from flow_airflow.common.routes import Record, slug
-from flow_airflow.computes.base import DATA, INPUT, Layout
+from flow_airflow.computes.base import DATA, INPUT, ExperimentFailed, Layout
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
 from flow_airflow.runtime.paths import input_references, map_command, map_path, names_roots
 from flow_airflow.spec import models
 
 Staged = dict[str, tuple[Path, str, str]]  # input folder -> (its path on the worker, parent experiment, source)
-
-
-class ExperimentFailed(Exception):
-    """The experiment failed or cannot start; the message says why in one line (the log has the details)."""
 
 
 def seen(path: Path, workspace_dir: Path, layout: Layout) -> PurePath:

@@ -118,7 +118,7 @@ def compute_lines(compute: Compute, launch: Launch) -> list[str]:
         return f" ({ignored[key]})" if key in ignored else ""
 
     lines = [f"compute: {compute.name} ({compute.kind})"]
-    lines.append(f"image: {image}{said('image')}" if image else "image: none named")
+    lines.append(f"image: {image or 'none named'}{said('image')}")
     if resources:
         lines.append(f"requirements: {pairs(resources)}{said('requirements')}")
     where = "" if Path(launch.cwd) == launch.workspace else f" ({launch.workspace} on the worker)"

@@ -4,6 +4,7 @@ container layout (``/cnvrg``, ``/input/<task>``, ``/data``) reaches the launch i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator
@@ -57,7 +58,7 @@ def fake_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_an_unknown_kind_is_an_error_naming_the_kinds() -> None:
-    with pytest.raises(computes.UnknownKind, match="no compute of kind 'gpu': the kinds are local"):
+    with pytest.raises(computes.UnknownKind, match="no compute of kind 'gpu': the kinds are docker, local"):
         computes.compute_class("gpu")
     assert computes.compute_class("local") is LocalCompute
 
@@ -84,7 +85,8 @@ def test_the_local_compute_refuses_network_folders_and_leaves_out_image_and_requ
                                    "'medium' cannot do")
     assert local.plan_notes(task, [task.script])[0].startswith("it names /data/..., but datasets are not staged")
     launch = Launch.local("true", tmp_path, {})
-    assert set(local.ignores(launch)) == {"image", "requirements"}
+    assert set(local.ignores(launch)) == {"requirements"}  # no image named: none to leave out
+    assert set(local.ignores(dataclasses.replace(launch, image="python:3.11"))) == {"image", "requirements"}
     layout = local.layout(tmp_path, Path("/sdk"))
     assert layout.roots() == {"/cnvrg": tmp_path, "/input": tmp_path / "input", "/data": tmp_path / ".cnvrg_data"}
     assert layout.mounts == ()

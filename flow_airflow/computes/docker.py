@@ -1,0 +1,331 @@
+"""The Docker compute: each command of an experiment runs in a container of the task's image.
+
+A template ``{"kind": "docker", "image": ..., ...}`` in ``[flow_airflow] computes`` (the keys:
+:class:`DockerSettings`). The container has cnvrg's layout (``computes.base.Layout.container``):
+the workspace bound at ``/cnvrg`` (the working directory), its ``input`` folder at ``/input``, its
+``.cnvrg_data`` at ``/data``, the cnvrg-compatible SDK read-only. It runs as the worker's user
+(the workspace's files stay the worker's), with Docker's init as PID 1 (so that ``docker stop``
+ends the command at once), and the experiment's own variables only (``Launch.own_env``: not the
+worker's ``PATH`` or ``HOME``). ``requirements`` become limits: ``cpu`` -> CPUs (at most the
+engine's), ``memory`` -> GiB, ``gpu`` -> a GPU device request; ``hpu`` is not honoured (the log
+and ``plan`` say so). Output is streamed line by line, stdout and stderr apart (their order to
+each other is not kept by Docker); the container is removed when it ends.
+
+The client comes from the docker provider's ``DockerHook`` (imported when a container is run,
+never at DAG parse time): ``base_url`` (default ``DOCKER_HOST``, else the local socket) and
+``docker_conn_id``, an Airflow connection to log in to a registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, field_validator
+
+from flow_airflow.computes.base import Compute, ComputeSettings, ExperimentFailed, Launch, Layout, LineCallback
+from flow_airflow.computes.local import _WORD_START, MAX_LINE
+
+if TYPE_CHECKING:
+    from flow_airflow.spec import models
+
+SDK_TARGET = "/opt/flow-airflow/sdk"
+LABEL = "flow-airflow.experiment"  # each container carries its launch's name: stray ones can be found
+STOP_SECONDS = 10  # docker stop: SIGTERM, then SIGKILL after this grace period
+# the shell line runs with bash where the image has it (as on the local compute), else sh
+SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -c "$1"; fi; exec sh -c "$1"'
+
+
+class DockerSettings(ComputeSettings):
+    """A template of kind ``docker``.
+
+    ``image``: the default image (a task's ``image:`` wins); ``base_url``: the engine (default
+    ``DOCKER_HOST``, else ``unix://var/run/docker.sock``); ``docker_conn_id``: an Airflow Docker
+    connection to log in to a registry; ``network_mode``: ``host`` (the default: cnvrg's
+    experiments have network, to install ``requirements.txt`` for one, and ``host`` works on
+    every engine, also one started without a bridge) or ``none``, ``bridge``, a network's name;
+    ``mounts``: more binds, ``/worker/path:/container/path[:ro]``; ``pull``: ``missing`` (pull
+    an image the engine lacks), ``always`` or ``never``; ``user``: who the command runs as
+    (default: the worker's ``uid:gid``, so that the workspace stays the worker's).
+    """
+
+    kind: Literal["docker"] = "docker"
+    image: str | None = None
+    base_url: str | None = None
+    docker_conn_id: str | None = None
+    network_mode: str = Field("host", min_length=1)
+    mounts: tuple[str, ...] = ()
+    pull: Literal["missing", "always", "never"] = "missing"
+    user: str | None = None
+
+    @field_validator("mounts")
+    @classmethod
+    def _binds(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for bind in v:
+            parts = bind.split(":")
+            if len(parts) not in (2, 3) or not all(p.startswith("/") for p in parts[:2]) or parts[2:] not in (
+                [], ["ro"], ["rw"]
+            ):
+                raise ValueError(f"mount '{bind}': a mount is '/path/on/worker:/path/in/container' with ':ro' "
+                                 "or ':rw' after it if wanted")
+        return v
+
+
+class DockerCompute(Compute):
+    """Runs each command of an experiment in its own container (created, streamed, waited for, removed)."""
+
+    kind = "docker"
+    Settings = DockerSettings
+    settings: DockerSettings
+
+    def __init__(self, name: str | None = None, settings: ComputeSettings | Mapping[str, Any] | None = None):
+        super().__init__(name, settings)
+        self._client: Any = None
+        self._container: str | None = None
+        self._killed = threading.Event()
+        self._engine_cpus: int | None = None
+
+    # --- what plan and the log say ------------------------------------------------------------------
+    def image_of(self, task: models.Task) -> str | None:
+        """The image ``task`` runs in: its ``image:``, else the template's default; None when neither names one."""
+        return getattr(task, "image", None) or self.settings.image
+
+    def plan_notes(self, task: models.Task, texts: Sequence[str]) -> list[str]:
+        notes = []
+        refusal = self.refusal(task)
+        if refusal:
+            notes.append(f"it cannot run: {refusal}")
+        resources = getattr(task, "resources", None)
+        if resources is not None and resources.hpu:
+            notes.append(f"requirements hpu: {resources.hpu:g} is not honoured by the Docker compute '{self.name}'")
+        if any(re.search(_WORD_START + r"/data(?=/|$)", text) for text in texts):
+            notes.append("it names /data/..., but datasets are not staged yet (data tasks cannot run): "
+                         "/data will be empty")
+        return notes
+
+    def refusal(self, task: models.Task) -> str | None:
+        folders = getattr(task, "mount_folders", None)
+        if folders:
+            return (f"'{task.title}' mounts network folders ({', '.join(folders)}), which the Docker compute "
+                    f"'{self.name}' cannot do yet")
+        if not self.image_of(task):
+            return (f"'{task.title}' names no image and the Docker compute '{self.name}' has no default "
+                    "image (its template's \"image\")")
+        return None
+
+    def layout(self, workspace: Path, sdk: Path) -> Layout:
+        return Layout.container(workspace, sdk, SDK_TARGET)
+
+    def ignores(self, launch: Launch) -> dict[str, str]:
+        said = []
+        if launch.resources.get("hpu"):
+            said.append("hpu is not honoured by the Docker compute")
+        cpus = launch.resources.get("cpu")
+        if cpus and (engine := self._cpus_of_engine()) is not None and cpus > engine:
+            said.append(f"cpu limited to the engine's {engine} CPUs")
+        ignored = {"requirements": "; ".join(said)} if said else {}
+        if not launch.image:
+            ignored["image"] = f"runs in the compute's default image {self.settings.image}"
+        return ignored
+
+    # --- running ----------------------------------------------------------------------------------------
+    def run(self, launch: Launch, on_line: LineCallback, on_error_line: LineCallback | None = None) -> int:
+        """Create the launch's container, stream its output, wait for its exit code, remove it.
+
+        :raises ExperimentFailed: the image cannot be had, or the engine refuses the container.
+        """
+        from docker.errors import APIError, ImageNotFound
+
+        client = self._engine()
+        image = launch.image or self.settings.image
+        if not image:
+            raise ExperimentFailed(f"no image: the Docker compute '{self.name}' has no default image")
+        try:
+            self._ensure_image(client, image)
+            ident = self._create(client, launch, image)
+        except (APIError, ImageNotFound) as e:
+            raise ExperimentFailed(f"the Docker compute '{self.name}' cannot start the container: "
+                                   f"{_explain(e)}") from None
+        try:
+            if self._killed.is_set():
+                return 143
+            client.start(ident)
+            _stream(client, ident, on_line, on_error_line)
+            return int(client.wait(ident, timeout=None)["StatusCode"])
+        except APIError as e:
+            raise ExperimentFailed(f"the Docker compute '{self.name}' could not run the container: "
+                                   f"{_explain(e)}") from None
+        finally:
+            self._container = None
+            client.remove_container(ident, force=True)
+
+    def kill(self) -> None:
+        """Stop the running container: SIGTERM to every process in it (a shell's children too, which
+        Docker's init alone does not reach), then ``docker stop`` (SIGKILL after ``STOP_SECONDS``)."""
+        self._killed.set()
+        ident = self._container
+        if ident and self._client is not None:
+            from docker.errors import APIError
+
+            with contextlib.suppress(APIError):  # it ended meanwhile, or was removed
+                user = self.settings.user or _worker_user()
+                self._client.exec_start(self._client.exec_create(ident, ["/bin/sh", "-c", "kill -TERM -1"],
+                                                                 user=user))
+            with contextlib.suppress(APIError):
+                self._client.stop(ident, timeout=STOP_SECONDS)
+
+    def _engine(self) -> Any:
+        """The ``docker.APIClient`` of the template's engine, from the docker provider's ``DockerHook``."""
+        if self._client is None:
+            from airflow.providers.docker.hooks.docker import DockerHook
+
+            url = self.settings.base_url or os.environ.get("DOCKER_HOST") or "unix://var/run/docker.sock"
+            try:
+                self._client = DockerHook(docker_conn_id=self.settings.docker_conn_id, base_url=url).api_client
+            except Exception as e:  # the hook raises AirflowException, a connection error, ...
+                raise ExperimentFailed(f"the Docker compute '{self.name}' cannot reach the engine at {url}: "
+                                       f"{e}") from None
+        return self._client
+
+    def _cpus_of_engine(self) -> int | None:
+        """The engine's CPU count (a limit above it is refused by Docker), None when it cannot be asked."""
+        if self._engine_cpus is None:
+            try:
+                self._engine_cpus = int(self._engine().info()["NCPU"])
+            except Exception:  # the log's compute section does without it; run() says why it cannot run
+                return None
+        return self._engine_cpus
+
+    def _ensure_image(self, client: Any, image: str) -> None:
+        """Pull ``image`` as the template's ``pull`` says."""
+        from docker.errors import ImageNotFound
+
+        pull = self.settings.pull
+        if pull != "always":
+            try:
+                client.inspect_image(image)
+                return
+            except ImageNotFound:
+                if pull == "never":
+                    raise ExperimentFailed(f"the image {image} is not on the Docker engine, and the Docker "
+                                           f"compute '{self.name}' does not pull (\"pull\": \"never\")") from None
+        # docker-py splits "repo:tag" and "repo@digest" itself (no tag: latest); streamed, so no read timeout
+        for progress in client.pull(image, stream=True, decode=True):
+            if "error" in progress:
+                raise ExperimentFailed(f"the Docker compute '{self.name}' cannot pull {image}: {progress['error']}")
+
+    def _create(self, client: Any, launch: Launch, image: str) -> str:
+        """The container of ``launch`` (created, not started); its id, kept for :meth:`kill`."""
+        for mount in launch.mounts:  # Docker would make a missing folder itself, owned by root
+            if not mount.read_only:
+                mount.source.mkdir(parents=True, exist_ok=True)
+        config = client.create_host_config(
+            binds=self._binds(launch), network_mode=self.settings.network_mode, init=True,
+            **self._limits(launch.resources),
+        )
+        name = re.sub(r"[^a-zA-Z0-9_.-]", "_", launch.name)[:200]
+        ident = client.create_container(
+            image, command=[launch.command], entrypoint=["/bin/sh", "-c", SHELL, "sh"],
+            working_dir=str(launch.cwd), environment=container_env(launch), user=self.settings.user or _worker_user(),
+            host_config=config, labels={LABEL: launch.name}, name=f"{name}.{secrets.token_hex(3)}",
+        )["Id"]
+        self._container = ident
+        return ident
+
+    def _binds(self, launch: Launch) -> list[str]:
+        binds = [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in launch.mounts]
+        return binds + list(self.settings.mounts)
+
+    def _limits(self, resources: Mapping[str, float]) -> dict[str, Any]:
+        """cnvrg's ``requirements`` as the host config's keys: CPUs, memory (GiB), GPUs."""
+        from docker.types import DeviceRequest
+
+        limits: dict[str, Any] = {}
+        cpus = resources.get("cpu")
+        if cpus:
+            engine = self._cpus_of_engine()
+            limits["nano_cpus"] = int(min(cpus, engine or cpus) * 1e9)
+        if resources.get("memory"):
+            limits["mem_limit"] = int(resources["memory"] * 2**30)
+        if resources.get("gpu"):
+            limits["device_requests"] = [DeviceRequest(count=math.ceil(resources["gpu"]), capabilities=[["gpu"]])]
+        return limits
+
+
+def container_env(launch: Launch) -> dict[str, str]:
+    """The experiment's variables for its container: what it sets over the worker's own environment.
+
+    The worker's ``PYTHONPATH`` (folders of the worker) is left out of the container's.
+    """
+    env = launch.own_env()
+    worker = os.environ.get("PYTHONPATH")
+    if worker and "PYTHONPATH" in env:
+        env["PYTHONPATH"] = ":".join(p for p in env["PYTHONPATH"].split(":") if p and p not in worker.split(":"))
+    return env
+
+
+def _worker_user() -> str:
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+def _explain(error: Exception) -> str:
+    explanation = getattr(error, "explanation", None)
+    return str(explanation or error)
+
+
+def _stream(client: Any, ident: str, on_line: LineCallback, on_error_line: LineCallback | None) -> None:
+    """The container's stdout into ``on_line``, its stderr into ``on_error_line`` (``on_line`` when None),
+    line by line as printed, from two followed log streams; callbacks are never called at once."""
+    lock = threading.Lock()
+
+    def pump(stdout: bool, callback: Callable[[str], None]) -> None:
+        chunks = client.logs(ident, stdout=stdout, stderr=not stdout, stream=True, follow=True)
+        for line in lines(chunks):
+            with lock:
+                callback(line)
+
+    errors = threading.Thread(target=pump, args=(False, on_error_line or on_line), daemon=True)
+    errors.start()
+    pump(True, on_line)
+    errors.join()
+
+
+def lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines of a byte stream without their line break; a line over MAX_LINE characters is cut, saying so.
+
+    Memory stays bounded whatever the command prints (as on the local compute).
+    """
+    pending = b""
+    head: str | None = None  # the shown part of a line being cut
+    dropped = 0  # characters of that line not shown so far
+
+    def cut() -> str:
+        return f"{head} … [line cut: {dropped:,} more characters not shown]"
+
+    for chunk in chunks:
+        pending += chunk
+        *whole, pending = pending.split(b"\n")
+        for line in whole:
+            if head is None:
+                yield line.decode(errors="replace")
+                continue
+            dropped += len(line.decode(errors="replace"))
+            yield cut()
+            head = None
+        if head is None and len(pending) > MAX_LINE * 4:  # 4: the most bytes a character takes
+            text = pending.decode(errors="replace")
+            head, dropped, pending = text[:MAX_LINE], len(text) - MAX_LINE, b""
+        elif head is not None:
+            dropped += len(pending.decode(errors="replace"))
+            pending = b""
+    if head is not None:
+        yield cut()
+    elif pending:
+        yield pending.decode(errors="replace")
