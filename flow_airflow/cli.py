@@ -288,6 +288,8 @@ def import_flow(args: argparse.Namespace) -> int:
         return 1
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if not _push_datasets(flow.project_dir, args.no_event):
+        return 1
     for link in outside:
         print(f"note: {link} in {target} is a link out of the project, copied as a link: the workers need its target")
     loader = dags / "flows.py"
@@ -298,12 +300,28 @@ def import_flow(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push_datasets(project_dir: Path, no_event: bool) -> bool:
+    """The flow's ``datasets/<name>/<version>/`` folders into the dataset store (``flow_airflow.datasets``)."""
+    from flow_airflow.datasets.cli import push_flow_datasets
+    from flow_airflow.datasets.store import DatasetError
+
+    try:
+        lines = push_flow_datasets(project_dir, no_event)
+    except DatasetError as e:
+        print(f"cannot import the flow's datasets: {e}", file=sys.stderr)
+        return False
+    for line in lines:
+        print(line)
+    return True
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line: every subcommand and argument with its help text (``flow-airflow <command> --help``)."""
     top = argparse.ArgumentParser(
         prog="flow-airflow",
         description="Run cnvrg flow YAML files on Apache Airflow: check them, show their plan, run them once, "
-        "or import them into the dags folder. 'flow-airflow <command> --help' describes each command.",
+        "or import them into the dags folder; keep versions of datasets. "
+        "'flow-airflow <command> --help' describes each command.",
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="<command>")
 
@@ -335,12 +353,17 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run)
     p = command("import", "copy a flow and its project folder into the dags folder",
                 "The folder is copied whole or not at all, links as links; the flow loader is installed there "
-                "when the dags folder has none.")
+                "when the dags folder has none; its datasets/<name>/<version>/ folders go into the dataset store.")
     p.add_argument("file", help="the flow YAML file; the folder holding it is the project folder that is copied")
     p.add_argument("--dags-folder", metavar="FOLDER",
                    help="where to copy it (default: [core] dags_folder of the Airflow configuration)")
     p.add_argument("--force", action="store_true", help="replace a flow imported before under the same name")
+    p.add_argument("--no-event", action="store_true",
+                   help="push the flow's datasets/<name>/<version>/ folders without Airflow asset events")
     p.set_defaults(func=import_flow)
+    from flow_airflow.datasets.cli import add_commands
+
+    add_commands(commands)
     return top
 
 

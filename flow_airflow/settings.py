@@ -54,6 +54,9 @@ class FlowAirflowSettings(BaseModel):
     artifacts_folder: str = Field(
         "", description="Where experiments' end states are kept (empty: $AIRFLOW_HOME/flow_artifacts).",
         json_schema_extra=_expects("a folder"))
+    datasets_folder: str = Field(
+        "", description="The dataset store: datasets' versions, files and saved queries, and the worker's read-only "
+        "copies for use_cached (empty: $AIRFLOW_HOME/flow_datasets).", json_schema_extra=_expects("a folder"))
     workspaces_folder: str = Field(
         "", description="Experiments' working directories, removed after success, kept after a failure "
         "(empty: $AIRFLOW_HOME/flow_workspaces).", json_schema_extra=_expects("a folder"))
@@ -199,6 +202,11 @@ def airflow_home() -> Path:
 def artifacts_root() -> Path:
     """Where experiments' output folders are kept (``artifacts_folder``)."""
     return Path(value("artifacts_folder") or str(airflow_home() / "flow_artifacts")).expanduser()
+
+
+def datasets_root() -> Path:
+    """Where the dataset store keeps datasets (``datasets_folder``)."""
+    return Path(value("datasets_folder") or str(airflow_home() / "flow_datasets")).expanduser()
 
 
 def workspaces_root() -> Path:
