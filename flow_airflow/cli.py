@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flow_airflow.spec.errors import FlowError, FlowIssue
-from flow_airflow.spec.models import DeployTask, Flow, Task, scalar_text
+from flow_airflow.spec.models import DataTask, DeployTask, Flow, Task, scalar_text
 
 if TYPE_CHECKING:
     from flow_airflow.plan.flow_plan import TaskPlan
@@ -81,11 +81,12 @@ def plan(args: argparse.Namespace) -> int:
     map_limit = conf.getint("core", "max_map_length", fallback=1024)
     if batch > 1:
         print(f"  {batch} routes per task instance ([flow_airflow] batch_routes)")
+    datasets = {t.title: t.spec.dataset for t in flow_plan.tasks if isinstance(t.spec, DataTask)}
     for task in flow_plan.tasks:
         after = f" after {', '.join(task.parents)}" if task.parents else ""
         print(f"  {task.title} [{task.kind}{after}]: {task.describe_count()}")
         for line in [*_route_lines(task), *_task_lines(task.spec), *_map_lines(task, batch, map_limit),
-                     *_compute_lines(task)]:
+                     *_compute_lines(task, datasets)]:
             print(f"      {line}")
     return 0
 
@@ -127,7 +128,7 @@ def _map_lines(task: TaskPlan, batch: int, map_limit: int) -> list[str]:
     return []
 
 
-def _compute_lines(task: TaskPlan) -> list[str]:
+def _compute_lines(task: TaskPlan, datasets: dict[str, str]) -> list[str]:
     """Its compute unless the default alone, what was skipped choosing it, and what will not work there."""
     from flow_airflow import computes
     from flow_airflow.common.routes import slug
@@ -140,7 +141,8 @@ def _compute_lines(task: TaskPlan) -> list[str]:
         lines += [f"warning: {note}" for note in choice.notes]
     values = [v for _, values in task.params for v in values]
     script = getattr(task.spec, "script", "")
-    notes = plan_notes(script, values, [slug(p) for p in task.parents], task.single_mode)
+    notes = plan_notes(script, values, [slug(p) for p in task.parents if p not in datasets], task.single_mode,
+                       [datasets[p] for p in task.parents if p in datasets])
     if choice and choice.kind in computes.KINDS:
         notes += choice.compute().plan_notes(task.spec, [script, *values])
     return lines + [f"warning: {note}" for note in notes]

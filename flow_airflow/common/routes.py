@@ -36,6 +36,8 @@ class Record(TypedDict, total=False):
     label: str  # what the UI shows for its task instance: see label_text
     labels: dict[str, str]  # the parts of its label: "" -> its own varying params, title -> a task's before it
     failed: str  # set when the experiment did not succeed: why (it failed, or was skipped after a failed parent)
+    # a data task's version of its dataset: {"name", "commit", "query", "patterns", "names", "files", "use_cached"}
+    dataset: dict[str, Any]
 
 
 class Route(TypedDict):

@@ -161,19 +161,28 @@ class DatasetStore:
         self._check_exists(dataset)
         found = self._find_commit(dataset, commit.strip()) if commit and commit.strip() else self.latest(dataset)
         assert found is not None
-        files = self._files_of(dataset, found)
-        names = sorted(n for n, c in self.names(dataset).items() if c == found)
         if not query:
-            return Selection(dataset, found, files, None, names)
+            return self.select(dataset, found)
         queries = self.queries(dataset)
         if query not in queries:
             have = ", ".join(f"'{q}'" for q in sorted(queries)) or "none"
             raise DatasetError(f"dataset '{dataset}' has no query '{query}' (its queries: {have})")
-        chosen = {p: f for p, f in files.items() if any(_matches(p, pattern) for pattern in queries[query])}
+        return self.select(dataset, found, queries[query], query)
+
+    def select(self, dataset: str, commit: str, patterns: list[str] | None = None,
+               query: str | None = None) -> Selection:
+        """Commit ``commit`` (in full) of ``dataset``; only the files matching ``patterns`` when given."""
+        if not self._commit_file(dataset, commit).is_file():
+            raise DatasetError(f"dataset '{dataset}' has no commit {commit} in the dataset store {self.root}")
+        files = self._files_of(dataset, commit)
+        names = sorted(n for n, c in self.names(dataset).items() if c == commit)
+        if patterns is None:
+            return Selection(dataset, commit, files, query, names)
+        chosen = {p: f for p, f in files.items() if any(_matches(p, pattern) for pattern in patterns)}
         if not chosen:
-            raise DatasetError(f"query '{query}' of dataset '{dataset}' ({', '.join(queries[query])}) selects no "
-                               f"file of commit {found[:SHORT]}")
-        return Selection(dataset, found, chosen, query, names)
+            raise DatasetError(f"query '{query}' of dataset '{dataset}' ({', '.join(patterns)}) selects no "
+                               f"file of commit {commit[:SHORT]}")
+        return Selection(dataset, commit, chosen, query, names)
 
     # --- serving ---------------------------------------------------------------------------------
 
