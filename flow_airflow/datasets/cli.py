@@ -22,7 +22,7 @@ def store() -> DatasetStore:
 
 
 def push(args: argparse.Namespace) -> int:
-    """Keep a folder as a version of a dataset; print its commit; announce it to Airflow (asset event)."""
+    """Keep a folder as a version of a dataset; print its commit; announce a new one to Airflow (asset event)."""
     try:
         commit, new = store().push(args.dataset, Path(args.folder), args.name)
     except DatasetError as e:
@@ -31,7 +31,7 @@ def push(args: argparse.Namespace) -> int:
     print(commit)
     print(f"{'new commit' if new else 'unchanged: the dataset already has this content as commit'} "
           f"{commit[:SHORT]} of '{args.dataset}'" + (f" named '{args.name}'" if args.name else ""), file=sys.stderr)
-    if not args.no_event:
+    if new and not args.no_event:
         from flow_airflow.datasets.events import emit_new_version
 
         print(emit_new_version(args.dataset, commit, [args.name] if args.name else []), file=sys.stderr)

@@ -77,8 +77,9 @@ class DatasetStore:
     def push(self, dataset: str, folder: Path, name: str | None = None) -> tuple[str, bool]:
         """Keep ``folder``'s files as a commit of ``dataset`` (made when new): ``(commit, whether new)``.
 
-        Nothing is written when the content is that of the latest commit (and ``name`` is already its
-        name, or None). Links and other non-files are refused. Raises :class:`DatasetError`.
+        Nothing is written when the dataset already has this content (but ``name``, when it is a new
+        name of that commit); the latest commit is the last new one. Links and other non-files are
+        refused. Raises :class:`DatasetError`.
         """
         _check_name(dataset, "dataset")
         if name is not None:
@@ -94,13 +95,11 @@ class DatasetStore:
                 raise DatasetError(f"the name '{name}' already means commit {names[name][:SHORT]} of '{dataset}': "
                                    "a version name never changes; choose another")
             new = not self._commit_file(dataset, commit).exists()
-            if new:
+            if new:  # a version already kept stays where it is in the log (a revert: name it, and ask for it)
                 created = _now()
                 _write_json(self._commit_file(dataset, commit), {"files": files, "created": created})
-            if self.latest(dataset) != commit:
-                entry = {"commit": commit, "created": _now(), "name": name}
                 with (self.root / dataset / "log.jsonl").open("a", encoding="utf-8") as log:
-                    log.write(json.dumps(entry) + "\n")
+                    log.write(json.dumps({"commit": commit, "created": created, "name": name}) + "\n")
             if name is not None and name not in names:
                 _write_json(self.root / dataset / "names.json", {**names, name: commit})
         return commit, new
