@@ -31,7 +31,8 @@ def emit_new_version(dataset: str, commit: str, names: list[str]) -> str:
 
         uri = f"{URI_SCHEME}://{dataset}"
         with create_session() as session:
-            model = session.scalar(select(AssetModel).where(AssetModel.uri == uri).limit(1))
+            # by name: Airflow keeps the URI normalized (cnvrg-dataset://iris/)
+            model = session.scalar(select(AssetModel).where(AssetModel.name == f"{URI_SCHEME}/{dataset}").limit(1))
             if model is None:
                 return f"no asset event: no flow names {uri} yet (Airflow knows no such asset)"
             event = asset_manager.register_asset_change(
@@ -44,13 +45,15 @@ def emit_new_version(dataset: str, commit: str, names: list[str]) -> str:
 
 
 def triggered_commit(context: Any, dataset: str) -> str | None:
-    """The commit (or version name) of ``dataset`` that triggered the run: the newest asset event's extra.
+    """The commit (or version name) of ``dataset`` that triggered the run: the newest asset event's extra
+    ``commit`` (or ``version``, e.g. ``{"version": "v2"}`` posted by another system).
 
     None when the run was not started by an event of ``cnvrg-dataset://<dataset>`` carrying one.
     """
     uri = f"{URI_SCHEME}://{dataset}"
     events = context.get("triggering_asset_events") or {}
-    found = [event for key in events if getattr(key, "uri", None) == uri for event in events[key]]
-    commits = [(str(getattr(e, "timestamp", "")), (getattr(e, "extra", None) or {}).get(COMMIT_KEY)) for e in found]
+    found = [event for key in events if str(getattr(key, "uri", "")).rstrip("/") == uri for event in events[key]]
+    extras = [(str(getattr(e, "timestamp", "")), getattr(e, "extra", None) or {}) for e in found]
+    commits = [(when, extra.get(COMMIT_KEY) or extra.get("version")) for when, extra in extras]
     commits = [c for c in commits if isinstance(c[1], str) and c[1].strip()]
     return max(commits)[1] if commits else None

@@ -115,8 +115,11 @@ class Key:
 
 
 def test_the_commit_of_the_triggering_asset_event() -> None:
-    iris, wine = Key("cnvrg-dataset://iris"), Key("cnvrg-dataset://wine")
+    iris, wine = Key("cnvrg-dataset://iris/"), Key("cnvrg-dataset://wine/")  # as Airflow normalizes them
     events = {iris: [Event("aaa111", "2026-01-01"), Event("bbb222", "2026-01-02")], wine: [Event("ccc", "2026-01-03")]}
     assert triggered_commit({"triggering_asset_events": events}, "iris") == "bbb222"  # the newest
     assert triggered_commit({"triggering_asset_events": events}, "other") is None
     assert triggered_commit({}, "iris") is None
+    other = {iris: [Event("x", "2026-01-01")]}
+    other[iris][0].extra = {"version": "v2"}  # as another system may post it through the REST API
+    assert triggered_commit({"triggering_asset_events": other}, "iris") == "v2"
