@@ -115,7 +115,8 @@ def add_commands(commands: Any) -> None:
         "dataset", help="keep versions of datasets for data tasks; list them; save queries",
         description="Keep versions of datasets for data tasks. The dataset store is [flow_airflow] datasets_folder "
         "($AIRFLOW_HOME/flow_datasets by default).")
-    sub = top.add_subparsers(dest="dataset_command", required=True, metavar="<dataset command>")
+    sub = top.add_subparsers(dest="dataset_command", required=True, metavar="<dataset command>",
+                             help="push, list, log or query ('flow-airflow dataset <command> --help')")
     p = sub.add_parser("push", help="keep a folder as a new version of a dataset; print its commit",
                        description="Keep a folder as a new version (commit) of a dataset and print the commit. "
                        "The same content gives the same commit and writes nothing new. Flows triggered by the "
@@ -128,13 +129,13 @@ def add_commands(commands: Any) -> None:
     p = sub.add_parser("list", help="list the datasets with their latest versions")
     p.set_defaults(func=list_datasets)
     p = sub.add_parser("log", help="list the versions of a dataset, newest first, and its queries")
-    p.add_argument("dataset", metavar="NAME")
+    p.add_argument("dataset", metavar="NAME", help="the dataset's name")
     p.set_defaults(func=log)
     p = sub.add_parser("query", help="save a query of a dataset: the files its patterns select",
                        description="Save a query: data tasks with data_query: QUERY get only the files of the "
                        "latest version matching a PATTERN (shell patterns on the whole path, '*' crossing folders; "
                        "'train/' means everything under train).")
-    p.add_argument("dataset", metavar="NAME")
-    p.add_argument("query", metavar="QUERY", help="the query's name")
-    p.add_argument("patterns", metavar="PATTERN", nargs="+")
+    p.add_argument("dataset", metavar="NAME", help="the dataset's name")
+    p.add_argument("query", metavar="QUERY", help="the query's name (data_query: QUERY in a flow)")
+    p.add_argument("patterns", metavar="PATTERN", nargs="+", help="file patterns the query selects, e.g. '*.csv'")
     p.set_defaults(func=query)

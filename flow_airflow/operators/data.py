@@ -22,11 +22,6 @@ class DataTaskOperator(FlowTaskOperator):
     """Resolves a data task's dataset version and records it (XCom) for the tasks after it."""
 
     ui_color = "#e6f4ea"
-    _context: Any = None
-
-    def execute(self, context: Any) -> Record | list[Record]:
-        self._context = context  # the run's triggering asset events
-        return super().execute(context)
 
     def run_route(self, ti: Any, route: dict[str, Any], index: int, parents: dict[str, list[Record]],
                   project_env: dict[str, str]) -> Record:
@@ -43,7 +38,7 @@ class DataTaskOperator(FlowTaskOperator):
         store = DatasetStore(settings.datasets_root())
         wanted, why = task.data_commit, "its data_commit"
         if not (wanted and wanted.strip()) and not task.data_query:
-            wanted, why = triggered_commit(self._context or {}, task.dataset), "the asset event that started this run"
+            wanted, why = triggered_commit(_context(), task.dataset), "the asset event that started this run"
             why = why if wanted else "the latest, at run start"
         try:
             selection = store.resolve(task.dataset, wanted, task.data_query)
@@ -65,3 +60,13 @@ class DataTaskOperator(FlowTaskOperator):
                       dataset={"name": task.dataset, "commit": selection.commit, "query": task.data_query,
                                "patterns": patterns, "names": selection.names, "files": len(selection.files),
                                "use_cached": bool(task.use_cached)})
+
+
+def _context() -> Any:
+    """The running task's context (its run's triggering asset events); empty outside a task."""
+    from airflow.sdk import get_current_context
+
+    try:
+        return get_current_context()
+    except RuntimeError:
+        return {}

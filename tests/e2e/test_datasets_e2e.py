@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -36,7 +37,8 @@ def push(server, folder: Path, *args: str) -> tuple[str, str]:
     done = subprocess.run([sys.executable, "-m", "flow_airflow.cli", "dataset", "push", "e2e_numbers", str(folder),
                            *args], env=server.env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1], done.stderr
+    [commit] = [line for line in done.stdout.splitlines() if re.fullmatch(r"[0-9a-f]{40}", line)]  # Airflow may log
+    return commit, done.stderr
 
 
 def version(tmp_path: Path, name: str, text: str) -> Path:
