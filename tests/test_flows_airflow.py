@@ -262,7 +262,8 @@ def test_a_data_task_of_a_dataset_never_pushed_fails_saying_so(
     assert [e.state for e in result.of("Iris", None)] == ["failed"]
     text = "".join(capfd.readouterr())
     assert "'Iris' cannot use dataset 'iris': there is no dataset 'iris' in the dataset store" in text
-    assert "push one with: flow-airflow dataset push iris FOLDER" in text
+    assert "push one with: flow-airflow dataset push iris FOLDER. The flow's folder holds " in text
+    assert "datasets/iris: 'flow-airflow import' of the flow pushes it" in text
 
 
 def test_the_tiny_ml_example_of_dags(airflow_home: Path, tmp_path: Path) -> None:

@@ -26,27 +26,12 @@ class DataTaskOperator(FlowTaskOperator):
     def run_route(self, ti: Any, route: dict[str, Any], index: int, parents: dict[str, list[Record]],
                   project_env: dict[str, str]) -> Record:
         """The version of the dataset for this run: its record, with ``dataset`` telling the tasks after it."""
-        from flow_airflow import settings
         from flow_airflow.common.routes import lineage
-        from flow_airflow.datasets.events import triggered_commit
-        from flow_airflow.datasets.store import DatasetError, DatasetStore
-        from flow_airflow.runtime.experiment import ExperimentFailed
         from flow_airflow.spec import models
 
         task = self.setup.task
         assert isinstance(task, models.DataTask)
-        store = DatasetStore(settings.datasets_root())
-        wanted, why = task.data_commit, "its data_commit"
-        if not (wanted and wanted.strip()) and not task.data_query:
-            wanted, why = triggered_commit(_context(), task.dataset), "the asset event that started this run"
-            why = why if wanted else "the latest, at run start"
-        try:
-            selection = store.resolve(task.dataset, wanted, task.data_query)
-        except DatasetError as e:
-            raise ExperimentFailed(f"'{task.title}' cannot use dataset '{task.dataset}': {e}") from None
-        patterns = store.queries(task.dataset)[task.data_query] if task.data_query else None
-        why = f"the files its data_query '{task.data_query}' selects ({', '.join(patterns or [])}) of the latest" \
-            if task.data_query else why
+        selection, patterns, why = self._resolve(task)
         self.log.info("dataset %s: %s (commit %s)", selection.describe(), why, selection.commit)
         self.log.info("the tasks after '%s' find it at /data/%s (%s)", task.title, task.dataset,
                       "a read-only copy kept on the worker (use_cached)" if task.use_cached
@@ -61,6 +46,37 @@ class DataTaskOperator(FlowTaskOperator):
                                "patterns": patterns, "names": selection.names, "files": len(selection.files),
                                "use_cached": bool(task.use_cached)})
 
+    def _resolve(self, task: Any) -> tuple[Any, list[str] | None, str]:
+        """The task's version (a ``Selection``), its query's patterns, and why this version, in words.
+
+        A run started by a new version of the dataset uses that version where the task asks for the
+        latest (no ``data_commit``), its query's selection of it too. :class:`ExperimentFailed`
+        saying what exists when there is no such dataset, version or query.
+        """
+        from flow_airflow import settings
+        from flow_airflow.datasets.events import triggered_commit
+        from flow_airflow.datasets.store import DatasetError, DatasetStore
+        from flow_airflow.runtime.experiment import ExperimentFailed
+
+        store = DatasetStore(settings.datasets_root())
+        wanted, why = task.data_commit, "its data_commit"
+        if not (wanted and wanted.strip()):
+            wanted = triggered_commit(_context(), task.dataset)
+            why = "the version whose asset event started this run" if wanted else "the latest, at run start"
+        try:
+            selection = store.resolve(task.dataset, wanted)
+            if not task.data_query:
+                return selection, None, why
+            queries = store.queries(task.dataset)
+            if task.data_query not in queries:
+                store.resolve(task.dataset, query=task.data_query)  # raises, naming the queries there are
+            patterns = queries[task.data_query]
+            return (store.select(task.dataset, selection.commit, patterns, task.data_query), patterns,
+                    f"the files its data_query '{task.data_query}' selects ({', '.join(patterns)}) of {why}")
+        except DatasetError as e:
+            raise ExperimentFailed(f"'{task.title}' cannot use dataset '{task.dataset}': {e}"
+                                   + _hint(task, self)) from None
+
 
 def _context() -> Any:
     """The running task's context (its run's triggering asset events); empty outside a task."""
@@ -70,3 +86,17 @@ def _context() -> Any:
         return get_current_context()
     except RuntimeError:
         return {}
+
+
+def _hint(task: Any, operator: FlowTaskOperator) -> str:
+    """How to push the dataset when the flow's own folder holds it (``datasets/<name>/``) and the store does not."""
+    from pathlib import Path
+
+    from flow_airflow import settings
+    from flow_airflow.datasets.store import DatasetStore
+
+    folder = Path(operator.setup.project_dir) / "datasets" / task.dataset
+    if not folder.is_dir() or task.dataset in DatasetStore(settings.datasets_root()).datasets():
+        return ""
+    return (f". The flow's folder holds {folder}: 'flow-airflow import' of the flow pushes it, or "
+            f"'flow-airflow dataset push {task.dataset} {folder}/<version> --name <version>'")

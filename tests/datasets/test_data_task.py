@@ -95,3 +95,40 @@ def test_use_cached_copies_a_commit_once_for_a_grid(
     assert text.count("made now: 2 file(s) copied") == 1  # the first experiment of the grid made it
     assert text.count("copied nothing: kept from before") == 2  # the others copied nothing
     assert (store.root / "cache" / "numbers" / commit).is_dir()
+
+
+QUERY = """
+flow: Query Flow
+tasks:
+  - {title: Data, type: data, dataset: shapes, data_query: csv}
+  - {title: Pinned, type: data, dataset: shapes, data_commit: v9}
+  - {title: List, type: exec, input: python3 list.py, computes: [local]}
+  - {title: Never, type: exec, input: 'true', computes: [local]}
+relations:
+  - {from: Data, to: List}
+  - {from: Pinned, to: Never}
+"""
+LIST = """import os
+root = os.environ["CNVRG_DATASET_SHAPES"]
+print("cnvrg_tag_files:", ",".join(sorted(os.path.relpath(os.path.join(d, f), root)
+                                          for d, _, files in os.walk(root) for f in files)))
+"""
+
+
+def test_a_query_selects_files_and_an_unknown_version_says_what_exists(
+    store: DatasetStore, tmp_path: Path, airflow_home: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "shapes"
+    (data / "sub").mkdir(parents=True)
+    for name in ("a.csv", "sub/b.csv", "c.png"):
+        (data / name).write_text(name)
+    commit, _ = store.push("shapes", data, "v1")
+    store.save_query("shapes", "csv", ["*.csv"])
+    result = run_flow(write_flow(tmp_path / "project", QUERY, {"list.py": LIST}))
+    assert result.of("List")[0].tags == {"files": "a.csv,sub/b.csv"}
+    assert result.of("Data")[0].tags == {"dataset": "shapes", "commit": commit, "query": "csv"}
+    assert [e.state for e in result.of("Pinned", None)] == ["failed"]
+    text = "".join(capfd.readouterr())
+    assert (f"'Pinned' cannot use dataset 'shapes': dataset 'shapes' has no commit or version named 'v9' (its names: "
+            f"v1; its latest commits: {commit[:12]})") in text
+    assert "the files its data_query 'csv' selects (*.csv) of the latest, at run start" in text
