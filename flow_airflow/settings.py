@@ -54,12 +54,12 @@ class FlowAirflowSettings(BaseModel):
     artifacts_folder: str = Field(
         "", description="Where experiments' end states are kept (empty: $AIRFLOW_HOME/flow_artifacts).",
         json_schema_extra=_expects("a folder"))
-    datasets_folder: str = Field(
-        "", description="The dataset store: datasets' versions, files and saved queries, and the worker's read-only "
-        "copies for use_cached (empty: $AIRFLOW_HOME/flow_datasets).", json_schema_extra=_expects("a folder"))
     workspaces_folder: str = Field(
         "", description="Experiments' working directories, removed after success, kept after a failure "
         "(empty: $AIRFLOW_HOME/flow_workspaces).", json_schema_extra=_expects("a folder"))
+    datasets_folder: str = Field(
+        "", description="The dataset store: datasets' versions, files and saved queries, and the worker's read-only "
+        "copies for use_cached (empty: $AIRFLOW_HOME/flow_datasets).", json_schema_extra=_expects("a folder"))
     batch_routes: Routes | dict[str, Routes] = Field(
         1, description="Routes one task instance runs in turn, JSON: a number for every flow, or one per DAG id "
         "with '*' for the others.",
