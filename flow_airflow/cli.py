@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flow_airflow.spec.errors import FlowError, FlowIssue
-from flow_airflow.spec.models import DeployTask, Flow, Task, scalar_text
+from flow_airflow.spec.models import DataTask, DeployTask, Flow, Task, scalar_text
 
 if TYPE_CHECKING:
     from flow_airflow.plan.flow_plan import TaskPlan
@@ -81,11 +81,12 @@ def plan(args: argparse.Namespace) -> int:
     map_limit = conf.getint("core", "max_map_length", fallback=1024)
     if batch > 1:
         print(f"  {batch} routes per task instance ([flow_airflow] batch_routes)")
+    datasets = {t.title: t.spec.dataset for t in flow_plan.tasks if isinstance(t.spec, DataTask)}
     for task in flow_plan.tasks:
         after = f" after {', '.join(task.parents)}" if task.parents else ""
         print(f"  {task.title} [{task.kind}{after}]: {task.describe_count()}")
         for line in [*_route_lines(task), *_task_lines(task.spec), *_map_lines(task, batch, map_limit),
-                     *_compute_lines(task)]:
+                     *_compute_lines(task, datasets)]:
             print(f"      {line}")
     return 0
 
@@ -127,7 +128,7 @@ def _map_lines(task: TaskPlan, batch: int, map_limit: int) -> list[str]:
     return []
 
 
-def _compute_lines(task: TaskPlan) -> list[str]:
+def _compute_lines(task: TaskPlan, datasets: dict[str, str]) -> list[str]:
     """Its compute unless the default alone, what was skipped choosing it, and what will not work there."""
     from flow_airflow import computes
     from flow_airflow.common.routes import slug
@@ -141,7 +142,8 @@ def _compute_lines(task: TaskPlan) -> list[str]:
     lines += _image_lines(task)
     values = [v for _, values in task.params for v in values]
     script = getattr(task.spec, "script", "")
-    notes = plan_notes(script, values, [slug(p) for p in task.parents], task.single_mode)
+    notes = plan_notes(script, values, [slug(p) for p in task.parents if p not in datasets], task.single_mode,
+                       [datasets[p] for p in task.parents if p in datasets])
     if choice and choice.kind in computes.KINDS:
         notes += choice.compute().plan_notes(task.spec, [script, *values])
     return lines + [f"warning: {note}" for note in notes]
@@ -303,6 +305,8 @@ def import_flow(args: argparse.Namespace) -> int:
         return 1
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if not _push_datasets(flow.project_dir, args.no_event):
+        return 1
     for link in outside:
         print(f"note: {link} in {target} is a link out of the project, copied as a link: the workers need its target")
     loader = dags / "flows.py"
@@ -313,12 +317,28 @@ def import_flow(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push_datasets(project_dir: Path, no_event: bool) -> bool:
+    """The flow's ``datasets/<name>/<version>/`` folders into the dataset store (``flow_airflow.datasets``)."""
+    from flow_airflow.datasets.cli import push_flow_datasets
+    from flow_airflow.datasets.store import DatasetError
+
+    try:
+        lines = push_flow_datasets(project_dir, no_event)
+    except DatasetError as e:
+        print(f"cannot import the flow's datasets: {e}", file=sys.stderr)
+        return False
+    for line in lines:
+        print(line)
+    return True
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line: every subcommand and argument with its help text (``flow-airflow <command> --help``)."""
     top = argparse.ArgumentParser(
         prog="flow-airflow",
         description="Run cnvrg flow YAML files on Apache Airflow: check them, show their plan, run them once, "
-        "or import them into the dags folder. 'flow-airflow <command> --help' describes each command.",
+        "or import them into the dags folder; keep versions of datasets. "
+        "'flow-airflow <command> --help' describes each command.",
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="<command>")
 
@@ -350,12 +370,17 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run)
     p = command("import", "copy a flow and its project folder into the dags folder",
                 "The folder is copied whole or not at all, links as links; the flow loader is installed there "
-                "when the dags folder has none.")
+                "when the dags folder has none; its datasets/<name>/<version>/ folders go into the dataset store.")
     p.add_argument("file", help="the flow YAML file; the folder holding it is the project folder that is copied")
     p.add_argument("--dags-folder", metavar="FOLDER",
                    help="where to copy it (default: [core] dags_folder of the Airflow configuration)")
     p.add_argument("--force", action="store_true", help="replace a flow imported before under the same name")
+    p.add_argument("--no-event", action="store_true",
+                   help="push the flow's datasets/<name>/<version>/ folders without Airflow asset events")
     p.set_defaults(func=import_flow)
+    from flow_airflow.datasets.cli import add_commands
+
+    add_commands(commands)
     return top
 
 

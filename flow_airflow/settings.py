@@ -61,6 +61,9 @@ class FlowAirflowSettings(BaseModel):
     workspaces_folder: str = Field(
         "", description="Experiments' working directories, removed after success, kept after a failure "
         "(empty: $AIRFLOW_HOME/flow_workspaces).", json_schema_extra=_expects("a folder"))
+    datasets_folder: str = Field(
+        "", description="The dataset store: datasets' versions, files and saved queries, and the worker's read-only "
+        "copies for use_cached (empty: $AIRFLOW_HOME/flow_datasets).", json_schema_extra=_expects("a folder"))
     batch_routes: Routes | dict[str, Routes] = Field(
         1, description="Routes one task instance runs in turn, JSON: a number for every flow, or one per DAG id "
         "with '*' for the others.",
@@ -231,6 +234,11 @@ def artifacts_root() -> Path | str:
 
         return Path(urlsplit(folder).path)
     return folder if "://" in folder else Path(folder).expanduser()
+
+
+def datasets_root() -> Path:
+    """Where the dataset store keeps datasets (``datasets_folder``)."""
+    return Path(value("datasets_folder") or str(airflow_home() / "flow_datasets")).expanduser()
 
 
 def workspaces_root() -> Path:

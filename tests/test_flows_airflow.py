@@ -251,14 +251,19 @@ print("cnvrg_tag_ok: yes")
     assert result.of("Use Model")[0].tags == {"ok": "yes"}
 
 
-def test_data_and_deploy_tasks_load_but_say_they_cannot_run_yet(
-    run: Callable[..., RunResult], capfd: pytest.CaptureFixture[str]
+def test_a_data_task_of_a_dataset_never_pushed_fails_saying_so(
+    run: Callable[..., RunResult], capfd: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The example's iris dataset is not in the (empty) store: the data task fails in plain words.
+    Pushed, Train reads it: tests/datasets/test_data_task.py."""
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__DATASETS_FOLDER", str(tmp_path / "empty_store"))
     result = run("data_and_deploy")
     assert result.state == "failed"
     assert [e.state for e in result.of("Iris", None)] == ["failed"]
     text = "".join(capfd.readouterr())
-    assert "'Iris' is a data task: running data tasks is not supported yet" in text
+    assert "'Iris' cannot use dataset 'iris': there is no dataset 'iris' in the dataset store" in text
+    assert "push one with: flow-airflow dataset push iris FOLDER. The flow's folder holds " in text
+    assert "datasets/iris: 'flow-airflow import' of the flow pushes it" in text
 
 
 def test_the_tiny_ml_example_of_dags(airflow_home: Path, tmp_path: Path) -> None:

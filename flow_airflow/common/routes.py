@@ -37,6 +37,8 @@ class Record(TypedDict, total=False):
     labels: dict[str, str]  # the parts of its label: "" -> its own varying params, title -> a task's before it
     series: dict[str, dict[str, list[Any]]]  # metric -> {"ys", "xs"}: what log_metric(key, Ys=[...]) logged
     failed: str  # set when the experiment did not succeed: why (it failed, or was skipped after a failed parent)
+    # a data task's version of its dataset: {"name", "commit", "query", "patterns", "names", "files", "use_cached"}
+    dataset: dict[str, Any]
 
 
 class Route(TypedDict):

@@ -8,12 +8,11 @@ says so); network folders (``mount_folders``) cannot be mounted: such a task fai
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -22,7 +21,6 @@ from flow_airflow.computes.base import DATA, INPUT, Compute, ComputeSettings, La
 if TYPE_CHECKING:
     from flow_airflow.spec import models
 
-_WORD_START = r"(?:(?<=^)|(?<=[\s=:'\"(,;|&<>]))"  # as runtime.paths: where a path may start
 MAX_LINE = 1024 * 1024  # characters of one output line kept in memory and in the log
 
 
@@ -57,12 +55,6 @@ class LocalCompute(Compute):
     def __init__(self, name: str | None = None, settings: ComputeSettings | Mapping[str, Any] | None = None):
         super().__init__(name, settings)
         self._process: subprocess.Popen[str] | None = None
-
-    def plan_notes(self, task: models.Task, texts: Sequence[str]) -> list[str]:
-        if any(re.search(_WORD_START + r"/data(?=/|$)", text) for text in texts):
-            return ["it names /data/..., but datasets are not staged on the local compute yet (data tasks "
-                    "cannot run): the path will not exist"]
-        return []
 
     def refusal(self, task: models.Task) -> str | None:
         folders = getattr(task, "mount_folders", None)

@@ -22,6 +22,7 @@ from typing import Any
 from airflow.sdk import DAG, TaskGroup
 
 from flow_airflow import settings
+from flow_airflow.assets import dataset_asset
 from flow_airflow.operators.base import ROUTE_LABEL, FlowTaskOperator
 from flow_airflow.operators.data import DataTaskOperator
 from flow_airflow.operators.deploy import DeployTaskOperator
@@ -121,6 +122,7 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
         batch=batch,
         trigger_rule="all_done" if static and tunable and task.parents and not gate else "all_success",
         **_retries(task),
+        **_inlets(task),
         **_notifications(plan, task),
     )
     if static:
@@ -145,6 +147,12 @@ def _planner(task: TaskPlan, batch: int) -> RoutesOperator:
         batch=batch,
         trigger_rule="all_done" if task.parents else "all_success",
     )
+
+
+def _inlets(task: TaskPlan) -> dict[str, Any]:
+    """A data task reads its dataset: the asset ``cnvrg-dataset://<name>`` is its inlet (Airflow's asset graph)."""
+    dataset = getattr(task.spec, "dataset", None)
+    return {"inlets": [dataset_asset(dataset)]} if task.kind == "data" and dataset else {}
 
 
 def _retries(task: TaskPlan) -> dict[str, Any]:

@@ -81,12 +81,14 @@ def experiment_env(
     output_dir: PurePath,
     base: Mapping[str, str],
     paths: Mapping[str, PurePath] | None = None,
+    datasets: Mapping[str, PurePath] | None = None,
     sdk: PurePath = SDK_PATH,
     warn: Warn = lambda message: None,
 ) -> dict[str, str]:
     """The experiment's environment: ``base``, then what the flow gives it (values naming cnvrg's roots mapped).
 
-    Paths are as the command sees them (its compute's layout); ``sdk``: the folder of the ``cnvrg`` module.
+    Paths are as the command sees them (its compute's layout); ``sdk``: the folder of the ``cnvrg`` module;
+    ``datasets``: name -> its folder (cnvrg's ``/data/<name>``), as ``CNVRG_DATASET_<NAME>``.
     """
     paths = paths or {}
     own: dict[str, str] = {}
@@ -100,6 +102,8 @@ def experiment_env(
             warn(f"{name} is not set: the params {', '.join(repr(k) for k in same)} all give this name")
     for folder, path in inputs.items():
         own[env_name("INPUT", folder)] = str(path)
+    for name, path in (datasets or {}).items():
+        own[env_name("CNVRG_DATASET", name)] = str(path)
     if passed_condition:
         own["CNVRG_TASKS_PASSED_CONDITION"] = ",".join(str(p) for p in passed_condition)
     own["CNVRG_WORKDIR"] = str(workdir)

@@ -32,6 +32,7 @@ from flow_airflow.runtime.prepare import (
     make_workspace,
     safe,
     seen,
+    stage_datasets,
     stage_inputs,
 )
 from flow_airflow.runtime.tags import TagLog
@@ -137,6 +138,8 @@ class Experiment:
         output_dir = workspace.inside(workdir, spec.output_dir or "output")
         output_dir.mkdir(parents=True, exist_ok=True)
         layout = runner.layout(workdir, SDK_PATH)
+        datasets, mounts = stage_datasets(self.parents, workdir, layout, self.log)  # cnvrg's /data/<name>
+        layout = dataclasses.replace(layout, mounts=layout.mounts + mounts)
         roots = layout.roots()
         env = experiment_env(
             params=params,
@@ -147,6 +150,7 @@ class Experiment:
             output_dir=seen(output_dir, workdir, layout),
             base=self.base_env,
             paths=roots,
+            datasets={name: seen(path, workdir, layout) for name, path in datasets.items()},
             sdk=layout.sdk,
             warn=self.log.warning,
         )

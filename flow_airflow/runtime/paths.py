@@ -20,6 +20,7 @@ ROOTS = ("/cnvrg", "/input", "/data")
 _WORD_START = r"(?:(?<=^)|(?<=[\s=:'\"(,;|&<>]))"
 _SHELL_PATH = re.compile(_WORD_START + r"(?P<root>/cnvrg|/input|/data)(?=/|$|[\s'\";|&)<>,:])")
 _INPUT = re.compile(_WORD_START + r"/input/(?P<folder>[^/\s'\";|&)<>,:]+)(?P<rest>/[^\s'\";|&)<>,]*)?")
+_DATA = re.compile(_WORD_START + r"/data/(?P<name>[^/\s'\";|&)<>,:]+)")
 _PLAIN = re.compile(r"[A-Za-z0-9_./+@%-]+")
 
 
@@ -55,10 +56,12 @@ def input_references(text: str) -> list[tuple[str, str]]:
     return [(m["folder"], (m["rest"] or "").lstrip("/")) for m in _INPUT.finditer(text)]
 
 
-def plan_notes(script: str, values: list[str], parent_folders: list[str], single_mode: bool) -> list[str]:
-    """Why the ``/input`` paths a task names cannot work (for ``flow-airflow plan``); [] when they can.
+def plan_notes(script: str, values: list[str], parent_folders: list[str], single_mode: bool,
+               datasets: list[str] | None = None) -> list[str]:
+    """Why the ``/input`` and ``/data`` paths a task names cannot work (for ``flow-airflow plan``); [] when they can.
 
-    What a compute does not provide (``/data`` on the local compute) is its own ``plan_notes``.
+    ``datasets``: those of the data tasks before it (``/data/<name>``). What a compute does not
+    provide is its own ``plan_notes``.
     """
     notes = []
     texts = [script, *values]
@@ -68,4 +71,8 @@ def plan_notes(script: str, values: list[str], parent_folders: list[str], single
         elif folder not in parent_folders and re.sub(r"_\d+$", "", folder) not in parent_folders:
             have = ", ".join(f"/input/{f}" for f in parent_folders) or "none"
             notes.append(f"it names /input/{folder}, which no parent task fills (its inputs: {have})")
+    given = [] if single_mode else (datasets or [])
+    for name in sorted({m["name"] for text in texts for m in _DATA.finditer(text)} - set(given)):
+        have = ", ".join(f"/data/{d}" for d in given) or "none"
+        notes.append(f"it names /data/{name}, which no data task before it gives (its datasets: {have})")
     return notes

@@ -12,14 +12,18 @@ import logging
 import shlex
 import subprocess
 from collections.abc import Mapping
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PurePosixPath
+from typing import TYPE_CHECKING
 
 from flow_airflow.common.routes import Record, slug
-from flow_airflow.computes.base import DATA, INPUT, ExperimentFailed, Layout
+from flow_airflow.computes.base import DATA, INPUT, ExperimentFailed, Layout, Mount
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
 from flow_airflow.runtime.paths import input_references, map_command, map_path, names_roots
 from flow_airflow.spec import models
+
+if TYPE_CHECKING:
+    from flow_airflow.datasets.store import DatasetStore
 
 Staged = dict[str, tuple[Path, str, str]]  # input folder -> (its path on the worker, parent experiment, source)
 
@@ -78,6 +82,8 @@ def stage_inputs(
         return inputs, passed, staged
     for title, records in parents.items():
         for n, record in enumerate(records, start=1):
+            if "dataset" in record:  # a data task: its dataset goes to /data/<name> (stage_datasets)
+                continue
             folder = slug(title) if len(records) == 1 else f"{slug(title)}_{n}"
             target = workdir / INPUT / folder
             store.get(record["output"], target)
@@ -87,6 +93,54 @@ def stage_inputs(
             if title in gathered:
                 passed.append(target)
     return inputs, passed, staged
+
+
+def stage_datasets(parents: Mapping[str, list[Record]], workdir: Path, layout: Layout,
+                   log: logging.Logger) -> tuple[dict[str, Path], tuple[Mount, ...]]:
+    """The datasets of the data tasks before this experiment at ``<workspace>/.cnvrg_data/<name>``
+    (cnvrg's ``/data/<name>``): by name, on the worker; and the mounts a container compute adds.
+
+    Each gets its own writable copy, or with ``use_cached`` the worker's read-only copy of that
+    commit, made once (a link to it on the local compute; on a compute that binds folders
+    (``layout.mounts``), a read-only mount over the empty folder). The log says which, and how
+    many files were copied. :class:`ExperimentFailed` when a version cannot be staged.
+    """
+    from flow_airflow import settings
+    from flow_airflow.datasets.store import DatasetError, DatasetStore
+
+    found: dict[str, Path] = {}
+    mounts: list[Mount] = []
+    store = DatasetStore(settings.datasets_root())
+    for records in parents.values():
+        for info in (record["dataset"] for record in records if "dataset" in record):
+            name = info["name"]
+            found[name] = workdir / DATA / name
+            try:
+                mount = _stage_dataset(store, info, found[name], layout, log)
+            except (DatasetError, OSError) as e:
+                raise ExperimentFailed(f"dataset '{name}' cannot be staged at /data/{name}: {e}") from None
+            mounts += [mount] if mount else []
+    return found, tuple(mounts)
+
+
+def _stage_dataset(store: DatasetStore, info: dict, target: Path, layout: Layout, log: logging.Logger) -> Mount | None:
+    """One data task's version at ``target``: the mount a container compute adds for it, if any."""
+    name = info["name"]
+    selection = store.select(name, info["commit"], info.get("patterns"), info.get("query"))
+    if not info.get("use_cached"):
+        copied = store.checkout(selection, target)
+        log.info("dataset %s at /data/%s: this experiment's own copy, %d file(s) copied",
+                 selection.describe(), name, copied)
+        return None
+    folder, copied = store.cached(selection)
+    log.info("dataset %s at /data/%s: use_cached, the worker's read-only copy %s (%s)", selection.describe(),
+             name, folder, f"made now: {copied} file(s) copied" if copied else "copied nothing: kept from before")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if layout.mounts:  # a container compute: the copy is bound over an empty folder
+        target.mkdir()
+        return Mount(folder, str(PurePosixPath(layout.data) / name), read_only=True)
+    target.symlink_to(folder, target_is_directory=True)
+    return None
 
 
 def command_line(spec: models.ExecTask, params: list[list[str]], roots: Mapping[str, PurePath], inputs: Path,

@@ -18,8 +18,8 @@ TASKS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("kind, cls", [("data", DataTaskOperator), ("deploy", DeployTaskOperator)])
-def test_data_and_deploy_tasks_fail_each_route_saying_they_cannot_run_yet(kind: str, cls: type) -> None:
+@pytest.mark.parametrize("kind, cls", [("deploy", DeployTaskOperator)])
+def test_deploy_tasks_fail_each_route_saying_they_cannot_run_yet(kind: str, cls: type) -> None:
     title = TASKS[kind]["title"]
     op = cls(task_id="run", setup=TaskSetup.model_validate({"task": TASKS[kind], "project_dir": "/p"}),
              route={"params": [], "parents": {}})
@@ -29,6 +29,18 @@ def test_data_and_deploy_tasks_fail_each_route_saying_they_cannot_run_yet(kind: 
     assert record["failed"] == "failed: " + message
     assert (record["task"], record["index"], record["label"]) == (title, 0, "")
     assert op._error == message  # what the task instance fails with
+
+
+def test_a_data_task_of_an_unknown_dataset_fails_its_route_saying_what_exists(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__DATASETS_FOLDER", str(tmp_path))
+    op = DataTaskOperator(task_id="run", setup=TaskSetup.model_validate({"task": TASKS["data"], "project_dir": "/p"}),
+                          route={"params": [], "parents": {}})
+    record = op._run(None, {"params": [], "parents": {}}, 0, {})
+    assert record["failed"] == (f"failed: 'Iris' cannot use dataset 'iris': there is no dataset 'iris' in the dataset "
+                                f"store {tmp_path} (its datasets: none); push one with: flow-airflow dataset push "
+                                "iris FOLDER")
 
 
 def test_the_families_share_one_base() -> None:

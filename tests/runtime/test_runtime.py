@@ -13,7 +13,6 @@ from flow_airflow.runtime import workspace
 from flow_airflow.runtime.environment import env_name, experiment_env
 from flow_airflow.runtime.paths import local_paths, map_command, map_path, plan_notes
 from flow_airflow.runtime.tags import MAX_TAGS, TagLog, parse_tag
-from flow_airflow.spec.models import ExecTask
 
 # --- tags ----------------------------------------------------------------------------------------------
 
@@ -164,10 +163,12 @@ def test_plan_notes() -> None:
     assert plan_notes("true", ["/input/train/m"], ["train"], True) == [
         "it names /input/train, but a task in single mode receives no inputs"
     ]
-    from flow_airflow.computes.local import LocalCompute  # what the local compute does not provide is its own note
-
-    task = ExecTask.model_validate({"title": "T", "type": "exec", "input": "cat /data/iris/x"})
-    assert "datasets are not staged" in LocalCompute().plan_notes(task, ["cat /data/iris/x"])[0]
+    assert plan_notes("cat /data/iris/x", ["/data/wine"], [], False, ["iris"]) == [
+        "it names /data/wine, which no data task before it gives (its datasets: /data/iris)"
+    ]
+    assert plan_notes("cat /data/iris/x", [], [], True, ["iris"]) == [
+        "it names /data/iris, which no data task before it gives (its datasets: none)"
+    ]
 
 
 # --- workspaces ---------------------------------------------------------------------------------------
@@ -383,8 +384,7 @@ relations:
     assert [line for line in lines if "warning" in line] == [
         "      warning: it names /input/prep, which no parent task fills (its inputs: /input/prepare)",
         "      warning: it names /input/prepare, but a task in single mode receives no inputs",
-        "      warning: it names /data/..., but datasets are not staged on the local compute yet (data tasks "
-        "cannot run): the path will not exist",
+        "      warning: it names /data/iris, which no data task before it gives (its datasets: none)",
     ]
 
 
