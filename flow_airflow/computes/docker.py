@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from flow_airflow.computes.base import Compute, ComputeSettings, ExperimentFailed, Launch, Layout, LineCallback
-from flow_airflow.computes.local import _WORD_START, MAX_LINE
+from flow_airflow.computes.local import MAX_LINE
 
 if TYPE_CHECKING:
     from flow_airflow.spec import models
@@ -105,9 +105,6 @@ class DockerCompute(Compute):
         resources = getattr(task, "resources", None)
         if resources is not None and resources.hpu:
             notes.append(f"requirements hpu: {resources.hpu:g} is not honoured by the Docker compute '{self.name}'")
-        if any(re.search(_WORD_START + r"/data(?=/|$)", text) for text in texts):
-            notes.append("it names /data/..., but datasets are not staged yet (data tasks cannot run): "
-                         "/data will be empty")
         return notes
 
     def refusal(self, task: models.Task) -> str | None:

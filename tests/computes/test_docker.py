@@ -72,7 +72,6 @@ def test_what_plan_warns_of() -> None:
         "it cannot run: 'Train' mounts network folders (10.0.0.1:/data), which the Docker compute 'docker' "
         "cannot do yet",
         "requirements hpu: 2 is not honoured by the Docker compute 'docker'",
-        "it names /data/..., but datasets are not staged yet (data tasks cannot run): /data will be empty",
     ]
     assert compute.plan_notes(task(requirements={"cpu": 1, "gpu": 1}), ["python3 train.py"]) == []
 
