@@ -263,7 +263,7 @@ def test_data_and_deploy_tasks_load_but_say_they_cannot_run_yet(
 
 def test_the_tiny_ml_example_of_dags(airflow_home: Path, tmp_path: Path) -> None:
     project = tmp_path / "tiny_ml"
-    shutil.copytree(Path(__file__).parent.parent / "dags" / "examples" / "tiny_ml", project)
+    shutil.copytree(Path(__file__).parents[2] / "dags" / "examples" / "tiny_ml", project)
     result = run_flow(project / "flow.yaml")
     assert result.state == "success"
     fits = result.of("Fit")
