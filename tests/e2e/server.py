@@ -257,11 +257,16 @@ class AirflowServer(AirflowClient):
         return dest
 
     def copy_tree(self, src: Path, dest_name: str | None = None) -> Path:
-        """Copy a directory into the dags folder (atomically renamed into place)."""
+        """Copy a directory into the dags folder (atomically renamed into place, replacing an earlier copy:
+        test modules share the server, and two may copy the same flow)."""
         dest = self.dags_folder / (dest_name or src.name)
         tmp = self.root / f".incoming-{secrets.token_hex(4)}"
         shutil.copytree(src, tmp)
+        old = self.root / f".outgoing-{secrets.token_hex(4)}"
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(dest, old)
         os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
         return dest
 
     def touch(self, name: str | Path) -> None:
