@@ -1,13 +1,12 @@
 """A real ``airflow standalone`` for the run and scale benchmarks: the e2e harness of the tests.
 
-``tests/e2e/conftest.py`` holds :class:`AirflowServer` (free ports, temp ``AIRFLOW_HOME``,
-LocalExecutor on SQLite, REST helpers). It is loaded here by path, under a name of its own,
-so that the benchmarks use the very launcher the end-to-end tests use.
+``tests/e2e/server.py`` holds :class:`AirflowServer` (free ports, temp ``AIRFLOW_HOME``,
+LocalExecutor on SQLite) and ``tests/e2e/client.py`` its REST helpers. They are imported from the
+repository (put on ``sys.path``), so that the benchmarks use the very launcher the end-to-end tests use.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import sys
 import time
@@ -16,29 +15,17 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-_HARNESS = REPO / "tests" / "e2e" / "conftest.py"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
+from tests.e2e.client import _parse_ts  # noqa: E402 -- needs REPO on sys.path
+from tests.e2e.server import AirflowServer, ServerOptions  # noqa: E402, F401 -- for run.py and scale.py
 
-def _harness() -> Any:
-    name = "flow_airflow_e2e_harness"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _HARNESS)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _harness()
-AirflowServer = harness.AirflowServer
-ServerOptions = harness.ServerOptions
 LOADER = (REPO / "dags" / "flows.py").read_text()
 
 
 def parse_ts(value: str | None) -> datetime | None:
-    return harness._parse_ts(value) if value else None
+    return _parse_ts(value) if value else None
 
 
 def run_seconds(run: dict[str, Any]) -> float:

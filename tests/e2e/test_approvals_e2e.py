@@ -143,12 +143,20 @@ def _html(message: Message) -> str:
 def test_bob_approves_on_the_page_and_the_task_runs(
     airflow_server: AirflowServer, runs: dict[str, str], mailbox: list, browser: Any
 ) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
     server, run_id = airflow_server, runs["approve"]
     t0 = time.monotonic()
+    _pending_and_listed(server, run_id)
+    link = _mailed_link(server, run_id, mailbox)
+    _refused_without_the_right(server, run_id, link)
+    _bob_signs_in_and_approves(server, browser, link)
+    _approvals_in_the_airflow_ui(server, browser, run_id)
+    _the_run_succeeds_with_the_note(server, browser, run_id)
+    _one_decision_in_airflows_hitl_records(server, run_id)
+    print(f"\n[approvals e2e] approve run: {time.monotonic() - t0:.1f}s from pending wait to success")
+
+
+def _pending_and_listed(server: AirflowServer, run_id: str) -> None:
+    """The gate waits, its task has not started, and the approvals API lists it."""
     ti = wait_pending(server, run_id)
     assert ti["task_display_name"] == "Deploy Model: approval"
     assert {s for (t, _), s in server.ti_states(DAG, run_id).items() if t == DEPLOY} == {None}  # not started
@@ -157,18 +165,22 @@ def test_bob_approves_on_the_page_and_the_task_runs(
     assert (listed["flow"], listed["task"], listed["approvers"], listed["status"]) == (
         "Approval Gate", "Deploy Model", ["alice", "bob"], "pending approval")
 
-    # The mail reached each approver, with a working link to this approval.
+
+def _mailed_link(server: AirflowServer, run_id: str, mailbox: list) -> str:
+    """The mail reached each approver, with a working link to this approval; returns the link."""
     mails = mails_for(mailbox, run_id)
     assert sorted(mails) == ["alice@example.com", "bob@example.com"]
     assert mails["bob@example.com"]["Subject"] == "Approval needed: 'Deploy Model' of flow 'Approval Gate'"
     [link] = re.findall(r'href="([^"]+)"', _html(mails["bob@example.com"]))
     assert link == f"{server.base_url}/flow-airflow/approvals/{DAG}/{quote(run_id, safe='')}/{GATE}"
+    return link
 
-    # Without a login: 401, on the page and on the API.
+
+def _refused_without_the_right(server: AirflowServer, run_id: str, link: str) -> None:
+    """No login: 401; carol (a viewer, not listed) may look but not decide; the gate still waits."""
     page = httpx.get(link, timeout=30)
     assert page.status_code == 401 and "Not signed in" in page.text and "/auth/login?next=" in page.text
     assert decide(server, run_id, None, "approve").status_code == 401
-    # carol (a viewer, not listed) may look but not decide: 403, and the page says why.
     refused = decide(server, run_id, "carol", "approve")
     assert refused.status_code == 403
     assert refused.json()["detail"] == "Only alice or bob may decide on 'Deploy Model'; you are signed in as carol."
@@ -182,7 +194,13 @@ def test_bob_approves_on_the_page_and_the_task_runs(
     subjects = [a["subject"] for a in pending_dag["pending_actions"]]
     assert "Approve 'Deploy Model' of flow 'Approval Gate'?" in subjects
 
-    # bob opens the mail's link in Chromium, signs in with Airflow's login and approves.
+
+def _bob_signs_in_and_approves(server: AirflowServer, browser: Any, link: str) -> None:
+    """bob opens the mail's link in Chromium, signs in with Airflow's login and approves."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
     browser.get(link)
     assert "Not signed in" in browser.find_element(By.ID, "message").text
     browser.find_element(By.ID, "login").click()
@@ -201,7 +219,14 @@ def test_bob_approves_on_the_page_and_the_task_runs(
     assert browser.find_element(By.ID, "decision").text.startswith("approved by bob at ")
     browser.save_screenshot(str(server.root / "approval-approved.png"))
 
-    # The page is also "Approvals" in the Airflow UI (an external view): its links open the UI's own pages.
+
+def _approvals_in_the_airflow_ui(server: AirflowServer, browser: Any, run_id: str) -> None:
+    """The page is also "Approvals" in the Airflow UI (an external view): its links open the UI's own pages."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
     browser.get(f"{server.base_url}/plugin/approvals")
     wait.until(ec.frame_to_be_available_and_switch_to_it((By.CSS_SELECTOR, "iframe[title=Approvals]")))
     run_link = wait.until(ec.presence_of_element_located((By.LINK_TEXT, run_id)))
@@ -209,6 +234,11 @@ def test_bob_approves_on_the_page_and_the_task_runs(
     run_link.click()
     browser.switch_to.default_content()
     wait.until(ec.url_contains(f"/dags/{DAG}/runs/{quote(run_id, safe='')}"))
+
+
+def _the_run_succeeds_with_the_note(server: AirflowServer, browser: Any, run_id: str) -> None:
+    """The run succeeds, with bob's decision as its note, the gate and its task done, the gate's log."""
+    from selenium.webdriver.support.ui import WebDriverWait
 
     assert server.wait_for_run(DAG, run_id, timeout=120) == "success"
     assert re.fullmatch(r"Approved by bob at \S+: 'Deploy Model' ran", server.dag_run(DAG, run_id)["note"])
@@ -221,12 +251,14 @@ def test_bob_approves_on_the_page_and_the_task_runs(
     log = gate_log(server, run_id, "Approved by bob")
     assert "Pending approval: 'Deploy Model' waits for alice or bob" in log and "Approved by bob" in log
     assert "Mailed the approval request to alice <alice@example.com>, bob <bob@example.com>" in log
-    # One decision only; and Airflow's own HITL records (its "Required Actions") hold it.
+
+
+def _one_decision_in_airflows_hitl_records(server: AirflowServer, run_id: str) -> None:
+    """One decision only; and Airflow's own HITL records (its "Required Actions") hold it."""
     again = decide(server, run_id, "alice", "reject")
     assert again.status_code == 409 and "already approved by bob" in again.json()["detail"]
     hitl = server.api("GET", f"/dags/{DAG}/dagRuns/{run_id}/taskInstances/{GATE}/-1/hitlDetails")
     assert (hitl["chosen_options"], hitl["responded_by_user"]["name"]) == (["Approve"], "bob")
-    print(f"\n[approvals e2e] approve run: {time.monotonic() - t0:.1f}s from pending wait to success")
 
 
 def test_alice_rejects_and_the_run_fails_without_the_task(airflow_server: AirflowServer, runs: dict[str, str]) -> None:

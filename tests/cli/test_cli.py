@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parent.parent / "flows"
 
 
 def cli(*args: str, home: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:

@@ -268,7 +268,7 @@ def test_a_data_task_of_a_dataset_never_pushed_fails_saying_so(
 
 def test_the_tiny_ml_example_of_dags(airflow_home: Path, tmp_path: Path) -> None:
     project = tmp_path / "tiny_ml"
-    shutil.copytree(Path(__file__).parent.parent / "dags" / "examples" / "tiny_ml", project)
+    shutil.copytree(Path(__file__).parents[2] / "dags" / "examples" / "tiny_ml", project)
     result = run_flow(project / "flow.yaml")
     assert result.state == "success"
     fits = result.of("Fit")

@@ -105,7 +105,7 @@ def test_regression_conditions(
     import shutil
 
     folder = tmp_path / name
-    shutil.copytree(Path(__file__).parent / "flows" / "regressions" / name, folder)
+    shutil.copytree(Path(__file__).parent.parent / "flows" / "regressions" / name, folder)
     result = run_flow(folder / "flow.yaml")
     assert result.state == "success"
     text = "".join(capfd.readouterr())

@@ -13,7 +13,7 @@ from flow_airflow.plan.flow_plan import plan_flow
 from flow_airflow.render.params import flow_params, ordered_params
 from flow_airflow.spec.load import load_flow
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parent.parent / "flows"
 KNOWN = {"Train": ["lr", "depth"], "Eval": ["split"]}
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from flow_airflow.cli import main, parser
 
-FLOWS = Path(__file__).parent / "flows"
+FLOWS = Path(__file__).parent.parent / "flows"
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
