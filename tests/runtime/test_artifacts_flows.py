@@ -15,7 +15,7 @@ from flow_airflow.local_run import run_flow
 
 pytestmark = pytest.mark.airflow
 
-_FLOWS = importlib.util.spec_from_file_location("runtime_flows", Path(__file__).parent.parent / "test_runtime_flows.py")
+_FLOWS = importlib.util.spec_from_file_location("runtime_flows", Path(__file__).parent / "test_runtime_flows.py")
 assert _FLOWS and _FLOWS.loader
 runtime_flows = importlib.util.module_from_spec(_FLOWS)
 _FLOWS.loader.exec_module(runtime_flows)
