@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -239,40 +240,75 @@ class KubernetesCompute(Compute):
     def ignores(self, launch: Launch) -> dict[str, str]:
         return {} if launch.image else {"image": f"runs in the compute's default image {self.settings.image}"}
 
-    def run(self, launch: Launch, on_line: LineCallback, on_error_line: LineCallback | None = None) -> int:
-        """Upload the workspace, create the pod, stream the command's log, wait, fetch the end state, delete.
+    def exchange_root(self) -> str:
+        """Where pods' workspaces travel: ``<artifacts_folder>/.pods`` (object storage, see :meth:`refusal`)."""
+        from flow_airflow import settings
 
-        Not run on these machines (no cluster). stdout and stderr arrive as one stream (the pod's log).
-        :raises ExperimentFailed: the workspace cannot be uploaded, the pod cannot be made or started.
+        return f"{str(settings.artifacts_root()).rstrip('/')}/.pods"
+
+    def run(self, launch: Launch, on_line: LineCallback, on_error_line: LineCallback | None = None) -> int:
+        """Upload the workspace, run the launch's pod (:meth:`run_pod`), fetch its end state into the workspace.
+
+        stdout and stderr arrive as one stream (the pod's log), all to ``on_line``.
+        :raises ExperimentFailed: the workspace cannot be uploaded or fetched, the pod cannot be made.
+        """
+        from flow_airflow.computes import pod_stage
+
+        try:
+            pod = pod_for(launch, self.settings, "")
+            exchange = f"{self.exchange_root()}/{pod.metadata.name}"
+            pod = pod_for(launch, self.settings, exchange)
+            sdk = next(m.source for m in launch.mounts if m.target == launch.layout.sdk.as_posix())
+            pod_stage.pack_to(launch.workspace, sdk, f"{exchange}/workspace.tar")
+        except (OSError, ValueError) as e:
+            raise ExperimentFailed(f"the Kubernetes compute '{self.name}' cannot make the pod: {e}") from None
+        code = self.run_pod(pod, on_line)
+        try:
+            pod_stage.unpack_from(f"{exchange}/end.tar", launch.workspace)
+        except OSError as e:
+            raise ExperimentFailed(f"the Kubernetes compute '{self.name}' cannot fetch the pod's end state: "
+                                   f"{e}") from None
+        return code
+
+    def run_pod(self, pod: k8s.V1Pod, on_line: LineCallback) -> int:
+        """Create ``pod`` with the provider's ``KubernetesHook``/``PodManager``, stream the experiment
+        container's log, wait for the pod, delete it; the ``store-outputs`` container's exit code.
+
+        Not run on these machines (no cluster can be had): the tests run the same pod on Docker instead.
         """
         from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
         from airflow.providers.cncf.kubernetes.utils.pod_manager import PodManager
 
-        from flow_airflow import settings as flow_settings
-        from flow_airflow.computes import pod_stage
-
-        exchange = f"{str(flow_settings.artifacts_root()).rstrip('/')}/.pods/{pod_name(launch)}"
         try:
-            sdk = next(m.source for m in launch.mounts if m.target == launch.layout.sdk.as_posix())
-            pod_stage.pack_to(launch.workspace, sdk, f"{exchange}/workspace.tar")
-            pod = pod_for(launch, self.settings, exchange)
             hook = KubernetesHook(conn_id=self.settings.kubernetes_conn_id or KubernetesHook.default_conn_name)
             self._manager = PodManager(kube_client=hook.core_v1_client)
             self._pod = self._manager.create_pod(pod)
-        except Exception as e:  # the store, the hook or the API server refused: one line, the log has the rest
-            raise ExperimentFailed(f"the Kubernetes compute '{self.name}' cannot start the pod: {e}") from None
+        except Exception as e:  # the hook or the API server refused: one line, the log has the rest
+            raise ExperimentFailed(f"the Kubernetes compute '{self.name}' cannot create the pod: {e}") from None
         try:
             if self._killed.is_set():
                 return 143
-            self._manager.await_pod_start(pod, startup_timeout=self.settings.startup_timeout_seconds)
+            self._await_experiment(pod)
             for line in self._manager.read_pod_logs(pod, EXPERIMENT, follow=True):
                 on_line(line.decode(errors="replace").rstrip("\n"))
-            done = self._manager.await_pod_completion(pod)
-            pod_stage.unpack_from(f"{exchange}/end.tar", launch.workspace)
-            return _exit_code(done)
+            return _exit_code(self._manager.await_pod_completion(pod, container_name="store-outputs"))
         finally:
             self._manager.delete_pod(pod)
             self._pod = None
+
+    def _await_experiment(self, pod: k8s.V1Pod) -> None:
+        """Wait until the ``experiment`` (init) container has started or the pod has ended."""
+        deadline = time.monotonic() + self.settings.startup_timeout_seconds
+        while time.monotonic() < deadline:
+            remote = self._manager.read_pod(pod)
+            if remote.status.phase in ("Succeeded", "Failed"):
+                return
+            for status in remote.status.init_container_statuses or []:
+                if status.name == EXPERIMENT and status.state and (status.state.running or status.state.terminated):
+                    return
+            time.sleep(1)
+        raise ExperimentFailed(f"the pod {pod.metadata.name} did not start its experiment within "
+                               f"{self.settings.startup_timeout_seconds} s (startup_timeout_seconds)")
 
     def kill(self) -> None:
         """Delete the running pod (Kubernetes sends SIGTERM, then SIGKILL after the grace period)."""
