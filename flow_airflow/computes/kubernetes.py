@@ -223,9 +223,7 @@ class KubernetesCompute(Compute):
         if not self.settings.stager_image:
             return (f"the Kubernetes compute '{self.name}' has no \"stager_image\" (flow-airflow's own image, "
                     "which brings inputs into the pod and outputs out of it)")
-        from flow_airflow import settings
-
-        if not isinstance(settings.artifacts_root(), str):
+        if self.exchange_root() is None:
             return (f"the Kubernetes compute '{self.name}' needs artifacts_folder on object storage "
                     "(s3://..., gs://...): inputs and outputs travel through it")
         return None
@@ -240,11 +238,12 @@ class KubernetesCompute(Compute):
     def ignores(self, launch: Launch) -> dict[str, str]:
         return {} if launch.image else {"image": f"runs in the compute's default image {self.settings.image}"}
 
-    def exchange_root(self) -> str:
-        """Where pods' workspaces travel: ``<artifacts_folder>/.pods`` (object storage, see :meth:`refusal`)."""
+    def exchange_root(self) -> str | None:
+        """Where pods' workspaces travel: ``<artifacts_folder>/.pods``; None when that is not object storage."""
         from flow_airflow import settings
 
-        return f"{str(settings.artifacts_root()).rstrip('/')}/.pods"
+        root = settings.artifacts_root()
+        return f"{root.rstrip('/')}/.pods" if isinstance(root, str) else None
 
     def run(self, launch: Launch, on_line: LineCallback, on_error_line: LineCallback | None = None) -> int:
         """Upload the workspace, run the launch's pod (:meth:`run_pod`), fetch its end state into the workspace.

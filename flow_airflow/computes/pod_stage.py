@@ -39,10 +39,15 @@ def _extract(archive: tarfile.TarFile, folder: Path) -> None:
 
 
 def pack_to(workspace: Path, sdk: Path | None, location: str) -> None:
-    """``workspace`` (and ``sdk`` as ``.flow-airflow-sdk``) as a tar file at ``location``."""
+    """``workspace`` (and ``sdk`` as ``.flow-airflow-sdk``) as a tar file at ``location``.
+
+    The workspace's own ``.flow-airflow-sdk`` is left out (the SDK does not come back as an output).
+    """
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        archive.add(workspace, arcname=".")
+        for entry in sorted(workspace.iterdir()):
+            if entry.name != SDK_FOLDER:
+                archive.add(entry, arcname=entry.name)
         if sdk is not None:
             archive.add(sdk, arcname=SDK_FOLDER)
     target = _path(location)
