@@ -13,6 +13,8 @@ folder path. Only the standard library is imported for a folder path (tests run 
 from __future__ import annotations
 
 import io
+import json
+import os
 import sys
 import tarfile
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 SDK_FOLDER = ".flow-airflow-sdk"
 EXIT_FILE = ".flow-airflow-exit"
+STAGED = f"{SDK_FOLDER}/.staged.json"  # what ``in`` unpacked: ``out`` sends back only what changed since
 MADE = ("input", ".cnvrg_data", SDK_FOLDER)  # folders the experiment container mounts: they must exist
 
 
@@ -55,6 +58,35 @@ def pack_to(workspace: Path, sdk: Path | None, location: str) -> None:
     target.write_bytes(buffer.getvalue())
 
 
+def identities(folder: Path) -> dict[str, list[int]]:
+    """Each file and link under ``folder`` (but the SDK) -> its inode, size, mtime and ctime (what a write changes)."""
+    found = {}
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not (root == str(folder) and d == SDK_FOLDER)]
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            info = os.lstat(os.path.join(root, name))
+            found[os.path.relpath(os.path.join(root, name), folder)] = [
+                info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+    return found
+
+
+def pack_changed(folder: Path, location: str) -> None:
+    """What the command made or changed in ``folder`` (against ``STAGED``) as a tar file at ``location``.
+
+    Only changed files travel back: the worker's copy keeps its own for the rest (so that the
+    runtime, comparing the workspace with its snapshot, passes on exactly what the command changed).
+    """
+    staged = json.loads((folder / STAGED).read_text()) if (folder / STAGED).is_file() else {}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for rel, identity in sorted(identities(folder).items()):
+            if staged.get(rel) != identity:
+                archive.add(folder / rel, arcname=rel, recursive=False)
+    target = _path(location)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(buffer.getvalue())
+
+
 def unpack_from(location: str, folder: Path) -> None:
     """The tar file at ``location`` unpacked into ``folder`` (files there are replaced)."""
     with tarfile.open(fileobj=io.BytesIO(_path(location).read_bytes())) as archive:
@@ -68,11 +100,12 @@ def main(argv: list[str]) -> int:
         unpack_from(f"{exchange.rstrip('/')}/workspace.tar", where)
         for name in MADE:
             (where / name).mkdir(exist_ok=True)
+        (where / STAGED).write_text(json.dumps(identities(where)))
         return 0
     exit_file = where / EXIT_FILE
     code = int(exit_file.read_text().strip()) if exit_file.is_file() else None
     exit_file.unlink(missing_ok=True)
-    pack_to(where, None, f"{exchange.rstrip('/')}/end.tar")
+    pack_changed(where, f"{exchange.rstrip('/')}/end.tar")
     if code is None:
         print(f"flow-airflow: the experiment container left no exit code ({EXIT_FILE})", file=sys.stderr)
         return 1
