@@ -59,13 +59,16 @@ def pack_to(workspace: Path, sdk: Path | None, location: str) -> None:
 
 
 def identities(folder: Path) -> dict[str, list[int]]:
-    """Each file and link under ``folder`` (but the SDK) -> its inode, size, mtime and ctime (what a write changes)."""
+    """Each file and link under ``folder`` (but the SDK) -> its inode, size, mtime and ctime (what a write
+    changes); each folder -> ``[0]`` (so that a new, maybe empty, folder travels back)."""
     found = {}
     for root, dirs, files in os.walk(folder):
         dirs[:] = [d for d in dirs if not (root == str(folder) and d == SDK_FOLDER)]
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            info = os.lstat(os.path.join(root, name))
-            found[os.path.relpath(os.path.join(root, name), folder)] = [
+        for name in files + dirs:
+            path = os.path.join(root, name)
+            info = os.lstat(path)
+            new_dir = os.path.isdir(path) and not os.path.islink(path)  # only a new folder travels
+            found[os.path.relpath(path, folder)] = [0] if new_dir else [
                 info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
     return found
 

@@ -132,3 +132,32 @@ def test_example_flows_give_the_same_in_pods_as_on_local(
     assert said.count("running on compute 'k8s'") == len(ran) == len(on_pods) > 0, said[-3000:]
     assert local.state == pods.state == "success", said[-3000:]
     assert outcome(pods) == outcome(local)
+
+
+def test_a_pod_gives_back_the_exit_code_the_log_and_only_what_changed(
+    on_pods: list[dict[str, Any]], tmp_path: Path, python_image: str
+) -> None:
+    """``KubernetesCompute.run`` (all but the API server): workspace out, pod run, end state back."""
+    from flow_airflow.computes.base import Launch, Layout
+
+    workspace = tmp_path / "ws"
+    (workspace / "input" / "prepare").mkdir(parents=True)
+    (workspace / "input" / "prepare" / "p.txt").write_text("prepared")
+    (workspace / "kept.txt").write_text("kept")
+    sdk = tmp_path / "sdk"
+    sdk.mkdir()
+    layout = Layout.container(workspace, sdk, "/opt/flow-airflow/sdk")
+    command = ("pwd; cat /input/prepare/p.txt; echo; echo $CNVRG_X; mkdir -p output; echo made > output/made.txt;"
+               " echo changed > kept2.txt; exit 3")
+    launch = Launch(name="f.r.t.0", command=command, shown=command, workspace=workspace, cwd=layout.cnvrg,
+                    env={"CNVRG_X": "x1"}, layout=layout, image=python_image)
+    said: list[str] = []
+    compute = KubernetesCompute("k8s", {"kind": "kubernetes", "stager_image": python_image})
+    assert compute.run(launch, said.append) == 3
+    assert said == ["/cnvrg", "prepared", "x1"]
+    assert (workspace / "output" / "made.txt").read_text() == "made\n"
+    assert (workspace / "kept2.txt").read_text() == "changed\n"
+    import tarfile
+
+    with tarfile.open(next((tmp_path / "exchange").glob("*/end.tar"))) as archive:
+        assert sorted(archive.getnames()) == ["kept2.txt", "output", "output/made.txt"]
