@@ -23,6 +23,7 @@ DEFAULT = "local"
 KINDS: dict[str, str] = {
     "local": "flow_airflow.computes.local:LocalCompute",
     "docker": "flow_airflow.computes.docker:DockerCompute",
+    "kubernetes": "flow_airflow.computes.kubernetes:KubernetesCompute",
 }
 
 

@@ -58,17 +58,17 @@ def fake_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_an_unknown_kind_is_an_error_naming_the_kinds() -> None:
-    with pytest.raises(computes.UnknownKind, match="no compute of kind 'gpu': the kinds are docker, local"):
+    with pytest.raises(computes.UnknownKind, match="no compute of kind 'gpu': the kinds are docker, kubernetes, local"):
         computes.compute_class("gpu")
     assert computes.compute_class("local") is LocalCompute
 
 
 def test_choose_skips_templates_it_cannot_use_saying_why() -> None:
-    templates = {"local": {"kind": "local"}, "k8s": {"kind": "kubernetes"}, "medium": {"kind": "local"}}
-    choice = computes.choose(["gpu", "k8s", "medium"], templates)
+    templates = {"local": {"kind": "local"}, "hpc": {"kind": "slurm"}, "medium": {"kind": "local"}}
+    choice = computes.choose(["gpu", "hpc", "medium"], templates)
     assert (choice.name, choice.kind) == ("medium", "local")
     assert choice.notes == ("compute template 'gpu' is not configured here; skipped",
-                            "compute template 'k8s' is of kind 'kubernetes', which is not supported yet; skipped")
+                            "compute template 'hpc' is of kind 'slurm', which is not supported yet; skipped")
     assert isinstance(choice.compute(), LocalCompute) and choice.compute().name == "medium"
 
 

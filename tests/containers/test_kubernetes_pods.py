@@ -1,0 +1,163 @@
+"""The Kubernetes compute's pods, run on the machine's Docker engine (no cluster can be had here).
+
+The example flows run through real Airflow (``dag.test``) on a ``kubernetes`` template; only
+``KubernetesCompute.run_pod`` (the API server's part) is replaced by :func:`run_on_docker`, which
+runs the pod's containers in order, as the kubelet would: the same images, commands, environment,
+working directory and volume mounts, the ``workspace`` emptyDir being a fresh folder bound where the
+pod mounts it (``subPath`` included). Every pod is also validated against Kubernetes' schema. The
+routes, tags and stored files must be those of the local compute.
+
+What differs from a cluster: the stager image is the test's Python image with flow-airflow's source
+bound at ``/opt/flow-airflow/src`` (``PYTHONPATH``), and the exchange is a folder of the worker (bound
+at the same path) instead of object storage; containers run as the worker's user, with no network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flow_airflow import settings
+from flow_airflow.computes.docker import lines
+from flow_airflow.computes.kubernetes import KubernetesCompute, pod_dict
+from flow_airflow.local_run import run_flow
+from tests.computes.test_kubernetes import validate
+from tests.containers.test_docker_flows import EXAMPLES, outcome
+
+pytestmark = [pytest.mark.airflow, pytest.mark.containers]
+
+SOURCE = Path(__file__).parents[2]  # the repository: flow_airflow/ is the stager's code
+STAGERS = ("stage-inputs", "store-outputs")
+
+
+def _binds(container: dict[str, Any], volumes: dict[str, Any], workspace: Path) -> dict[str, dict[str, str]]:
+    binds = {}
+    for mount in container.get("volumeMounts", []):
+        assert "emptyDir" in volumes[mount["name"]], "only the workspace emptyDir can be had on Docker"
+        source = workspace / mount.get("subPath", "")
+        binds[str(source)] = {"bind": mount["mountPath"], "mode": "ro" if mount.get("readOnly") else "rw"}
+    return binds
+
+
+def run_on_docker(client: Any, pod: dict[str, Any], workspace: Path, exchange: Path,
+                  on_line: Callable[[str], None]) -> int:
+    """Run ``pod``'s init containers then its container, in order, on Docker; the last one's exit code
+    (an init container that fails ends the pod, as on Kubernetes). The ``experiment`` container's log
+    goes to ``on_line``."""
+    spec = pod["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    code = 0
+    for container in spec["initContainers"] + spec["containers"]:
+        binds = _binds(container, volumes, workspace)
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        if container["name"] in STAGERS:  # the stand-in of flow-airflow's image, and the exchange
+            binds[str(SOURCE / "flow_airflow")] = {"bind": "/opt/flow-airflow/src/flow_airflow", "mode": "ro"}
+            binds[str(exchange)] = {"bind": str(exchange), "mode": "rw"}
+            env["PYTHONPATH"] = "/opt/flow-airflow/src"
+        ident = client.create_container(
+            container["image"], entrypoint=container["command"], command=container.get("args"),
+            working_dir=container.get("workingDir"), environment=env, user=f"{os.getuid()}:{os.getgid()}",
+            host_config=client.create_host_config(binds=binds, network_mode="none"),
+        )["Id"]
+        try:
+            client.start(ident)
+            if container["name"] == "experiment":
+                for line in lines(client.logs(ident, stream=True, follow=True)):
+                    on_line(line)
+            code = int(client.wait(ident)["StatusCode"])
+            if code and container["name"] != "experiment":
+                print(client.logs(ident).decode(errors="replace"))
+        finally:
+            client.remove_container(ident, force=True)
+        if code:
+            return code
+    return code
+
+
+@pytest.fixture
+def on_pods(python_image: str, docker_engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """A ``kubernetes`` template on the Python image; pods run by :func:`run_on_docker`; the pods made."""
+    exchange = tmp_path / "exchange"
+    pods: list[dict[str, Any]] = []
+
+    def run_pod(self: KubernetesCompute, pod: Any, on_line: Callable[[str], None]) -> int:
+        rendered = pod_dict(pod)
+        validate(rendered)
+        pods.append(rendered)
+        workspace = tmp_path / "pods" / rendered["metadata"]["name"]
+        workspace.mkdir(parents=True)
+        return run_on_docker(docker_engine, rendered, workspace, exchange, on_line)
+
+    monkeypatch.setattr(KubernetesCompute, "run_pod", run_pod)
+    monkeypatch.setattr(KubernetesCompute, "exchange_root", lambda self: str(exchange))
+    template = {"kind": "kubernetes", "image": python_image, "stager_image": python_image, "namespace": "flows"}
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__COMPUTES", json.dumps({"k8s": template}))
+    settings.reset()
+    yield pods
+    settings.reset()
+
+
+def on_kubernetes(file: Path) -> Path:
+    """The flow with every task asking ``computes: [k8s]``, in a folder beside it."""
+    text = file.read_text()
+    if "computes: [local]" in text:
+        text = text.replace("computes: [local]", "computes: [k8s]")
+    else:
+        assert "computes" not in text
+        text = text.replace("    type: exec\n", "    type: exec\n    computes: [k8s]\n")
+    folder = file.parent.with_name(file.parent.name + "_k8s")
+    subprocess.run(["cp", "-a", str(file.parent), str(folder)], check=True)
+    (folder / file.name).write_text(text)
+    return folder / file.name
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_flows_give_the_same_in_pods_as_on_local(
+    name: str, airflow_home: Path, project: Callable[..., Path], on_pods: list[dict[str, Any]],
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    local_file = project(name)
+    pod_file = on_kubernetes(local_file)
+    local = run_flow(local_file)
+    capfd.readouterr()
+    pods = run_flow(pod_file)
+    ran = [e for e in pods.experiments if e.record]
+    said = capfd.readouterr().out
+    assert said.count("running on compute 'k8s'") == len(ran) == len(on_pods) > 0, said[-3000:]
+    assert local.state == pods.state == "success", said[-3000:]
+    assert outcome(pods) == outcome(local)
+
+
+def test_a_pod_gives_back_the_exit_code_the_log_and_only_what_changed(
+    on_pods: list[dict[str, Any]], tmp_path: Path, python_image: str
+) -> None:
+    """``KubernetesCompute.run`` (all but the API server): workspace out, pod run, end state back."""
+    from flow_airflow.computes.base import Launch, Layout
+
+    workspace = tmp_path / "ws"
+    (workspace / "input" / "prepare").mkdir(parents=True)
+    (workspace / "input" / "prepare" / "p.txt").write_text("prepared")
+    (workspace / "kept.txt").write_text("kept")
+    sdk = tmp_path / "sdk"
+    sdk.mkdir()
+    layout = Layout.container(workspace, sdk, "/opt/flow-airflow/sdk")
+    command = ("pwd; cat /input/prepare/p.txt; echo; echo $CNVRG_X; mkdir -p output; echo made > output/made.txt;"
+               " echo changed > kept2.txt; exit 3")
+    launch = Launch(name="f.r.t.0", command=command, shown=command, workspace=workspace, cwd=layout.cnvrg,
+                    env={"CNVRG_X": "x1"}, layout=layout, image=python_image)
+    said: list[str] = []
+    compute = KubernetesCompute("k8s", {"kind": "kubernetes", "stager_image": python_image})
+    assert compute.run(launch, said.append) == 3
+    assert said == ["/cnvrg", "prepared", "x1"]
+    assert (workspace / "output" / "made.txt").read_text() == "made\n"
+    assert (workspace / "kept2.txt").read_text() == "changed\n"
+    import tarfile
+
+    with tarfile.open(next((tmp_path / "exchange").glob("*/end.tar"))) as archive:
+        assert sorted(archive.getnames()) == ["kept2.txt", "output", "output/made.txt"]
