@@ -80,7 +80,11 @@ def test_kill_stops_the_container_and_leaves_none(
     compute.kill()
     runner.join(30)
     assert not runner.is_alive() and time.monotonic() - begin < 8  # SIGTERM was heard, not the grace period
-    assert result == [143] and [line for line in out if line != "shell"] == ["started", "terminated"]
+    heard = [line for line in out if line != "shell"]
+    if command == "python3 long.py":
+        assert result == [143] and heard == ["started", "terminated"]
+    else:  # the shell ends at SIGTERM too, and with it the container: the script's handler may be cut short
+        assert result == [143] and heard in (["started"], ["started", "terminated"])
     assert ours(docker_engine) == []
 
 
