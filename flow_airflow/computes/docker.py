@@ -41,6 +41,39 @@ LABEL = "flow-airflow.experiment"  # each container carries its launch's name: s
 STOP_SECONDS = 10  # docker stop: SIGTERM, then SIGKILL after this grace period
 # the shell line runs with bash where the image has it (as on the local compute), else sh
 SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -c "$1"; fi; exec sh -c "$1"'
+# Stopping, as ``killpg`` does on the local compute, but in an order that keeps the container alive until
+# the command's processes have handled SIGTERM (Docker's init ends the container when the shell, its only
+# child, ends): the shell (init's child) is stopped so that it starts nothing more, its descendants get
+# SIGTERM, and once they have ended (zombies of the stopped shell count as ended; at most $1 tenths of a
+# second) the shell gets SIGTERM and SIGCONT. A lone command (``exec``'d by the shell) is the init's child
+# itself: it gets SIGTERM. POSIX sh reading /proc only, so it works in any image.
+STOP = r"""
+self=$$ shells= kids=
+for status in /proc/[0-9]*/status; do
+    pid=${status#/proc/}; pid=${pid%/status}
+    if [ "$pid" = 1 ] || [ "$pid" = "$self" ]; then continue; fi
+    ppid=
+    while read -r key value; do
+        if [ "$key" = PPid: ]; then ppid=$value; break; fi
+    done < "$status" 2>/dev/null || continue
+    case $ppid in 0|'') ;; 1) shells="$shells $pid" ;; *) kids="$kids $pid" ;; esac
+done
+[ -n "$shells" ] && kill -STOP $shells 2>/dev/null
+[ -n "$kids" ] && kill -TERM $kids 2>/dev/null
+tenths=0
+while [ -n "$kids" ] && [ "$tenths" -lt "$1" ]; do
+    alive=
+    for pid in $kids; do
+        stat=; read -r stat < "/proc/$pid/stat" 2>/dev/null
+        state=${stat##*") "}
+        case $state in ''|Z*|X*) ;; *) alive=1 ;; esac
+    done
+    [ -z "$alive" ] && break
+    sleep 0.1; tenths=$((tenths + 1))
+done
+[ -n "$shells" ] && kill -TERM $shells 2>/dev/null && kill -CONT $shells 2>/dev/null
+exit 0
+"""
 
 
 class DockerSettings(ComputeSettings):
@@ -164,8 +197,8 @@ class DockerCompute(Compute):
             client.remove_container(ident, force=True)
 
     def kill(self) -> None:
-        """Stop the running container: SIGTERM to every process in it (a shell's children too, which
-        Docker's init alone does not reach), then ``docker stop`` (SIGKILL after ``STOP_SECONDS``)."""
+        """Stop the running container: SIGTERM to every process in it, the shell's children first (see
+        :data:`STOP`), then ``docker stop`` (SIGKILL after ``STOP_SECONDS``)."""
         self._killed.set()
         ident = self._container
         if ident and self._client is not None:
@@ -173,8 +206,8 @@ class DockerCompute(Compute):
 
             with contextlib.suppress(APIError):  # it ended meanwhile, or was removed
                 user = self.settings.user or _worker_user()
-                self._client.exec_start(self._client.exec_create(ident, ["/bin/sh", "-c", "kill -TERM -1"],
-                                                                 user=user))
+                self._client.exec_start(self._client.exec_create(ident, ["/bin/sh", "-c", STOP, "stop",
+                                                                         str(STOP_SECONDS * 10)], user=user))
             with contextlib.suppress(APIError):
                 self._client.stop(ident, timeout=STOP_SECONDS)
 
