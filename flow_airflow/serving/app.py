@@ -52,6 +52,7 @@ from typing import Any
 import flask
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
+from werkzeug.utils import secure_filename
 
 CONFIG_ENV = "CNVRG_ENDPOINT_CONFIG"
 KEY_ENV = "CNVRG_ENDPOINT_API_KEY"
@@ -103,7 +104,9 @@ def _load_function(project_dir: Path, file_name: str, function_name: str) -> Any
     path = (project_dir / file_name).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"{file_name}: no such file in {project_dir}")
-    name = path.stem
+    # imported as ``predict`` for ``predict.py`` (what its pickles may name), unless that name is taken
+    # (``app.py`` is this file's, ``json.py`` the standard library's)
+    name = path.stem if path.stem not in sys.modules else f"_endpoint_{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"{file_name} cannot be imported as Python")
@@ -150,9 +153,11 @@ def _call(function: Any, value: Any) -> Any:
 
 def _file_input(request: flask.Request, folder: str) -> str:
     """The uploaded file of an ``accept_files`` endpoint, decoded into ``folder``: its path."""
-    if request.files:
-        upload = request.files.get("file") or next(iter(request.files.values()))
-        path = os.path.join(folder, os.path.basename(upload.filename or "") or "upload")
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file") or next(iter(request.files.values()), None)
+        if upload is None:
+            raise EndpointError(400, "a multipart request carries the file in the field 'file'")
+        path = os.path.join(folder, secure_filename(upload.filename or "") or "upload")
         upload.save(path)
         return path
     encoded = _input_params(request)
@@ -169,13 +174,13 @@ def _file_input(request: flask.Request, folder: str) -> str:
 
 
 def _input_params(request: flask.Request) -> Any:
-    """``input_params`` of the JSON body (any content type); 400 when there is none."""
-    if request.files or request.form:
+    """``input_params`` of the JSON body (whatever the content type says); 400 when there is none."""
+    if request.mimetype == "multipart/form-data":
         raise EndpointError(400, "this endpoint does not accept files: send JSON {\"input_params\": ...}")
     try:
-        body = json.loads(request.get_data(cache=True) or b"null")
-    except ValueError as e:
-        raise EndpointError(400, f"the body is not JSON: {e}") from e
+        body = json.loads(request.get_data(cache=True, parse_form_data=False) or b"null")
+    except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than Python's JSON reads
+        raise EndpointError(400, f"the body is not JSON: {type(e).__name__}: {e}") from e
     if not isinstance(body, dict) or "input_params" not in body:
         raise EndpointError(400, "the body must be a JSON object with \"input_params\" (cnvrg's request format)")
     return body["input_params"]

@@ -205,6 +205,24 @@ def test_a_body_over_the_limit_is_413(tmp_path: Path) -> None:
     assert answer.status_code == 413 and "error" in answer.get_json()
 
 
+def test_json_without_its_content_type_and_json_nested_too_deep(tmp_path: Path) -> None:
+    project = write(tmp_path / "p", "predict.py", "def predict(x):\n    return x\n")
+    for accept_files, value in ((False, {"a": 1}), (True, base64.b64encode(b"abc").decode())):
+        answer = client(project, accept_files=accept_files).post(  # curl -d without -H: a form's content type
+            "/api/v1/endpoints/ep", data=json.dumps({"input_params": value}),
+            headers={"Cnvrg-Api-Key": KEY, "Content-Type": "application/x-www-form-urlencoded"})
+        assert answer.status_code == 200, answer.get_json()
+    deep = client(project).post("/api/v1/endpoints/ep", data='{"input_params": ' + "[" * 100000 + "]" * 100000 + "}",
+                                headers={"Cnvrg-Api-Key": KEY})
+    assert deep.status_code == 400 and "RecursionError" in deep.get_json()["error"]
+
+
+def test_a_predict_file_named_like_a_loaded_module_does_not_replace_it(tmp_path: Path) -> None:
+    project = write(tmp_path / "p", "json.py", "def predict(x):\n    return 'mine'\n")
+    assert post(client(project, file_name="json.py"), 1) == (200, {"prediction": "mine"})
+    assert sys.modules["json"].__file__ != str(project / "json.py")
+
+
 def test_an_endpoint_that_is_not_open_needs_a_key_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CNVRG_ENDPOINT_API_KEY", raising=False)
     project = write(tmp_path / "p", "predict.py", "def predict(x):\n    return x\n")
@@ -226,7 +244,7 @@ def test_application_is_built_from_the_environment(tmp_path: Path, monkeypatch: 
 
 
 def test_the_app_file_imports_only_the_standard_library_and_flask() -> None:
-    tree = ast.parse((APP_DIR / "app.py").read_text())
+    tree = ast.parse((APP_DIR / "app.py").read_text(), feature_version=(3, 8))  # images may have older Pythons
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
