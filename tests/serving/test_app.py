@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from flow_airflow.serving.command import EndpointConfig
+from flow_airflow.spec.models import DeployTask
 from tests.serving.conftest import APP_DIR, FLOWS, KEY
 
 
@@ -65,6 +67,28 @@ def test_blueprint_sentiment_endpoint_answers_positive(serve, tmp_path: Path) ->
     endpoint = serve(config(project, title="sentiment"))
     assert endpoint.predict({"text": "great food"}) == (200, {"prediction": {"label": "positive"}})
     assert endpoint.predict({"text": "awful service"}) == (200, {"prediction": {"label": "negative"}})
+
+
+def test_the_blueprint_input_example_answers(serve, tmp_path: Path) -> None:
+    project = tmp_path / "sentiment"
+    shutil.copytree(FLOWS / "realworld" / "deploy_webservice", project)
+    flow = yaml.safe_load((project / "flow.yaml").read_text())
+    task = DeployTask.model_validate(flow["tasks"][0])
+    endpoint = serve(EndpointConfig.for_task(task, title="sentiment", version="1", project_dir=str(project)))
+    assert endpoint.predict(task.input_example) == (200, {"prediction": {"label": "neutral"}})
+
+
+def test_a_deploy_tasks_prep_hook_and_config_vars_through_gunicorn(serve, tmp_path: Path) -> None:
+    project = write(tmp_path / "p", "predict.py",
+                    "import flask\ndef predict(words):\n"
+                    "    return {'long': len(words) > flask.current_app.config['THRESHOLD']}\n")
+    write(project, "prep.py", "def split(data):\n    return data['text'].split()\n")
+    task = DeployTask.model_validate({"title": "Serve", "type": "deploy", "endpoint_title": "words",
+                                      "file_name": "predict.py", "function_name": "predict", "prep_file": "prep.py",
+                                      "prep_function": "split", "config_vars": ["THRESHOLD=2"]})
+    endpoint = serve(EndpointConfig.for_task(task, title="words", version="1", project_dir=str(project)))
+    assert endpoint.predict({"text": "one two three"}) == (200, {"prediction": {"long": True}})
+    assert endpoint.predict({"text": "one two"}) == (200, {"prediction": {"long": False}})
 
 
 def test_key_is_needed_unless_open_and_never_logged(serve, tmp_path: Path) -> None:
