@@ -99,21 +99,24 @@ class _Stats:
                     "started": self.started}
 
 
-def _load_function(project_dir: Path, file_name: str, function_name: str) -> Any:
-    """``function_name`` of ``<project_dir>/<file_name>``, imported as a module named after the file."""
+def _load_function(project_dir: Path, file_name: str, function_name: str, modules: dict[Path, Any]) -> Any:
+    """``function_name`` of ``<project_dir>/<file_name>``; ``modules``: the files imported so far (a file
+    holding both the prep and the predict function runs once)."""
     path = (project_dir / file_name).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"{file_name}: no such file in {project_dir}")
-    # imported as ``predict`` for ``predict.py`` (what its pickles may name), unless that name is taken
-    # (``app.py`` is this file's, ``json.py`` the standard library's)
-    name = path.stem if path.stem not in sys.modules else f"_endpoint_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"{file_name} cannot be imported as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    function = getattr(module, function_name, None)
+    if path not in modules:
+        # imported as ``predict`` for ``predict.py`` (what its pickles may name), unless that name is taken
+        # (``app.py`` is this file's, ``json.py`` the standard library's)
+        name = path.stem if path.stem not in sys.modules else f"_endpoint_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{file_name} cannot be imported as Python")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        modules[path] = module
+    function = getattr(modules[path], function_name, None)
     if not callable(function):
         raise AttributeError(f"{file_name} has no function '{function_name}'")
     return function
@@ -125,10 +128,10 @@ def _load(config: dict[str, Any]) -> tuple[Any, Any, str | None]:
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
     try:
-        prep = None
+        prep, modules = None, {}
         if config.get("prep_file") and config.get("prep_function"):
-            prep = _load_function(project_dir, config["prep_file"], config["prep_function"])
-        return prep, _load_function(project_dir, config["file_name"], config["function_name"]), None
+            prep = _load_function(project_dir, config["prep_file"], config["prep_function"], modules)
+        return prep, _load_function(project_dir, config["file_name"], config["function_name"], modules), None
     except BaseException as e:  # SystemExit from a module too: the endpoint answers 503 saying why
         if isinstance(e, KeyboardInterrupt):
             raise

@@ -195,6 +195,16 @@ def test_prep_function_runs_before_predict(tmp_path: Path) -> None:
     assert post(test_client, {"text": "great food here"}) == (200, {"prediction": {"count": 3}})
 
 
+def test_prep_and_predict_in_one_file_load_it_once(tmp_path: Path) -> None:
+    project = write(tmp_path / "p", "predict.py",
+                    "import pathlib\nwith open(pathlib.Path(__file__).with_name('loads'), 'a') as f:\n"
+                    "    f.write('loaded\\n')\n\ndef prep(x):\n    return x + 1\n\n"
+                    "def predict(x):\n    return x * 10\n")
+    test_client = client(project, prep_file="predict.py", prep_function="prep")
+    assert post(test_client, 1) == (200, {"prediction": 20})
+    assert (project / "loads").read_text() == "loaded\n"
+
+
 def test_flask_config_reaches_the_predict_function(tmp_path: Path) -> None:
     project = write(tmp_path / "p", "predict.py",
                     "import flask\ndef predict(x):\n    return x > flask.current_app.config['THRESHOLD']\n")
