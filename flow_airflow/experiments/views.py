@@ -47,7 +47,8 @@ def flow_page(request: Request, dag_id: str, who: CallerDep) -> HTMLResponse:
     with session() as db:
         if dag_id not in who.readable_dag_ids(db):
             return _not_allowed(request, who, dag_id)
-    return page(request, "experiments.html", who, dag_id=dag_id, run_id=None, may_edit=False,
+        runs = api.recent_runs(db, {dag_id})
+    return page(request, "experiments.html", who, dag_id=dag_id, run_id=None, may_edit=False, runs=runs,
                 default_runs=compare.DEFAULT_RUNS, max_runs=compare.MAX_RUNS)
 
 

@@ -208,7 +208,9 @@
       const box = el("input", { type: "checkbox", value: r.run_id });
       box.checked = picked.has(r.run_id);
       box.addEventListener("change", chooseRuns);
-      return el("label", {}, box, " ", el("code", { text: r.run_id }), ` ${r.state}, run after ${(r.run_after || "").slice(0, 19)}`);
+      const own = `${cfg.prefix}/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(r.run_id)}`;
+      return el("label", {}, box, " ", el("code", { text: r.run_id }), ` ${r.state}, run after ${(r.run_after || "").slice(0, 19)} · `,
+        el("a", { href: own, text: "its page" }));
     }));
   }
 
