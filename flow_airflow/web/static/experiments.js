@@ -28,11 +28,13 @@
 
   async function fetchAll() {
     let offset = 0, run = null, rows = [];
+    const generation = (view.generation = (view.generation || 0) + 1);  // a newer load (other runs chosen) wins
     for (;;) {
       const query = flow ? `${chosen.toString()}&` : "";
       const response = await fetch(`${cfg.api}?${query}offset=${offset}&limit=${PAGE}`, { credentials: "same-origin" });
       if (!response.ok) throw new Error(`${response.status}: ${(await response.json().catch(() => ({}))).detail || response.statusText}`);
       const body = await response.json();
+      if (generation !== view.generation) return;
       if (!flow) for (const e of body.experiments) e.run_id = cfg.run;
       if (flow) body.state = summaryState(body.runs);
       run = run || body;
