@@ -212,6 +212,12 @@ def test_conditions_show_the_choice_the_best_and_a_scatter(
                  "✓ Publish: passed (log)", "accuracy = 0.85 passes ('accuracy' > 0.8 on 'Train')"]}
     log = browser.find_element(By.CSS_SELECTOR, "#experiments tbody tr td a[href$='/tasks/compare.condition']")
     assert log.text == "(log)"
+    # each experiment's stored files, listed with a download link
+    winner = browser.find_element(By.CSS_SELECTOR, "#experiments tbody tr[data-task='Train'][data-index='1']")
+    artifact = winner.find_element(By.LINK_TEXT, "output/accuracy.txt")
+    assert artifact.get_attribute("download") is not None
+    download = server.session.get(artifact.get_attribute("href"))
+    assert download.status_code == 200 and download.text == "0.95"
     Select(browser.find_element(By.ID, "best-tag")).select_by_value("accuracy")
     [best] = [r for r in rows(browser) if "best" in r["class"]]
     assert (best["task"], best["tag:accuracy"]) == ("Train", "0.95")
@@ -307,6 +313,7 @@ def test_the_flow_page_compares_its_runs(airflow_server: AirflowServer, runs: di
     browser.save_screenshot(str(server.root / "experiments-flow.png"))
     # choose one run: the table has its experiments only, and the address keeps the choice
     others = [r["run_id"] for r in chosen if r["run_id"] != runs[CONDITIONS]]
+    browser.find_element(By.CSS_SELECTOR, "#runs-chooser summary").click()  # open the chooser
     for other in others:  # untick the others, one at a time (the list is drawn again after each)
         browser.find_element(By.CSS_SELECTOR, f"#runs-list input[value='{other}']").click()
         WebDriverWait(browser, 60).until(lambda b, other=other: other not in {r["run"] for r in rows(b)})

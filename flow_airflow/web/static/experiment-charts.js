@@ -44,7 +44,7 @@
       const xv = numericX ? num(param(e, x)) : String(param(e, x));
       groups.get(g).push({ value: [xv, num(e.tags[metric])], name: name(view, e) });
     }
-    c.setOption({
+    c.setOption({ animation: false,  // redrawn on every load of a followed run
       title: { text: `${metric} against ${x}`, textStyle: { fontSize: 13 } },
       tooltip: { formatter: (p) => `${p.name}<br>${x}=${p.value[0]}, ${metric}=${p.value[1]}` },
       legend: { top: 24, type: "scroll" }, grid: { top: 64, left: 56, right: 24, bottom: 40 },
@@ -67,7 +67,7 @@
     state.parallelRows = rows;
     const c = chart(view, "parallel", rows.length);
     if (dims.length < 2) return empty(c, "Parallel coordinates: needs params and a metric");
-    c.setOption({
+    c.setOption({ animation: false,  // redrawn on every load of a followed run
       title: { text: "Params and metric (brush an axis to filter the table)", textStyle: { fontSize: 13 } },
       parallel: { left: 56, right: 72, top: 64, bottom: 32 },
       parallelAxis: dims.map((d, dim) => ({ id: `axis${dim}`, dim, ...axis(data.map((r) => r[dim]).filter((v) => v !== null), d.k) })),
@@ -88,7 +88,7 @@
     const c = chart(view, "series", 0);
     const key = (e) => (metric && e.series[metric] ? metric : Object.keys(e.series)[0]);
     if (!logged.length) return empty(c, "Series: none logged with log_metric(key, Ys=[...]) among the shown experiments");
-    c.setOption({
+    c.setOption({ animation: false,  // redrawn on every load of a followed run
       title: { text: `Series of the shown experiments (${logged.length})`, textStyle: { fontSize: 13 } },
       tooltip: { trigger: "axis" }, legend: { top: 24, type: "scroll" }, grid: { top: 64, left: 56, right: 24, bottom: 40 },
       xAxis: { type: "value", name: "step", scale: true }, yAxis: { type: "value", scale: true },
