@@ -141,6 +141,7 @@
   // What each condition after the experiment decided on it, and why (the condition task's own words),
   // linked to the condition task's log.
   function conditionsCell(td, e) {
+    td.className = "conditions";
     for (const c of e.conditions) {
       td.append(el("span", { class: c.passed ? "passed" : "left-out", text: `${c.passed ? "✓" : "✗"} ${c.task}: ${c.passed ? "passed" : "left out"}` }), " ");
       td.append(el("a", { href: taskUrl(e, c.condition), target: "_top", text: "(log)" }));
