@@ -48,7 +48,8 @@ def flow_page(request: Request, dag_id: str, who: CallerDep) -> HTMLResponse:
         if dag_id not in who.readable_dag_ids(db):
             return _not_allowed(request, who, dag_id)
         runs = api.recent_runs(db, {dag_id})
-    return page(request, "experiments.html", who, dag_id=dag_id, run_id=None, may_edit=False, runs=runs,
+    return page(request, "experiments.html", who, dag_id=dag_id, run_id=None, runs=runs,
+                may_edit=api.may_edit_runs(who.user, dag_id),
                 default_runs=compare.DEFAULT_RUNS, max_runs=compare.MAX_RUNS)
 
 

@@ -321,3 +321,31 @@ def test_the_flow_page_compares_its_runs(airflow_server: AirflowServer, runs: di
     assert {r["run"] for r in one} == {runs[CONDITIONS]}
     assert browser.current_url.endswith(f"?run={runs[CONDITIONS]}")  # the address keeps the choice
     browser.save_screenshot(str(server.root / "experiments-flow-one-run.png"))
+    # run again from the flow's page: the form starts from the newest run compared (here the one chosen)
+    browser.find_element(By.ID, "rerun-open").click()
+    field = browser.find_element(By.CSS_SELECTOR, "#rerun input[data-task='Train'][name='accuracy']")
+    assert field.get_attribute("value") == "0.70, 0.95, 0.85"
+    assert browser.find_element(By.ID, "rerun-from").text == runs[CONDITIONS]
+
+
+def test_the_flow_page_stops_a_running_run(airflow_server: AirflowServer, runs: dict[str, str], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = airflow_server
+    run_id = server.trigger(APPROVAL, run_id=f"experiments_stop__{time.time_ns()}")  # waits at its gate
+    browser.get(f"{server.base_url}/flow-airflow/experiments/{APPROVAL}")
+    # stopped once it waits at its gate (stopped as it starts, Airflow's scheduler may still mark it successful)
+    pending = WebDriverWait(browser, 180).until(lambda b: run_id in b.find_element(By.ID, "pending").text
+                                                and b.find_element(By.ID, "pending").text)
+    assert f"Pending Approval Deploy Model of {run_id} waits for a decision" in pending
+    browser.find_element(By.CSS_SELECTOR, "#runs-chooser summary").click()
+    stop = WebDriverWait(browser, 120).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, f"#runs-list button.stop-run[data-run='{run_id}']"))
+    assert not browser.find_elements(By.CSS_SELECTOR, f"#runs-list button.stop-run[data-run='{runs[APPROVAL]}']")
+    stop[0].click()  # the run stopped from its own page above has no Stop
+    browser.switch_to.alert.accept()
+    WebDriverWait(browser, 60).until(lambda b: server.dag_run(APPROVAL, run_id)["state"] == "failed")
+    WebDriverWait(browser, 60).until(
+        lambda b: not b.find_elements(By.CSS_SELECTOR, f"#runs-list button.stop-run[data-run='{run_id}']"))
+    assert browser.find_element(By.ID, "result").text == ""

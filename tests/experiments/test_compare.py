@@ -62,6 +62,7 @@ def test_the_last_runs_compared_newest_first(two_runs: tuple[Any, Any], client: 
     assert {r["run_id"] for r in body["recent"]} >= {first.run_id, second.run_id}
     assert [t["task"] for t in body["tasks"]] == ["Train", "Compare", "Publish"]
     assert "accuracy" in body["differing"] and body["pending"] == []
+    assert body["params"] == {"Train": {"accuracy": "0.70, 0.95, 0.85, 0.60"}}  # the newest run's: re-run's start
 
 
 def test_chosen_runs_and_paging_across_them(two_runs: tuple[Any, Any], client: TestClient) -> None:
@@ -88,7 +89,8 @@ def test_the_condition_reasons_of_every_run(two_runs: tuple[Any, Any], client: T
     ]
 
 
-def test_refusals_and_the_page(two_runs: tuple[Any, Any], client: TestClient) -> None:
+def test_refusals_and_the_page(two_runs: tuple[Any, Any], client: TestClient,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
     missing = client.get(BASE, params={"run": "no-such-run"})
     assert missing.status_code == 404 and missing.json() == {"detail": f"No run no-such-run of {DAG}"}
     too_many = [("run", f"r{i}") for i in range(compare.MAX_RUNS + 1)]
@@ -98,8 +100,13 @@ def test_refusals_and_the_page(two_runs: tuple[Any, Any], client: TestClient) ->
     from flow_airflow.web.app import create_app
 
     assert TestClient(create_app(), root_path=URL_PREFIX).get(BASE).status_code == 401
+    monkeypatch.setattr(compare.api, "may_edit_runs", lambda user, dag_id: False)  # a viewer
     html = client.get(f"{URL_PREFIX}/experiments/{DAG}")
     assert html.status_code == 200 and 'data-run=""' in html.text and 'id="runs-chooser"' in html.text
-    assert 'id="stop"' not in html.text and "/static/vendor/echarts.min.js" in html.text
+    assert 'id="rerun-open"' not in html.text and "/static/vendor/echarts.min.js" in html.text
+    monkeypatch.setattr(compare.api, "may_edit_runs", lambda user, dag_id: True)
+    editor = client.get(f"{URL_PREFIX}/experiments/{DAG}").text
+    assert 'id="rerun-open"' in editor and 'data-may-edit="true"' in editor
+    assert 'id="stop"' not in editor  # a stop per running run, in the chooser
     refused = client_for(set()).get(f"{URL_PREFIX}/experiments/{DAG}")
     assert refused.status_code == 403

@@ -204,7 +204,7 @@
   function renderChooser(run) {
     $("runs-chosen").textContent = run.runs.map((r) => `${r.run_id} (${r.state}, ${r.total})`).join(", ") || "none";
     const picked = new Set(run.runs.map((r) => r.run_id));
-    const want = run.recent.map((r) => `${r.run_id}:${picked.has(r.run_id)}`).join("\n");
+    const want = run.recent.map((r) => `${r.run_id}:${picked.has(r.run_id)}:${r.state}`).join("\n");
     if ($("runs-list").dataset.shown === want) return;
     $("runs-list").dataset.shown = want;
     $("runs-list").replaceChildren(...run.recent.map((r) => {
@@ -212,8 +212,14 @@
       box.checked = picked.has(r.run_id);
       box.addEventListener("change", chooseRuns);
       const own = `${cfg.prefix}/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(r.run_id)}`;
-      return el("label", {}, box, " ", el("code", { text: r.run_id }), ` ${r.state}, run after ${(r.run_after || "").slice(0, 19)} · `,
+      const label = el("label", {}, box, " ", el("code", { text: r.run_id }), ` ${r.state}, run after ${(r.run_after || "").slice(0, 19)} · `,
         el("a", { href: own, text: "its page" }));
+      if (cfg.mayEdit === "true" && !FINISHED.has(r.state)) {  // a running run: stop it here too
+        const button = el("button", { type: "button", class: "reject stop-run", "data-run": r.run_id, text: "Stop" });
+        button.addEventListener("click", () => stop(r.run_id));
+        label.append(" ", button);
+      }
+      return label;
     }));
   }
 
@@ -269,9 +275,9 @@
 
   const runsPath = () => `/dags/${encodeURIComponent(cfg.dag)}/dagRuns`;
 
-  async function stop() {
-    if (!confirm(`Stop ${cfg.run}? Its running tasks are failed.`)) return;
-    try { await airflow("PATCH", `${runsPath()}/${encodeURIComponent(cfg.run)}`, { state: "failed" }); await fetchAll(); }
+  async function stop(runId = cfg.run) {
+    if (!confirm(`Stop ${runId}? Its running tasks are failed.`)) return;
+    try { await airflow("PATCH", `${runsPath()}/${encodeURIComponent(runId)}`, { state: "failed" }); await fetchAll(); }
     catch (error) { $("result").textContent = `Not stopped: ${error.message}`; }
   }
 
@@ -283,6 +289,7 @@
         fields.push(el("label", {}, `${task} · ${key}`, el("input", { name: key, "data-task": task, value: shown })));
       }
     }
+    if (flow && view.run.runs.length) $("rerun-from").textContent = view.run.runs[0].run_id;
     $("rerun-fields").replaceChildren(...(fields.length ? fields : [el("p", { class: "muted", text: "This flow has no params." })]));
     $("rerun").hidden = false;
   }
@@ -305,7 +312,7 @@
   }
   $("csv").addEventListener("click", csv);
   $("clear-brush").addEventListener("click", () => { view.brushed = null; if (window.FlowCharts) window.FlowCharts.clear(view); render(); });
-  if ($("stop")) $("stop").addEventListener("click", stop);
+  if ($("stop")) $("stop").addEventListener("click", () => stop());
   if ($("rerun-open")) {
     $("rerun-open").addEventListener("click", openRerun);
     $("rerun").addEventListener("submit", rerun);
