@@ -326,6 +326,14 @@ def test_the_flow_page_compares_its_runs(airflow_server: AirflowServer, runs: di
     field = browser.find_element(By.CSS_SELECTOR, "#rerun input[data-task='Train'][name='accuracy']")
     assert field.get_attribute("value") == "0.70, 0.95, 0.85"
     assert browser.find_element(By.ID, "rerun-from").text == runs[CONDITIONS]
+    # the Experiments tab of the DAG in Airflow's own UI embeds this page
+    browser.get(f"{server.base_url}/dags/{CONDITIONS}/plugin/experiments-flow")
+    frame = WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "iframe"))[0]
+    assert frame.get_attribute("src").endswith(f"/flow-airflow/experiments/{CONDITIONS}")
+    browser.switch_to.frame(frame)
+    WebDriverWait(browser, 60).until(lambda b: len(rows(b)) == total)
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(server.root / "experiments-flow-in-airflow.png"))
 
 
 def test_the_flow_page_stops_a_running_run(airflow_server: AirflowServer, runs: dict[str, str], browser: Any) -> None:
