@@ -189,6 +189,13 @@ def test_grid_three_page_lists_every_experiment_and_draws_charts(
     WebDriverWait(browser, 30).until(lambda b: b.execute_script(
         "return document.querySelectorAll('#parallel svg path').length") > 30)
     browser.save_screenshot(str(server.root / "experiments-grid_three.png"))
+    # the Experiments tab of the run in Airflow's own UI embeds this page
+    browser.get(f"{server.base_url}/dags/{GRID}/runs/{quote(run_id, safe='')}/plugin/experiments-run")
+    frame = WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "iframe"))[0]
+    assert frame.get_attribute("src").endswith(f"/flow-airflow/experiments/{GRID}/{quote(run_id, safe='')}")
+    browser.switch_to.frame(frame)
+    WebDriverWait(browser, 60).until(lambda b: len(rows(b)) == 35)
+    browser.switch_to.default_content()
     print(f"\n[experiments e2e] screenshots in {server.root}")
 
 
