@@ -227,3 +227,24 @@ def condition_choices(session: Session, dag_id: str, run_id: str) -> dict[str, d
                 passed.setdefault(parent, set()).update(indexes)
         choices[x.task_id] = {p: sorted(ix) for p, ix in passed.items()}
     return choices
+
+
+def condition_decisions(session: Session, dag_id: str, run_id: str) -> dict[str, dict[tuple[str, int], dict[str, Any]]]:
+    """What each condition task of the run decided on each experiment it tested, and why, as it recorded
+    it (its XCom ``decisions``, :func:`flow_airflow.common.conditions.decisions`): ``<slug>.condition`` ->
+    {(parent title, experiment index): {"passed": bool, "why": [line, ...]}}. Kept also when nothing passed
+    (the task was skipped after recording); a condition task not run yet (or older than the record) is absent.
+    """
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    xcoms = session.scalars(select(XComModel).where(
+        XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "decisions",
+        XComModel.task_id.endswith(".condition"),
+    )).all()
+    found: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}
+    for x in xcoms:
+        for d in XComModel.deserialize_value(x) or []:
+            found.setdefault(x.task_id, {})[(str(d["task"]), int(d["index"]))] = {
+                "passed": bool(d["passed"]), "why": [str(line) for line in d.get("why", [])]}
+    return found

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from flow_airflow.common.routes import Record, succeeded
 
 BOOLEANS = {"true": True, "false": False}
+Key = tuple[str, int]  # an experiment: (task title, index)
+Line = tuple[list[Key], str]  # a report line and the experiments it is about
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,17 @@ def evaluate(
     ``parents`` maps each parent title to its experiments' records (failed ones included, which
     never pass). Untested parents are not in the result; a parent with no passing experiment maps to [].
     """
+    passing, lines = judge(tests, parents)
+    return passing, [text for _, text in lines]
+
+
+def judge(
+    tests: Sequence[MetricCondition], parents: Mapping[str, list[Record]]
+) -> tuple[dict[str, list[Record]], list[Line]]:
+    """:func:`evaluate`, each line with the experiments it is about ((task title, index); a tie names several)."""
     tested = {t for test in tests for t in ([test.task] if test.task else parents)}
     passing = {title: succeeded(parents.get(title, [])) for title in tested}
-    report = [f"{_name(r)}: left out, it did not succeed ({r.get('failed')})"
+    report = [([_key(r)], f"{_name(r)}: left out, it did not succeed ({r.get('failed')})")
               for title in parents if title in tested for r in parents[title] if r.get("failed")]
     for test in tests:
         pool = [r for title in ([test.task] if test.task else list(parents)) for r in succeeded(parents.get(title, []))]
@@ -117,43 +127,72 @@ def evaluate(
     return passing, report
 
 
-def _winners(test: MetricCondition, pool: list[Record]) -> tuple[set[tuple[str, int]], list[str]]:
+def decisions(tests: Sequence[MetricCondition], parents: Mapping[str, list[Record]]) -> list[dict[str, object]]:
+    """What the condition decided on each experiment of its tested parents, as the condition task records it
+    (XCom ``decisions``, read by ``flow_airflow.records.condition_decisions``)::
+
+        [{"task": parent title, "index": int, "passed": bool, "why": [line, ...]}]
+
+    ``why``: the report's lines on the experiment, without its name (e.g. "accuracy = 0.70 does not pass
+    (the highest 'accuracy' of 'Train' is 0.95, Train #1 [accuracy=0.95])").
+    """
+    passing, lines = judge(tests, parents)
+    kept = {_key(r) for rs in passing.values() for r in rs}
+    found: list[dict[str, object]] = []
+    for title in passing:
+        for r in parents.get(title, []):
+            prefix = f"{_name(r)}: "
+            why = [text.removeprefix(prefix) for keys, text in lines if _key(r) in keys]
+            found.append({"task": title, "index": r["index"], "passed": _key(r) in kept, "why": why})
+    return found
+
+
+def _winners(test: MetricCondition, pool: list[Record]) -> tuple[set[Key], list[Line]]:
     """The experiments of ``pool`` that pass ``test``, and a line on each."""
-    lines: list[str] = []
+    lines: list[Line] = []
     scored: list[tuple[Record, str, float | None]] = []
     for r in pool:
         value = value_of(r, test.tag_key)
         if value is None:
-            lines.append(f"{_name(r)}: no tag '{test.tag_key}' was logged, so it does not pass")
+            lines.append(([_key(r)], f"{_name(r)}: no tag '{test.tag_key}' was logged, so it does not pass"))
             continue
         if test.objective in ("min", "max"):
             x, why_not = read_number(value)
             if x is None:
-                lines.append(f"{_name(r)}: {test.tag_key} = {value} is left out: {why_not} ({test.describe()})")
+                lines.append(([_key(r)], f"{_name(r)}: {test.tag_key} = {value} is left out: {why_not} "
+                                         f"({test.describe()})"))
                 continue
             scored.append((r, value, x))
         else:
             passes, why_not = compare(test.objective, value, test.target_text)
             verdict = "passes" if passes else "does not pass" + (f": {why_not}" if why_not else "")
-            lines.append(f"{_name(r)}: {test.tag_key} = {value} {verdict} ({test.describe()})")
+            lines.append(([_key(r)], f"{_name(r)}: {test.tag_key} = {value} {verdict} ({test.describe()})"))
             if passes:
                 scored.append((r, value, None))
     if test.objective not in ("min", "max") or not scored:
         return {_key(r) for r, _, _ in scored}, lines
+    return _best(test, scored, lines)
+
+
+def _best(test: MetricCondition, scored: list[tuple[Record, str, float | None]],
+          lines: list[Line]) -> tuple[set[Key], list[Line]]:
+    """The one experiment of ``scored`` (numbers) that wins ``min``/``max``, and a line on each."""
     sign = 1 if test.objective == "max" else -1
     best = max(sign * x for _, _, x in scored)  # type: ignore[operator]
     tied = [r for r, _, x in scored if sign * x == best]  # type: ignore[operator]
     winner = tied[0]  # the first in experiment order: the same every run
+    won = next(value for r, value, _ in scored if r is winner)
     for r, value, _ in scored:
-        verdict = "passes" if r is winner else "does not pass"
-        lines.append(f"{_name(r)}: {test.tag_key} = {value} {verdict} ({test.describe()})")
+        verdict = "passes" if r is winner else f"does not pass ({test.describe()} is {won}, {_name(winner)})"
+        lines.append(([_key(r)], f"{_name(r)}: {test.tag_key} = {value} {verdict}"
+                      + (f" ({test.describe()})" if r is winner else "")))
     if len(tied) > 1:
-        lines.append(f"tie: {', '.join(_name(r) for r in tied)} share the {test.objective} '{test.tag_key}'; "
-                     f"the first in experiment order passes ({_name(winner)})")
+        lines.append(([_key(r) for r in tied], f"tie: {', '.join(_name(r) for r in tied)} share the {test.objective} "
+                      f"'{test.tag_key}'; the first in experiment order passes ({_name(winner)})"))
     return {_key(winner)}, lines
 
 
-def _key(record: Record) -> tuple[str, int]:
+def _key(record: Record) -> Key:
     return (record["task"], record["index"])
 
 

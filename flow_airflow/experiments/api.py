@@ -95,8 +95,10 @@ def columns(every: list[records.Experiment]) -> dict[str, list[str]]:
 def condition_marks(session: Session, dag_id: str, run_id: str, tasks: list[records.FlowTask],
                     every: list[records.Experiment]) -> dict[tuple[str, int], list[dict[str, Any]]]:
     """(task title, route index) -> what each condition after it decided on it: ``{"task": the task with
-    the condition, "condition": its task id, "passed": bool}``; nothing for a condition not decided yet."""
+    the condition, "condition": its task id, "passed": bool, "why": [the condition's lines on it]}`` (``why``
+    is empty for a parent the condition does not test); nothing for a condition not decided yet."""
     choices = records.condition_choices(session, dag_id, run_id)
+    decided = records.condition_decisions(session, dag_id, run_id)
     titles = {t.task_id: t.title for t in tasks}
     skipped = _skipped_conditions(session, dag_id, run_id)
     marks: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -104,11 +106,13 @@ def condition_marks(session: Session, dag_id: str, run_id: str, tasks: list[reco
         if t.condition is None or (t.condition not in choices and t.condition not in skipped):
             continue
         passed = choices.get(t.condition) or {}
+        why = decided.get(t.condition, {})
         for parent in (titles.get(p, p) for p in t.parents):
             for e in (e for e in every if e.task == parent and e.record is not None):  # routes that ran
                 ok = e.index in passed.get(parent, [])
                 marks.setdefault((parent, e.index), []).append(
-                    {"task": t.title, "condition": t.condition, "passed": ok})
+                    {"task": t.title, "condition": t.condition, "passed": ok,
+                     "why": why.get((parent, e.index), {}).get("why", [])})
     return marks
 
 

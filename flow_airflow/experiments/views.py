@@ -9,14 +9,17 @@ page offers them to users whom Airflow's auth manager lets edit the DAG's runs.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
-from flow_airflow.experiments import api
+from flow_airflow.experiments import api, compare
 from flow_airflow.web.auth import Caller, CallerDep
 from flow_airflow.web.pages import error, page, session, signed_out
 
 router = APIRouter()
+RunIds = Annotated[list[str] | None, Query(max_length=compare.MAX_RUNS)]  # ?run=a&run=b: the runs compared
 TITLE = "Experiments"
 
 
@@ -37,14 +40,17 @@ def runs_page(request: Request, who: CallerDep) -> HTMLResponse:
 
 @router.get("/experiments/{dag_id}", response_class=HTMLResponse)
 def flow_page(request: Request, dag_id: str, who: CallerDep) -> HTMLResponse:
-    """A flow across its recent runs: each run's state and experiments, linked to its page."""
+    """A flow across its recent runs: every experiment of the chosen runs (``?run=...`` or ``?last=N``),
+    compared in one table and its charts (filled from ``GET /api/experiments/<dag_id>``)."""
     if who.user is None:
         return signed_out(request, TITLE)
     with session() as db:
         if dag_id not in who.readable_dag_ids(db):
             return _not_allowed(request, who, dag_id)
         runs = api.recent_runs(db, {dag_id})
-    return page(request, "experiment_runs.html", who, runs=runs, dag_id=dag_id)
+    return page(request, "experiments.html", who, dag_id=dag_id, run_id=None, runs=runs,
+                may_edit=api.may_edit_runs(who.user, dag_id),
+                default_runs=compare.DEFAULT_RUNS, max_runs=compare.MAX_RUNS)
 
 
 @router.get("/experiments/{dag_id}/{run_id}", response_class=HTMLResponse)
@@ -74,6 +80,24 @@ def run_experiments(dag_id: str, run_id: str, who: CallerDep, offset: int = Quer
         body = api.run_view(db, dag_id, run_id, offset, limit)
     if body is None:
         return error(404, f"No run {run_id} of {dag_id}")
+    return JSONResponse(body)
+
+
+@router.get("/api/experiments/{dag_id}")
+def flow_experiments(dag_id: str, who: CallerDep, run: RunIds = None,
+                     last: int = Query(compare.DEFAULT_RUNS, ge=1, le=compare.MAX_RUNS),
+                     offset: int = Query(0, ge=0), limit: int = Query(200, ge=0, le=api.MAX_LIMIT)) -> JSONResponse:
+    """The flow's chosen runs (``run``, repeated; else the ``last`` newest) and one page of their
+    experiments (see ``flow_airflow.experiments.compare``)."""
+    if who.user is None:
+        return error(401, "Not signed in to Airflow")
+    with session() as db:
+        if dag_id not in who.readable_dag_ids(db):
+            return error(403, f"{who.name} may not see the runs of {dag_id}")
+        try:
+            body = compare.flow_view(db, dag_id, run or [], last, offset, limit)
+        except compare.UnknownRuns as missing:
+            return error(404, f"No run {', '.join(missing.args[0])} of {dag_id}")
     return JSONResponse(body)
 
 

@@ -75,7 +75,7 @@ class RoutesOperator(BaseOperator):
                 why = "; ".join(f"'{p}' has no experiment in this run ({states[p]})" for p in empty)
                 raise AirflowSkipException(f"'{title}' does not run: {why}")
         params = task_params(context, title, [list(p) for p in setup.params], self.log)
-        routes = self.plan(params, parents, empty)
+        routes = self.plan(params, parents, empty, context)
         if not routes:
             raise AirflowSkipException(f"'{title}' does not run: it has no route")
         self.log.info("%d route(s): %s", len(routes), "; ".join(r["label"] or "-" for r in routes[:50]))
@@ -88,7 +88,7 @@ class RoutesOperator(BaseOperator):
         return mapped(routes, self.batch)
 
     def plan(self, params: list[tuple[str, list[str]]], parents: dict[str, list[Any]],
-             empty: list[str]) -> list[Any]:
+             empty: list[str], context: Any) -> list[Any]:
         """The routes over every parent experiment (every parent has some here)."""
         from flow_airflow.common.routes import plan_routes
 
@@ -100,22 +100,24 @@ class ConditionOperator(RoutesOperator):
     """A flow task's conditions: plans the task's routes on the parent experiments that pass.
 
     Only experiments that succeeded are tested; the log says, experiment by experiment, what
-    passed and why not (:func:`flow_airflow.common.conditions.evaluate`). Nothing passes: it is
-    skipped, and so are the task's experiments and what depends only on them.
+    passed and why not (:func:`flow_airflow.common.conditions.evaluate`), and the XCom ``decisions``
+    keeps it for the experiments page (:func:`flow_airflow.common.conditions.decisions`). Nothing
+    passes: it is skipped, and so are the task's experiments and what depends only on them.
     """
 
     ui_color = "#fde2e4"
 
     def plan(self, params: list[tuple[str, list[str]]], parents: dict[str, list[Any]],
-             empty: list[str]) -> list[Any]:
+             empty: list[str], context: Any) -> list[Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from flow_airflow.common.conditions import evaluate
+        from flow_airflow.common.conditions import decisions, evaluate
         from flow_airflow.common.routes import plan_routes
 
         passing, report = evaluate(self.setup.tests, parents)
         for line in report:
             self.log.info("%s", line)
+        context["ti"].xcom_push(key="decisions", value=decisions(self.setup.tests, parents))
         if not any(passing.values()):
             raise AirflowSkipException("no experiment passed the condition: the task and what depends only on it "
                                        "are skipped")

@@ -36,3 +36,6 @@ EXTERNAL_VIEWS = [
 # The experiments page of a DAG run, as a tab of the run in the Airflow UI (the UI fills in the placeholders).
 EXTERNAL_VIEWS.append({"name": "Experiments", "href": URL_PREFIX + "/experiments/{DAG_ID}/{RUN_ID}",
                        "url_route": "experiments-run", "destination": "dag_run"})
+# A flow's recent runs compared, as a tab of the DAG in the Airflow UI.
+EXTERNAL_VIEWS.append({"name": "Experiments", "href": URL_PREFIX + "/experiments/{DAG_ID}",
+                       "url_route": "experiments-flow", "destination": "dag"})

@@ -1,6 +1,7 @@
 """The experiments page on a real ``airflow standalone``, in headless Chromium: grid_three's 2 + 3 + 30
-experiments with their params and tags, the conditions flow's choices, charts, Pending Approval, stop and
-run again with a changed param, and the refusals (401 without login, 403 without read access).
+experiments with their params and tags, the conditions flow's choices and why, charts, Pending Approval,
+stop and run again with a changed param, the flow's page comparing its runs, and the refusals (401
+without login, 403 without read access).
 
 Screenshots are kept in the server's temp folder (under pytest's tmp dir), named ``experiments-*.png``.
 """
@@ -93,6 +94,10 @@ def sign_in(browser: Any, url: str, user: str) -> None:
     wait.until(ec.url_to_be(url))
 
 
+def lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def wait_rows(browser: Any, count: int, timeout: float = 60) -> list[dict[str, str]]:
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -114,11 +119,19 @@ def test_refusals_without_login_and_without_read_access(airflow_server: AirflowS
     assert seen.status_code == 200 and 'id="stop"' not in seen.text and 'id="rerun-open"' not in seen.text
     missing = httpx.get(page_url(server, GRID, "no-such-run", api=True), headers=carol, timeout=30)
     assert missing.status_code == 404
+    flow_api = f"{server.base_url}/flow-airflow/api/experiments/{GRID}"  # the flow's runs compared
+    assert httpx.get(flow_api, timeout=30).status_code == 401
+    assert httpx.get(flow_api, headers=dave, timeout=30).status_code == 403
+    assert httpx.get(flow_api, headers=carol, timeout=30).json()["runs"][0]["run_id"] == run_id
     # the page is a tab of each DAG run in the Airflow UI (the UI fills in the placeholders)
     [plugin] = [p for p in server.plugins() if p["name"] == "flow_airflow"]
     assert {"name": "Experiments", "href": "/flow-airflow/experiments/{DAG_ID}/{RUN_ID}",
             "url_route": "experiments-run", "destination": "dag_run"}.items() <= next(
         v for v in plugin["external_views"] if v["destination"] == "dag_run").items()
+    # and the flow's page a tab of each DAG
+    assert {"name": "Experiments", "href": "/flow-airflow/experiments/{DAG_ID}",
+            "url_route": "experiments-flow", "destination": "dag"}.items() <= next(
+        v for v in plugin["external_views"] if v["destination"] == "dag").items()
 
 
 def test_the_api_pages_grid_three(airflow_server: AirflowServer, runs: dict[str, str]) -> None:
@@ -176,6 +189,13 @@ def test_grid_three_page_lists_every_experiment_and_draws_charts(
     WebDriverWait(browser, 30).until(lambda b: b.execute_script(
         "return document.querySelectorAll('#parallel svg path').length") > 30)
     browser.save_screenshot(str(server.root / "experiments-grid_three.png"))
+    # the Experiments tab of the run in Airflow's own UI embeds this page
+    browser.get(f"{server.base_url}/dags/{GRID}/runs/{quote(run_id, safe='')}/plugin/experiments-run")
+    frame = WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "iframe"))[0]
+    assert frame.get_attribute("src").endswith(f"/flow-airflow/experiments/{GRID}/{quote(run_id, safe='')}")
+    browser.switch_to.frame(frame)
+    WebDriverWait(browser, 60).until(lambda b: len(rows(b)) == 35)
+    browser.switch_to.default_content()
     print(f"\n[experiments e2e] screenshots in {server.root}")
 
 
@@ -188,10 +208,23 @@ def test_conditions_show_the_choice_the_best_and_a_scatter(
     server, run_id = airflow_server, runs[CONDITIONS]
     browser.get(page_url(server, CONDITIONS, run_id))
     table = wait_rows(browser, 5)
-    train = {r["param:accuracy"]: r["conditions"] for r in table if r["task"] == "Train"}
-    assert train == {"0.70": "✗ Compare: left out (why)\n✗ Publish: left out (why)",
-                     "0.95": "✓ Compare: passed\n✓ Publish: passed",
-                     "0.85": "✗ Compare: left out (why)\n✓ Publish: passed"}
+    train = {r["param:accuracy"]: lines(r["conditions"]) for r in table if r["task"] == "Train"}
+    best = "the highest 'accuracy' of 'Train' is 0.95, Train #1 [accuracy=0.95]"
+    assert train == {  # Compare's choice and why, Publish's too: the condition tasks' own words
+        "0.70": ["✗ Compare: left out (log)", f"accuracy = 0.70 does not pass ({best})",
+                 "✗ Publish: left out (log)", "accuracy = 0.70 does not pass ('accuracy' > 0.8 on 'Train')"],
+        "0.95": ["✓ Compare: passed (log)", "accuracy = 0.95 passes (the highest 'accuracy' of 'Train')",
+                 "✓ Publish: passed (log)", "accuracy = 0.95 passes ('accuracy' > 0.8 on 'Train')"],
+        "0.85": ["✗ Compare: left out (log)", f"accuracy = 0.85 does not pass ({best})",
+                 "✓ Publish: passed (log)", "accuracy = 0.85 passes ('accuracy' > 0.8 on 'Train')"]}
+    log = browser.find_element(By.CSS_SELECTOR, "#experiments tbody tr td a[href$='/tasks/compare.condition']")
+    assert log.text == "(log)"
+    # each experiment's stored files, listed with a download link
+    winner = browser.find_element(By.CSS_SELECTOR, "#experiments tbody tr[data-task='Train'][data-index='1']")
+    artifact = winner.find_element(By.LINK_TEXT, "output/accuracy.txt")
+    assert artifact.get_attribute("download") is not None
+    download = server.session.get(artifact.get_attribute("href"))
+    assert download.status_code == 200 and download.text == "0.95"
     Select(browser.find_element(By.ID, "best-tag")).select_by_value("accuracy")
     [best] = [r for r in rows(browser) if "best" in r["class"]]
     assert (best["task"], best["tag:accuracy"]) == ("Train", "0.95")
@@ -250,4 +283,84 @@ def test_pending_approval_then_stop(airflow_server: AirflowServer, runs: dict[st
     WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "run-state").text == "failed")
     assert server.dag_run(APPROVAL, run_id)["state"] == "failed"
     assert not browser.find_element(By.ID, "stop").is_displayed()
+    assert browser.find_element(By.ID, "result").text == ""
+
+
+def test_the_flow_page_compares_its_runs(airflow_server: AirflowServer, runs: dict[str, str], browser: Any) -> None:
+    """After the run again above: the conditions flow's page shows both runs' experiments, a Run column,
+    the reasons, charts over both, and a chosen run alone."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    server = airflow_server
+    flow_api = f"{server.base_url}/flow-airflow/api/experiments/{CONDITIONS}"
+    chosen = server.session.get(flow_api).json()["runs"]  # the last 5, newest first
+    assert runs[CONDITIONS] in [r["run_id"] for r in chosen] and len(chosen) >= 2
+    total = sum(r["total"] for r in chosen)
+    browser.get(f"{server.base_url}/flow-airflow/experiments/{CONDITIONS}")
+    table = wait_rows(browser, total)
+    assert [r["run"] for r in table] == [r["run_id"] for r in chosen for _ in range(r["total"])]
+    first = [r for r in table if r["run"] == runs[CONDITIONS]]
+    assert [r["param:accuracy"] for r in first if r["task"] == "Train"] == ["0.70", "0.95", "0.85"]
+    sixty = [r for r in table if r["param:accuracy"] == "0.60"]
+    assert sixty and lines(sixty[0]["conditions"])[1] == (
+        "accuracy = 0.60 does not pass (the highest 'accuracy' of 'Train' is 0.95, Train #1 [accuracy=0.95])")
+    # the best over both runs, a scatter coloured by run, parallel coordinates with a run axis
+    Select(browser.find_element(By.ID, "best-tag")).select_by_value("accuracy")
+    assert {r["tag:accuracy"] for r in rows(browser) if "best" in r["class"]} == {"0.95"}
+    Select(browser.find_element(By.ID, "metric")).select_by_value("accuracy")
+    Select(browser.find_element(By.ID, "x-param")).select_by_value("accuracy")
+    Select(browser.find_element(By.ID, "color-param")).select_by_value("(run)")
+    names = WebDriverWait(browser, 30).until(lambda b: b.execute_script(
+        "return FlowExperiments.charts.scatter.getOption().series.map((s) => s.name)"))
+    assert runs[CONDITIONS] in names and len(names) >= 2  # a colour per run
+    axes = browser.execute_script("return FlowExperiments.charts.parallel.getOption().parallelAxis.map((a) => a.name)")
+    assert axes[0] == "run" and "accuracy" in axes
+    assert browser.find_elements(By.CSS_SELECTOR, "#scatter svg path")
+    browser.save_screenshot(str(server.root / "experiments-flow.png"))
+    # choose one run: the table has its experiments only, and the address keeps the choice
+    others = [r["run_id"] for r in chosen if r["run_id"] != runs[CONDITIONS]]
+    browser.find_element(By.CSS_SELECTOR, "#runs-chooser summary").click()  # open the chooser
+    for other in others:  # untick the others, one at a time (the list is drawn again after each)
+        browser.find_element(By.CSS_SELECTOR, f"#runs-list input[value='{other}']").click()
+        WebDriverWait(browser, 60).until(lambda b, other=other: other not in {r["run"] for r in rows(b)})
+    one = wait_rows(browser, 5)
+    assert {r["run"] for r in one} == {runs[CONDITIONS]}
+    assert browser.current_url.endswith(f"?run={runs[CONDITIONS]}")  # the address keeps the choice
+    browser.save_screenshot(str(server.root / "experiments-flow-one-run.png"))
+    # run again from the flow's page: the form starts from the newest run compared (here the one chosen)
+    browser.find_element(By.ID, "rerun-open").click()
+    field = browser.find_element(By.CSS_SELECTOR, "#rerun input[data-task='Train'][name='accuracy']")
+    assert field.get_attribute("value") == "0.70, 0.95, 0.85"
+    assert browser.find_element(By.ID, "rerun-from").text == runs[CONDITIONS]
+    # the Experiments tab of the DAG in Airflow's own UI embeds this page
+    browser.get(f"{server.base_url}/dags/{CONDITIONS}/plugin/experiments-flow")
+    frame = WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "iframe"))[0]
+    assert frame.get_attribute("src").endswith(f"/flow-airflow/experiments/{CONDITIONS}")
+    browser.switch_to.frame(frame)
+    WebDriverWait(browser, 60).until(lambda b: len(rows(b)) == total)
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(server.root / "experiments-flow-in-airflow.png"))
+
+
+def test_the_flow_page_stops_a_running_run(airflow_server: AirflowServer, runs: dict[str, str], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = airflow_server
+    run_id = server.trigger(APPROVAL, run_id=f"experiments_stop__{time.time_ns()}")  # waits at its gate
+    browser.get(f"{server.base_url}/flow-airflow/experiments/{APPROVAL}")
+    # stopped once it waits at its gate (stopped as it starts, Airflow's scheduler may still mark it successful)
+    pending = WebDriverWait(browser, 180).until(lambda b: run_id in b.find_element(By.ID, "pending").text
+                                                and b.find_element(By.ID, "pending").text)
+    assert f"Pending Approval Deploy Model of {run_id} waits for a decision" in pending
+    browser.find_element(By.CSS_SELECTOR, "#runs-chooser summary").click()
+    stop = WebDriverWait(browser, 120).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, f"#runs-list button.stop-run[data-run='{run_id}']"))
+    assert not browser.find_elements(By.CSS_SELECTOR, f"#runs-list button.stop-run[data-run='{runs[APPROVAL]}']")
+    stop[0].click()  # the run stopped from its own page above has no Stop
+    browser.switch_to.alert.accept()
+    WebDriverWait(browser, 60).until(lambda b: server.dag_run(APPROVAL, run_id)["state"] == "failed")
+    WebDriverWait(browser, 60).until(
+        lambda b: not b.find_elements(By.CSS_SELECTOR, f"#runs-list button.stop-run[data-run='{run_id}']"))
     assert browser.find_element(By.ID, "result").text == ""

@@ -107,6 +107,57 @@ def test_conditions_mark_what_passed_and_what_was_left_out(conditions_run: Any, 
     ]
 
 
+def test_conditions_say_why_in_words(conditions_run: Any, client: TestClient) -> None:
+    train = client.get(url(conditions_run)).json()["experiments"][:3]
+    assert [{c["task"]: c["why"] for c in e["conditions"]} for e in train] == [
+        {"Compare": ["accuracy = 0.70 does not pass (the highest 'accuracy' of 'Train' is 0.95, "
+                     "Train #1 [accuracy=0.95])"],
+         "Publish": ["accuracy = 0.70 does not pass ('accuracy' > 0.8 on 'Train')"]},
+        {"Compare": ["accuracy = 0.95 passes (the highest 'accuracy' of 'Train')"],
+         "Publish": ["accuracy = 0.95 passes ('accuracy' > 0.8 on 'Train')"]},
+        {"Compare": ["accuracy = 0.85 does not pass (the highest 'accuracy' of 'Train' is 0.95, "
+                     "Train #1 [accuracy=0.95])"],
+         "Publish": ["accuracy = 0.85 passes ('accuracy' > 0.8 on 'Train')"]},
+    ]
+
+
+NOTHING_PASSES = """flow: Nothing Passes
+tasks:
+  - title: Train
+    type: exec
+    input: python3 -c "import sys; print('cnvrg_tag_loss:', sys.argv[1].split('=')[1])"
+    computes: [local]
+    params:
+      - key: loss
+        value: [0.3, 0.5]
+  - title: Deploy
+    type: exec
+    input: echo deploy
+    computes: [local]
+    conditions:
+      - task: Train
+        objective: lt
+        tag_key: loss
+        target: 0.1
+relations:
+  - from: Train
+    to: Deploy
+"""
+
+
+def test_a_condition_that_lets_nothing_through_still_says_why(airflow_home: Any, tmp_path: Path) -> None:
+    from flow_airflow.local_run import run_flow
+
+    (tmp_path / "flow.yaml").write_text(NOTHING_PASSES)
+    result = run_flow(tmp_path / "flow.yaml")
+    body = client_for({result.dag_id}).get(url(result)).json()
+    assert [(e["task"], e["state"]) for e in body["experiments"]] == [
+        ("Train", "success"), ("Train", "success"), ("Deploy", "skipped")]
+    assert [e["conditions"] for e in body["experiments"][:2]] == [
+        [{"task": "Deploy", "condition": "deploy.condition", "passed": False,
+          "why": [f"loss = {v} does not pass ('loss' < 0.1 on 'Train')"]}] for v in ("0.3", "0.5")]
+
+
 def test_paging_and_artifacts(conditions_run: Any, client: TestClient) -> None:
     page = client.get(url(conditions_run, offset=1, limit=2)).json()
     assert (page["total"], page["offset"], page["limit"]) == (5, 1, 2)

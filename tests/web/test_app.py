@@ -51,6 +51,8 @@ def test_plugin_registers_one_app_and_a_navigation_entry_per_page() -> None:
         {"name": "Experiments", "href": "/flow-airflow/experiments", "url_route": "experiments", "destination": "nav"},
         {"name": "Experiments", "href": "/flow-airflow/experiments/{DAG_ID}/{RUN_ID}", "url_route": "experiments-run",
          "destination": "dag_run"},  # a tab of each DAG run in the UI
+        {"name": "Experiments", "href": "/flow-airflow/experiments/{DAG_ID}", "url_route": "experiments-flow",
+         "destination": "dag"},  # a tab of each DAG: its runs compared
     ]
     assert [p.title for p in PAGES] == ["Approvals", "Experiments"]
 

@@ -5,8 +5,11 @@
 (() => {
   const num = (v) => (v === null || v === undefined || v === "" || isNaN(Number(v)) ? null : Number(v));
   const $ = (id) => document.getElementById(id);
-  const rowKey = (e) => `${e.task_id}#${e.map_index}#${e.index}`;  // a batch's routes share a map index
+  const rowKey = (e) => `${e.run_id}#${e.task_id}#${e.map_index}#${e.index}`;  // a batch's routes share a map index
   const param = (e, k) => window.FlowParamOf(e, k);
+  const RUN = "(run)";  // the flow's page colours by run
+  const colour = (e, k) => (k === RUN ? e.run_id : param(e, k));
+  const name = (view, e) => `${view.flow ? `${e.run_id} · ` : ""}${e.task} ${e.label}`;
   const state = { parallelSignature: "", parallelRows: [] };
 
   function chart(view, id, count) {
@@ -36,17 +39,17 @@
     const groups = new Map();
     const numericX = points.every((p) => num(param(p, x)) !== null);
     for (const e of points) {
-      const g = color ? String(param(e, color) ?? "(not set)") : "experiments";
+      const g = color ? String(colour(e, color) ?? "(not set)") : "experiments";
       if (!groups.has(g)) groups.set(g, []);
       const xv = numericX ? num(param(e, x)) : String(param(e, x));
-      groups.get(g).push({ value: [xv, num(e.tags[metric])], name: `${e.task} ${e.label}` });
+      groups.get(g).push({ value: [xv, num(e.tags[metric])], name: name(view, e) });
     }
-    c.setOption({
+    c.setOption({ animation: false,  // redrawn on every load of a followed run
       title: { text: `${metric} against ${x}`, textStyle: { fontSize: 13 } },
       tooltip: { formatter: (p) => `${p.name}<br>${x}=${p.value[0]}, ${metric}=${p.value[1]}` },
       legend: { top: 24, type: "scroll" }, grid: { top: 64, left: 56, right: 24, bottom: 40 },
       xAxis: axis(points.map((e) => param(e, x)), x), yAxis: { type: "value", name: metric, scale: true },
-      series: [...groups].map(([name, data]) => ({ type: "scatter", name: color ? `${color}=${name}` : name, data, symbolSize: 10 })),
+      series: [...groups].map(([group, data]) => ({ type: "scatter", name: color === RUN ? group : color ? `${color}=${group}` : group, data, symbolSize: 10 })),
     }, true);
   }
 
@@ -54,7 +57,8 @@
     const metric = $("metric").value, run = view.run;
     const keys = run.differing.length ? run.differing : run.param_keys;
     const rows = view.rows.filter((e) => e.has_record && (!view.tab || e.task === view.tab));
-    const dims = [...keys.map((k) => ({ k, get: (e) => param(e, k) })), ...(metric ? [{ k: metric, get: (e) => e.tags[metric] }] : [])]
+    const runs = view.flow && run.runs.length > 1 ? [{ k: "run", get: (e) => e.run_id }] : [];  // brush a run
+    const dims = [...runs, ...keys.map((k) => ({ k, get: (e) => param(e, k) })), ...(metric ? [{ k: metric, get: (e) => e.tags[metric] }] : [])]
       .filter((d) => rows.some((e) => d.get(e) !== undefined));
     const data = rows.map((e) => dims.map((d) => { const v = d.get(e); return v === undefined ? null : num(v) ?? String(v); }));
     const signature = JSON.stringify([dims.map((d) => d.k), data]);
@@ -63,7 +67,7 @@
     state.parallelRows = rows;
     const c = chart(view, "parallel", rows.length);
     if (dims.length < 2) return empty(c, "Parallel coordinates: needs params and a metric");
-    c.setOption({
+    c.setOption({ animation: false,  // redrawn on every load of a followed run
       title: { text: "Params and metric (brush an axis to filter the table)", textStyle: { fontSize: 13 } },
       parallel: { left: 56, right: 72, top: 64, bottom: 32 },
       parallelAxis: dims.map((d, dim) => ({ id: `axis${dim}`, dim, ...axis(data.map((r) => r[dim]).filter((v) => v !== null), d.k) })),
@@ -84,14 +88,14 @@
     const c = chart(view, "series", 0);
     const key = (e) => (metric && e.series[metric] ? metric : Object.keys(e.series)[0]);
     if (!logged.length) return empty(c, "Series: none logged with log_metric(key, Ys=[...]) among the shown experiments");
-    c.setOption({
+    c.setOption({ animation: false,  // redrawn on every load of a followed run
       title: { text: `Series of the shown experiments (${logged.length})`, textStyle: { fontSize: 13 } },
       tooltip: { trigger: "axis" }, legend: { top: 24, type: "scroll" }, grid: { top: 64, left: 56, right: 24, bottom: 40 },
       xAxis: { type: "value", name: "step", scale: true }, yAxis: { type: "value", scale: true },
       series: logged.map((e) => {
         const s = e.series[key(e)];
         const ys = Array.isArray(s) ? s : s.ys || [], xs = Array.isArray(s) ? null : s.xs;
-        return { type: "line", name: `${e.task} ${e.label} · ${key(e)}`, showSymbol: false,
+        return { type: "line", name: `${name(view, e)} · ${key(e)}`, showSymbol: false,
           data: ys.map((y, i) => [xs ? num(xs[i]) ?? i : i, num(y)]) };
       }),
     }, true);

@@ -1,6 +1,8 @@
 // The experiments page (flow_airflow/experiments/templates/experiments.html): fills the table and the
 // charts from the JSON API (GET <prefix>/api/experiments/<dag>/<run>, page by page), follows a running
 // run, and stops / re-runs it through Airflow's own REST API (which checks the caller's rights again).
+// Without a run (data-run=""), the flow's page: every experiment of the chosen runs
+// (GET <prefix>/api/experiments/<dag>?run=..&last=N), with a Run column and a chooser of the runs.
 "use strict";
 (() => {
   const root = document.getElementById("page");
@@ -8,7 +10,9 @@
   const PAGE = 1000;
   const FINISHED = new Set(["success", "failed"]);
   const NOT_RUN = new Set(["None", "null", "scheduled", "queued", "up_for_reschedule", "removed", "upstream_failed", "skipped"]);
-  const view = { run: null, rows: [], sort: null, desc: false, tab: "", brushed: null, charts: {} };
+  const flow = !cfg.run;  // the flow's page: several runs
+  const chosen = new URLSearchParams(window.location.search);  // ?run=..&run=.. or ?last=N
+  const view = { run: null, rows: [], sort: null, desc: false, tab: "", brushed: null, charts: {}, flow };
   const $ = (id) => document.getElementById(id);
 
   const num = (v) => (v === null || v === undefined || v === "" || isNaN(Number(v)) ? null : Number(v));
@@ -24,10 +28,15 @@
 
   async function fetchAll() {
     let offset = 0, run = null, rows = [];
+    const generation = (view.generation = (view.generation || 0) + 1);  // a newer load (other runs chosen) wins
     for (;;) {
-      const response = await fetch(`${cfg.api}?offset=${offset}&limit=${PAGE}`, { credentials: "same-origin" });
+      const query = flow ? `${chosen.toString()}&` : "";
+      const response = await fetch(`${cfg.api}?${query}offset=${offset}&limit=${PAGE}`, { credentials: "same-origin" });
       if (!response.ok) throw new Error(`${response.status}: ${(await response.json().catch(() => ({}))).detail || response.statusText}`);
       const body = await response.json();
+      if (generation !== view.generation) return;
+      if (!flow) for (const e of body.experiments) e.run_id = cfg.run;
+      if (flow) body.state = summaryState(body.runs);
       run = run || body;
       rows = rows.concat(body.experiments);
       if (offset === 0) { view.run = body; view.rows = rows; render(); }
@@ -44,13 +53,14 @@
     const run = view.run;
     const params = $("differ").checked ? run.param_keys.filter((k) => run.differing.includes(k)) : run.param_keys;
     return [
+      ...(flow ? [{ key: "run", title: "Run", get: (e) => e.run_id }] : []),
       { key: "task", title: "Task", get: (e) => e.task },
       { key: "route", title: "Route", get: (e) => e.label, sortBy: (e) => e.index },
       ...params.map((k) => ({ key: `param:${k}`, title: k, kind: "param", get: (e) => paramOf(e, k) })),
       ...run.tag_keys.map((k) => ({ key: `tag:${k}`, title: k, kind: "tag", get: (e) => e.tags[k] })),
       { key: "state", title: "State", get: (e) => e.state },
       { key: "duration", title: "Duration (s)", get: (e) => (e.duration === null ? "" : e.duration.toFixed(1)) },
-      { key: "conditions", title: "Conditions", get: (e) => e.conditions.map((c) => `${c.task}: ${c.passed ? "passed" : "left out"}`).join("; ") },
+      { key: "conditions", title: "Conditions", get: (e) => e.conditions.map((c) => `${c.task}: ${c.passed ? "passed" : "left out"}${c.why.length ? ` (${c.why.join("; ")})` : ""}`).join("; ") },
       { key: "log", title: "Log", get: () => "" },
       { key: "artifacts", title: "Artifacts", get: (e) => e.artifacts.join(" ") },
     ];
@@ -79,7 +89,7 @@
     return text(a).localeCompare(text(b));
   }
 
-  const rowKey = (e) => `${e.task_id}#${e.map_index}#${e.index}`;  // a batch's routes share a map index
+  const rowKey = (e) => `${e.run_id}#${e.task_id}#${e.map_index}#${e.index}`;  // a batch's routes share a map index
 
   // A param of the experiment, else of the experiment before it on its route that had it (shown muted).
   function paramOf(e, key) {
@@ -98,8 +108,12 @@
     return rowKey(scored.reduce((a, b) => (sign * (num(b.tags[tag]) - num(a.tags[tag])) > 0 ? b : a)));
   }
 
+  // The Airflow UI's page of a task of the experiment's run; the run's experiments API.
+  const taskUrl = (e, taskId) => `${cfg.root}/dags/${encodeURIComponent(cfg.dag)}/runs/${encodeURIComponent(e.run_id)}/tasks/${encodeURIComponent(taskId)}`;
+  const runApi = (e) => `${cfg.prefix}/api/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(e.run_id)}`;
+
   function logLink(e) {
-    const base = `${cfg.root}/dags/${encodeURIComponent(cfg.dag)}/runs/${encodeURIComponent(cfg.run)}/tasks/${encodeURIComponent(e.task_id)}`;
+    const base = taskUrl(e, e.task_id);
     return el("a", { href: e.map_index >= 0 ? `${base}/mapped/${e.map_index}` : base, target: "_top", text: "log" });
   }
 
@@ -108,16 +122,11 @@
     if (col.key === "log") td.append(logLink(e));
     else if (col.key === "artifacts") {
       for (const name of e.artifacts) {
-        const href = `${cfg.api}/artifacts/${encodeURIComponent(e.task_id)}/${e.index}/${name.split("/").map(encodeURIComponent).join("/")}`;
+        const href = `${runApi(e)}/artifacts/${encodeURIComponent(e.task_id)}/${e.index}/${name.split("/").map(encodeURIComponent).join("/")}`;
         td.append(el("a", { href, download: "", text: name }), el("br"));
       }
-    } else if (col.key === "conditions") {
-      for (const c of e.conditions) {
-        td.append(el("span", { class: c.passed ? "passed" : "left-out", text: `${c.passed ? "✓" : "✗"} ${c.task}: ${c.passed ? "passed" : "left out"}` }), " ");
-        if (!c.passed) td.append(el("a", { href: `${cfg.root}/dags/${encodeURIComponent(cfg.dag)}/runs/${encodeURIComponent(cfg.run)}/tasks/${encodeURIComponent(c.condition)}`, target: "_top", text: "(why)" }));
-        td.append(el("br"));
-      }
-    } else if (col.key === "state") td.append(el("span", { class: `badge state-${e.state}`, text: e.state === "None" ? "not run yet" : e.state }));
+    } else if (col.key === "conditions") conditionsCell(td, e);
+    else if (col.key === "run") td.append(el("a", { href: `${cfg.prefix}/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(e.run_id)}`, text: e.run_id })); else if (col.key === "state") td.append(el("span", { class: `badge state-${e.state}`, text: e.state === "None" ? "not run yet" : e.state }));
     else {
       td.textContent = text(col.get(e));
       if (col.kind && num(col.get(e)) !== null) td.className = "num";
@@ -127,6 +136,17 @@
       }
     }
     return td;
+  }
+
+  // What each condition after the experiment decided on it, and why (the condition task's own words),
+  // linked to the condition task's log.
+  function conditionsCell(td, e) {
+    td.className = "conditions";
+    for (const c of e.conditions) {
+      td.append(el("span", { class: c.passed ? "passed" : "left-out", text: `${c.passed ? "✓" : "✗"} ${c.task}: ${c.passed ? "passed" : "left out"}` }), " ");
+      td.append(el("a", { href: taskUrl(e, c.condition), target: "_top", text: "(log)" }));
+      for (const line of c.why) td.append(el("span", { class: "why", text: line }));
+    }
   }
 
   function renderTable() {
@@ -141,7 +161,7 @@
     $("experiments").tHead.replaceChildren(head);
     const body = document.createDocumentFragment();
     for (const e of rows) {
-      const tr = el("tr", { "data-task": e.task, "data-index": String(e.index) });
+      const tr = el("tr", { "data-task": e.task, "data-index": String(e.index), "data-run": e.run_id });
       if (!e.has_record && NOT_RUN.has(e.state)) tr.classList.add("not-run");
       if (rowKey(e) === top) tr.classList.add("best");
       for (const c of cols) tr.append(cell(c, e));
@@ -155,8 +175,9 @@
     const run = view.run;
     $("run-state").textContent = run.state;
     $("run-state").className = `badge state-${run.state}`;
+    if (flow) renderChooser(run);
     $("pending").replaceChildren(...run.pending.map((p) => el("p", {},
-      el("span", { class: "badge pending-approval", text: "Pending Approval" }), ` ${p.task} waits for a decision: `,
+      el("span", { class: "badge pending-approval", text: "Pending Approval" }), ` ${p.task}${flow ? ` of ${p.run_id}` : ""} waits for a decision: `,
       el("a", { href: `${cfg.root}${p.url}`, text: "open the approval" }))));
     const tabs = [["", `All (${run.total})`], ...run.tasks.map((t) => [t.task, `${t.task} (${t.total})`])];
     $("tabs").replaceChildren(...tabs.map(([task, label]) => {
@@ -169,7 +190,52 @@
     fillSelect($("best-tag"), run.tag_keys, "(a tag)");
     fillSelect($("metric"), run.tag_keys);
     fillSelect($("x-param"), run.param_keys);
-    fillSelect($("color-param"), run.param_keys, "(none)");
+    fillSelect($("color-param"), flow ? [RUN, ...run.param_keys] : run.param_keys, "(none)");
+  }
+
+  // ---- the flow's page: which runs ---------------------------------------------------------------
+  const RUN = "(run)";  // colour the scatter by run
+  function summaryState(runs) {
+    const states = runs.map((r) => r.state);
+    if (!states.length) return "no runs";
+    return states.every((s) => FINISHED.has(s)) ? `${runs.length} run${runs.length > 1 ? "s" : ""}` : "running";
+  }
+
+  function renderChooser(run) {
+    $("runs-chosen").textContent = run.runs.map((r) => `${r.run_id} (${r.state}, ${r.total})`).join(", ") || "none";
+    const picked = new Set(run.runs.map((r) => r.run_id));
+    const want = run.recent.map((r) => `${r.run_id}:${picked.has(r.run_id)}:${r.state}`).join("\n");
+    if ($("runs-list").dataset.shown === want) return;
+    $("runs-list").dataset.shown = want;
+    $("runs-list").replaceChildren(...run.recent.map((r) => {
+      const box = el("input", { type: "checkbox", value: r.run_id });
+      box.checked = picked.has(r.run_id);
+      box.addEventListener("change", chooseRuns);
+      const own = `${cfg.prefix}/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(r.run_id)}`;
+      const label = el("label", {}, box, " ", el("code", { text: r.run_id }), ` ${r.state}, run after ${(r.run_after || "").slice(0, 19)} · `,
+        el("a", { href: own, text: "its page" }));
+      if (cfg.mayEdit === "true" && !FINISHED.has(r.state)) {  // a running run: stop it here too
+        const button = el("button", { type: "button", class: "reject stop-run", "data-run": r.run_id, text: "Stop" });
+        button.addEventListener("click", () => stop(r.run_id));
+        label.append(" ", button);
+      }
+      return label;
+    }));
+  }
+
+  function choose(params) {
+    for (const key of [...chosen.keys()]) chosen.delete(key);
+    for (const [k, v] of params) chosen.append(k, v);
+    window.history.replaceState(null, "", `${window.location.pathname}?${chosen.toString()}`);
+    view.brushed = null;
+    if (window.FlowCharts) window.FlowCharts.clear(view);
+    clearTimeout(view.timer);
+    follow();  // the chosen runs, followed while one of them runs
+  }
+
+  function chooseRuns() {
+    const ids = [...$("runs-list").querySelectorAll("input:checked")].map((b) => b.value);
+    choose(ids.length ? ids.map((id) => ["run", id]) : [["last", $("last").value]]);
   }
 
   function fillSelect(select, keys, none) {
@@ -193,7 +259,7 @@
     const quote = (v) => (/[",\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
     const lines = [cols.map((c) => quote(c.kind ? `${c.kind}:${c.title}` : c.title)), ...visibleRows().map((e) => cols.map((c) => quote(text(c.get(e)))))];
     const blob = new Blob([lines.map((l) => l.join(",")).join("\n") + "\n"], { type: "text/csv" });
-    const a = el("a", { href: URL.createObjectURL(blob), download: `${cfg.dag}-${cfg.run}.csv`.replace(/[^\w.+-]/g, "_") });
+    const a = el("a", { href: URL.createObjectURL(blob), download: `${cfg.dag}-${flow ? "runs" : cfg.run}.csv`.replace(/[^\w.+-]/g, "_") });
     document.body.append(a); a.click(); a.remove();
   }
 
@@ -209,9 +275,9 @@
 
   const runsPath = () => `/dags/${encodeURIComponent(cfg.dag)}/dagRuns`;
 
-  async function stop() {
-    if (!confirm(`Stop ${cfg.run}? Its running tasks are failed.`)) return;
-    try { await airflow("PATCH", `${runsPath()}/${encodeURIComponent(cfg.run)}`, { state: "failed" }); await fetchAll(); }
+  async function stop(runId = cfg.run) {
+    if (!confirm(`Stop ${runId}? Its running tasks are failed.`)) return;
+    try { await airflow("PATCH", `${runsPath()}/${encodeURIComponent(runId)}`, { state: "failed" }); await fetchAll(); }
     catch (error) { $("result").textContent = `Not stopped: ${error.message}`; }
   }
 
@@ -223,6 +289,7 @@
         fields.push(el("label", {}, `${task} · ${key}`, el("input", { name: key, "data-task": task, value: shown })));
       }
     }
+    if (flow && view.run.runs.length) $("rerun-from").textContent = view.run.runs[0].run_id;
     $("rerun-fields").replaceChildren(...(fields.length ? fields : [el("p", { class: "muted", text: "This flow has no params." })]));
     $("rerun").hidden = false;
   }
@@ -245,19 +312,25 @@
   }
   $("csv").addEventListener("click", csv);
   $("clear-brush").addEventListener("click", () => { view.brushed = null; if (window.FlowCharts) window.FlowCharts.clear(view); render(); });
-  if ($("stop")) $("stop").addEventListener("click", stop);
+  if ($("stop")) $("stop").addEventListener("click", () => stop());
   if ($("rerun-open")) {
     $("rerun-open").addEventListener("click", openRerun);
     $("rerun").addEventListener("submit", rerun);
     $("rerun-cancel").addEventListener("click", () => ($("rerun").hidden = true));
   }
+  if (flow) {
+    if (chosen.get("last")) $("last").value = chosen.get("last");
+    $("last").addEventListener("change", () => choose([["last", $("last").value]]));
+  }
   view.render = render;
 
   async function follow() {
+    view.timer = null;
     try { await fetchAll(); $("result").textContent = ""; }
     catch (error) { $("result").textContent = `Could not load the experiments: ${error.message}`; }
-    if (!view.run || !FINISHED.has(view.run.state)) {
-      setTimeout(follow, view.rows.length > 2000 ? 30000 : 5000);  // the page follows a running run
+    const done = view.run && (flow ? view.run.runs.every((r) => FINISHED.has(r.state)) : FINISHED.has(view.run.state));
+    if (!done) {
+      view.timer = setTimeout(follow, view.rows.length > 2000 ? 30000 : 5000);  // the page follows a running run
     }
   }
   window.FlowExperiments = view;
