@@ -36,6 +36,18 @@ class EndpointError(Exception):
     """What cannot be done to an endpoint, in words (no such endpoint, a bad name)."""
 
 
+def endpoint_name(task: Any) -> str:
+    """A deploy task's endpoint: ``endpoint_id``, else ``endpoint_title``, else its title in letters, digits
+    and hyphens (``Sentiment Service`` -> ``sentiment-service``)."""
+    given = (task.endpoint_id or task.endpoint_title or "").strip()
+    if given:
+        return given
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", task.title).encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:63].strip("-") or "endpoint"
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

@@ -36,7 +36,7 @@ class DeployTaskOperator(FlowTaskOperator):
         from flow_airflow.endpoints import keys
         from flow_airflow.endpoints.prepare import new_version, prune
         from flow_airflow.endpoints.rollout import RolloutFailed, predict_url, roll_out
-        from flow_airflow.endpoints.store import EndpointError, EndpointStore
+        from flow_airflow.endpoints.store import EndpointError, EndpointStore, endpoint_name
         from flow_airflow.runtime.prepare import ExperimentFailed
         from flow_airflow.spec import models
 
@@ -108,17 +108,6 @@ class DeployTaskOperator(FlowTaskOperator):
         host = settings.value("endpoints_host")
         self.log.info("endpoint %s is new: %s", name, "open (no API key)" if opened else "it needs its API key")
         return Endpoint(name=name, host=host, port=free_port(host), open=opened, dag_id=dag_id)
-
-
-def endpoint_name(task: Any) -> str:
-    """The endpoint's name: ``endpoint_id``, else ``endpoint_title``, else the task's title in letters,
-    digits and hyphens."""
-    import re
-
-    given = (task.endpoint_id or task.endpoint_title or "").strip()
-    if given:
-        return given
-    return re.sub(r"[^a-z0-9]+", "-", task.title.lower()).strip("-")[:63] or "endpoint"
 
 
 def _refuse(task: Any) -> None:

@@ -1,0 +1,48 @@
+"""The deploy task's operator (operators/deploy.py): what it refuses before deploying anything.
+
+Deploying, updating and the endpoint's record through real Airflow: tests/endpoints/test_deploy_local.py
+(local compute) and tests/containers/test_docker_endpoints.py (Docker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flow_airflow.endpoints.store import endpoint_name
+from flow_airflow.operators.deploy import DeployTaskOperator
+from flow_airflow.operators.setup import TaskSetup
+from flow_airflow.spec.models import DeployTask
+
+SERVE = {"title": "Serve", "type": "deploy", "file_name": "predict.py", "function_name": "predict"}
+
+
+def failed(task: dict[str, Any], index: int = 0) -> str:
+    op = DeployTaskOperator(task_id="run", setup=TaskSetup.model_validate({"task": task, "project_dir": "/p"}),
+                            route={"params": [], "parents": {}})
+    record = op._run(None, {"params": [], "parents": {}}, index, {})  # no parent: no XCom read
+    assert record["failed"] == "failed: " + op._error
+    return op._error
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"env_setup": "r_endpoint"}, "'Serve' is an R endpoint (env_setup: r_endpoint), which flow-airflow cannot serve"),
+    ({"endpoint_title": "a", "endpoint_id": "a"}, "'Serve' names both endpoint_title and endpoint_id: use one"),
+])
+def test_what_a_deploy_task_refuses_before_deploying(extra: dict[str, str], message: str) -> None:
+    assert failed({**SERVE, **extra}).startswith(message)
+
+
+def test_only_the_first_route_deploys_an_endpoint() -> None:
+    assert failed(SERVE, index=1).startswith("'Serve' has several routes (this is route 1): an endpoint serves one "
+                                             "model, deployed by route 0. Put a condition (max or min) before it")
+
+
+@pytest.mark.parametrize("keys, name", [
+    ({"endpoint_title": "iris-classifier"}, "iris-classifier"),
+    ({"endpoint_id": "existing-1"}, "existing-1"),
+    ({"title": "Sentiment Service"}, "sentiment-service"),
+    ({"title": "Déploiement du modèle!"}, "deploiement-du-modele"),
+])
+def test_the_endpoint_name(keys: dict[str, str], name: str) -> None:
+    assert endpoint_name(DeployTask.model_validate({**SERVE, **keys})) == name
