@@ -45,9 +45,10 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    # the experiments' image: Debian's python3 (3.11 on bookworm), venv and pip for requirements.txt
+    # the experiments' image: Debian's python3 (3.11 on bookworm), venv and pip for requirements.txt;
+    # Flask and gunicorn serve model endpoints (flow_airflow/serving/app.py is bind-mounted)
     "python": Recipe(
-        packages=("python3", "python3-venv", "python3-pip", "ca-certificates"),
+        packages=("python3", "python3-venv", "python3-pip", "ca-certificates", "python3-flask", "gunicorn"),
         env={"LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"},
         cmd=("python3",),
     ),
