@@ -62,6 +62,9 @@ def new_version(store: EndpointStore, endpoint: Endpoint, *, spec: models.Deploy
     env["CNVRG_EXPERIMENT_TITLE"] = f"{spec.title} (endpoint {endpoint.name} v{number})"
     config = _write_config(folder, spec, endpoint, number, str(layout.cnvrg))
     own = {k: v for k, v in env.items() if os.environ.get(k) != v}
+    worker_path = os.environ.get("PYTHONPATH")
+    if layout.mounts and worker_path and "PYTHONPATH" in own:  # a container: not the worker's folders
+        own["PYTHONPATH"] = ":".join(p for p in own["PYTHONPATH"].split(":") if p not in worker_path.split(":"))
     return Version(
         version=number, dag_id=dag_id, run_id=run_id, task=spec.title, compute=dict(compute),
         folder=str(folder),
