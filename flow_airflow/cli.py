@@ -379,8 +379,10 @@ def parser() -> argparse.ArgumentParser:
                    help="push the flow's datasets/<name>/<version>/ folders without Airflow asset events")
     p.set_defaults(func=import_flow)
     from flow_airflow.datasets.cli import add_commands
+    from flow_airflow.endpoints.cli import add_commands as add_endpoint_commands
 
     add_commands(commands)
+    add_endpoint_commands(commands)
     return top
 
 

@@ -70,7 +70,7 @@ def new_version(store: EndpointStore, endpoint: Endpoint, *, spec: models.Deploy
         folder=str(folder),
         launch={"config": str(config), "env": own, "cwd": str(workdir), "workspace": str(workdir),
                 "gunicorn": [[kv.key, kv.value] for kv in spec.gunicorn_config], "image": spec.image,
-                "mounts": [[str(m.source), m.target, m.read_only] for m in mounts]},
+                "example": spec.input_example, "mounts": [[str(m.source), m.target, m.read_only] for m in mounts]},
     )
 
 

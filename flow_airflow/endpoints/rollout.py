@@ -72,7 +72,8 @@ def roll_out(store: EndpointStore, endpoint: Endpoint, version: Version, count: 
     old = endpoint.serving()
     say(f"starting {count} replica(s) of version {version.version} on compute '{version.compute.get('name')}'")
     version.replicas = runner.start(version, count, key)
-    endpoint.versions = [v for v in endpoint.versions if v.version != version.version] + [version]
+    if endpoint.version(version.version) is None:
+        endpoint.versions.append(version)  # a roll back changes a version already listed, in its place
     store.save(endpoint)
     try:
         check(runner, version, endpoint.name, key, example, say)
