@@ -1,4 +1,4 @@
-"""A supervised process (endpoints/supervise.py): outlives its starter, started again when it dies, stopped on request."""
+"""A supervised process (endpoints/supervise.py): outlives its starter, restarted when it dies, stopped on request."""
 
 from __future__ import annotations
 
