@@ -11,7 +11,7 @@ posts only, which a cross-site form cannot send (with the cookie's SameSite=Lax)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -78,7 +78,7 @@ def show_endpoint(name: str, who: CallerDep) -> JSONResponse:
 
 
 @router.post("/api/endpoints/{name}/predict")
-def try_it(name: str, who: CallerDep, body: Any = Body(...)) -> JSONResponse:
+def try_it(name: str, who: CallerDep, body: Annotated[Any, Body()]) -> JSONResponse:
     """Send ``body`` (``{"input_params": ...}``) to the endpoint with its key: ``{"status", "answer"}``."""
     found = _find(who, name)
     if isinstance(found, JSONResponse):
