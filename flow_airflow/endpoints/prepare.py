@@ -68,9 +68,13 @@ def new_version(store: EndpointStore, endpoint: Endpoint, *, spec: models.Deploy
     return Version(
         version=number, dag_id=dag_id, run_id=run_id, task=spec.title, compute=dict(compute),
         folder=str(folder),
-        launch={"config": str(config), "env": own, "cwd": str(workdir), "workspace": str(workdir),
-                "gunicorn": [[kv.key, kv.value] for kv in spec.gunicorn_config], "image": spec.image,
-                "example": spec.input_example, "mounts": [[str(m.source), m.target, m.read_only] for m in mounts]},
+        launch={
+            "config": str(config), "env": own, "cwd": str(workdir), "workspace": str(workdir), "image": spec.image,
+            "gunicorn": [[kv.key, kv.value] for kv in spec.gunicorn_config], "example": spec.input_example,
+            "max_replica": spec.max_replica,
+            "resources": spec.resources.model_dump(exclude_none=True) if spec.resources else {},
+            "mounts": [[str(m.source), m.target, m.read_only] for m in mounts],
+        },
     )
 
 

@@ -78,9 +78,8 @@ def roll_out(store: EndpointStore, endpoint: Endpoint, version: Version, count: 
     try:
         check(runner, version, endpoint.name, key, example, say)
     except RolloutFailed as e:
-        for replica in version.replicas:
-            runner.stop(replica)
-        version.status, version.message = "failed", str(e)
+        _stop_version(store, endpoint, version, "failed")
+        version.message = str(e)
         endpoint.history.append(Event(what="failed", version=version.version, by=_by(version), message=str(e)))
         store.save(endpoint)
         raise
@@ -193,9 +192,13 @@ def roll_back(store: EndpointStore, name: str, by: str, say: Callable[[str], Non
 
 
 def _stop_version(store: EndpointStore, endpoint: Endpoint, version: Version, status: str) -> None:
+    """Stop ``version``'s replicas, but those the serving version shares (a Kubernetes Deployment, updated in place)."""
     runner = for_compute(store.folder(endpoint.name), version.compute)
+    serving = endpoint.serving()
+    shared = {r.ident for r in serving.replicas} if serving and serving is not version else set()
     for replica in version.replicas:
-        runner.stop(replica)
+        if replica.ident not in shared:
+            runner.stop(replica)
     version.status = status  # type: ignore[assignment]
 
 
