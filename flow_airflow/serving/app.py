@@ -52,6 +52,7 @@ from typing import Any
 import flask
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
+from werkzeug.utils import secure_filename
 
 CONFIG_ENV = "CNVRG_ENDPOINT_CONFIG"
 KEY_ENV = "CNVRG_ENDPOINT_API_KEY"
@@ -98,19 +99,24 @@ class _Stats:
                     "started": self.started}
 
 
-def _load_function(project_dir: Path, file_name: str, function_name: str) -> Any:
-    """``function_name`` of ``<project_dir>/<file_name>``, imported as a module named after the file."""
+def _load_function(project_dir: Path, file_name: str, function_name: str, modules: dict[Path, Any]) -> Any:
+    """``function_name`` of ``<project_dir>/<file_name>``; ``modules``: the files imported so far (a file
+    holding both the prep and the predict function runs once)."""
     path = (project_dir / file_name).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"{file_name}: no such file in {project_dir}")
-    name = path.stem
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"{file_name} cannot be imported as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    function = getattr(module, function_name, None)
+    if path not in modules:
+        # imported as ``predict`` for ``predict.py`` (what its pickles may name), unless that name is taken
+        # (``app.py`` is this file's, ``json.py`` the standard library's)
+        name = path.stem if path.stem not in sys.modules else f"_endpoint_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{file_name} cannot be imported as Python")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        modules[path] = module
+    function = getattr(modules[path], function_name, None)
     if not callable(function):
         raise AttributeError(f"{file_name} has no function '{function_name}'")
     return function
@@ -122,10 +128,10 @@ def _load(config: dict[str, Any]) -> tuple[Any, Any, str | None]:
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
     try:
-        prep = None
+        prep, modules = None, {}
         if config.get("prep_file") and config.get("prep_function"):
-            prep = _load_function(project_dir, config["prep_file"], config["prep_function"])
-        return prep, _load_function(project_dir, config["file_name"], config["function_name"]), None
+            prep = _load_function(project_dir, config["prep_file"], config["prep_function"], modules)
+        return prep, _load_function(project_dir, config["file_name"], config["function_name"], modules), None
     except BaseException as e:  # SystemExit from a module too: the endpoint answers 503 saying why
         if isinstance(e, KeyboardInterrupt):
             raise
@@ -150,9 +156,11 @@ def _call(function: Any, value: Any) -> Any:
 
 def _file_input(request: flask.Request, folder: str) -> str:
     """The uploaded file of an ``accept_files`` endpoint, decoded into ``folder``: its path."""
-    if request.files:
-        upload = request.files.get("file") or next(iter(request.files.values()))
-        path = os.path.join(folder, os.path.basename(upload.filename or "") or "upload")
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file") or next(iter(request.files.values()), None)
+        if upload is None:
+            raise EndpointError(400, "a multipart request carries the file in the field 'file'")
+        path = os.path.join(folder, secure_filename(upload.filename or "") or "upload")
         upload.save(path)
         return path
     encoded = _input_params(request)
@@ -169,13 +177,13 @@ def _file_input(request: flask.Request, folder: str) -> str:
 
 
 def _input_params(request: flask.Request) -> Any:
-    """``input_params`` of the JSON body (any content type); 400 when there is none."""
-    if request.files or request.form:
+    """``input_params`` of the JSON body (whatever the content type says); 400 when there is none."""
+    if request.mimetype == "multipart/form-data":
         raise EndpointError(400, "this endpoint does not accept files: send JSON {\"input_params\": ...}")
     try:
-        body = json.loads(request.get_data(cache=True) or b"null")
-    except ValueError as e:
-        raise EndpointError(400, f"the body is not JSON: {e}") from e
+        body = json.loads(request.get_data(cache=True, parse_form_data=False) or b"null")
+    except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than Python's JSON reads
+        raise EndpointError(400, f"the body is not JSON: {type(e).__name__}: {e}") from e
     if not isinstance(body, dict) or "input_params" not in body:
         raise EndpointError(400, "the body must be a JSON object with \"input_params\" (cnvrg's request format)")
     return body["input_params"]

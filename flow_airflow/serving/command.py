@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 if TYPE_CHECKING:
     from flow_airflow.spec.models import DeployTask
 
+APP_FILE = Path(__file__).with_name("app.py")  # the serving app; its folder is ``app_dir`` on this machine
 APP_MODULE = "app:application"  # app.py's WSGI callable, found through --pythonpath <app_dir>
 DEFAULT_WORKERS = 1
 DEFAULT_THREADS = 4

@@ -37,13 +37,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from flow_airflow.computes.kubernetes import STAGE, KubernetesSettings, resources_of
-from flow_airflow.serving.command import EndpointConfig, gunicorn_argv
+from flow_airflow.serving.command import APP_FILE, EndpointConfig, gunicorn_argv
 
-APP_FILE = Path(__file__).with_name("app.py")
 APP_DIR = "/opt/flow-airflow/serving"  # where the ConfigMap is mounted in the serving container
 PROJECT = "/cnvrg"
 KEY_NAME = "api-key"  # the Secret's key holding the endpoint's API key

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from flow_airflow.serving.command import EndpointConfig
+from flow_airflow.spec.models import DeployTask
 from tests.serving.conftest import APP_DIR, FLOWS, KEY
 
 
@@ -65,6 +67,28 @@ def test_blueprint_sentiment_endpoint_answers_positive(serve, tmp_path: Path) ->
     endpoint = serve(config(project, title="sentiment"))
     assert endpoint.predict({"text": "great food"}) == (200, {"prediction": {"label": "positive"}})
     assert endpoint.predict({"text": "awful service"}) == (200, {"prediction": {"label": "negative"}})
+
+
+def test_the_blueprint_input_example_answers(serve, tmp_path: Path) -> None:
+    project = tmp_path / "sentiment"
+    shutil.copytree(FLOWS / "realworld" / "deploy_webservice", project)
+    flow = yaml.safe_load((project / "flow.yaml").read_text())
+    task = DeployTask.model_validate(flow["tasks"][0])
+    endpoint = serve(EndpointConfig.for_task(task, title="sentiment", version="1", project_dir=str(project)))
+    assert endpoint.predict(task.input_example) == (200, {"prediction": {"label": "neutral"}})
+
+
+def test_a_deploy_tasks_prep_hook_and_config_vars_through_gunicorn(serve, tmp_path: Path) -> None:
+    project = write(tmp_path / "p", "predict.py",
+                    "import flask\ndef predict(words):\n"
+                    "    return {'long': len(words) > flask.current_app.config['THRESHOLD']}\n")
+    write(project, "prep.py", "def split(data):\n    return data['text'].split()\n")
+    task = DeployTask.model_validate({"title": "Serve", "type": "deploy", "endpoint_title": "words",
+                                      "file_name": "predict.py", "function_name": "predict", "prep_file": "prep.py",
+                                      "prep_function": "split", "config_vars": ["THRESHOLD=2"]})
+    endpoint = serve(EndpointConfig.for_task(task, title="words", version="1", project_dir=str(project)))
+    assert endpoint.predict({"text": "one two three"}) == (200, {"prediction": {"long": True}})
+    assert endpoint.predict({"text": "one two"}) == (200, {"prediction": {"long": False}})
 
 
 def test_key_is_needed_unless_open_and_never_logged(serve, tmp_path: Path) -> None:
@@ -171,6 +195,16 @@ def test_prep_function_runs_before_predict(tmp_path: Path) -> None:
     assert post(test_client, {"text": "great food here"}) == (200, {"prediction": {"count": 3}})
 
 
+def test_prep_and_predict_in_one_file_load_it_once(tmp_path: Path) -> None:
+    project = write(tmp_path / "p", "predict.py",
+                    "import pathlib\nwith open(pathlib.Path(__file__).with_name('loads'), 'a') as f:\n"
+                    "    f.write('loaded\\n')\n\ndef prep(x):\n    return x + 1\n\n"
+                    "def predict(x):\n    return x * 10\n")
+    test_client = client(project, prep_file="predict.py", prep_function="prep")
+    assert post(test_client, 1) == (200, {"prediction": 20})
+    assert (project / "loads").read_text() == "loaded\n"
+
+
 def test_flask_config_reaches_the_predict_function(tmp_path: Path) -> None:
     project = write(tmp_path / "p", "predict.py",
                     "import flask\ndef predict(x):\n    return x > flask.current_app.config['THRESHOLD']\n")
@@ -205,6 +239,24 @@ def test_a_body_over_the_limit_is_413(tmp_path: Path) -> None:
     assert answer.status_code == 413 and "error" in answer.get_json()
 
 
+def test_json_without_its_content_type_and_json_nested_too_deep(tmp_path: Path) -> None:
+    project = write(tmp_path / "p", "predict.py", "def predict(x):\n    return x\n")
+    for accept_files, value in ((False, {"a": 1}), (True, base64.b64encode(b"abc").decode())):
+        answer = client(project, accept_files=accept_files).post(  # curl -d without -H: a form's content type
+            "/api/v1/endpoints/ep", data=json.dumps({"input_params": value}),
+            headers={"Cnvrg-Api-Key": KEY, "Content-Type": "application/x-www-form-urlencoded"})
+        assert answer.status_code == 200, answer.get_json()
+    deep = client(project).post("/api/v1/endpoints/ep", data='{"input_params": ' + "[" * 100000 + "]" * 100000 + "}",
+                                headers={"Cnvrg-Api-Key": KEY})
+    assert deep.status_code == 400 and "RecursionError" in deep.get_json()["error"]
+
+
+def test_a_predict_file_named_like_a_loaded_module_does_not_replace_it(tmp_path: Path) -> None:
+    project = write(tmp_path / "p", "json.py", "def predict(x):\n    return 'mine'\n")
+    assert post(client(project, file_name="json.py"), 1) == (200, {"prediction": "mine"})
+    assert sys.modules["json"].__file__ != str(project / "json.py")
+
+
 def test_an_endpoint_that_is_not_open_needs_a_key_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CNVRG_ENDPOINT_API_KEY", raising=False)
     project = write(tmp_path / "p", "predict.py", "def predict(x):\n    return x\n")
@@ -226,7 +278,7 @@ def test_application_is_built_from_the_environment(tmp_path: Path, monkeypatch: 
 
 
 def test_the_app_file_imports_only_the_standard_library_and_flask() -> None:
-    tree = ast.parse((APP_DIR / "app.py").read_text())
+    tree = ast.parse((APP_DIR / "app.py").read_text(), feature_version=(3, 8))  # images may have older Pythons
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
