@@ -21,7 +21,7 @@ from flow_airflow.endpoints.replicas import Replicas
 from flow_airflow.endpoints.store import Replica, Version
 
 MANAGER = "flow-airflow"  # the field manager of server-side apply
-PORT = 8080
+PORT = 8080  # the serving container's port (the Service's is serve's: 80)
 
 
 class KubernetesReplicas(Replicas):
@@ -67,8 +67,9 @@ class KubernetesReplicas(Replicas):
             self._resource(manifest).server_side_apply(body=manifest, name=manifest["metadata"]["name"],
                                                        namespace=manifest["metadata"]["namespace"],
                                                        field_manager=MANAGER, force_conflicts=True)
-        service = next(m for m in manifests if m["kind"] == "Service")["metadata"]
-        return [Replica(url=f"http://{service['name']}.{service['namespace']}.svc:{PORT}",
+        service = next(m for m in manifests if m["kind"] == "Service")
+        port, service = service["spec"]["ports"][0]["port"], service["metadata"]
+        return [Replica(url=f"http://{service['name']}.{service['namespace']}.svc:{port}",
                         ident=f"{service['namespace']}/{service['name']}")]
 
     def stop(self, replica: Replica) -> None:

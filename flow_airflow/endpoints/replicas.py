@@ -34,9 +34,9 @@ def free_port(host: str = LOCALHOST) -> int:
 
 def serving_dir() -> Path:
     """The folder of the serving app (``app.py``), bound or put on gunicorn's ``--pythonpath``."""
-    import flow_airflow.serving
+    from flow_airflow.serving.command import APP_FILE
 
-    return Path(flow_airflow.serving.__file__).parent
+    return APP_FILE.parent
 
 
 def argv(launch: Mapping[str, Any], port: int, *, python: str, app_dir: str) -> list[str]:
