@@ -56,10 +56,15 @@ class DockerReplicas(Replicas):
         image = launch.get("image") or self.docker.settings.image
         if not image:
             raise ExperimentFailed(f"no image: the Docker compute '{self.docker.name}' has no default image")
+        started: list[Replica] = []
         try:
             self.docker._ensure_image(client, image)
-            return [self._start_one(client, version, image, index, key) for index in range(count)]
+            for index in range(count):
+                started.append(self._start_one(client, version, image, index, key))
+            return started
         except (APIError, ImageNotFound) as e:
+            for replica in started:  # none is left running when one cannot start
+                self.stop(replica)
             raise ExperimentFailed(f"the Docker compute '{self.docker.name}' cannot start a replica: "
                                    f"{getattr(e, 'explanation', None) or e}") from None
 

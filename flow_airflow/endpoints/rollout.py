@@ -77,10 +77,11 @@ def roll_out(store: EndpointStore, endpoint: Endpoint, version: Version, count: 
     store.save(endpoint)
     try:
         check(runner, version, endpoint.name, key, example, say)
-    except RolloutFailed as e:
+    except BaseException as e:  # failed its check, or the task was killed or timed out meanwhile
         _stop_version(store, endpoint, version, "failed")
-        version.message = str(e)
-        endpoint.history.append(Event(what="failed", version=version.version, by=_by(version), message=str(e)))
+        version.message = str(e) or type(e).__name__
+        endpoint.history.append(Event(what="failed", version=version.version, by=_by(version),
+                                      message=version.message))
         store.save(endpoint)
         raise
     ensure_front(store, endpoint)

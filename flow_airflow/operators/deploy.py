@@ -27,6 +27,19 @@ class DeployTaskOperator(FlowTaskOperator):
     """Deploys a new version of the task's endpoint for one route and records its URL and version (XCom)."""
 
     ui_color = "#fdf0e6"
+    _pending: Any = None  # (store, endpoint, version) while a new version starts and is checked
+
+    def on_kill(self) -> None:
+        """The task is killed while a new version starts: stop its replicas (the old version keeps serving)."""
+        if self._pending is None:
+            return
+        from flow_airflow.endpoints.replicas import for_compute
+
+        store, endpoint, version = self._pending
+        if version.status != "serving":
+            runner = for_compute(store.folder(endpoint.name), version.compute)
+            for replica in version.replicas:
+                runner.stop(replica)
 
     def run_route(self, ti: Any, route: dict[str, Any], index: int, parents: dict[str, list[Record]],
                   project_env: dict[str, str]) -> Record:
@@ -63,8 +76,10 @@ class DeployTaskOperator(FlowTaskOperator):
                                       project_dir=Path(setup.project_dir), runner=runner, compute=compute,
                                       dag_id=ti.dag_id, run_id=ti.run_id, base_env={**os.environ, **project_env},
                                       log=self.log)
+                self._pending = (store, endpoint, version)
                 roll_out(store, endpoint, version, max(task.min_replica or 1, 1), key, task.input_example,
                          say=self.log.info)
+                self._pending = None
                 from flow_airflow.endpoints.store import Event
 
                 endpoint.history.append(Event(what="deployed", version=version.version,

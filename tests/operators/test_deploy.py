@@ -46,3 +46,25 @@ def test_only_the_first_route_deploys_an_endpoint() -> None:
 ])
 def test_the_endpoint_name(keys: dict[str, str], name: str) -> None:
     assert endpoint_name(DeployTask.model_validate({**SERVE, **keys})) == name
+
+
+def test_a_deploy_task_killed_while_its_new_version_starts_stops_that_version(tmp_path: Any) -> None:
+    import os
+    import sys
+    from pathlib import Path
+
+    from flow_airflow.endpoints import supervise
+    from flow_airflow.endpoints.store import Endpoint, EndpointStore, Replica, Version
+
+    store = EndpointStore(tmp_path)
+    pidfile = tmp_path / "iris" / "run" / "v2-r0.pid"
+    supervise.start([sys.executable, "-c", "import time; time.sleep(60)"], pidfile=pidfile,
+                    log=tmp_path / "iris" / "logs" / "v2-r0.log", env=dict(os.environ), cwd=Path(tmp_path))
+    version = Version(version=2, dag_id="d", run_id="r", task="Serve", compute={"name": "local", "kind": "local"},
+                      replicas=[Replica(url="http://127.0.0.1:1", ident=str(pidfile))])
+    op = DeployTaskOperator(task_id="run", setup=TaskSetup.model_validate({"task": SERVE, "project_dir": "/p"}),
+                            route={"params": [], "parents": {}})
+    op._pending = (store, Endpoint(name="iris", host="127.0.0.1", port=1, versions=[version]), version)
+    assert supervise.alive(pidfile)
+    op.on_kill()
+    assert not supervise.alive(pidfile)
