@@ -60,7 +60,7 @@ class DeployTaskOperator(FlowTaskOperator):
                                    "one model, deployed by route 0. Put a condition (max or min) before it to "
                                    "choose the experiment it serves")
         _refuse(task)
-        for note in setup.compute.notes:
+        for note in [*setup.compute.notes, *_notes(task, setup.compute.kind, setup.compute.name)]:
             self.log.warning("%s", note)
         compute = setup.compute.model_dump()
         runner = computes.create(compute)
@@ -134,3 +134,13 @@ def _refuse(task: Any) -> None:
     if task.endpoint_id and task.endpoint_title:
         raise ExperimentFailed(f"'{task.title}' names both endpoint_title and endpoint_id: use one (spec, "
                                "\"Deploy Task Keys\")")
+
+
+def _notes(task: Any, kind: str, name: str) -> list[str]:
+    """What the compute does not honour of the task (the log says it)."""
+    low = max(task.min_replica or 1, 1)
+    if kind != "kubernetes" and task.max_replica and task.max_replica > low:
+        return [f"max_replica: {task.max_replica} is not honoured on the {kind} compute '{name}': {low} "
+                "replica(s) (min_replica) serve; autoscaling between min_replica and max_replica needs the "
+                "Kubernetes compute"]
+    return []

@@ -70,7 +70,10 @@ def test_refusals_without_login_without_read_access_and_without_edit_access(
     assert shown["status"] == "up" and shown["current"]["run_id"] == deployed
     # the deploy task's record: the endpoint's URL and version, for the tasks after it and the experiments page
     record = server.xcom(DAG, deployed, "sentiment_service.run", map_index=0)
-    assert record["tags"] == {"endpoint": NAME, "endpoint_url": shown["predict_url"], "endpoint_version": "1"}
+    tags = {"endpoint": NAME, "endpoint_url": shown["predict_url"], "endpoint_version": "1"}
+    assert record["tags"] == tags and record["endpoint"]["version"] == 1
+    run = httpx.get(f"{server.base_url}/flow-airflow/api/experiments/{DAG}/{deployed}", headers=carol, timeout=30)
+    assert [(e["task"], e["tags"]) for e in run.json()["experiments"]] == [("Sentiment Service", tags)]
 
 
 def test_the_page_lists_the_endpoint_try_it_answers_and_stop_stops_it(

@@ -56,6 +56,7 @@ def test_data_and_deploy_serves_the_nearest_species(
     assert [v.status for v in endpoint.versions] == ["serving"]
     assert endpoint.versions[0].run_id == result.run_id and endpoint.history[-1].what == "deployed"
     assert len(endpoint.versions[0].replicas) == 1  # min_replica: 1
+    assert "max_replica: 2 is not honoured on the local compute 'local': 1 replica(s) (min_replica) serve" in text
 
 
 CHECK = '''
