@@ -4,7 +4,11 @@ without a failed request, keeps serving the old version when the new one fails i
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,6 +57,16 @@ def test_data_and_deploy_serves_the_nearest_species(
     assert predict(url, IRIS, "wrong").status_code == 401
     assert predict(url, {"sepal_length": "x"}, key).status_code == 500  # an exception in predict: a 5xx ...
     assert predict(url, IRIS, key).status_code == 200  # ... and it keeps serving
+    # a replica that dies is started again by its supervisor; the front holds the request meanwhile
+    [replica] = endpoint.versions[0].replicas
+    [gunicorn] = re.findall(r"\[supervise\] started pid (\d+)", Path(replica.log).read_text())
+    os.kill(int(gunicorn), signal.SIGKILL)
+    assert predict(url, IRIS, key).json()["prediction"] == "setosa"  # its worker, or the one started again
+    deadline = time.monotonic() + 30
+    while len(re.findall(r"\[supervise\] started pid", Path(replica.log).read_text())) < 2:
+        assert time.monotonic() < deadline, Path(replica.log).read_text()
+        time.sleep(0.1)
+    assert predict(url, IRIS, key).json()["prediction"] == "setosa"
     assert [v.status for v in endpoint.versions] == ["serving"]
     assert endpoint.versions[0].run_id == result.run_id and endpoint.history[-1].what == "deployed"
     assert len(endpoint.versions[0].replicas) == 1  # min_replica: 1
