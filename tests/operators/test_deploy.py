@@ -68,3 +68,30 @@ def test_a_deploy_task_killed_while_its_new_version_starts_stops_that_version(tm
     assert supervise.alive(pidfile)
     op.on_kill()
     assert not supervise.alive(pidfile)
+
+
+def test_which_endpoint_a_deploy_task_updates(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flow_airflow import settings
+    from flow_airflow.endpoints.store import Endpoint, EndpointError, EndpointStore
+
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__OPEN_ENDPOINTS", '["iris"]')
+    settings.reset()
+    store = EndpointStore(tmp_path)
+    store.save(Endpoint(name="iris", host="127.0.0.1", port=5000, dag_id="flow_a"))
+    op = DeployTaskOperator(task_id="run", setup=TaskSetup.model_validate({"task": SERVE, "project_dir": "/p"}),
+                            route={"params": [], "parents": {}})
+
+    def task(**keys: str) -> DeployTask:
+        return DeployTask.model_validate({**SERVE, **keys})
+
+    same = op._endpoint(store, "iris", task(endpoint_title="iris"), "flow_a")  # a second run of its flow
+    assert (same.port, same.open) == (5000, True)
+    with pytest.raises(EndpointError, match="endpoint iris was created by the flow flow_a: to update it from this "
+                                            "flow, name it with endpoint_id: iris"):
+        op._endpoint(store, "iris", task(endpoint_title="iris"), "flow_b")
+    assert op._endpoint(store, "iris", task(endpoint_id="iris"), "flow_b").dag_id == "flow_a"
+    with pytest.raises(EndpointError, match=r"there is no endpoint 'nope' \(the endpoints: iris\)"):
+        op._endpoint(store, "nope", task(endpoint_id="nope"), "flow_b")
+    new = op._endpoint(store, "fresh", task(endpoint_title="fresh"), "flow_b")
+    assert (new.dag_id, new.open, new.host) == ("flow_b", False, "127.0.0.1") and new.port > 0
+    settings.reset()
