@@ -72,6 +72,17 @@ def describe(endpoint: Endpoint, probe: bool = True) -> dict[str, Any]:
     }
 
 
+def describe_all(endpoints: list[Endpoint]) -> list[dict[str, Any]]:
+    """:func:`describe` of each endpoint, probed at the same time (a page of endpoints that are down
+    takes one probe's time, not one per endpoint)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not endpoints:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(endpoints), 8)) as pool:
+        return list(pool.map(describe, endpoints))
+
+
 def _version(version: Any) -> dict[str, Any] | None:
     if version is None:
         return None

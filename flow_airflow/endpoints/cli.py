@@ -21,8 +21,7 @@ def list_endpoints(args: argparse.Namespace) -> int:
     endpoints = store.all()
     if not endpoints:
         print(f"no endpoints in {store.root}")
-    for endpoint in endpoints:
-        shown = api.describe(endpoint)
+    for endpoint, shown in zip(endpoints, api.describe_all(endpoints), strict=True):
         current = shown["current"]
         deployed = (f"version {current['version']} by {current['dag_id']} run {current['run_id']}"
                     if current else "no version serving")

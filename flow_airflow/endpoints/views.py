@@ -42,7 +42,9 @@ def endpoints_page(request: Request, who: CallerDep) -> HTMLResponse:
     """Every endpoint the caller may see, probed now, with a try-it form, the curl line, stop and roll back."""
     if who.user is None:
         return signed_out(request, TITLE)
-    shown = [{**api.describe(e), "may_edit": _may_edit(who, e)} for e in _readable(who)]
+    endpoints = _readable(who)
+    described = api.describe_all(endpoints)
+    shown = [{**d, "may_edit": _may_edit(who, e)} for e, d in zip(endpoints, described, strict=True)]
     return page(request, "endpoints.html", who, endpoints=shown)
 
 
@@ -68,7 +70,7 @@ def _find(who: Caller, name: str, edit: bool = False) -> Endpoint | JSONResponse
 def list_endpoints(who: CallerDep) -> JSONResponse:
     if who.user is None:
         return error(401, "Not signed in to Airflow")
-    return JSONResponse({"endpoints": [api.describe(e) for e in _readable(who)]})
+    return JSONResponse({"endpoints": api.describe_all(_readable(who))})
 
 
 @router.get("/api/endpoints/{name}")
