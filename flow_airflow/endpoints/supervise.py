@@ -42,13 +42,13 @@ def start(argv: Sequence[str], *, pidfile: Path, log: Path, env: Mapping[str, st
 
 
 def pid_of(pidfile: Path) -> int | None:
-    """The supervisor's pid when it runs, else None."""
+    """The supervisor's pid when it runs, else None (also when the pid now belongs to another program)."""
     try:
         pid = int(Path(pidfile).read_text().strip())
-        os.kill(pid, 0)
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if b"flow_airflow.endpoints.supervise" in command and _running(pid) else None
 
 
 def alive(pidfile: Path) -> bool:

@@ -46,3 +46,10 @@ def test_a_dead_process_is_started_again_and_stop_ends_both(tmp_path: Path) -> N
         assert not Path(f"/proc/{gone}").exists() or "Z" in Path(f"/proc/{gone}/stat").read_text().split(")")[1][:3]
     assert log.read_text().rstrip().endswith("[supervise] stopped")
     assert not supervise.stop(pidfile)  # nothing runs: nothing to stop
+
+
+def test_a_pid_file_naming_another_program_is_not_that_programs_end(tmp_path: Path) -> None:
+    pidfile = tmp_path / "x.pid"
+    pidfile.write_text(str(os.getpid()))  # this test's own process: not a supervisor
+    assert not supervise.alive(pidfile)
+    assert not supervise.stop(pidfile)
