@@ -154,7 +154,8 @@ def stop_endpoint(store: EndpointStore, name: str, by: str) -> Endpoint:
         for version in endpoint.versions:
             if version.status in ("serving", "starting"):
                 _stop_version(store, endpoint, version, "stopped")
-        supervise.stop(store.folder(name) / "run" / "front.pid")
+        for pidfile in sorted((store.folder(name) / "run").glob("*.pid")):  # the front, and any process left
+            supervise.stop(pidfile)
         endpoint.status, endpoint.current = "stopped", None
         endpoint.history.append(Event(what="stopped", by=by))
         store.save(endpoint)

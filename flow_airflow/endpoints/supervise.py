@@ -103,6 +103,8 @@ def supervise(argv: list[str], pidfile: Path) -> int:
     while not stopping:
         began = time.monotonic()
         child = subprocess.Popen(argv)
+        if stopping:  # SIGTERM came while it was being started (``child`` was not set yet)
+            child.terminate()
         print(f"[supervise] started pid {child.pid}: {' '.join(argv[:3])} ...", flush=True)
         code = child.wait()
         if stopping:
