@@ -77,14 +77,14 @@ def roll_out(store: EndpointStore, endpoint: Endpoint, version: Version, count: 
     store.save(endpoint)
     try:
         check(runner, version, endpoint.name, key, example, say)
-    except BaseException as e:  # failed its check, or the task was killed or timed out meanwhile
+        ensure_front(store, endpoint)
+    except BaseException as e:  # failed its check, no front, or the task was killed or timed out meanwhile
         _stop_version(store, endpoint, version, "failed")
         version.message = str(e) or type(e).__name__
         endpoint.history.append(Event(what="failed", version=version.version, by=_by(version),
                                       message=version.message))
         store.save(endpoint)
         raise
-    ensure_front(store, endpoint)
     store.set_backends(endpoint.name, version.version, [r.url for r in version.replicas])
     version.status, endpoint.current, endpoint.status = "serving", version.version, "running"
     store.save(endpoint)
