@@ -37,8 +37,15 @@ def start(argv: Sequence[str], *, pidfile: Path, log: Path, env: Mapping[str, st
             cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
         )
-    pidfile.write_text(str(process.pid))
+    _write_pid(pidfile, process.pid)
     return process.pid
+
+
+def _write_pid(pidfile: Path, pid: int) -> None:
+    """``pid`` into ``pidfile`` atomically (a reader never sees it empty)."""
+    temporary = pidfile.with_name(f".{pidfile.name}.{pid}")
+    temporary.write_text(str(pid))
+    os.replace(temporary, pidfile)
 
 
 def pid_of(pidfile: Path) -> int | None:
@@ -46,6 +53,11 @@ def pid_of(pidfile: Path) -> int | None:
     try:
         pid = int(Path(pidfile).read_text().strip())
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        for _ in range(50):  # empty while the process is still being exec'd (just started)
+            if command:
+                break
+            time.sleep(0.02)
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
     return pid if b"flow_airflow.endpoints.supervise" in command and _running(pid) else None
@@ -98,7 +110,7 @@ def supervise(argv: list[str], pidfile: Path) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    pidfile.write_text(str(os.getpid()))
+    _write_pid(pidfile, os.getpid())
     backoff = 1.0
     while not stopping:
         began = time.monotonic()

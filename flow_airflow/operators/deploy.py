@@ -44,12 +44,11 @@ class DeployTaskOperator(FlowTaskOperator):
     def run_route(self, ti: Any, route: dict[str, Any], index: int, parents: dict[str, list[Record]],
                   project_env: dict[str, str]) -> Record:
         """Deploy, switch, record; :class:`ExperimentFailed` saying why the endpoint was not updated."""
-        from flow_airflow import computes, settings
+        from flow_airflow import computes
         from flow_airflow.common.routes import label_text, labels, lineage
         from flow_airflow.endpoints import keys
-        from flow_airflow.endpoints.prepare import new_version, prune
-        from flow_airflow.endpoints.rollout import RolloutFailed, predict_url, roll_out
-        from flow_airflow.endpoints.store import EndpointError, EndpointStore, endpoint_name
+        from flow_airflow.endpoints.rollout import RolloutFailed, predict_url
+        from flow_airflow.endpoints.store import EndpointError, endpoint_name
         from flow_airflow.runtime.prepare import ExperimentFailed
         from flow_airflow.spec import models
 
@@ -66,26 +65,9 @@ class DeployTaskOperator(FlowTaskOperator):
         runner = computes.create(compute)
         if refusal := runner.refusal(task):
             raise ExperimentFailed(refusal)
-        store = EndpointStore(settings.endpoints_root())
         name = endpoint_name(task)
         try:
-            with store.locked(name):
-                endpoint = self._endpoint(store, name, task, ti.dag_id)
-                key = None if endpoint.open else keys.ensure(name)
-                version = new_version(store, endpoint, spec=task, parents=parents, gathered=setup.gathered,
-                                      project_dir=Path(setup.project_dir), runner=runner, compute=compute,
-                                      dag_id=ti.dag_id, run_id=ti.run_id, base_env={**os.environ, **project_env},
-                                      log=self.log)
-                self._pending = (store, endpoint, version)
-                roll_out(store, endpoint, version, max(task.min_replica or 1, 1), key, task.input_example,
-                         say=self.log.info)
-                self._pending = None
-                from flow_airflow.endpoints.store import Event
-
-                endpoint.history.append(Event(what="deployed", version=version.version,
-                                              by=f"{ti.dag_id}/{ti.run_id}/{task.title}"))
-                prune(endpoint, self.log)
-                store.save(endpoint)
+            endpoint, version = self._deploy(name, ti, parents, project_env, runner, compute)
         except (RolloutFailed, EndpointError) as e:
             raise ExperimentFailed(f"'{task.title}' did not update endpoint {name}: {e}") from None
         url = predict_url(endpoint)
@@ -99,6 +81,35 @@ class DeployTaskOperator(FlowTaskOperator):
                       label=route.get("label") or label_text(parts), labels=parts,
                       endpoint={"name": name, "url": url, "version": version.version,
                                 "compute": compute.get("name"), "replicas": len(version.replicas)})
+
+    def _deploy(self, name: str, ti: Any, parents: dict[str, list[Record]], project_env: dict[str, str],
+                runner: Any, compute: dict[str, Any]) -> tuple[Any, Any]:
+        """A new version of endpoint ``name`` from this run, serving (holding the endpoint's lock): the
+        endpoint and the version. :class:`RolloutFailed` or :class:`EndpointError` when it cannot."""
+        from flow_airflow import settings
+        from flow_airflow.endpoints import keys
+        from flow_airflow.endpoints.prepare import new_version, prune
+        from flow_airflow.endpoints.rollout import roll_out
+        from flow_airflow.endpoints.store import EndpointStore, Event
+
+        task = self.setup.task
+        store = EndpointStore(settings.endpoints_root())
+        with store.locked(name):
+            endpoint = self._endpoint(store, name, task, ti.dag_id)
+            key = None if endpoint.open else keys.ensure(name)
+            version = new_version(store, endpoint, spec=task, parents=parents,  # type: ignore[arg-type]
+                                  gathered=self.setup.gathered, project_dir=Path(self.setup.project_dir),
+                                  runner=runner, compute=compute, dag_id=ti.dag_id, run_id=ti.run_id,
+                                  base_env={**os.environ, **project_env}, log=self.log)
+            self._pending = (store, endpoint, version)
+            roll_out(store, endpoint, version, max(task.min_replica or 1, 1), key,  # type: ignore[union-attr]
+                     task.input_example, say=self.log.info)  # type: ignore[union-attr]
+            self._pending = None
+            endpoint.history.append(Event(what="deployed", version=version.version,
+                                          by=f"{ti.dag_id}/{ti.run_id}/{task.title}"))
+            prune(endpoint, self.log)
+            store.save(endpoint)
+        return endpoint, version
 
     def _endpoint(self, store: Any, name: str, task: Any, dag_id: str) -> Any:
         """The endpoint to update, or a new one (its stable port chosen now).
