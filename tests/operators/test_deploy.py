@@ -65,9 +65,12 @@ def test_a_deploy_task_killed_while_its_new_version_starts_stops_that_version(tm
     op = DeployTaskOperator(task_id="run", setup=TaskSetup.model_validate({"task": SERVE, "project_dir": "/p"}),
                             route={"params": [], "parents": {}})
     op._pending = (store, Endpoint(name="iris", host="127.0.0.1", port=1, versions=[version]), version)
-    assert supervise.alive(pidfile)
-    op.on_kill()
-    assert not supervise.alive(pidfile)
+    try:
+        assert supervise.alive(pidfile)
+        op.on_kill()
+        assert not supervise.alive(pidfile)
+    finally:
+        supervise.stop(pidfile)
 
 
 def test_which_endpoint_a_deploy_task_updates(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
