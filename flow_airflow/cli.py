@@ -169,13 +169,13 @@ def _warning(issue: FlowIssue) -> str:
 
 
 def _deploy_lines(spec: DeployTask) -> list[str]:
-    """What a deploy task says it serves (running deploy tasks is not supported yet)."""
+    """What a deploy task says it serves: its function, the endpoint (``flow-airflow endpoints list``), its keys."""
     import json
 
+    from flow_airflow.endpoints.store import endpoint_name
+
     serves = f"{spec.file_name}:{spec.function_name}" + (f" ({spec.kind})" if spec.kind else "")
-    endpoint = spec.endpoint_title or spec.endpoint_id
-    lines = [f"serves {serves}" + (f" as endpoint '{endpoint}'" if endpoint else "")
-             + " (running deploy tasks is not supported yet)"]
+    lines = [f"serves {serves} as endpoint '{endpoint_name(spec)}'"]
     details = [
         ("command", spec.command),
         ("image", spec.image),
@@ -379,8 +379,10 @@ def parser() -> argparse.ArgumentParser:
                    help="push the flow's datasets/<name>/<version>/ folders without Airflow asset events")
     p.set_defaults(func=import_flow)
     from flow_airflow.datasets.cli import add_commands
+    from flow_airflow.endpoints.cli import add_commands as add_endpoint_commands
 
     add_commands(commands)
+    add_endpoint_commands(commands)
     return top
 
 

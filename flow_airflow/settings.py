@@ -89,11 +89,22 @@ class FlowAirflowSettings(BaseModel):
     approval_timeout: Seconds = Field(
         DEFAULT_APPROVAL_TIMEOUT, description="Seconds a human validation gate waits for a decision before the run "
         "fails.", json_schema_extra=_expects("a number of seconds >= 0"))
+    endpoints_folder: str = Field(
+        "", description="The endpoint store: each model endpoint's versions, history, files and logs "
+        "(empty: $AIRFLOW_HOME/flow_endpoints).", json_schema_extra=_expects("a folder"))
+    endpoints_host: str = Field(
+        "127.0.0.1", min_length=1, description="The address model endpoints listen on and their URLs name "
+        "(0.0.0.0 listens on every interface, and the URLs then name this machine's host name).",
+        json_schema_extra=_expects("a host name or IP address", "0.0.0.0"))
+    open_endpoints: list[str] = Field(
+        default_factory=list, description="Model endpoints served without an API key, JSON: their names, or "
+        '"*" for every endpoint (by default every endpoint needs its key).',
+        json_schema_extra=_expects("a JSON list of endpoint names", '["iris-classifier"]'))
     approval_poll_interval: Annotated[float, Field(gt=0)] = Field(
         10.0, description="Seconds between the gate's looks at the approval (a decision resumes it at once).",
         json_schema_extra=_expects("a number of seconds > 0"))
 
-    @field_validator("computes", "batch_routes", "env", "approver_emails", mode="before")
+    @field_validator("computes", "batch_routes", "env", "approver_emails", "open_endpoints", mode="before")
     @classmethod
     def _json(cls, v: Any) -> Any:
         if not isinstance(v, str):
@@ -280,3 +291,8 @@ def project_env() -> dict[str, str]:
 
     values.update(Variable.get(ENV_VARIABLE, default={}, deserialize_json=True) or {})
     return {str(k): str(v) for k, v in values.items()}
+
+
+def endpoints_root() -> Path:
+    """Where the endpoint store keeps model endpoints (``endpoints_folder``)."""
+    return Path(value("endpoints_folder") or str(airflow_home() / "flow_endpoints")).expanduser()

@@ -66,6 +66,19 @@ def run(airflow_home: Path, project: Callable[..., Path]) -> Callable[..., Any]:
     return go
 
 
+@pytest.fixture(autouse=True)
+def _no_endpoint_left() -> Any:
+    """Endpoints a test's flow deployed to the session's endpoint store are stopped after it (no process
+    or container left); tests of endpoints use a store of their own (tests/endpoints/conftest.py)."""
+    yield
+    root = _HOME / "flow_endpoints"
+    if root.is_dir():
+        from flow_airflow.endpoints.rollout import stop_all
+        from flow_airflow.endpoints.store import EndpointStore
+
+        stop_all(EndpointStore(root), "the test's end")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The fast tier (``./dev test --fast``: no ``airflow`` or ``e2e`` marker) needs no metadata DB:
     a test that asks for one (``airflow_home``, ``run``) without the ``airflow`` marker is refused."""

@@ -39,6 +39,8 @@ class Record(TypedDict, total=False):
     failed: str  # set when the experiment did not succeed: why (it failed, or was skipped after a failed parent)
     # a data task's version of its dataset: {"name", "commit", "query", "patterns", "names", "files", "use_cached"}
     dataset: dict[str, Any]
+    # a deploy task's endpoint: {"name", "url", "version", "compute"} (flow_airflow.operators.deploy)
+    endpoint: dict[str, Any]
 
 
 class Route(TypedDict):

@@ -1,12 +1,22 @@
 """The operator of a deploy task (``type: deploy``): publishes a predict function as a model endpoint.
 
-Running deploy tasks is not supported yet: each route fails saying so, and the tasks after it are
-skipped (the flow loads and shows the task). The deploy tasks issue fills
-:meth:`DeployTaskOperator.run_route`.
+Per route (spec, "Deploy tasks"): the endpoint is ``endpoint_title`` (created, or updated when this
+flow made it before), or ``endpoint_id`` (an existing endpoint: updated), else the task's title
+made a name. A new version is prepared like an experiment (:mod:`flow_airflow.endpoints.prepare`:
+the project and the parents' end states, the model in ``input/<task>``), started on the task's
+compute beside the version serving now, checked (``/health``, and its ``input_example`` must
+answer), switched to, and the old version stopped (:mod:`flow_airflow.endpoints.rollout`); when the
+new version fails its check the old one keeps serving and the route fails saying why. The record
+(XCom, the experiments page) holds the endpoint: tags ``endpoint``, ``endpoint_url`` (the stable
+prediction URL) and ``endpoint_version``, so that the tasks after it get
+``CNVRG_<TASK>_ENDPOINT_URL``. ``min_replica`` replicas serve (at least one); the API key is an
+Airflow Variable, masked in the logs (:mod:`flow_airflow.endpoints.keys`).
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from flow_airflow.common.routes import Record
@@ -14,8 +24,134 @@ from flow_airflow.operators.base import FlowTaskOperator
 
 
 class DeployTaskOperator(FlowTaskOperator):
-    """Runs a deploy task for one route; today it fails, saying that deploy tasks cannot run yet."""
+    """Deploys a new version of the task's endpoint for one route and records its URL and version (XCom)."""
+
+    ui_color = "#fdf0e6"
+    _pending: Any = None  # (store, endpoint, version) while a new version starts and is checked
+
+    def on_kill(self) -> None:
+        """The task is killed while a new version starts: stop its replicas (the old version keeps serving)."""
+        if self._pending is None:
+            return
+        from flow_airflow.endpoints.replicas import for_compute
+
+        store, endpoint, version = self._pending
+        if version.status != "serving":
+            runner = for_compute(store.folder(endpoint.name), version.compute)
+            for replica in version.replicas:
+                runner.stop(replica)
 
     def run_route(self, ti: Any, route: dict[str, Any], index: int, parents: dict[str, list[Record]],
                   project_env: dict[str, str]) -> Record:
-        raise self.not_supported_yet()
+        """Deploy, switch, record; :class:`ExperimentFailed` saying why the endpoint was not updated."""
+        from flow_airflow import computes
+        from flow_airflow.common.routes import label_text, labels, lineage
+        from flow_airflow.endpoints import keys
+        from flow_airflow.endpoints.rollout import RolloutFailed, predict_url
+        from flow_airflow.endpoints.store import EndpointError, endpoint_name
+        from flow_airflow.runtime.prepare import ExperimentFailed
+        from flow_airflow.spec import models
+
+        setup, task = self.setup, self.setup.task
+        assert isinstance(task, models.DeployTask)
+        if index > 0:
+            raise ExperimentFailed(f"'{task.title}' has several routes (this is route {index}): an endpoint serves "
+                                   "one model, deployed by route 0. Put a condition (max or min) before it to "
+                                   "choose the experiment it serves")
+        _refuse(task)
+        for note in [*setup.compute.notes, *_notes(task, setup.compute.kind, setup.compute.name)]:
+            self.log.warning("%s", note)
+        compute = setup.compute.model_dump()
+        runner = computes.create(compute)
+        if refusal := runner.refusal(task):
+            raise ExperimentFailed(refusal)
+        name = endpoint_name(task)
+        try:
+            endpoint, version = self._deploy(name, ti, parents, project_env, runner, compute)
+        except (RolloutFailed, EndpointError) as e:
+            raise ExperimentFailed(f"'{task.title}' did not update endpoint {name}: {e}") from None
+        url = predict_url(endpoint)
+        self.log.info("endpoint %s: version %d serves at %s (%s)", name, version.version, url,
+                      "open: no API key" if endpoint.open else f"API key in the header {keys.HEADER}: the Airflow "
+                      f"Variable {keys.variable_name(name)}")
+        parts = labels(route["params"], parents, self._varies or ())
+        return Record(task=task.title, index=index, params={}, output=None,
+                      tags={"endpoint": name, "endpoint_url": url, "endpoint_version": str(version.version)},
+                      route={**lineage(parents, setup.gathered), task.title: index}, upstream={},
+                      label=route.get("label") or label_text(parts), labels=parts,
+                      endpoint={"name": name, "url": url, "version": version.version,
+                                "compute": compute.get("name"), "replicas": len(version.replicas)})
+
+    def _deploy(self, name: str, ti: Any, parents: dict[str, list[Record]], project_env: dict[str, str],
+                runner: Any, compute: dict[str, Any]) -> tuple[Any, Any]:
+        """A new version of endpoint ``name`` from this run, serving (holding the endpoint's lock): the
+        endpoint and the version. :class:`RolloutFailed` or :class:`EndpointError` when it cannot."""
+        from flow_airflow import settings
+        from flow_airflow.endpoints import keys
+        from flow_airflow.endpoints.prepare import new_version, prune
+        from flow_airflow.endpoints.rollout import roll_out
+        from flow_airflow.endpoints.store import EndpointStore, Event
+
+        task = self.setup.task
+        store = EndpointStore(settings.endpoints_root())
+        with store.locked(name):
+            endpoint = self._endpoint(store, name, task, ti.dag_id)
+            key = None if endpoint.open else keys.ensure(name)
+            version = new_version(store, endpoint, spec=task, parents=parents,  # type: ignore[arg-type]
+                                  gathered=self.setup.gathered, project_dir=Path(self.setup.project_dir),
+                                  runner=runner, compute=compute, dag_id=ti.dag_id, run_id=ti.run_id,
+                                  base_env={**os.environ, **project_env}, log=self.log)
+            self._pending = (store, endpoint, version)
+            roll_out(store, endpoint, version, max(task.min_replica or 1, 1), key,  # type: ignore[union-attr]
+                     task.input_example, say=self.log.info)  # type: ignore[union-attr]
+            self._pending = None
+            endpoint.history.append(Event(what="deployed", version=version.version,
+                                          by=f"{ti.dag_id}/{ti.run_id}/{task.title}"))
+            prune(endpoint, self.log)
+            store.save(endpoint)
+        return endpoint, version
+
+    def _endpoint(self, store: Any, name: str, task: Any, dag_id: str) -> Any:
+        """The endpoint to update, or a new one (its stable port chosen now).
+
+        :raises EndpointError: ``endpoint_id`` names none; ``endpoint_title`` names another flow's endpoint.
+        """
+        from flow_airflow import settings
+        from flow_airflow.endpoints import keys
+        from flow_airflow.endpoints.replicas import free_port
+        from flow_airflow.endpoints.store import Endpoint, EndpointError
+
+        found = store.get(name)
+        if found is None and task.endpoint_id:
+            store.load(name)  # raises, naming the endpoints there are
+        if found is not None and not task.endpoint_id and found.dag_id and found.dag_id != dag_id:
+            raise EndpointError(f"endpoint {name} was created by the flow {found.dag_id}: to update it from this "
+                                f"flow, name it with endpoint_id: {name}")
+        opened = keys.is_open(name)
+        if found is not None:
+            found.open = opened
+            return found
+        host = settings.value("endpoints_host")
+        self.log.info("endpoint %s is new: %s", name, "open (no API key)" if opened else "it needs its API key")
+        return Endpoint(name=name, host=host, port=free_port(host), open=opened, dag_id=dag_id)
+
+
+def _refuse(task: Any) -> None:
+    from flow_airflow.runtime.prepare import ExperimentFailed
+
+    if task.env_setup == "r_endpoint":
+        raise ExperimentFailed(f"'{task.title}' is an R endpoint (env_setup: r_endpoint), which flow-airflow cannot "
+                               "serve: its endpoints run Python functions (env_setup: python_3)")
+    if task.endpoint_id and task.endpoint_title:
+        raise ExperimentFailed(f"'{task.title}' names both endpoint_title and endpoint_id: use one (spec, "
+                               "\"Deploy Task Keys\")")
+
+
+def _notes(task: Any, kind: str, name: str) -> list[str]:
+    """What the compute does not honour of the task (the log says it)."""
+    low = max(task.min_replica or 1, 1)
+    if kind != "kubernetes" and task.max_replica and task.max_replica > low:
+        return [f"max_replica: {task.max_replica} is not honoured on the {kind} compute '{name}': {low} "
+                "replica(s) (min_replica) serve; autoscaling between min_replica and max_replica needs the "
+                "Kubernetes compute"]
+    return []

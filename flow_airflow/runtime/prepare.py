@@ -78,12 +78,12 @@ def stage_inputs(
     inputs: dict[str, Path] = {}
     passed: list[Path] = []
     staged: Staged = {}
-    if spec.single_mode:
+    if getattr(spec, "single_mode", False):  # a deploy task has none
         return inputs, passed, staged
     for title, records in parents.items():
         for n, record in enumerate(records, start=1):
-            if "dataset" in record:  # a data task: its dataset goes to /data/<name> (stage_datasets)
-                continue
+            if "dataset" in record or record.get("output") is None:  # a data task (its dataset goes to
+                continue  # /data/<name>: stage_datasets), a deploy task (an endpoint, no files)
             folder = slug(title) if len(records) == 1 else f"{slug(title)}_{n}"
             target = workdir / INPUT / folder
             store.get(record["output"], target)

@@ -60,4 +60,5 @@ class Page:
 PAGES: tuple[Page, ...] = (
     Page("Approvals", "/approvals", "flow_airflow.approvals.views"),
     Page("Experiments", "/experiments", "flow_airflow.experiments.views"),
+    Page("Endpoints", "/endpoints", "flow_airflow.endpoints.views"),
 )

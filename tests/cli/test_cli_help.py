@@ -20,7 +20,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_subcommand_and_argument_has_a_help_text(capsys: pytest.CaptureFixture[str]) -> None:
     commands = subcommands()
-    assert sorted(commands) == ["dataset", "import", "plan", "run", "schema", "validate"]
+    assert sorted(commands) == ["dataset", "endpoints", "import", "plan", "run", "schema", "validate"]
     with pytest.raises(SystemExit) as done:
         main(["--help"])
     assert done.value.code == 0
@@ -28,7 +28,8 @@ def test_every_subcommand_and_argument_has_a_help_text(capsys: pytest.CaptureFix
     for name, command in commands.items():
         assert command.description, name
         summary = next(a.help for a in parser()._subparsers._group_actions[0]._choices_actions if a.dest == name)
-        assert summary and f"    {name:<8}  {summary[:30]}" in top, name
+        row = f"    {name:<8}  {summary[:30]}" if len(name) <= 8 else f"    {name}\n              {summary[:30]}"
+        assert summary and row in top, name
         for action in command._actions:
             if isinstance(action, argparse._HelpAction):
                 continue

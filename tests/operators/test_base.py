@@ -18,19 +18,6 @@ TASKS: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.mark.parametrize("kind, cls", [("deploy", DeployTaskOperator)])
-def test_deploy_tasks_fail_each_route_saying_they_cannot_run_yet(kind: str, cls: type) -> None:
-    title = TASKS[kind]["title"]
-    op = cls(task_id="run", setup=TaskSetup.model_validate({"task": TASKS[kind], "project_dir": "/p"}),
-             route={"params": [], "parents": {}})
-    record = op._run(None, {"params": [], "parents": {}}, 0, {})  # no parent: no XCom read
-    message = (f"'{title}' is a {kind} task: running {kind} tasks is not supported yet by flow-airflow "
-               "(the flow loads and shows it, but cannot run it)")
-    assert record["failed"] == "failed: " + message
-    assert (record["task"], record["index"], record["label"]) == (title, 0, "")
-    assert op._error == message  # what the task instance fails with
-
-
 def test_a_data_task_of_an_unknown_dataset_fails_its_route_saying_what_exists(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -119,13 +119,3 @@ def test_realworld_relation_ends_in_another_letter_case(run: Callable[..., RunRe
     assert result.state == "success"
     assert [e.tags for e in result.of("Train Model")] == [{"acc": "0.9"}]
     assert len(result.of("Compare")) == 1
-
-
-def test_realworld_deploy_task_loads_and_says_it_cannot_run_yet(
-    run: Callable[..., RunResult], capfd: pytest.CaptureFixture[str]
-) -> None:
-    result = run("realworld/deploy_webservice")
-    assert result.state == "failed"
-    assert [e.state for e in result.of("Sentiment Service", None)] == ["failed"]
-    assert "'Sentiment Service' is a deploy task: running deploy tasks is not supported yet" in "".join(
-        capfd.readouterr())

@@ -28,6 +28,12 @@ def client() -> TestClient:
     ("GET", "/api/approvals", None),
     ("GET", APPROVAL, None),
     ("POST", APPROVAL, {"decision": "approve"}),
+    ("GET", "/api/endpoints", None),
+    ("GET", "/api/endpoints/iris-classifier", None),
+    ("POST", "/api/endpoints/iris-classifier/predict", {"input_params": {}}),
+    ("POST", "/api/endpoints/iris-classifier/stop", None),
+    ("POST", "/api/endpoints/iris-classifier/rollback", None),
+    ("GET", "/api/endpoints/iris-classifier/logs", None),
 ])
 def test_the_api_refuses_a_caller_without_login(client: TestClient, method: str, path: str, body: Any) -> None:
     answer = client.request(method, URL_PREFIX + path, json=body)
@@ -49,12 +55,13 @@ def test_plugin_registers_one_app_and_a_navigation_entry_per_page() -> None:
     assert FlowAirflowPlugin.external_views == [
         {"name": "Approvals", "href": "/flow-airflow/approvals", "url_route": "approvals", "destination": "nav"},
         {"name": "Experiments", "href": "/flow-airflow/experiments", "url_route": "experiments", "destination": "nav"},
+        {"name": "Endpoints", "href": "/flow-airflow/endpoints", "url_route": "endpoints", "destination": "nav"},
         {"name": "Experiments", "href": "/flow-airflow/experiments/{DAG_ID}/{RUN_ID}", "url_route": "experiments-run",
          "destination": "dag_run"},  # a tab of each DAG run in the UI
         {"name": "Experiments", "href": "/flow-airflow/experiments/{DAG_ID}", "url_route": "experiments-flow",
          "destination": "dag"},  # a tab of each DAG: its runs compared
     ]
-    assert [p.title for p in PAGES] == ["Approvals", "Experiments"]
+    assert [p.title for p in PAGES] == ["Approvals", "Experiments", "Endpoints"]
 
 
 class User:

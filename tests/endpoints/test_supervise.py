@@ -1,0 +1,55 @@
+"""A supervised process (endpoints/supervise.py): outlives its starter, restarted when it dies, stopped on request."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+from flow_airflow.endpoints import supervise
+
+SERVER = "import http.server; http.server.HTTPServer(('127.0.0.1', int(__import__('sys').argv[1])), " \
+         "http.server.SimpleHTTPRequestHandler).serve_forever()"
+
+
+def child_pids(log: Path) -> list[int]:
+    return [int(p) for p in re.findall(r"\[supervise\] started pid (\d+)", log.read_text())]
+
+
+def wait_for(condition: object, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_dead_process_is_started_again_and_stop_ends_both(tmp_path: Path) -> None:
+    from flow_airflow.endpoints.replicas import free_port
+
+    pidfile, log = tmp_path / "run" / "x.pid", tmp_path / "logs" / "x.log"
+    pid = supervise.start([sys.executable, "-c", SERVER, str(free_port())], pidfile=pidfile, log=log,
+                          env=dict(os.environ), cwd=tmp_path)
+    assert os.getsid(pid) == pid  # its own session: the end of the Airflow task does not reach it
+    wait_for(lambda: len(child_pids(log)) == 1)
+    first = child_pids(log)[0]
+    os.kill(first, signal.SIGKILL)  # it dies
+    wait_for(lambda: len(child_pids(log)) == 2)
+    assert "ended with code -9: starting it again in 2 s" in log.read_text()
+    second = child_pids(log)[1]
+    assert supervise.alive(pidfile)
+    assert supervise.stop(pidfile)
+    assert not supervise.alive(pidfile) and not pidfile.exists()
+    for gone in (pid, second):
+        assert not Path(f"/proc/{gone}").exists() or "Z" in Path(f"/proc/{gone}/stat").read_text().split(")")[1][:3]
+    assert log.read_text().rstrip().endswith("[supervise] stopped")
+    assert not supervise.stop(pidfile)  # nothing runs: nothing to stop
+
+
+def test_a_pid_file_naming_another_program_is_not_that_programs_end(tmp_path: Path) -> None:
+    pidfile = tmp_path / "x.pid"
+    pidfile.write_text(str(os.getpid()))  # this test's own process: not a supervisor
+    assert not supervise.alive(pidfile)
+    assert not supervise.stop(pidfile)

@@ -1,0 +1,105 @@
+"""The endpoints page and its JSON API (endpoints/views.py) on an endpoint a real run deployed (local compute):
+listed with its probed status, try-it, roll back, stop; 401, 403 (no read access; no edit access), 404.
+The same in headless Chromium on airflow standalone: tests/e2e/test_endpoints_e2e.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from flow_airflow.endpoints.store import EndpointStore
+from flow_airflow.local_run import run_flow
+from flow_airflow.web import URL_PREFIX
+from flow_airflow.web.app import create_app
+from flow_airflow.web.auth import Caller, caller
+
+pytestmark = pytest.mark.airflow
+API = URL_PREFIX + "/api/endpoints"
+IRIS = {"input_params": {"sepal_length": 5.0, "sepal_width": 3.4}}
+
+
+class User:
+    def __init__(self, name: str):
+        self.name = name
+
+    def get_name(self) -> str:
+        return self.name
+
+    def get_id(self) -> str:
+        return self.name
+
+
+class Reader(Caller):
+    """alice reads and edits every DAG, carol reads them, dave reads none."""
+
+    def readable_dag_ids(self, session: Any) -> set[str]:
+        return set() if self.name == "dave" else {"iris_to_endpoint"}
+
+
+@pytest.fixture
+def as_user(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str | None], TestClient]]:
+    monkeypatch.setattr("flow_airflow.experiments.api.may_edit_runs", lambda user, dag_id: user.get_name() == "alice")
+    app = create_app()
+
+    def client(name: str | None) -> TestClient:
+        app.dependency_overrides[caller] = lambda: Reader(User(name) if name else None)
+        return TestClient(app, root_path=URL_PREFIX)
+
+    yield client
+
+
+def test_the_page_and_its_api(endpoints: EndpointStore, datasets: Path, project: Callable[..., Path],
+                              airflow_home: Path, as_user: Callable[[str | None], TestClient]) -> None:
+    from flow_airflow.datasets.cli import push_flow_datasets
+
+    file = project("data_and_deploy")
+    push_flow_datasets(file.parent, no_event=True)
+    first = run_flow(file)
+    predict_py = file.parent / "predict.py"
+    predict_py.write_text(predict_py.read_text().replace("return min(", "return 'v2:' + min("))
+    second = run_flow(file)
+    assert (first.state, second.state) == ("success", "success")
+
+    assert as_user(None).get(URL_PREFIX + "/endpoints").status_code == 401
+    dave = as_user("dave")
+    assert dave.get(API).json() == {"endpoints": []}
+    refused = dave.get(f"{API}/iris-classifier")
+    assert refused.status_code == 403 and refused.json()["detail"] == "dave may not see the runs of iris_to_endpoint"
+    assert dave.post(f"{API}/iris-classifier/predict", json=IRIS).status_code == 403
+    assert "No endpoint of a flow you may see" in dave.get(URL_PREFIX + "/endpoints").text
+
+    carol = as_user("carol")
+    shown = carol.get(f"{API}/iris-classifier").json()
+    assert shown["status"] == "up" and shown["current"]["version"] == 2 and shown["current"]["run_id"] == second.run_id
+    assert shown["previous"]["version"] == 1 and [r["healthy"] for r in shown["replicas"]] == [True]
+    assert shown["curl"].startswith(f"curl -X POST {shown['predict_url']} -H 'Content-Type: application/json' "
+                                    '-H "Cnvrg-Api-Key: $CNVRG_API_KEY" -d ')
+    assert carol.post(f"{API}/iris-classifier/predict", json=IRIS).json() == {
+        "status": 200, "answer": {"prediction": "v2:setosa"}}
+    assert carol.post(f"{API}/iris-classifier/predict", json={"input_params": {"sepal_length": 1}}).json()[
+        "status"] == 500
+    stats = carol.get(f"{API}/iris-classifier").json()
+    assert (stats["requests"], stats["errors"]) == (2, 1)
+    page = carol.get(URL_PREFIX + "/endpoints").text
+    assert 'id="endpoint-iris-classifier"' in page and shown["predict_url"] in page
+    assert 'class="reject stop"' not in page  # carol may not stop it
+    assert carol.post(f"{API}/iris-classifier/stop").status_code == 403
+    assert carol.post(f"{API}/iris-classifier/rollback").json()["detail"] == \
+        "carol may not change the runs of iris_to_endpoint"
+    assert carol.get(f"{API}/nope").status_code == 404
+
+    alice = as_user("alice")
+    assert 'class="reject stop"' in alice.get(URL_PREFIX + "/endpoints").text
+    rolled = alice.post(f"{API}/iris-classifier/rollback").json()
+    assert rolled["current"]["version"] == 1 and rolled["history"][0]["by"] == "alice (endpoints page)"
+    assert alice.post(f"{API}/iris-classifier/predict", json=IRIS).json()["answer"] == {"prediction": "setosa"}
+    assert alice.post(f"{API}/iris-classifier/rollback").status_code == 409  # nothing before version 1
+    logs = alice.get(f"{API}/iris-classifier/logs?lines=5").json()
+    assert "front" in logs and any("version 1 replica 0" in name for name in logs)
+    stopped = alice.post(f"{API}/iris-classifier/stop").json()
+    assert stopped["status"] == "stopped" and stopped["current"] is None
+    assert alice.post(f"{API}/iris-classifier/predict", json=IRIS).json()["status"] == 503
