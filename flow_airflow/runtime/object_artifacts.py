@@ -53,10 +53,10 @@ class ObjectArtifacts:
     :raises ValueError: no filesystem is installed for the URL's scheme, or its connection does not exist.
     """
 
-    def __init__(self, url: str, conn_id: str | None = None):
+    def __init__(self, url: str, conn_id: str | None = None, what: str = "the artifact store"):
         from airflow.sdk import ObjectStoragePath
 
-        check_usable(url, conn_id)
+        check_usable(url, conn_id, what)
         root = ObjectStoragePath(url, conn_id=conn_id)
         self.root = root
         self.text = url.rstrip("/")  # as given (``str(root)`` may lose a slash of ``s3://``)
@@ -146,7 +146,7 @@ class ObjectArtifacts:
         return [p for p in found if p.startswith(prefix) and p[len(prefix):] not in kept]
 
 
-def check_usable(url: str, conn_id: str | None = None) -> None:
+def check_usable(url: str, conn_id: str | None = None, what: str = "the artifact store") -> None:
     """Refuse a URL whose scheme has no filesystem installed, or whose named connection does not exist.
 
     (Airflow would go on without a connection it cannot find: anonymous, or the machine's credentials.)
@@ -156,7 +156,7 @@ def check_usable(url: str, conn_id: str | None = None) -> None:
     try:
         _check(parts.scheme, conn_id or parts.netloc.rpartition("@")[0] or None)
     except ValueError as e:
-        raise ValueError(f"the artifact store {url} cannot be used: {e}") from None
+        raise ValueError(f"{what} {url} cannot be used: {e}") from None
 
 
 @functools.lru_cache(maxsize=32)

@@ -105,21 +105,24 @@ def stage_datasets(parents: Mapping[str, list[Record]], workdir: Path, layout: L
     (``layout.mounts``), a read-only mount over the empty folder). The log says which, and how
     many files were copied. :class:`ExperimentFailed` when a version cannot be staged.
     """
-    from flow_airflow import settings
-    from flow_airflow.datasets.store import DatasetError, DatasetStore
+    from flow_airflow.datasets.store import DatasetError, configured
 
     found: dict[str, Path] = {}
     mounts: list[Mount] = []
-    store = DatasetStore(settings.datasets_root())
-    for records in parents.values():
-        for info in (record["dataset"] for record in records if "dataset" in record):
-            name = info["name"]
-            found[name] = workdir / DATA / name
-            try:
-                mount = _stage_dataset(store, info, found[name], layout, log)
-            except (DatasetError, OSError) as e:
-                raise ExperimentFailed(f"dataset '{name}' cannot be staged at /data/{name}: {e}") from None
-            mounts += [mount] if mount else []
+    infos = [record["dataset"] for records in parents.values() for record in records if "dataset" in record]
+    try:
+        store = configured() if infos else None
+    except DatasetError as e:
+        raise ExperimentFailed(f"the datasets cannot be staged: {e}") from None
+    for info in infos:
+        name = info["name"]
+        found[name] = workdir / DATA / name
+        try:
+            assert store is not None
+            mount = _stage_dataset(store, info, found[name], layout, log)
+        except (DatasetError, OSError) as e:
+            raise ExperimentFailed(f"dataset '{name}' cannot be staged at /data/{name}: {e}") from None
+        mounts += [mount] if mount else []
     return found, tuple(mounts)
 
 
