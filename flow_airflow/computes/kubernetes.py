@@ -7,8 +7,9 @@ A template ``{"kind": "kubernetes", "namespace": ..., "image": ..., "stager_imag
 
 1. ``stage-inputs`` (init, the *stager* image: flow-airflow's own, never the user's): fetches
    ``<exchange>/workspace.tar`` — the workspace the worker prepared (the project, ``input/<task>``
-   with the parents' end states, ``.cnvrg_data``, the SDK) — and unpacks it into the pod's
-   ``workspace`` volume (an ``emptyDir``).
+   with the parents' end states, the SDK) — and unpacks it into the pod's ``workspace`` volume (an
+   ``emptyDir``); then fetches the datasets of the data tasks before it (``Launch.datasets``) from
+   the dataset store (``datasets_folder`` on object storage) into ``.cnvrg_data/<name>``.
 2. ``experiment`` (init, the task's image): the command, with cnvrg's layout — the volume at
    ``/cnvrg`` (working directory), its ``input`` at ``/input``, ``.cnvrg_data`` at ``/data``, the
    SDK read-only — the experiment's variables, ``requirements`` as resources (``cpu``,
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from flow_airflow.computes.base import Compute, ComputeSettings, ExperimentFailed, Launch, Layout, LineCallback
+from flow_airflow.computes.base import DATA, Compute, ComputeSettings, ExperimentFailed, Launch, Layout, LineCallback
 from flow_airflow.computes.docker import container_env
 from flow_airflow.computes.pod_stage import EXIT_FILE, SDK_FOLDER
 
@@ -133,6 +134,11 @@ def _workspace_mounts(launch: Launch) -> list[k8s.V1VolumeMount]:
                              f"at {mount.target}")
         mounts.append(k8s.V1VolumeMount(name="workspace", mount_path=mount.target, read_only=mount.read_only or None,
                                         sub_path=None if sub == "." else sub))
+    for dataset in launch.datasets:  # use_cached: the fetched copy read-only for the command
+        if dataset.get("read_only"):
+            mounts.append(k8s.V1VolumeMount(name="workspace", read_only=True,
+                                            mount_path=(launch.layout.data / dataset["name"]).as_posix(),
+                                            sub_path=f"{DATA}/{dataset['name']}"))
     return mounts
 
 
@@ -153,7 +159,7 @@ def pod_name(launch: Launch) -> str:
     return add_unique_suffix(name=base, max_len=63)
 
 
-def pod_for(launch: Launch, settings: KubernetesSettings, exchange: str) -> k8s.V1Pod:
+def pod_for(launch: Launch, settings: KubernetesSettings, exchange: str, name: str | None = None) -> k8s.V1Pod:
     """The pod of ``launch`` (see the module's docstring for its three containers); pure.
 
     ``exchange``: the artifact store's folder (a URL) where ``workspace.tar`` is and ``end.tar`` goes.
@@ -177,7 +183,7 @@ def pod_for(launch: Launch, settings: KubernetesSettings, exchange: str) -> k8s.
     labels = {**settings.labels, LABEL: make_safe_label_value(launch.name)}
     return k8s.V1Pod(
         api_version="v1", kind="Pod",
-        metadata=k8s.V1ObjectMeta(name=pod_name(launch), namespace=settings.namespace, labels=labels,
+        metadata=k8s.V1ObjectMeta(name=name or pod_name(launch), namespace=settings.namespace, labels=labels,
                                   annotations={**settings.annotations, LABEL: launch.name}),
         spec=k8s.V1PodSpec(
             restart_policy="Never",
@@ -205,6 +211,7 @@ class KubernetesCompute(Compute):
     kind = "kubernetes"
     Settings = KubernetesSettings
     settings: KubernetesSettings
+    fetches_datasets = True  # the stage-inputs container fetches them from the dataset store
 
     def __init__(self, name: str | None = None, settings: ComputeSettings | Mapping[str, Any] | None = None):
         super().__init__(name, settings)
@@ -245,6 +252,26 @@ class KubernetesCompute(Compute):
         root = settings.artifacts_root()
         return f"{root.rstrip('/')}/.pods" if isinstance(root, str) else None
 
+    def dataset_root(self) -> str | None:
+        """Where pods fetch datasets from: ``datasets_folder``; None when that is not object storage."""
+        from flow_airflow import settings
+
+        root = settings.datasets_root()
+        return root if isinstance(root, str) else None
+
+    def _fetch(self, launch: Launch) -> dict[str, Any] | None:
+        """What the pod's ``stage-inputs`` fetches (``pod_stage.FETCH``); None when no dataset.
+
+        :raises ValueError: the dataset store is not on object storage (a pod cannot reach the worker's folder).
+        """
+        if not launch.datasets:
+            return None
+        root = self.dataset_root()
+        if root is None:
+            raise ValueError("datasets reach pods from the dataset store on object storage: set datasets_folder "
+                             "to a URL (s3://<conn id>@bucket/prefix) and push the datasets there")
+        return {"store": root, "datasets": [dict(d) for d in launch.datasets]}
+
     def run(self, launch: Launch, on_line: LineCallback, on_error_line: LineCallback | None = None) -> int:
         """Upload the workspace, run the launch's pod (:meth:`run_pod`), fetch its end state into the workspace.
 
@@ -254,11 +281,11 @@ class KubernetesCompute(Compute):
         from flow_airflow.computes import pod_stage
 
         try:
-            pod = pod_for(launch, self.settings, "")
-            exchange = f"{self.exchange_root()}/{pod.metadata.name}"
-            pod = pod_for(launch, self.settings, exchange)
+            name = pod_name(launch)
+            exchange = f"{self.exchange_root()}/{name}"
+            pod = pod_for(launch, self.settings, exchange, name)
             sdk = next(m.source for m in launch.mounts if m.target == launch.layout.sdk.as_posix())
-            pod_stage.pack_to(launch.workspace, sdk, f"{exchange}/workspace.tar")
+            pod_stage.pack_to(launch.workspace, sdk, f"{exchange}/workspace.tar", self._fetch(launch))
         except (OSError, ValueError) as e:
             raise ExperimentFailed(f"the Kubernetes compute '{self.name}' cannot make the pod: {e}") from None
         code = self.run_pod(pod, on_line)

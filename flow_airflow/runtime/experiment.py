@@ -29,6 +29,7 @@ from flow_airflow.runtime.prepare import (
     ExperimentFailed,
     Staged,
     command_line,
+    datasets_to_fetch,
     make_workspace,
     safe,
     seen,
@@ -138,7 +139,11 @@ class Experiment:
         output_dir = workspace.inside(workdir, spec.output_dir or "output")
         output_dir.mkdir(parents=True, exist_ok=True)
         layout = runner.layout(workdir, SDK_PATH)
-        datasets, mounts = stage_datasets(self.parents, workdir, layout, self.log)  # cnvrg's /data/<name>
+        mounts: tuple = ()
+        if runner.fetches_datasets:  # cnvrg's /data/<name>: the compute brings the files
+            datasets, fetched = datasets_to_fetch(self.parents, workdir, self.log)
+        else:
+            (datasets, mounts), fetched = stage_datasets(self.parents, workdir, layout, self.log), ()
         layout = dataclasses.replace(layout, mounts=layout.mounts + mounts)
         roots = layout.roots()
         env = experiment_env(
@@ -168,6 +173,7 @@ class Experiment:
             image=spec.image,
             resources=spec.resources.model_dump(exclude_none=True) if spec.resources else {},
             mount_folders=tuple(spec.mount_folders),
+            datasets=fetched,
         )
         return launch, baseline
 

@@ -46,10 +46,11 @@ def _binds(container: dict[str, Any], volumes: dict[str, Any], workspace: Path) 
 
 
 def run_on_docker(client: Any, pod: dict[str, Any], workspace: Path, exchange: Path,
-                  on_line: Callable[[str], None]) -> int:
+                  on_line: Callable[[str], None], datasets: Path | None = None) -> int:
     """Run ``pod``'s init containers then its container, in order, on Docker; the last one's exit code
     (an init container that fails ends the pod, as on Kubernetes). The ``experiment`` container's log
-    goes to ``on_line``."""
+    goes to ``on_line``. ``datasets``: the dataset store's folder, bound (read-only) into the stagers
+    at its own path, as the exchange is."""
     spec = pod["spec"]
     volumes = {v["name"]: v for v in spec["volumes"]}
     code = 0
@@ -59,6 +60,8 @@ def run_on_docker(client: Any, pod: dict[str, Any], workspace: Path, exchange: P
         if container["name"] in STAGERS:  # the stand-in of flow-airflow's image, and the exchange
             binds[str(SOURCE / "flow_airflow")] = {"bind": "/opt/flow-airflow/src/flow_airflow", "mode": "ro"}
             binds[str(exchange)] = {"bind": str(exchange), "mode": "rw"}
+            if datasets is not None:
+                binds[str(datasets)] = {"bind": str(datasets), "mode": "ro"}
             env["PYTHONPATH"] = "/opt/flow-airflow/src"
         ident = client.create_container(
             container["image"], entrypoint=container["command"], command=container.get("args"),
@@ -84,6 +87,9 @@ def run_on_docker(client: Any, pod: dict[str, Any], workspace: Path, exchange: P
 def on_pods(python_image: str, docker_engine: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """A ``kubernetes`` template on the Python image; pods run by :func:`run_on_docker`; the pods made."""
     exchange = tmp_path / "exchange"
+    datasets = tmp_path / "datasets"  # the dataset store, a folder here (object storage on a cluster)
+    datasets.mkdir()
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__DATASETS_FOLDER", str(datasets))
     pods: list[dict[str, Any]] = []
 
     def run_pod(self: KubernetesCompute, pod: Any, on_line: Callable[[str], None]) -> int:
@@ -92,10 +98,11 @@ def on_pods(python_image: str, docker_engine: Any, tmp_path: Path, monkeypatch: 
         pods.append(rendered)
         workspace = tmp_path / "pods" / rendered["metadata"]["name"]
         workspace.mkdir(parents=True)
-        return run_on_docker(docker_engine, rendered, workspace, exchange, on_line)
+        return run_on_docker(docker_engine, rendered, workspace, exchange, on_line, datasets)
 
     monkeypatch.setattr(KubernetesCompute, "run_pod", run_pod)
     monkeypatch.setattr(KubernetesCompute, "exchange_root", lambda self: str(exchange))
+    monkeypatch.setattr(KubernetesCompute, "dataset_root", lambda self: str(datasets))
     template = {"kind": "kubernetes", "image": python_image, "stager_image": python_image, "namespace": "flows"}
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__COMPUTES", json.dumps({"k8s": template}))
     settings.reset()
@@ -161,3 +168,72 @@ def test_a_pod_gives_back_the_exit_code_the_log_and_only_what_changed(
 
     with tarfile.open(next((tmp_path / "exchange").glob("*/end.tar"))) as archive:
         assert sorted(archive.getnames()) == ["kept2.txt", "output", "output/made.txt"]
+
+
+DATA_FLOW = """
+flow: Pod Data
+tasks:
+  - {title: Data, type: data, dataset: numbers, data_commit: v1}
+  - {title: Cached, type: data, dataset: numbers, use_cached: true}
+  - {title: Read, type: exec, input: python3 read.py /data/numbers, computes: [k8s]}
+  - title: Read Cached
+    type: exec
+    input: python3 read.py /data/numbers
+    computes: [k8s]
+    params: [{key: n, value: [1, 2]}]
+relations:
+  - {from: Data, to: Read}
+  - {from: Cached, to: Read Cached}
+"""
+READ = """import os, sys
+root = sys.argv[1]
+files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, names in os.walk(root) for f in names)
+print("cnvrg_tag_files:", ",".join(files))
+print("cnvrg_tag_total:", sum(int(open(os.path.join(root, f)).read()) for f in files))
+print("cnvrg_tag_cwd:", os.getcwd())
+try:
+    open(os.path.join(root, "a.txt"), "a").close()
+    print("cnvrg_tag_writable: yes")
+except OSError:
+    print("cnvrg_tag_writable: no")
+"""
+
+
+def test_datasets_are_fetched_into_the_pod_by_the_stager(
+    airflow_home: Path, on_pods: list[dict[str, Any]], tmp_path: Path, capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The worker stages no dataset file: ``stage-inputs`` fetches each from the dataset store into
+    ``/data/<name>`` (read-only with ``use_cached``), checked against its SHA-256."""
+    from flow_airflow.datasets.store import configured
+
+    data = tmp_path / "numbers"
+    (data / "sub").mkdir(parents=True)
+    (data / "a.txt").write_text("40")
+    (data / "sub" / "b.txt").write_text("2")
+    commit, _ = configured().push("numbers", data, "v1")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "read.py").write_text(READ)
+    (project / "flow.yaml").write_text(DATA_FLOW)
+    result = run_flow(project / "flow.yaml")
+    said = capfd.readouterr().out
+    assert result.state == "success", said[-3000:]
+    assert [e.tags for e in result.of("Data")] == [{"dataset": "numbers", "commit": commit}]
+    want = {"files": "a.txt,sub/b.txt", "total": "42", "cwd": "/cnvrg"}
+    assert [e.tags for e in result.of("Read")] == [{**want, "writable": "yes"}]
+    assert [e.tags for e in result.of("Read Cached")] == [{**want, "writable": "no"}] * 2
+    assert len(on_pods) == 3
+    data_mounts = sorted((m["mountPath"], m.get("subPath"), bool(m.get("readOnly"))) for pod in on_pods
+                         for c in pod["spec"]["initContainers"] if c["name"] == "experiment"
+                         for m in c["volumeMounts"] if m["mountPath"].startswith("/data/"))
+    assert data_mounts == [("/data/numbers", ".cnvrg_data/numbers", True)] * 2  # use_cached: read-only
+    assert said.count("fetched by the compute from the dataset store") == 3
+    assert said.count("use_cached: read-only, but a copy per pod") == 2
+    for pod in on_pods:  # the worker sent no dataset file: the workspace.tar holds only the list
+        import tarfile
+
+        exchange = tmp_path / "exchange" / pod["metadata"]["name"]
+        with tarfile.open(exchange / "workspace.tar") as archive:
+            names = archive.getnames()
+        assert ".cnvrg_data/numbers" in names and not [n for n in names if n.startswith(".cnvrg_data/numbers/")]
+        assert ".flow-airflow-sdk/datasets.json" in names

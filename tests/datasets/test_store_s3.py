@@ -66,7 +66,7 @@ def test_use_cached_copies_from_the_bucket_once_and_checkouts_are_verified(s3, b
     assert store.checkout(selection, tmp_path / "own") == 2 and (tmp_path / "own/a.csv").read_text() == "40"
     sha = selection.files["a.csv"][0]
     s3.client().put_object(Bucket=bucket, Key=f"data/{store.object_key(sha)}", Body=b"41")  # changed by hand
-    with pytest.raises(DatasetError, match="'a.csv' of iris@.* differs from what was pushed"):
+    with pytest.raises(DatasetError, match=r"'a.csv' of iris@.* differs from what was pushed"):
         store.checkout(selection, tmp_path / "again")
 
 
@@ -129,3 +129,38 @@ def test_cli_push_in_its_own_process_then_a_flow_reads_it(
     assert text.count("at /data/numbers: this experiment's own copy, 2 file(s) copied") == 1
     assert text.count("made now: 2 file(s) copied") == 1 and text.count("copied nothing: kept from before") == 1
     assert sorted(p.name for p in (tmp_path / "worker-cache" / "numbers" / commit).iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_a_pod_stager_fetches_a_dataset_from_the_bucket(s3, bucket: str, tmp_path: Path) -> None:
+    """``pod_stage in`` (what the pod's stage-inputs container runs) with the dataset store on S3."""
+    import io
+    import json
+    import tarfile
+
+    from flow_airflow.computes import pod_stage
+
+    url = f"s3://{s3.conn_id}@{bucket}/data"
+    store = DatasetStore(url, cache=tmp_path / "cache")
+    store.push("iris", folder(tmp_path / "1", {"a.csv": "1", "deep/b.csv": "22"}), "v1")
+    files = {p: list(f) for p, f in store.resolve("iris", "v1").files.items()}
+    workspace = tmp_path / "ws"
+    (workspace / ".cnvrg_data" / "iris").mkdir(parents=True)
+    exchange = tmp_path / "exchange"
+    pod_stage.pack_to(workspace, None, f"{exchange}/workspace.tar",
+                      {"store": url, "datasets": [{"name": "iris", "files": files, "read_only": True}]})
+    pod = tmp_path / "pod"
+    pod.mkdir()
+    assert pod_stage.main(["in", str(exchange), str(pod)]) == 0
+    assert (pod / ".cnvrg_data/iris/deep/b.csv").read_text() == "22"
+    assert (pod / ".cnvrg_data/iris/a.csv").read_text() == "1"
+    assert (pod / ".cnvrg_data/iris/a.csv").stat().st_mode & 0o777 == 0o444
+    (pod / ".flow-airflow-exit").write_text("0")
+    assert pod_stage.main(["out", str(exchange), str(pod)]) == 0
+    with tarfile.open(fileobj=io.BytesIO((exchange / "end.tar").read_bytes())) as archive:
+        assert archive.getnames() == []  # the dataset does not travel back
+    files["a.csv"][0] = files["deep/b.csv"][0]  # a list that does not match the bucket's content
+    pod_stage.pack_to(workspace, None, f"{exchange}/workspace.tar",
+                      {"store": url, "datasets": [{"name": "iris", "files": files, "read_only": False}]})
+    with pytest.raises(SystemExit, match=r"'a\.csv' of dataset iris differs from what was pushed"):
+        pod_stage.main(["in", str(exchange), str(tmp_path / "pod2")])
+    assert json.loads((tmp_path / "pod2/.flow-airflow-sdk/datasets.json").read_text())["store"] == url
