@@ -166,6 +166,9 @@ class Compute(ABC):
     # the command runs far from the worker (a pod): it fetches the datasets from the dataset store
     # itself (``Launch.datasets``) rather than finding them in the workspace
     fetches_datasets: ClassVar[bool] = False
+    # its command can run while the task is deferred (no worker slot held): it has ``start(launch)``,
+    # ``trigger_for(started)`` (an Airflow trigger) and ``resume(event, workspace, on_line) -> exit code``
+    deferrable: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None, settings: ComputeSettings | Mapping[str, Any] | None = None):
         self.name = name or self.kind

@@ -3,8 +3,8 @@
 The store (:mod:`flow_airflow.datasets.store`) speaks to one :class:`Place` in relative keys
 (``iris/commits/<commit>.json``, ``objects/ab/<sha256>``): a :class:`FolderPlace` keeps each key as a
 file under a folder, an :class:`ObjectPlace` as an object under a URL that Airflow's
-``ObjectStoragePath`` opens, the artifact store's way (:class:`~flow_airflow.runtime.object_artifacts.ObjectArtifacts`:
-the same URL parsing, connection check and concurrent transfers).
+``ObjectStoragePath`` opens, as the artifact store's (:mod:`flow_airflow.object_storage`: the same URL
+parsing, connection check and concurrent transfers).
 
 Every key is written whole, once (a reader never sees half of it): keys that can change are avoided
 by the store's layout, so that no lock is needed on object storage (which has none); a local folder
@@ -20,6 +20,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from flow_airflow.object_storage import check_usable, is_url, local_path, transfer
 
 
 class Place:
@@ -113,14 +115,16 @@ class ObjectPlace(Place):
     """
 
     def __init__(self, url: str):
-        from flow_airflow.runtime.object_artifacts import ObjectArtifacts
+        from airflow.sdk import ObjectStoragePath
 
-        self.opened = ObjectArtifacts(url, what="the dataset store")
-        self.fs = self.opened.fs
-        self.where = self.opened.text
+        check_usable(url, what="the dataset store")
+        root = ObjectStoragePath(url)
+        self.fs = root.fs
+        self.base = root.path.rstrip("/")  # the filesystem's path of the root: "bucket/prefix"
+        self.where = url.rstrip("/")
 
     def _path(self, key: str) -> str:
-        return f"{self.opened.base}/{key}" if key else self.opened.base
+        return f"{self.base}/{key}" if key else self.base
 
     def read(self, key: str) -> bytes | None:
         try:
@@ -148,20 +152,14 @@ class ObjectPlace(Place):
         return sorted({str(p).rstrip("/").rpartition("/")[2] for p in found} - {""})
 
     def upload(self, file: Path, key: str) -> None:
-        from flow_airflow.runtime.object_artifacts import transfer
-
         transfer(self.fs, "put_file", [(str(file), self._path(key))])
 
     def download(self, pairs: list[tuple[str, Path]]) -> None:
-        from flow_airflow.runtime.object_artifacts import transfer
-
         transfer(self.fs, "get_file", [(self._path(key), str(path)) for key, path in pairs])
 
 
 def open_place(root: Path | str) -> Place:
     """The place of ``root``: a folder (a path, a ``file://`` URL) or object storage (another URL)."""
-    from flow_airflow.runtime.artifacts import is_url, local_path
-
     if isinstance(root, str) and is_url(root):
         return ObjectPlace(root)
     return FolderPlace(local_path(str(root)))

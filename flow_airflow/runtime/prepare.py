@@ -41,6 +41,11 @@ def seen(path: Path, workspace_dir: Path, layout: Layout) -> PurePath:
     return path
 
 
+def uses_git(spec: models.ExecTask, project_dir: Path) -> bool:
+    """Whether the task's workspace comes from a Git revision of the project (only its output folder passed on)."""
+    return bool(spec.revision or spec.git_branch) and _git(project_dir, "rev-parse", "--show-prefix") is not None
+
+
 def make_workspace(spec: models.ExecTask, root: Path, project_dir: Path, log: logging.Logger) -> tuple[Path, bool]:
     """A fresh copy of the project folder; of a Git revision of it when the task names one.
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
 
 from flow_airflow import settings
 from flow_airflow.computes.docker import lines
@@ -34,6 +35,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.containers]
 
 SOURCE = Path(__file__).parents[2]  # the repository: flow_airflow/ is the stager's code
 STAGERS = ("stage-inputs", "store-outputs")
+TRIGGERS: list[tuple[str, dict[str, Any]]] = []  # the triggers the deferred tasks waited with, serialized
 
 
 def _binds(container: dict[str, Any], volumes: dict[str, Any], workspace: Path) -> dict[str, dict[str, str]]:
@@ -101,6 +103,27 @@ def on_pods(python_image: str, docker_engine: Any, tmp_path: Path, monkeypatch: 
         return run_on_docker(docker_engine, rendered, workspace, exchange, on_line, datasets)
 
     monkeypatch.setattr(KubernetesCompute, "run_pod", run_pod)
+    ended: dict[str, tuple[list[str], int]] = {}  # pod name -> its experiment log and exit code
+
+    def create_pod(self: KubernetesCompute, pod: Any) -> None:  # the deferrable path: the pod runs now
+        said: list[str] = []
+        code = run_pod(self, pod, said.append)
+        ended[pod.metadata.name] = (said, code)
+
+    async def trigger_run(self: Any) -> Any:  # what KubernetesPodTrigger yields when the pod has ended
+        from airflow.triggers.base import TriggerEvent
+
+        triggers.append(self.serialize())
+        code = ended[self.pod_name][1]
+        yield TriggerEvent({"status": "success" if code == 0 else "failed", "namespace": self.pod_namespace,
+                            "name": self.pod_name, "message": "pod ended"})
+
+    triggers = TRIGGERS
+    triggers.clear()
+    monkeypatch.setattr(KubernetesCompute, "create_pod", create_pod)
+    monkeypatch.setattr(KubernetesCompute, "pod_result", lambda self, name, namespace: ended[name])
+    monkeypatch.setattr(KubernetesCompute, "delete_pod", lambda self, name, namespace: ended.pop(name, None))
+    monkeypatch.setattr(KubernetesPodTrigger, "run", trigger_run)
     monkeypatch.setattr(KubernetesCompute, "exchange_root", lambda self: str(exchange))
     monkeypatch.setattr(KubernetesCompute, "dataset_root", lambda self: str(datasets))
     template = {"kind": "kubernetes", "image": python_image, "stager_image": python_image, "namespace": "flows"}
@@ -223,6 +246,12 @@ def test_datasets_are_fetched_into_the_pod_by_the_stager(
     assert [e.tags for e in result.of("Read")] == [{**want, "writable": "yes"}]
     assert [e.tags for e in result.of("Read Cached")] == [{**want, "writable": "no"}] * 2
     assert len(on_pods) == 3
+    # each task instance deferred while its pod ran, waiting with the provider's trigger on that pod
+    assert said.count("deferrable: the task waits in Airflow's triggerer (KubernetesPodTrigger)") == 3
+    waited = [(path, kw["pod_namespace"], kw["base_container_name"], kw["on_finish_action"]) for path, kw in TRIGGERS]
+    trigger = "airflow.providers.cncf.kubernetes.triggers.pod.KubernetesPodTrigger"
+    assert waited == [(trigger, "flows", "store-outputs", "keep_pod")] * 3
+    assert sorted(kw["pod_name"] for _, kw in TRIGGERS) == sorted(pod["metadata"]["name"] for pod in on_pods)
     data_mounts = sorted((m["mountPath"], m.get("subPath"), bool(m.get("readOnly"))) for pod in on_pods
                          for c in pod["spec"]["initContainers"] if c["name"] == "experiment"
                          for m in c["volumeMounts"] if m["mountPath"].startswith("/data/"))
