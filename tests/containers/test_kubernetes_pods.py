@@ -266,3 +266,54 @@ def test_datasets_are_fetched_into_the_pod_by_the_stager(
             names = archive.getnames()
         assert ".cnvrg_data/numbers" in names and not [n for n in names if n.startswith(".cnvrg_data/numbers/")]
         assert ".flow-airflow-sdk/datasets.json" in names
+
+
+GRID_FLOW = """
+flow: Pod Grid
+tasks:
+  - title: Grid
+    type: exec
+    input: python3 grid.py
+    computes: [k8s]
+    params: [{key: n, value: [1, 2]}]
+relations: []
+"""
+GRID = """import os, sys
+n = sys.argv[1].split("=")[1]
+os.makedirs("output", exist_ok=True)
+open("output/n.txt", "w").write(n)
+print("cnvrg_tag_n:", n)
+if n == "2":
+    print("n=2 is refused")
+    sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_failing_pod_fails_its_route_deferred_or_batched(
+    batch: int, airflow_home: Path, on_pods: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """One route per task instance: deferred (the trigger's "failed" event, then the log and exit code read);
+    a batch of routes: its pods run in turn from the worker (no trigger). Either way the failing route fails
+    with the command's exit code and last line, its end state kept apart, and the other route succeeds."""
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__BATCH_ROUTES", str(batch))
+    settings.reset()
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "grid.py").write_text(GRID)
+    (project / "flow.yaml").write_text(GRID_FLOW)
+    result = run_flow(project / "flow.yaml")
+    said = "".join(capfd.readouterr())
+    assert len(on_pods) == 2
+    assert said.count("deferrable: the task waits in Airflow's triggerer") == (2 if batch == 1 else 0)
+    assert len(TRIGGERS) == (2 if batch == 1 else 0)
+    assert "'Grid' failed: its command exited with code 3 (its last line: n=2 is refused)" in said
+    grid = {e.index: e for e in result.of("Grid", None)}
+    assert grid[0].tags == {"n": "1"}
+    if batch == 1:
+        assert (grid[0].state, grid[1].state) == ("success", "failed")
+    from flow_airflow.runtime.prepare import safe
+
+    kept = airflow_home / "flow_artifacts" / result.dag_id / safe(result.run_id) / "grid" / "1.failed"
+    assert (kept / "output" / "n.txt").read_text() == "2"
