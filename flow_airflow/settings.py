@@ -70,6 +70,9 @@ class FlowAirflowSettings(BaseModel):
         "", description="The worker's read-only copies of dataset versions for use_cached (empty: the cache folder "
         "of a datasets_folder that is a folder, else $AIRFLOW_HOME/flow_datasets_cache).",
         json_schema_extra=_expects("a folder"))
+    datasets_cache_gib: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="GiB the worker's use_cached copies may hold: making a copy evicts the least recently "
+        "used ones not in use (empty: no bound).", json_schema_extra=_expects("a number of GiB >= 0"))
     batch_routes: Routes | dict[str, Routes] = Field(
         1, description="Routes one task instance runs in turn, JSON: a number for every flow, or one per DAG id "
         "with '*' for the others.",

@@ -26,7 +26,6 @@ Errors (:class:`DatasetError`) are in plain words and say what exists.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import fnmatch
 import hashlib
@@ -35,7 +34,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,11 +76,12 @@ class DatasetStore:
     """The datasets kept under ``root``: a folder (a path) or an object-storage URL.
 
     ``cache``: the worker's folder of read-only copies (``use_cached``); ``<root>/cache`` by default
-    for a folder store. :raises ValueError: an object-storage URL that cannot be used (no
-    filesystem for its scheme, its connection cannot be read).
+    for a folder store; ``cache_bound``: the bytes they may hold (least recently used evicted first).
+    :raises ValueError: an object-storage URL that cannot be used (no filesystem for its scheme, its
+    connection cannot be read).
     """
 
-    def __init__(self, root: Path | str, cache: Path | None = None):
+    def __init__(self, root: Path | str, cache: Path | None = None, cache_bound: int | None = None):
         self.place: Place = open_place(root)
         self.root: Path | str = self.place.root if isinstance(self.place, FolderPlace) else self.place.where
         if cache is None:
@@ -91,6 +90,8 @@ class DatasetStore:
                                  "the worker")
             cache = self.place.root / "cache"
         self.cache = Path(cache)
+        self.cache_bound = cache_bound  # bytes the worker's copies may hold (None: no bound)
+        self.evicted: list[str] = []  # the copies the last ``cached`` evicted
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -228,24 +229,13 @@ class DatasetStore:
 
     def cached(self, selection: Selection) -> tuple[Path, int]:
         """A read-only copy of the selection kept on this worker between experiments and runs, made
-        the first time it is asked for: ``(its folder, files copied now)`` (0 when it was there)."""
-        key = selection.commit + (f".{hashlib.sha256(selection.query.encode()).hexdigest()[:12]}"
-                                  if selection.query else "")
-        folder = self.cache / selection.dataset / key
-        if folder.is_dir():
-            return folder, 0
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        fresh = Path(tempfile.mkdtemp(prefix=f".{key[:SHORT]}.", dir=folder.parent))
-        try:
-            copied = self.checkout(selection, fresh / "copy")
-            read_only(fresh / "copy")
-            try:
-                (fresh / "copy").rename(folder)
-            except OSError:  # another experiment made it meanwhile: use theirs
-                copied = 0
-        finally:
-            with contextlib.suppress(OSError):
-                _remove(fresh)
+        the first time it is asked for: ``(its folder, files copied now)`` (0 when it was there).
+
+        It stays in use until this process ends; copies evicted to make room (``cache_bound``) are in
+        :attr:`evicted` (:mod:`flow_airflow.datasets.cache`)."""
+        from flow_airflow.datasets.cache import copy_of
+
+        folder, copied, self.evicted = copy_of(self, selection)
         return folder, copied
 
     # --- inside ----------------------------------------------------------------------------------
@@ -298,7 +288,9 @@ def configured() -> DatasetStore:
     from flow_airflow import settings
 
     try:
-        return DatasetStore(settings.datasets_root(), settings.datasets_cache_root())
+        gib = settings.value("datasets_cache_gib")
+        return DatasetStore(settings.datasets_root(), settings.datasets_cache_root(),
+                            None if gib is None else int(gib * 2**30))
     except ValueError as e:
         raise DatasetError(str(e)) from None
 

@@ -180,6 +180,9 @@ def _stage_dataset(store: DatasetStore, info: dict, target: Path, layout: Layout
                  selection.describe(), name, copied)
         return None
     folder, copied = store.cached(selection)
+    if store.evicted:
+        log.info("the worker's use_cached copies hold more than datasets_cache_gib: evicted the least recently "
+                 "used ones not in use: %s", ", ".join(store.evicted))
     log.info("dataset %s at /data/%s: use_cached, the worker's read-only copy %s (%s)", selection.describe(),
              name, folder, f"made now: {copied} file(s) copied" if copied else "copied nothing: kept from before")
     target.parent.mkdir(parents=True, exist_ok=True)
