@@ -116,6 +116,12 @@ def test_cli_push_in_its_own_process_then_a_flow_reads_it(
     listed = subprocess.run([sys.executable, "-m", "flow_airflow.cli", "dataset", "list"], capture_output=True,
                             text=True, env=os.environ)
     assert listed.stdout == f"numbers: latest {commit[:12]} (v1), 2 file(s); 1 version(s), 0 query(ies)\n"
+    for command, answer in ((["query", "numbers", "first", "a.*"], f"saved query 'first' of 'numbers': today it "
+                             f"selects numbers@{commit[:12]} (v1), query 'first', 1 file(s)\n"),
+                            (["log", "numbers"], f"{commit} (v1)  "), (["push", "numbers", str(data)], commit + "\n")):
+        done = subprocess.run([sys.executable, "-m", "flow_airflow.cli", "dataset", *command], capture_output=True,
+                              text=True, env=os.environ)
+        assert done.returncode == 0 and done.stdout.startswith(answer), (command, done.stdout, done.stderr)
     project = tmp_path / "project"
     project.mkdir()
     (project / "read.py").write_text(READ)
@@ -164,3 +170,15 @@ def test_a_pod_stager_fetches_a_dataset_from_the_bucket(s3, bucket: str, tmp_pat
     with pytest.raises(SystemExit, match=r"'a\.csv' of dataset iris differs from what was pushed"):
         pod_stage.main(["in", str(exchange), str(tmp_path / "pod2")])
     assert json.loads((tmp_path / "pod2/.flow-airflow-sdk/datasets.json").read_text())["store"] == url
+
+
+def test_pushes_of_one_dataset_at_the_same_moment_all_land(s3, bucket: str, tmp_path: Path) -> None:
+    """Object storage has no locks: every key a push writes is new, so concurrent pushes do not lose one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = DatasetStore(f"s3://{s3.conn_id}@{bucket}/data", cache=tmp_path / "cache")
+    folders = [folder(tmp_path / str(n), {"a.csv": str(n)}) for n in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        pushed = list(pool.map(lambda n: store.push("iris", folders[n], f"v{n}")[0], range(6)))
+    assert sorted(e["commit"] for e in store.log("iris")) == sorted(pushed)
+    assert store.names("iris") == {f"v{n}": pushed[n] for n in range(6)}
