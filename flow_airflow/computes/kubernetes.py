@@ -74,7 +74,9 @@ class KubernetesSettings(ComputeSettings):
     stages inputs and stores outputs; ``kubernetes_conn_id``: the Airflow Kubernetes connection
     (the provider's ``KubernetesHook``; default ``kubernetes_default``); ``service_account``,
     ``node_selector``, ``tolerations`` (Kubernetes' own shape: ``{"key", "operator", "value",
-    "effect"}``), ``image_pull_secrets`` (secret names), ``labels``, ``annotations``: as on a
+    "effect"}``), ``image_pull_secrets`` (secret names), ``stager_secrets`` (secrets whose keys become the
+    stager containers' environment: the bucket's Airflow connection, ``AIRFLOW_CONN_<ID>``), ``labels``,
+    ``annotations``: as on a
     pod; ``startup_timeout_seconds``: how long a pod may wait to be scheduled; ``run_timeout_seconds``:
     how long its command may run (a deferred pod's trigger gives up after it); ``poll_seconds``: how often
     the trigger looks at the pod.
@@ -89,6 +91,7 @@ class KubernetesSettings(ComputeSettings):
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: tuple[dict[str, Any], ...] = ()
     image_pull_secrets: tuple[str, ...] = ()
+    stager_secrets: tuple[str, ...] = ()
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     startup_timeout_seconds: int = Field(600, gt=0)

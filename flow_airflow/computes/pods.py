@@ -82,12 +82,16 @@ def _workspace_mounts(launch: Launch) -> list[k8s.V1VolumeMount]:
     return mounts
 
 
-def _stager(name: str, image: str, step: str, exchange: str) -> k8s.V1Container:
+def _stager(name: str, settings: KubernetesSettings, step: str, exchange: str) -> k8s.V1Container:
+    """A stager container: flow-airflow's image, with the template's ``stager_secrets`` as its environment
+    (the Airflow connection of the bucket, e.g. ``AIRFLOW_CONN_AWS_DEFAULT``: the user's command never sees it)."""
     from kubernetes.client import models as k8s
 
+    secrets = [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=s)) for s in settings.stager_secrets]
     return k8s.V1Container(
-        name=name, image=image, command=["python3", "-m", "flow_airflow.computes.pod_stage", step, exchange, STAGE],
-        volume_mounts=[k8s.V1VolumeMount(name="workspace", mount_path=STAGE)],
+        name=name, image=settings.stager_image,
+        command=["python3", "-m", "flow_airflow.computes.pod_stage", step, exchange, STAGE],
+        volume_mounts=[k8s.V1VolumeMount(name="workspace", mount_path=STAGE)], env_from=secrets or None,
     )
 
 
@@ -127,8 +131,8 @@ def pod_for(launch: Launch, settings: KubernetesSettings, exchange: str, name: s
                                   annotations={**settings.annotations, LABEL: launch.name}),
         spec=k8s.V1PodSpec(
             restart_policy="Never",
-            init_containers=[_stager("stage-inputs", settings.stager_image, "in", exchange), command],
-            containers=[_stager("store-outputs", settings.stager_image, "out", exchange)],
+            init_containers=[_stager("stage-inputs", settings, "in", exchange), command],
+            containers=[_stager("store-outputs", settings, "out", exchange)],
             volumes=[k8s.V1Volume(name="workspace", empty_dir=k8s.V1EmptyDirVolumeSource())] + [v for v, _ in nfs],
             service_account_name=settings.service_account,
             node_selector=settings.node_selector or None,

@@ -157,3 +157,16 @@ def test_plan_says_the_kubernetes_compute_is_deferrable(tmp_path: Path, monkeypa
     out = capsys.readouterr().out
     assert "      compute: k8s (kubernetes)\n      deferrable: while its command runs, a task instance of one route " \
            "waits in Airflow's triggerer, holding no worker slot" in out
+
+
+def test_the_stagers_get_the_buckets_connection_from_secrets_the_command_does_not(tmp_path: Path) -> None:
+    settings = SETTINGS.model_copy(update={"stager_secrets": ("flow-airflow-s3",)})
+    pod = pod_dict(pod_for(launch(tmp_path, datasets=({"name": "iris", "files": {}, "read_only": True},)),
+                           settings, "s3://b/p"))
+    validate(pod)
+    containers = {c["name"]: c for c in pod["spec"]["initContainers"] + pod["spec"]["containers"]}
+    for name in ("stage-inputs", "store-outputs"):
+        assert containers[name]["envFrom"] == [{"secretRef": {"name": "flow-airflow-s3"}}]
+    assert "envFrom" not in containers["experiment"]
+    [data] = [m for m in containers["experiment"]["volumeMounts"] if m["mountPath"] == "/data/iris"]
+    assert data == {"name": "workspace", "mountPath": "/data/iris", "subPath": ".cnvrg_data/iris", "readOnly": True}
