@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from flow_airflow.datasets.store import SHORT, _remove, read_only
+from flow_airflow.datasets.store import SHORT, read_only, remove_folder
 
 if TYPE_CHECKING:
     from flow_airflow.datasets.store import DatasetStore, Selection
@@ -51,7 +51,7 @@ def copy_of(store: DatasetStore, selection: Selection) -> tuple[Path, int, list[
             copied = 0
     finally:
         with contextlib.suppress(OSError):
-            _remove(fresh)
+            remove_folder(fresh)
     return folder, copied, evict(store.cache, store.cache_bound) if store.cache_bound is not None else []
 
 
@@ -69,7 +69,7 @@ def evict(cache: Path, bound: int) -> list[str]:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # in use
                 continue
-            _remove(folder)
+            remove_folder(folder)
             fcntl.flock(lock, fcntl.LOCK_UN)
         total -= size
         evicted.append(f"{folder.parent.name}/{folder.name} ({size} bytes)")

@@ -351,7 +351,7 @@ def _check_name(name: str, what: str) -> None:
                            "with a letter or digit")
 
 
-def _remove(folder: Path) -> None:
+def remove_folder(folder: Path) -> None:
     """Remove ``folder``, read-only parts included."""
     def writable(function: Any, path: str, _: Any) -> None:
         os.chmod(path, 0o700)
