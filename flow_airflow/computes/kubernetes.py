@@ -241,7 +241,13 @@ class KubernetesCompute(Compute):
             if event.get("status") not in ("success", "failed"):
                 raise ExperimentFailed(f"the pod {namespace}/{name} did not run to its end ({event.get('status')}): "
                                        f"{event.get('message')}")
-            lines, code = self.pod_result(name, namespace)
+            try:
+                lines, code = self.pod_result(name, namespace)
+            except ExperimentFailed:
+                raise
+            except Exception as e:  # the API server's answer: one line (a failed stager leaves no log, no code)
+                raise ExperimentFailed(f"the pod {namespace}/{name} ended ({event.get('status')}), but its log or "
+                                       f"exit code cannot be read: {e}") from None
         finally:
             self.delete_pod(name, namespace)
         for line in lines:

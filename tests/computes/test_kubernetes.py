@@ -170,3 +170,20 @@ def test_the_stagers_get_the_buckets_connection_from_secrets_the_command_does_no
     assert "envFrom" not in containers["experiment"]
     [data] = [m for m in containers["experiment"]["volumeMounts"] if m["mountPath"] == "/data/iris"]
     assert data == {"name": "workspace", "mountPath": "/data/iris", "subPath": ".cnvrg_data/iris", "readOnly": True}
+
+
+def test_resume_of_a_pod_whose_log_cannot_be_read_fails_in_one_line_and_deletes_it(tmp_path: Path) -> None:
+    from flow_airflow.computes.base import ExperimentFailed
+
+    deleted = []
+    compute = KubernetesCompute("k8s", SETTINGS)
+    compute.delete_pod = lambda name, namespace: deleted.append(name)  # type: ignore[method-assign]
+
+    def unreadable(name: str, namespace: str) -> tuple[list[str], int]:
+        raise RuntimeError("container experiment is waiting to start: PodInitializing")
+
+    compute.pod_result = unreadable  # type: ignore[method-assign]
+    with pytest.raises(ExperimentFailed, match=r"the pod ml/p-2 ended \(failed\), but its log or exit code cannot be "
+                                               r"read: container experiment is waiting"):
+        compute.resume({"status": "failed", "name": "p-2", "namespace": "ml", "message": "pod failed"}, tmp_path, print)
+    assert deleted == ["p-2"]
