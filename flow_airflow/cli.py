@@ -139,6 +139,9 @@ def _compute_lines(task: TaskPlan, datasets: dict[str, str]) -> list[str]:
     if choice and (choice.name != computes.DEFAULT or choice.notes):  # not the default alone
         lines.append(f"compute: {choice.name} ({choice.kind})")
         lines += [f"warning: {note}" for note in choice.notes]
+        if choice.kind in computes.KINDS and computes.compute_class(choice.kind).deferrable:
+            lines.append("deferrable: while its command runs, a task instance of one route waits in Airflow's "
+                         "triggerer, holding no worker slot (a batch of routes runs them in turn in the worker)")
     lines += _image_lines(task)
     values = [v for _, values in task.params for v in values]
     script = getattr(task.spec, "script", "")

@@ -62,8 +62,17 @@ class FlowAirflowSettings(BaseModel):
         "", description="Experiments' working directories, removed after success, kept after a failure "
         "(empty: $AIRFLOW_HOME/flow_workspaces).", json_schema_extra=_expects("a folder"))
     datasets_folder: str = Field(
-        "", description="The dataset store: datasets' versions, files and saved queries, and the worker's read-only "
-        "copies for use_cached (empty: $AIRFLOW_HOME/flow_datasets).", json_schema_extra=_expects("a folder"))
+        "", description="The dataset store: datasets' versions, files and saved queries (empty: "
+        "$AIRFLOW_HOME/flow_datasets): a folder, or object storage shared by every worker as a URL of Airflow's "
+        "ObjectStoragePath, as artifacts_folder (s3://aws_default@bucket/prefix).",
+        json_schema_extra=_expects("a folder or a URL (s3://<conn id>@<bucket>/<prefix>)"))
+    datasets_cache_folder: str = Field(
+        "", description="The worker's read-only copies of dataset versions for use_cached (empty: the cache folder "
+        "of a datasets_folder that is a folder, else $AIRFLOW_HOME/flow_datasets_cache).",
+        json_schema_extra=_expects("a folder"))
+    datasets_cache_gib: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="GiB the worker's use_cached copies may hold: making a copy evicts the least recently "
+        "used ones not in use (empty: no bound).", json_schema_extra=_expects("a number of GiB >= 0"))
     batch_routes: Routes | dict[str, Routes] = Field(
         1, description="Routes one task instance runs in turn, JSON: a number for every flow, or one per DAG id "
         "with '*' for the others.",
@@ -114,7 +123,7 @@ class FlowAirflowSettings(BaseModel):
         except json.JSONDecodeError:
             raise PydanticCustomError("json_invalid", "not JSON") from None
 
-    @field_validator("artifacts_folder", mode="after")
+    @field_validator("artifacts_folder", "datasets_folder", mode="after")
     @classmethod
     def _folder_or_url(cls, v: str) -> str:
         """A ``<scheme>://`` URL needs a bucket (``file://`` a path); its filesystem is checked when used."""
@@ -247,9 +256,25 @@ def artifacts_root() -> Path | str:
     return folder if "://" in folder else Path(folder).expanduser()
 
 
-def datasets_root() -> Path:
-    """Where the dataset store keeps datasets (``datasets_folder``)."""
-    return Path(value("datasets_folder") or str(airflow_home() / "flow_datasets")).expanduser()
+def datasets_root() -> Path | str:
+    """Where the dataset store keeps datasets (``datasets_folder``): a local folder, or an object-storage URL."""
+    folder = value("datasets_folder")
+    if "://" in folder and not folder.startswith(("file://", "local://")):
+        return folder
+    if folder.startswith(("file://", "local://")):
+        from urllib.parse import urlsplit
+
+        return Path(urlsplit(folder).path)
+    return Path(folder or str(airflow_home() / "flow_datasets")).expanduser()
+
+
+def datasets_cache_root() -> Path:
+    """The worker's read-only copies for ``use_cached`` (``datasets_cache_folder``; see its description)."""
+    folder = value("datasets_cache_folder")
+    if folder:
+        return Path(folder).expanduser()
+    root = datasets_root()
+    return root / "cache" if isinstance(root, Path) else airflow_home() / "flow_datasets_cache"
 
 
 def workspaces_root() -> Path:

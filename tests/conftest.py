@@ -9,10 +9,14 @@ the others are the fast tier, ``./dev test --fast``. ``tests/<package>/test_<mod
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
+import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +81,63 @@ def _no_endpoint_left() -> Any:
         from flow_airflow.endpoints.store import EndpointStore
 
         stop_all(EndpointStore(root), "the test's end")
+
+
+# --- an S3-compatible server for object storage (the artifact and dataset stores): moto's standalone
+# server on 127.0.0.1, reached like any S3 service through an Airflow connection given as an environment
+# variable (AIRFLOW_CONN_FLOW_S3, JSON, endpoint_url in its extra, fake keys): no metadata DB is needed
+# to read it. One per session, for every test folder.
+
+CONN_ID = "flow_s3"
+
+
+@dataclass
+class S3Server:
+    endpoint: str
+    conn_id: str
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing",
+                            aws_secret_access_key="testing", region_name="us-east-1")
+
+    def bucket(self, name: str) -> str:
+        """A fresh bucket: its name."""
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """moto's server on a free port of 127.0.0.1, and the connection ``flow_s3`` to it."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request in the captured logs
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    variable = f"AIRFLOW_CONN_{CONN_ID.upper()}"
+    os.environ[variable] = json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+    })
+    try:
+        yield S3Server(endpoint, CONN_ID)
+    finally:
+        os.environ.pop(variable, None)
+        server.stop()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -137,6 +137,9 @@ class Launch:
     image: str | None = None  # the task's ``image:``; None: none named
     resources: Mapping[str, float] = field(default_factory=dict)  # requirements: cpu, memory (GiB), gpu, hpu
     mount_folders: tuple[str, ...] = ()  # network folders ``<ip>:/<folder>``
+    # datasets a compute with ``fetches_datasets`` brings to ``<layout.data>/<name>`` itself (their
+    # folders are left empty on the worker): ``{"name", "files": {path: [sha256, size]}, "read_only"}``
+    datasets: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def mounts(self) -> tuple[Mount, ...]:
@@ -160,6 +163,12 @@ class Compute(ABC):
 
     kind: ClassVar[str]
     Settings: ClassVar[type[ComputeSettings]]
+    # the command runs far from the worker (a pod): it fetches the datasets from the dataset store
+    # itself (``Launch.datasets``) rather than finding them in the workspace
+    fetches_datasets: ClassVar[bool] = False
+    # its command can run while the task is deferred (no worker slot held): it has ``start(launch)``,
+    # ``trigger_for(started)`` (an Airflow trigger) and ``resume(event, workspace, on_line) -> exit code``
+    deferrable: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None, settings: ComputeSettings | Mapping[str, Any] | None = None):
         self.name = name or self.kind

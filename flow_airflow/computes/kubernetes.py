@@ -7,8 +7,9 @@ A template ``{"kind": "kubernetes", "namespace": ..., "image": ..., "stager_imag
 
 1. ``stage-inputs`` (init, the *stager* image: flow-airflow's own, never the user's): fetches
    ``<exchange>/workspace.tar`` — the workspace the worker prepared (the project, ``input/<task>``
-   with the parents' end states, ``.cnvrg_data``, the SDK) — and unpacks it into the pod's
-   ``workspace`` volume (an ``emptyDir``).
+   with the parents' end states, the SDK) — and unpacks it into the pod's ``workspace`` volume (an
+   ``emptyDir``); then fetches the datasets of the data tasks before it (``Launch.datasets``) from
+   the dataset store (``datasets_folder`` on object storage) into ``.cnvrg_data/<name>``.
 2. ``experiment`` (init, the task's image): the command, with cnvrg's layout — the volume at
    ``/cnvrg`` (working directory), its ``input`` at ``/input``, ``.cnvrg_data`` at ``/data``, the
    SDK read-only — the experiment's variables, ``requirements`` as resources (``cpu``,
@@ -26,13 +27,17 @@ launch's workspace after it (``flow_airflow.computes.pod_stage`` does both ends)
 Run here: the pods of the example flows are validated against Kubernetes' OpenAPI schema and their
 three containers are run in order on a Docker engine (``tests/containers/test_kubernetes_pod.py``).
 Not run here (no cluster can be had): :meth:`KubernetesCompute.run` and ``kill`` against an API server.
-Pods hold a worker slot while they run (not deferrable yet).
+Deferrable: a task instance running one route does not hold a worker slot while its pod runs:
+:meth:`KubernetesCompute.start` creates the pod, the task defers to the provider's
+``KubernetesPodTrigger`` (:meth:`KubernetesCompute.trigger_for`), and on the trigger's event
+:meth:`KubernetesCompute.resume` reads the command's log, deletes the pod and fetches its end state
+(``flow_airflow.operators.experiment``). A task instance of several routes (``batch_routes``) runs
+its pods in turn from the worker (:meth:`KubernetesCompute.run`).
 """
 
 from __future__ import annotations
 
-import math
-import re
+import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -42,22 +47,23 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from flow_airflow.computes.base import Compute, ComputeSettings, ExperimentFailed, Launch, Layout, LineCallback
-from flow_airflow.computes.docker import container_env
-from flow_airflow.computes.pod_stage import EXIT_FILE, SDK_FOLDER
+from flow_airflow.computes.pods import (  # the pod's parts, here too for those who import them from here
+    EXPERIMENT,
+    SDK_TARGET,
+    nfs_volume,
+    pod_dict,
+    pod_for,
+    pod_name,
+    resources_of,
+)
 
 if TYPE_CHECKING:
     from kubernetes.client import models as k8s
 
     from flow_airflow.spec import models
 
-SDK_TARGET = "/opt/flow-airflow/sdk"
-STAGE = "/workspace"  # where the stager containers see the workspace volume
-LABEL = "flow-airflow-experiment"
-EXPERIMENT = "experiment"  # the container of the command (its logs are the experiment's)
-# the command as the experiment container runs it: its exit code kept, the container ending with 0
-WRAPPED = ('if command -v bash >/dev/null 2>&1; then bash -c "$1"; else sh -c "$1"; fi; '
-           f'echo $? > /cnvrg/{EXIT_FILE}')
-RESOURCE_NAMES = {"cpu": "cpu", "memory": "memory", "gpu": "nvidia.com/gpu", "hpu": "habana.ai/gaudi"}
+__all__ = ["KubernetesCompute", "KubernetesSettings", "nfs_volume", "pod_dict", "pod_for", "pod_name", "resources_of"]
+
 
 
 class KubernetesSettings(ComputeSettings):
@@ -68,8 +74,12 @@ class KubernetesSettings(ComputeSettings):
     stages inputs and stores outputs; ``kubernetes_conn_id``: the Airflow Kubernetes connection
     (the provider's ``KubernetesHook``; default ``kubernetes_default``); ``service_account``,
     ``node_selector``, ``tolerations`` (Kubernetes' own shape: ``{"key", "operator", "value",
-    "effect"}``), ``image_pull_secrets`` (secret names), ``labels``, ``annotations``: as on a
-    pod; ``startup_timeout_seconds``: how long a pod may stay pending.
+    "effect"}``), ``image_pull_secrets`` (secret names), ``stager_secrets`` (secrets whose keys become the
+    stager containers' environment: the bucket's Airflow connection, ``AIRFLOW_CONN_<ID>``), ``labels``,
+    ``annotations``: as on a
+    pod; ``startup_timeout_seconds``: how long a pod may wait to be scheduled; ``run_timeout_seconds``:
+    how long its command may run (a deferred pod's trigger gives up after it); ``poll_seconds``: how often
+    the trigger looks at the pod.
     """
 
     kind: Literal["kubernetes"] = "kubernetes"
@@ -81,122 +91,12 @@ class KubernetesSettings(ComputeSettings):
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: tuple[dict[str, Any], ...] = ()
     image_pull_secrets: tuple[str, ...] = ()
+    stager_secrets: tuple[str, ...] = ()
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     startup_timeout_seconds: int = Field(600, gt=0)
-
-
-def resources_of(resources: Mapping[str, float]) -> dict[str, str]:
-    """cnvrg's ``requirements`` as Kubernetes quantities: ``{"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}``.
-
-    Memory is in GiB as cnvrg means it; GPUs and HPUs are whole devices (rounded up).
-    """
-    quantities = {}
-    for key, name in RESOURCE_NAMES.items():
-        value = resources.get(key)
-        if not value:
-            continue
-        if key in ("gpu", "hpu"):
-            quantities[name] = str(math.ceil(value))
-        else:
-            quantities[name] = f"{value:g}Gi" if key == "memory" else f"{value:g}"
-    return quantities
-
-
-def nfs_volume(folder: str, index: int) -> tuple[k8s.V1Volume, k8s.V1VolumeMount]:
-    """``<ip>:/<folder>`` (cnvrg's ``mount_folders``) as an NFS volume, mounted at ``/<folder>``.
-
-    :raises ValueError: the entry is not ``<server>:/<path>``.
-    """
-    from kubernetes.client import models as k8s
-
-    server, _, path = folder.partition(":")
-    if not server or not path.startswith("/"):
-        raise ValueError(f"mount_folders '{folder}': a network folder is '<ip>:/<folder>'")
-    name = f"nfs-{index}"
-    return (k8s.V1Volume(name=name, nfs=k8s.V1NFSVolumeSource(server=server, path=path)),
-            k8s.V1VolumeMount(name=name, mount_path=path))
-
-
-def _workspace_mounts(launch: Launch) -> list[k8s.V1VolumeMount]:
-    """The launch's mounts as mounts of the ``workspace`` volume (a mount outside the workspace: the SDK)."""
-    from kubernetes.client import models as k8s
-
-    mounts = []
-    for mount in launch.mounts:
-        if mount.target == launch.layout.sdk.as_posix():
-            sub = SDK_FOLDER
-        elif mount.source.is_relative_to(launch.workspace):
-            sub = mount.source.relative_to(launch.workspace).as_posix()
-        else:
-            raise ValueError(f"the Kubernetes compute cannot mount {mount.source} (outside the workspace) "
-                             f"at {mount.target}")
-        mounts.append(k8s.V1VolumeMount(name="workspace", mount_path=mount.target, read_only=mount.read_only or None,
-                                        sub_path=None if sub == "." else sub))
-    return mounts
-
-
-def _stager(name: str, image: str, step: str, exchange: str) -> k8s.V1Container:
-    from kubernetes.client import models as k8s
-
-    return k8s.V1Container(
-        name=name, image=image, command=["python3", "-m", "flow_airflow.computes.pod_stage", step, exchange, STAGE],
-        volume_mounts=[k8s.V1VolumeMount(name="workspace", mount_path=STAGE)],
-    )
-
-
-def pod_name(launch: Launch) -> str:
-    """A DNS-1123 name for the launch's pod, with a random suffix (at most 63 characters)."""
-    from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import add_unique_suffix
-
-    base = re.sub(r"[^a-z0-9-]+", "-", launch.name.lower()).strip("-")[:50].strip("-") or "experiment"
-    return add_unique_suffix(name=base, max_len=63)
-
-
-def pod_for(launch: Launch, settings: KubernetesSettings, exchange: str) -> k8s.V1Pod:
-    """The pod of ``launch`` (see the module's docstring for its three containers); pure.
-
-    ``exchange``: the artifact store's folder (a URL) where ``workspace.tar`` is and ``end.tar`` goes.
-    :raises ValueError: no image, no stager image, a mount or network folder that cannot be made.
-    """
-    from airflow.providers.cncf.kubernetes.pod_generator import make_safe_label_value
-    from kubernetes.client import models as k8s
-
-    image = launch.image or settings.image
-    if not image or not settings.stager_image:
-        raise ValueError("the Kubernetes compute needs an image (the task's or the template's \"image\") and "
-                         "the template's \"stager_image\" (flow-airflow's own image)")
-    nfs = [nfs_volume(folder, i) for i, folder in enumerate(launch.mount_folders)]
-    quantities = resources_of(launch.resources)
-    requirements = k8s.V1ResourceRequirements(limits=quantities, requests=quantities) if quantities else None
-    command = k8s.V1Container(
-        name=EXPERIMENT, image=image, command=["/bin/sh", "-c", WRAPPED, "sh", launch.command],
-        working_dir=str(launch.cwd), env=[k8s.V1EnvVar(name=k, value=v) for k, v in container_env(launch).items()],
-        resources=requirements, volume_mounts=_workspace_mounts(launch) + [m for _, m in nfs],
-    )
-    labels = {**settings.labels, LABEL: make_safe_label_value(launch.name)}
-    return k8s.V1Pod(
-        api_version="v1", kind="Pod",
-        metadata=k8s.V1ObjectMeta(name=pod_name(launch), namespace=settings.namespace, labels=labels,
-                                  annotations={**settings.annotations, LABEL: launch.name}),
-        spec=k8s.V1PodSpec(
-            restart_policy="Never",
-            init_containers=[_stager("stage-inputs", settings.stager_image, "in", exchange), command],
-            containers=[_stager("store-outputs", settings.stager_image, "out", exchange)],
-            volumes=[k8s.V1Volume(name="workspace", empty_dir=k8s.V1EmptyDirVolumeSource())] + [v for v, _ in nfs],
-            service_account_name=settings.service_account,
-            node_selector=settings.node_selector or None,
-            tolerations=[k8s.V1Toleration(**t) for t in settings.tolerations] or None,
-            image_pull_secrets=[k8s.V1LocalObjectReference(name=s) for s in settings.image_pull_secrets] or None,
-        ),
-    )
-
-
-def pod_dict(pod: k8s.V1Pod) -> dict[str, Any]:
-    """The pod as Kubernetes' JSON (camelCase keys), by the provider's ``PodGenerator.serialize_pod``."""
-    from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
-
-    return PodGenerator.serialize_pod(pod)
+    run_timeout_seconds: int = Field(7 * 24 * 3600, gt=0)
+    poll_seconds: float = Field(10.0, gt=0)
 
 
 class KubernetesCompute(Compute):
@@ -205,6 +105,8 @@ class KubernetesCompute(Compute):
     kind = "kubernetes"
     Settings = KubernetesSettings
     settings: KubernetesSettings
+    deferrable = True  # a task instance of one route waits for its pod in the triggerer (``start``, ``resume``)
+    fetches_datasets = True  # the stage-inputs container fetches them from the dataset store
 
     def __init__(self, name: str | None = None, settings: ComputeSettings | Mapping[str, Any] | None = None):
         super().__init__(name, settings)
@@ -245,29 +147,151 @@ class KubernetesCompute(Compute):
         root = settings.artifacts_root()
         return f"{root.rstrip('/')}/.pods" if isinstance(root, str) else None
 
+    def dataset_root(self) -> str | None:
+        """Where pods fetch datasets from: ``datasets_folder``; None when that is not object storage."""
+        from flow_airflow import settings
+
+        root = settings.datasets_root()
+        return root if isinstance(root, str) else None
+
+    def _fetch(self, launch: Launch) -> dict[str, Any] | None:
+        """What the pod's ``stage-inputs`` fetches (``pod_stage.FETCH``); None when no dataset.
+
+        :raises ValueError: the dataset store is not on object storage (a pod cannot reach the worker's folder).
+        """
+        if not launch.datasets:
+            return None
+        root = self.dataset_root()
+        if root is None:
+            raise ValueError("datasets reach pods from the dataset store on object storage: set datasets_folder "
+                             "to a URL (s3://<conn id>@bucket/prefix) and push the datasets there")
+        return {"store": root, "datasets": [dict(d) for d in launch.datasets]}
+
     def run(self, launch: Launch, on_line: LineCallback, on_error_line: LineCallback | None = None) -> int:
         """Upload the workspace, run the launch's pod (:meth:`run_pod`), fetch its end state into the workspace.
 
         stdout and stderr arrive as one stream (the pod's log), all to ``on_line``.
         :raises ExperimentFailed: the workspace cannot be uploaded or fetched, the pod cannot be made.
         """
+        pod = self._prepared(launch)
+        code = self.run_pod(pod, on_line)
+        self._fetch_end_state(pod.metadata.name, launch.workspace)
+        return code
+
+    def _prepared(self, launch: Launch) -> k8s.V1Pod:
+        """The launch's pod, its workspace uploaded to its exchange (``<exchange root>/<pod name>``)."""
         from flow_airflow.computes import pod_stage
 
         try:
-            pod = pod_for(launch, self.settings, "")
-            exchange = f"{self.exchange_root()}/{pod.metadata.name}"
-            pod = pod_for(launch, self.settings, exchange)
+            name = pod_name(launch)
+            exchange = f"{self.exchange_root()}/{name}"
+            pod = pod_for(launch, self.settings, exchange, name)
             sdk = next(m.source for m in launch.mounts if m.target == launch.layout.sdk.as_posix())
-            pod_stage.pack_to(launch.workspace, sdk, f"{exchange}/workspace.tar")
+            pod_stage.pack_to(launch.workspace, sdk, f"{exchange}/workspace.tar", self._fetch(launch))
         except (OSError, ValueError) as e:
             raise ExperimentFailed(f"the Kubernetes compute '{self.name}' cannot make the pod: {e}") from None
-        code = self.run_pod(pod, on_line)
+        return pod
+
+    def _fetch_end_state(self, name: str, workspace: Path) -> None:
+        from flow_airflow.computes import pod_stage
+
         try:
-            pod_stage.unpack_from(f"{exchange}/end.tar", launch.workspace)
+            pod_stage.unpack_from(f"{self.exchange_root()}/{name}/end.tar", workspace)
         except OSError as e:
             raise ExperimentFailed(f"the Kubernetes compute '{self.name}' cannot fetch the pod's end state: "
                                    f"{e}") from None
+
+    # --- deferrable: the pod runs while the task is deferred (no worker slot held) -----------------
+
+    def start(self, launch: Launch) -> k8s.V1Pod:
+        """Upload the workspace and create the launch's pod, without waiting for it: the pod made."""
+        pod = self._prepared(launch)
+        self.create_pod(pod)
+        return pod
+
+    def trigger_for(self, pod: k8s.V1Pod) -> Any:
+        """The provider's ``KubernetesPodTrigger`` waiting in Airflow's triggerer for ``pod`` to end.
+
+        The command runs in an init container (so that ``store-outputs`` runs after it): the pod
+        stays Pending while it runs, so the trigger's ``startup_timeout`` is the template's
+        ``run_timeout_seconds``, its ``schedule_timeout`` ``startup_timeout_seconds``. The pod is kept
+        at the end (``keep_pod``): :meth:`resume` reads its log, then deletes it.
+        """
+        import datetime
+
+        from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
+
+        return KubernetesPodTrigger(
+            pod_name=pod.metadata.name, pod_namespace=pod.metadata.namespace, base_container_name="store-outputs",
+            trigger_start_time=datetime.datetime.now(datetime.UTC), kubernetes_conn_id=self._conn_id(),
+            poll_interval=self.settings.poll_seconds, get_logs=False,
+            schedule_timeout=self.settings.startup_timeout_seconds, startup_timeout=self.settings.run_timeout_seconds,
+            startup_check_interval=self.settings.poll_seconds, on_finish_action="keep_pod",
+            on_kill_action="delete_pod",
+        )
+
+    def resume(self, event: Mapping[str, Any], workspace: Path, on_line: LineCallback) -> int:
+        """After the trigger's ``event``: the experiment container's log to ``on_line``, the pod deleted,
+        its end state fetched into ``workspace``; the command's exit code.
+
+        :raises ExperimentFailed: the pod did not run to its end (a timeout, an API error), or left no exit code.
+        """
+        name, namespace = str(event.get("name")), str(event.get("namespace"))
+        try:
+            if event.get("status") not in ("success", "failed"):
+                raise ExperimentFailed(f"the pod {namespace}/{name} did not run to its end ({event.get('status')}): "
+                                       f"{event.get('message')}")
+            try:
+                lines, code = self.pod_result(name, namespace)
+            except ExperimentFailed:
+                raise
+            except Exception as e:  # the API server's answer: one line (a failed stager leaves no log, no code)
+                raise ExperimentFailed(f"the pod {namespace}/{name} ended ({event.get('status')}), but its log or "
+                                       f"exit code cannot be read: {e}") from None
+        finally:
+            self.delete_pod(name, namespace)
+        for line in lines:
+            on_line(line)
+        self._fetch_end_state(name, workspace)
         return code
+
+    def _conn_id(self) -> str:
+        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+        return self.settings.kubernetes_conn_id or KubernetesHook.default_conn_name
+
+    def _pod_manager(self) -> Any:
+        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+        from airflow.providers.cncf.kubernetes.utils.pod_manager import PodManager
+
+        if self._manager is None:
+            self._manager = PodManager(kube_client=KubernetesHook(conn_id=self._conn_id()).core_v1_client)
+        return self._manager
+
+    def create_pod(self, pod: k8s.V1Pod) -> None:
+        """Create ``pod`` through the API server. Not run here (no cluster): the tests replace it."""
+        try:
+            self._pod = self._pod_manager().create_pod(pod)
+        except Exception as e:  # the hook or the API server refused: one line, the log has the rest
+            raise ExperimentFailed(f"the Kubernetes compute '{self.name}' cannot create the pod: {e}") from None
+
+    def pod_result(self, name: str, namespace: str) -> tuple[list[str], int]:
+        """The ended pod's ``experiment`` log lines and the ``store-outputs`` exit code (the command's).
+        Not run here (no cluster): the tests replace it."""
+        from kubernetes.client import models as k8s
+
+        manager = self._pod_manager()
+        pod = manager.read_pod(k8s.V1Pod(metadata=k8s.V1ObjectMeta(name=name, namespace=namespace)))
+        lines = [line.decode(errors="replace").rstrip("\n")
+                 for line in manager.read_pod_logs(pod, EXPERIMENT, follow=False)]
+        return lines, _exit_code(pod)
+
+    def delete_pod(self, name: str, namespace: str) -> None:
+        """Delete the pod (a pod already gone is no error). Not run here (no cluster): the tests replace it."""
+        from kubernetes.client import models as k8s
+
+        with contextlib.suppress(Exception):
+            self._pod_manager().delete_pod(k8s.V1Pod(metadata=k8s.V1ObjectMeta(name=name, namespace=namespace)))
 
     def run_pod(self, pod: k8s.V1Pod, on_line: LineCallback) -> int:
         """Create ``pod`` with the provider's ``KubernetesHook``/``PodManager``, stream the experiment
@@ -275,15 +299,7 @@ class KubernetesCompute(Compute):
 
         Not run on these machines (no cluster can be had): the tests run the same pod on Docker instead.
         """
-        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
-        from airflow.providers.cncf.kubernetes.utils.pod_manager import PodManager
-
-        try:
-            hook = KubernetesHook(conn_id=self.settings.kubernetes_conn_id or KubernetesHook.default_conn_name)
-            self._manager = PodManager(kube_client=hook.core_v1_client)
-            self._pod = self._manager.create_pod(pod)
-        except Exception as e:  # the hook or the API server refused: one line, the log has the rest
-            raise ExperimentFailed(f"the Kubernetes compute '{self.name}' cannot create the pod: {e}") from None
+        self.create_pod(pod)
         try:
             if self._killed.is_set():
                 return 143

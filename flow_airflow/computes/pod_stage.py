@@ -2,16 +2,20 @@
 
 In the pod (the stager image, ``python3 -m flow_airflow.computes.pod_stage in|out <exchange> <folder>``):
 
-- ``in``: ``<exchange>/workspace.tar`` unpacked into ``<folder>`` (the pod's workspace volume);
+- ``in``: ``<exchange>/workspace.tar`` unpacked into ``<folder>`` (the pod's workspace volume), then the
+  datasets it lists (``FETCH``) fetched from the dataset store into ``<folder>/.cnvrg_data/<name>``
+  (cnvrg's ``/data/<name>``), each file checked against its SHA-256 (read-only with ``use_cached``);
 - ``out``: ``<folder>`` packed into ``<exchange>/end.tar``; ends with the command's exit code, which
   the experiment container wrote to ``<folder>/.flow-airflow-exit`` (1 and a message when it did not).
 
 ``<exchange>`` is a URL of the artifact store (opened with Airflow's ``ObjectStoragePath``) or a
-folder path. Only the standard library is imported for a folder path (tests run it in a bare Python image).
+folder path; so is the dataset store (its ``objects/<ab>/<sha256>``: :mod:`flow_airflow.datasets.store`).
+Only the standard library is imported for a folder path (tests run it in a bare Python image).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -23,7 +27,10 @@ from typing import Any
 SDK_FOLDER = ".flow-airflow-sdk"
 EXIT_FILE = ".flow-airflow-exit"
 STAGED = f"{SDK_FOLDER}/.staged.json"  # what ``in`` unpacked: ``out`` sends back only what changed since
-MADE = ("input", ".cnvrg_data", SDK_FOLDER)  # folders the experiment container mounts: they must exist
+DATA = ".cnvrg_data"
+MADE = ("input", DATA, SDK_FOLDER)  # folders the experiment container mounts: they must exist
+# the datasets the pod fetches: {"store": root, "datasets": [{"name", "files": {path: [sha, size]}, "read_only"}]}
+FETCH = f"{SDK_FOLDER}/datasets.json"
 
 
 def _path(location: str) -> Any:
@@ -41,8 +48,9 @@ def _extract(archive: tarfile.TarFile, folder: Path) -> None:
         archive.extractall(folder)
 
 
-def pack_to(workspace: Path, sdk: Path | None, location: str) -> None:
-    """``workspace`` (and ``sdk`` as ``.flow-airflow-sdk``) as a tar file at ``location``.
+def pack_to(workspace: Path, sdk: Path | None, location: str, fetch: dict[str, Any] | None = None) -> None:
+    """``workspace`` (and ``sdk`` as ``.flow-airflow-sdk``) as a tar file at ``location``; ``fetch``: the
+    datasets the pod fetches (``FETCH``'s content), when any.
 
     The workspace's own ``.flow-airflow-sdk`` is left out (the SDK does not come back as an output).
     """
@@ -53,6 +61,11 @@ def pack_to(workspace: Path, sdk: Path | None, location: str) -> None:
                 archive.add(entry, arcname=entry.name)
         if sdk is not None:
             archive.add(sdk, arcname=SDK_FOLDER)
+        if fetch:
+            data = json.dumps(fetch).encode()
+            member = tarfile.TarInfo(FETCH)
+            member.size, member.mode = len(data), 0o644
+            archive.addfile(member, io.BytesIO(data))
     target = _path(location)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(buffer.getvalue())
@@ -96,6 +109,42 @@ def unpack_from(location: str, folder: Path) -> None:
         _extract(archive, folder)
 
 
+def fetch_datasets(folder: Path) -> None:
+    """The datasets ``FETCH`` lists, from their store into ``folder/.cnvrg_data/<name>``.
+
+    :raises SystemExit: a file is missing, differs from what was pushed, or would leave its folder.
+    """
+    if not (folder / FETCH).is_file():
+        return
+    plan = json.loads((folder / FETCH).read_text())
+    store = plan["store"].rstrip("/")
+    for dataset in plan["datasets"]:
+        target = folder / DATA / dataset["name"]
+        for rel, (sha, size) in sorted(dataset["files"].items()):
+            _fetch_file(f"{store}/objects/{sha[:2]}/{sha}", sha, size, target, rel)
+        if dataset.get("read_only"):
+            for path in sorted(target.rglob("*"), reverse=True):
+                path.chmod(0o555 if path.is_dir() else 0o444)
+            target.chmod(0o555)
+        print(f"flow-airflow: dataset {dataset['name']}: {len(dataset['files'])} file(s) fetched into "
+              f"/data/{dataset['name']}" + (" (read-only)" if dataset.get("read_only") else ""), file=sys.stderr)
+
+
+def _fetch_file(source: str, sha: str, size: int, target: Path, rel: str) -> None:
+    """One file of a dataset, from ``source`` to ``target/rel``, checked against its SHA-256 and size."""
+    path = (target / rel).resolve()
+    if not path.is_relative_to(target.resolve()):
+        raise SystemExit(f"flow-airflow: dataset file '{rel}' would leave /data/{target.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with _path(source).open("rb") as given, path.open("wb") as copy:
+        while block := given.read(1 << 20):
+            digest.update(block)
+            copy.write(block)
+    if digest.hexdigest() != sha or path.stat().st_size != size:
+        raise SystemExit(f"flow-airflow: '{rel}' of dataset {target.name} differs from what was pushed")
+
+
 def main(argv: list[str]) -> int:
     step, exchange, folder = argv
     where = Path(folder)
@@ -103,6 +152,7 @@ def main(argv: list[str]) -> int:
         unpack_from(f"{exchange.rstrip('/')}/workspace.tar", where)
         for name in MADE:
             (where / name).mkdir(exist_ok=True)
+        fetch_datasets(where)
         (where / STAGED).write_text(json.dumps(identities(where)))
         return 0
     exit_file = where / EXIT_FILE

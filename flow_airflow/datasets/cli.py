@@ -7,18 +7,62 @@ Also what ``flow-airflow import`` does with a flow's ``datasets/<name>/<version>
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import re
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from flow_airflow.datasets.store import SHORT, DatasetError, DatasetStore
+from flow_airflow.datasets.store import SHORT, DatasetError, DatasetStore, configured
 
 
 def store() -> DatasetStore:
-    from flow_airflow import settings
+    """The configured dataset store (:func:`~flow_airflow.datasets.store.configured`)."""
+    return configured()
 
-    return DatasetStore(settings.datasets_root())
+
+@contextlib.contextmanager
+def logs_to_stderr() -> Iterator[None]:
+    """Airflow's log lines (a connection read, ...) to standard error while a command runs: standard
+    output is its answer (``COMMIT=$(flow-airflow dataset push ...)``)."""
+    import logging
+
+    import structlog
+
+    handlers = [h for h in logging.getLogger().handlers
+                if isinstance(h, logging.StreamHandler) and h.stream is sys.__stdout__]
+    factory = structlog.get_config()["logger_factory"]
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    try:
+        from airflow._shared.logging.structlog import LoggerFactory, NamedWriteLogger
+
+        structlog.configure(logger_factory=LoggerFactory(NamedWriteLogger, io=sys.stderr))
+    except ImportError:  # another Airflow layout: its structlog lines stay where Airflow sends them
+        pass
+    try:
+        yield
+    finally:
+        structlog.configure(logger_factory=factory)
+        for handler in handlers:
+            handler.setStream(sys.__stdout__)
+
+
+def _plain(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``command``, its :class:`DatasetError` printed in one line (exit code 1) instead of a traceback;
+    Airflow's log lines on standard error."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            with logs_to_stderr():
+                return command(args)
+        except DatasetError as e:
+            print(e, file=sys.stderr)
+            return 1
+
+    return run
 
 
 def push(args: argparse.Namespace) -> int:
@@ -125,12 +169,12 @@ def add_commands(commands: Any) -> None:
     p.add_argument("folder", metavar="FOLDER", help="the folder holding the version's files")
     p.add_argument("--name", metavar="VERSION", help="also name the version (e.g. v2); a name never changes")
     p.add_argument("--no-event", action="store_true", help="do not tell Airflow (no asset event, no triggered runs)")
-    p.set_defaults(func=push)
+    p.set_defaults(func=_plain(push))
     p = sub.add_parser("list", help="list the datasets with their latest versions")
-    p.set_defaults(func=list_datasets)
+    p.set_defaults(func=_plain(list_datasets))
     p = sub.add_parser("log", help="list the versions of a dataset, newest first, and its queries")
     p.add_argument("dataset", metavar="NAME", help="the dataset's name")
-    p.set_defaults(func=log)
+    p.set_defaults(func=_plain(log))
     p = sub.add_parser("query", help="save a query of a dataset: the files its patterns select",
                        description="Save a query: data tasks with data_query: QUERY get only the files of the "
                        "latest version matching a PATTERN (shell patterns on the whole path, '*' crossing folders; "
@@ -138,4 +182,4 @@ def add_commands(commands: Any) -> None:
     p.add_argument("dataset", metavar="NAME", help="the dataset's name")
     p.add_argument("query", metavar="QUERY", help="the query's name (data_query: QUERY in a flow)")
     p.add_argument("patterns", metavar="PATTERN", nargs="+", help="file patterns the query selects, e.g. '*.csv'")
-    p.set_defaults(func=query)
+    p.set_defaults(func=_plain(query))

@@ -1,4 +1,6 @@
-"""The dataset store: versioned datasets, kept in one folder (``[flow_airflow] datasets_folder``).
+"""The dataset store: versioned datasets, kept in one place (``[flow_airflow] datasets_folder``):
+a folder (under the Airflow home by default), or object storage named by a URL of Airflow's
+``ObjectStoragePath`` (``s3://<conn id>@bucket/prefix``), as the artifact store (:mod:`.places`).
 
 A dataset has versions, called commits as in cnvrg: a commit is named by the hash of its content
 (its files' paths, sizes and content hashes), so the same files always give the same commit and a
@@ -6,21 +8,25 @@ commit never changes. A commit may also carry names (``v1``); a name, once given
 same commit. A dataset also has saved queries: a name and the file patterns it selects. The store
 keeps every file once, by the hash of its content, whatever dataset or commit holds it::
 
-    <root>/objects/<ab>/<sha256>          file contents
-    <root>/<dataset>/commits/<commit>.json {"files": {path: [sha256, size]}, "created": ...}
-    <root>/<dataset>/log.jsonl            one line per new latest commit: {"commit", "created", "name"}
-    <root>/<dataset>/names.json           {"v1": commit}
-    <root>/<dataset>/queries.json         {"query name": ["*.csv", ...]}
-    <root>/cache/<dataset>/<commit>/      read-only copies for ``use_cached: true`` (on the worker)
+    <root>/objects/<ab>/<sha256>             file contents
+    <root>/<dataset>/commits/<commit>.json   {"files": {path: [sha256, size]}, "created": ...}
+    <root>/<dataset>/log/<time>-<commit>.json one per new latest commit: {"commit", "created", "name"}
+    <root>/<dataset>/names/<name>=<commit>   (empty) the name ``<name>`` means ``<commit>``
+    <root>/<dataset>/queries.json            {"query name": ["*.csv", ...]}
+    <cache>/<dataset>/<commit>/              read-only copies for ``use_cached: true`` (on the worker)
+
+Every key but ``queries.json`` is written once and never changed, so object storage (which has no
+locks) needs none: two pushes of one dataset at the same moment both land (a folder store also
+takes a lock per dataset; on object storage, two saves of queries of one dataset at the same moment
+keep the last). ``<cache>`` is on the worker: ``<root>/cache`` for a folder store, else
+``[flow_airflow] datasets_cache_folder``.
 
 Errors (:class:`DatasetError`) are in plain words and say what exists.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import fcntl
 import fnmatch
 import hashlib
 import json
@@ -28,11 +34,11 @@ import os
 import re
 import shutil
 import stat
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from flow_airflow.datasets.places import FolderPlace, Place, open_place
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 COMMIT_LENGTH = 40
@@ -67,10 +73,25 @@ class Selection:
 
 
 class DatasetStore:
-    """The datasets kept under ``root`` (a folder)."""
+    """The datasets kept under ``root``: a folder (a path) or an object-storage URL.
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    ``cache``: the worker's folder of read-only copies (``use_cached``); ``<root>/cache`` by default
+    for a folder store; ``cache_bound``: the bytes they may hold (least recently used evicted first).
+    :raises ValueError: an object-storage URL that cannot be used (no filesystem for its scheme, its
+    connection cannot be read).
+    """
+
+    def __init__(self, root: Path | str, cache: Path | None = None, cache_bound: int | None = None):
+        self.place: Place = open_place(root)
+        self.root: Path | str = self.place.root if isinstance(self.place, FolderPlace) else self.place.where
+        if cache is None:
+            if not isinstance(self.place, FolderPlace):
+                raise ValueError(f"the dataset store {root} is on object storage: it needs a cache folder on "
+                                 "the worker")
+            cache = self.place.root / "cache"
+        self.cache = Path(cache)
+        self.cache_bound = cache_bound  # bytes the worker's copies may hold (None: no bound)
+        self.evicted: list[str] = []  # the copies the last ``cached`` evicted
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -89,19 +110,20 @@ class DatasetStore:
             raise DatasetError(f"{folder} is not a folder")
         files = {path: self._keep(folder / path) for path in _files(folder)}
         commit = _commit_of(files)
-        with self._locked(dataset):
+        with self.place.locked(dataset):
             names = self.names(dataset)
             if name is not None and names.get(name, commit) != commit:
                 raise DatasetError(f"the name '{name}' already means commit {names[name][:SHORT]} of '{dataset}': "
                                    "a version name never changes; choose another")
-            new = not self._commit_file(dataset, commit).exists()
+            new = not self.place.exists(_commit_key(dataset, commit))
             if new:  # a version already kept stays where it is in the log (a revert: name it, and ask for it)
-                created = _now()
-                _write_json(self._commit_file(dataset, commit), {"files": files, "created": created})
-                with (self.root / dataset / "log.jsonl").open("a", encoding="utf-8") as log:
-                    log.write(json.dumps({"commit": commit, "created": created, "name": name}) + "\n")
+                now = datetime.datetime.now(datetime.UTC)
+                created = now.isoformat(timespec="seconds")
+                self.place.write(_commit_key(dataset, commit), _json({"files": files, "created": created}))
+                self.place.write(f"{dataset}/log/{now.strftime('%Y%m%dT%H%M%S%fZ')}-{commit}.json",
+                                 _json({"commit": commit, "created": created, "name": name}))
             if name is not None and name not in names:
-                _write_json(self.root / dataset / "names.json", {**names, name: commit})
+                self.place.write(f"{dataset}/names/{name}={commit}", b"")
         return commit, new
 
     def save_query(self, dataset: str, query: str, patterns: list[str]) -> None:
@@ -111,16 +133,14 @@ class DatasetStore:
             raise DatasetError("a query needs a name")
         if not patterns or not all(p.strip() for p in patterns):
             raise DatasetError("a query needs at least one file pattern, e.g. '*.csv' or 'train/*'")
-        with self._locked(dataset):
-            _write_json(self.root / dataset / "queries.json", {**self.queries(dataset), query: list(patterns)})
+        with self.place.locked(dataset):
+            self.place.write(f"{dataset}/queries.json", _json({**self.queries(dataset), query: list(patterns)}))
 
     # --- reading ---------------------------------------------------------------------------------
 
     def datasets(self) -> list[str]:
         """The datasets' names, sorted."""
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "log.jsonl").is_file())
+        return [d for d in self.place.children("") if d not in RESERVED and self.place.children(f"{d}/log")]
 
     def log(self, dataset: str) -> list[dict[str, Any]]:
         """Its commits as pushed, newest first: ``{"commit", "created", "name", "names", "files"}``."""
@@ -128,8 +148,8 @@ class DatasetStore:
         names: dict[str, list[str]] = {}
         for name, commit in self.names(dataset).items():
             names.setdefault(commit, []).append(name)
-        lines = (self.root / dataset / "log.jsonl").read_text(encoding="utf-8").splitlines()
-        entries = [json.loads(line) for line in reversed(lines) if line.strip()]
+        entries = [json.loads(self.place.read(f"{dataset}/log/{key}") or b"{}")
+                   for key in reversed(self.place.children(f"{dataset}/log"))]
         for entry in entries:
             entry["names"] = names.get(entry["commit"], [])
             entry["files"] = len(self._files_of(dataset, entry["commit"]))
@@ -137,17 +157,16 @@ class DatasetStore:
 
     def latest(self, dataset: str) -> str | None:
         """The commit pushed last (None when the dataset has none)."""
-        log = self.root / dataset / "log.jsonl"
-        if not log.is_file():
-            return None
-        lines = [line for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return json.loads(lines[-1])["commit"] if lines else None
+        keys = [k for k in self.place.children(f"{dataset}/log") if k.endswith(".json")]
+        return keys[-1].removesuffix(".json").rpartition("-")[2] if keys else None
 
     def names(self, dataset: str) -> dict[str, str]:
-        return _read_json(self.root / dataset / "names.json")
+        """Its version names -> their commits."""
+        return dict(key.split("=", 1) for key in self.place.children(f"{dataset}/names") if "=" in key)
 
     def queries(self, dataset: str) -> dict[str, list[str]]:
-        return _read_json(self.root / dataset / "queries.json")
+        data = self.place.read(f"{dataset}/queries.json")
+        return json.loads(data) if data else {}
 
     def resolve(self, dataset: str, commit: str | None = None, query: str | None = None) -> Selection:
         """The version a data task asks for: ``commit`` (a commit, a unique prefix of one, or a name;
@@ -171,8 +190,6 @@ class DatasetStore:
     def select(self, dataset: str, commit: str, patterns: list[str] | None = None,
                query: str | None = None) -> Selection:
         """Commit ``commit`` (in full) of ``dataset``; only the files matching ``patterns`` when given."""
-        if not self._commit_file(dataset, commit).is_file():
-            raise DatasetError(f"dataset '{dataset}' has no commit {commit} in the dataset store {self.root}")
         files = self._files_of(dataset, commit)
         names = sorted(n for n, c in self.names(dataset).items() if c == commit)
         if patterns is None:
@@ -183,66 +200,59 @@ class DatasetStore:
                                f"file of commit {commit[:SHORT]}")
         return Selection(dataset, commit, chosen, query, names)
 
+    def object_key(self, sha: str) -> str:
+        """The key of a file's content (by its SHA-256), relative to the root."""
+        return f"objects/{sha[:2]}/{sha}"
+
     # --- serving ---------------------------------------------------------------------------------
 
     def checkout(self, selection: Selection, target: Path) -> int:
-        """Copy the selection's files into ``target`` (created, writable): the number of files copied."""
+        """Copy the selection's files into ``target`` (created, writable): the number of files copied.
+
+        Each file is checked against its SHA-256 and size. :raises DatasetError: a file is missing or differs.
+        """
         target.mkdir(parents=True, exist_ok=True)
+        pairs = []
         for path, (digest, _) in selection.files.items():
             (target / path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self._object(digest), target / path)
+            pairs.append((self.object_key(digest), target / path))
+        try:
+            self.place.download(pairs)
+        except FileNotFoundError as e:
+            raise DatasetError(f"the dataset store {self.place.where} lost a file of {selection.describe()}: "
+                               f"{e.filename}") from None
+        for path, (digest, size) in selection.files.items():
+            if (target / path).stat().st_size != size or _sha256(target / path) != digest:
+                raise DatasetError(f"'{path}' of {selection.describe()} differs from what was pushed (sha256 "
+                                   f"{digest[:SHORT]}): the dataset store {self.place.where} was changed by hand")
         return len(selection.files)
 
     def cached(self, selection: Selection) -> tuple[Path, int]:
         """A read-only copy of the selection kept on this worker between experiments and runs, made
-        the first time it is asked for: ``(its folder, files copied now)`` (0 when it was there)."""
-        key = selection.commit + (f".{hashlib.sha256(selection.query.encode()).hexdigest()[:12]}"
-                                  if selection.query else "")
-        folder = self.root / "cache" / selection.dataset / key
-        if folder.is_dir():
-            return folder, 0
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        fresh = Path(tempfile.mkdtemp(prefix=f".{key[:SHORT]}.", dir=folder.parent))
-        copied = self.checkout(selection, fresh / "copy")
-        for path in sorted((fresh / "copy").rglob("*"), reverse=True):
-            path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH | (
-                stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH if path.is_dir() else 0))
-        (fresh / "copy").chmod(0o555)
-        try:
-            (fresh / "copy").rename(folder)
-        except OSError:  # another experiment made it meanwhile: use theirs
-            copied = 0
-        with contextlib.suppress(OSError):
-            _remove(fresh)
+        the first time it is asked for: ``(its folder, files copied now)`` (0 when it was there).
+
+        It stays in use until this process ends; copies evicted to make room (``cache_bound``) are in
+        :attr:`evicted` (:mod:`flow_airflow.datasets.cache`)."""
+        from flow_airflow.datasets.cache import copy_of
+
+        folder, copied, self.evicted = copy_of(self, selection)
         return folder, copied
 
     # --- inside ----------------------------------------------------------------------------------
 
     def _keep(self, file: Path) -> tuple[str, int]:
         """Store one file by its content (once): its sha256 and size."""
-        digest = hashlib.sha256()
-        with file.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        sha = digest.hexdigest()
-        target = self._object(sha)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".incoming.", dir=target.parent)
-            os.close(fd)
-            shutil.copyfile(file, tmp)
-            os.replace(tmp, target)
+        sha = _sha256(file)
+        key = self.object_key(sha)
+        if not self.place.exists(key):
+            self.place.upload(file, key)
         return sha, file.stat().st_size
 
-    def _object(self, sha: str) -> Path:
-        return self.root / "objects" / sha[:2] / sha
-
-    def _commit_file(self, dataset: str, commit: str) -> Path:
-        return self.root / dataset / "commits" / f"{commit}.json"
-
     def _files_of(self, dataset: str, commit: str) -> dict[str, tuple[str, int]]:
-        data = json.loads(self._commit_file(dataset, commit).read_text(encoding="utf-8"))
-        return {path: (sha, size) for path, (sha, size) in data["files"].items()}
+        data = self.place.read(_commit_key(dataset, commit))
+        if data is None:
+            raise DatasetError(f"dataset '{dataset}' has no commit {commit} in the dataset store {self.place.where}")
+        return {path: (sha, size) for path, (sha, size) in json.loads(data)["files"].items()}
 
     def _find_commit(self, dataset: str, wanted: str) -> str:
         if wanted == "latest":
@@ -252,7 +262,7 @@ class DatasetStore:
         names = self.names(dataset)
         if wanted in names:
             return names[wanted]
-        commits = [p.stem for p in (self.root / dataset / "commits").glob("*.json")]
+        commits = [k.removesuffix(".json") for k in self.place.children(f"{dataset}/commits")]
         matching = [c for c in commits if c.startswith(wanted.lower())] if len(wanted) >= MIN_PREFIX else []
         if len(matching) == 1:
             return matching[0]
@@ -266,19 +276,47 @@ class DatasetStore:
     def _check_exists(self, dataset: str) -> None:
         if self.latest(dataset) is None:
             have = ", ".join(f"'{d}'" for d in self.datasets()) or "none"
-            raise DatasetError(f"there is no dataset '{dataset}' in the dataset store {self.root} (its datasets: "
-                               f"{have}); push one with: flow-airflow dataset push {dataset} FOLDER")
+            raise DatasetError(f"there is no dataset '{dataset}' in the dataset store {self.place.where} (its "
+                               f"datasets: {have}); push one with: flow-airflow dataset push {dataset} FOLDER")
 
-    @contextlib.contextmanager
-    def _locked(self, dataset: str) -> Iterator[None]:
-        folder = self.root / dataset
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / ".lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+
+def configured() -> DatasetStore:
+    """The dataset store of ``[flow_airflow] datasets_folder`` (its worker cache: ``datasets_cache_folder``).
+
+    :raises DatasetError: an object-storage URL that cannot be used (the words say why).
+    """
+    from flow_airflow import settings
+
+    try:
+        gib = settings.value("datasets_cache_gib")
+        return DatasetStore(settings.datasets_root(), settings.datasets_cache_root(),
+                            None if gib is None else int(gib * 2**30))
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+
+
+def read_only(folder: Path) -> None:
+    """Make ``folder`` and everything under it read-only (folders stay listable)."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH | (
+            stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH if path.is_dir() else 0))
+    folder.chmod(0o555)
+
+
+def _commit_key(dataset: str, commit: str) -> str:
+    return f"{dataset}/commits/{commit}.json"
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, indent=1, sort_keys=True).encode()
 
 
 def _files(folder: Path) -> list[str]:
@@ -313,24 +351,7 @@ def _check_name(name: str, what: str) -> None:
                            "with a letter or digit")
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def _write_json(path: Path, value: Any) -> None:
-    """Write ``value`` as JSON to ``path`` whole (a rename): a reader never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".writing.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
-
-
-def _remove(folder: Path) -> None:
+def remove_folder(folder: Path) -> None:
     """Remove ``folder``, read-only parts included."""
     def writable(function: Any, path: str, _: Any) -> None:
         os.chmod(path, 0o700)

@@ -231,8 +231,12 @@ class FlowTaskOperator(BaseOperator):
             self.log.warning("%s [%s] does not run: %s", title, record["label"] or "no params",
                              record["failed"][len("skipped: "):])
             return record
+        from airflow.sdk.exceptions import TaskDeferred
+
         try:
             return self.run_route(ti, route, index, parents, project_env)
+        except TaskDeferred:  # the route goes on in the triggerer (a pod): no record yet
+            raise
         except BaseException as e:
             self._failed(route, record, e)
             if not isinstance(e, Exception):  # a timeout or a kill: keep the records, then let Airflow end it

@@ -53,17 +53,16 @@ class DataTaskOperator(FlowTaskOperator):
         latest (no ``data_commit``), its query's selection of it too. :class:`ExperimentFailed`
         saying what exists when there is no such dataset, version or query.
         """
-        from flow_airflow import settings
         from flow_airflow.datasets.events import triggered_commit
-        from flow_airflow.datasets.store import DatasetError, DatasetStore
+        from flow_airflow.datasets.store import DatasetError, configured
         from flow_airflow.runtime.experiment import ExperimentFailed
 
-        store = DatasetStore(settings.datasets_root())
         wanted, why = task.data_commit, "its data_commit"
         if not (wanted and wanted.strip()):
             wanted = triggered_commit(_context(), task.dataset)
             why = "the version whose asset event started this run" if wanted else "the latest, at run start"
         try:
+            store = configured()
             selection = store.resolve(task.dataset, wanted)
             if not task.data_query:
                 return selection, None, why
@@ -92,11 +91,10 @@ def _hint(task: Any, operator: FlowTaskOperator) -> str:
     """How to push the dataset when the flow's own folder holds it (``datasets/<name>/``) and the store does not."""
     from pathlib import Path
 
-    from flow_airflow import settings
-    from flow_airflow.datasets.store import DatasetStore
+    from flow_airflow.datasets.store import configured
 
     folder = Path(operator.setup.project_dir) / "datasets" / task.dataset
-    if not folder.is_dir() or task.dataset in DatasetStore(settings.datasets_root()).datasets():
+    if not folder.is_dir() or task.dataset in configured().datasets():
         return ""
     return (f". The flow's folder holds {folder}: 'flow-airflow import' of the flow pushes it, or "
             f"'flow-airflow dataset push {task.dataset} {folder}/<version> --name <version>'")

@@ -12,29 +12,16 @@ debugging, beside it under ``<index>.failed``: no task after it ever reads that 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from flow_airflow.object_storage import is_url, local_path
 from flow_airflow.runtime.object_artifacts import ObjectArtifacts
 
-URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")  # a URL's scheme (RFC 3986)
+__all__ = ["ArtifactStore", "is_url", "local_path"]
 
-
-def is_url(text: str) -> bool:
-    """Whether ``text`` names object storage (``<scheme>://...``, not ``file://``) rather than a local folder."""
-    scheme = URL.match(text)
-    return bool(scheme) and scheme.group(1).lower() not in ("file", "local")
-
-
-def local_path(text: str) -> Path:
-    """The local folder of ``text``: a path, or a ``file://`` URL."""
-    if text.startswith(("file://", "local://")):
-        return Path(urlsplit(text).path)
-    return Path(text).expanduser()
 
 
 class ArtifactStore:

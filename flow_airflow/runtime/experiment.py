@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from pydantic import TypeAdapter
 
@@ -29,11 +30,13 @@ from flow_airflow.runtime.prepare import (
     ExperimentFailed,
     Staged,
     command_line,
+    datasets_to_fetch,
     make_workspace,
     safe,
     seen,
     stage_datasets,
     stage_inputs,
+    uses_git,
 )
 from flow_airflow.runtime.tags import TagLog
 from flow_airflow.spec import models
@@ -60,6 +63,9 @@ class Experiment:
     base_env: Mapping[str, str]
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("flow_airflow.experiment"))
     varies: set[str] | None = None  # its params that differ between its routes in this run; None: as in the file
+    # on a deferrable compute: defers the task to the trigger it is given (raises Airflow's TaskDeferred)
+    defer: Callable[[Any], None] | None = None
+    resume: Mapping[str, Any] | None = None  # the trigger's event: the command ran while the task was deferred
 
     def __post_init__(self) -> None:
         self.spec = TypeAdapter(models.Task).validate_python(self.task)
@@ -80,6 +86,8 @@ class Experiment:
             varies = varying([(p.key, p.grid()) for p in spec.params])
         self.parts = labels(params, self.parents, varies)  # its varying params, then the tasks' before it
         self.route["label"] = label_text(self.parts)
+        if self.resume is not None:
+            return self._resumed(runner, spec, params, upstream)
         launch, baseline = self._prepare(runner, spec, params, upstream)
         workdir = launch.workspace
 
@@ -94,7 +102,43 @@ class Experiment:
         tags = TagLog(self.log.warning, spec.title)
         try:
             launch = self._setup(launch, runner)
-            self._execute(launch, store, save, tags)
+            if self.defer is not None and runner.deferrable:
+                self._defer(runner, launch)
+            self.log.info("running on compute '%s'", runner.name)
+            self._execute(lambda out, err: runner.run(launch, out, err), store, save, tags)
+        except ExperimentFailed:
+            self._keep_failed(store, save, tags.tags, workdir)
+            raise
+        return self._finish(store, save, tags, params, upstream, workdir)
+
+    def _defer(self, runner: Compute, launch: Launch) -> None:
+        """Start the command on ``runner`` and defer the task while it runs (the workspace went with it)."""
+        assert self.defer is not None
+        started = runner.start(launch)  # type: ignore[attr-defined]
+        trigger = runner.trigger_for(started)  # type: ignore[attr-defined]
+        shutil.rmtree(launch.workspace, ignore_errors=True)
+        self.log.info("running on compute '%s', deferrable: the task waits in Airflow's triggerer (%s), holding no "
+                      "worker slot; its log, tags and outputs are read when it ends", runner.name,
+                      type(trigger).__name__)
+        self.defer(trigger)
+
+    def _resumed(self, runner: Compute, spec: models.ExecTask, params: list[list[str]],
+                 upstream: dict[str, dict[str, dict[str, str]]]) -> Record:
+        """After a deferral: the command's log and end state from its compute (``resume``), then as after a run."""
+        assert self.resume is not None
+        workdir = settings.workspaces_root() / self.dag_id / safe(self.run_id) / self.slug / str(self.index)
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        only = PurePosixPath(spec.output_dir or "output").as_posix() if uses_git(spec, self.project_dir) else None
+
+        def save(folder: Path) -> None:  # what the command made or changed: all that came back
+            workspace.save_end_state(workdir, folder, baseline={}, only=only, warn=self.log.warning)
+
+        store = self._store()
+        tags = TagLog(self.log.warning, spec.title)
+        self.log.info("the pod of '%s' ended (%s): its log, tags and outputs", spec.title, self.resume.get("status"))
+        try:
+            self._execute(lambda out, err: runner.resume(self.resume, workdir, out), store, save, tags)  # type: ignore
         except ExperimentFailed:
             self._keep_failed(store, save, tags.tags, workdir)
             raise
@@ -138,7 +182,11 @@ class Experiment:
         output_dir = workspace.inside(workdir, spec.output_dir or "output")
         output_dir.mkdir(parents=True, exist_ok=True)
         layout = runner.layout(workdir, SDK_PATH)
-        datasets, mounts = stage_datasets(self.parents, workdir, layout, self.log)  # cnvrg's /data/<name>
+        mounts: tuple = ()
+        if runner.fetches_datasets:  # cnvrg's /data/<name>: the compute brings the files
+            datasets, fetched = datasets_to_fetch(self.parents, workdir, self.log)
+        else:
+            (datasets, mounts), fetched = stage_datasets(self.parents, workdir, layout, self.log), ()
         layout = dataclasses.replace(layout, mounts=layout.mounts + mounts)
         roots = layout.roots()
         env = experiment_env(
@@ -168,6 +216,7 @@ class Experiment:
             image=spec.image,
             resources=spec.resources.model_dump(exclude_none=True) if spec.resources else {},
             mount_folders=tuple(spec.mount_folders),
+            datasets=fetched,
         )
         return launch, baseline
 
@@ -199,13 +248,13 @@ class Experiment:
             raise ExperimentFailed(refusal)
         return runner
 
-    def _execute(self, launch: Launch, store: ArtifactStore, save: Callable[[Path], None], tags: TagLog) -> None:
-        """Run the command: its output into the log (stdout at INFO, stderr at ERROR), its tags into ``tags``.
+    def _execute(self, run: Callable[[Callable[[str], None], Callable[[str], None]], int], store: ArtifactStore,
+                 save: Callable[[Path], None], tags: TagLog) -> None:
+        """Run the command (``run(on_line, on_error_line)``, its exit code): its output into the log (stdout at
+        INFO, stderr at ERROR), its tags into ``tags``.
 
         A failure is logged at ERROR with the last lines of the output; the exception says it in one line.
         """
-        assert self.runner is not None
-        self.log.info("running on compute '%s'", self.runner.name)
         last: deque[str] = deque(maxlen=LAST_LINES)
 
         def on_line(line: str) -> None:
@@ -220,7 +269,7 @@ class Experiment:
 
         sync = self._periodic_sync(store, save) if getattr(self.spec, "periodic_sync", False) else None
         try:
-            code = self.runner.run(launch, on_line, on_error_line)
+            code = run(on_line, on_error_line)
         finally:
             if sync:
                 sync[0].set()

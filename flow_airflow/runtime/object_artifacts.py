@@ -21,8 +21,6 @@ checked against its SHA-256: a file replaced meanwhile fails the staging instead
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import hashlib
 import json
 import logging
@@ -33,13 +31,15 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
+from flow_airflow.object_storage import check_usable, transfer
+
+__all__ = ["ObjectArtifacts", "check_usable", "scan", "transfer"]
+
 MANIFEST_SUFFIX = ".manifest.json"
-CONCURRENCY = 16  # transfers at once on an asynchronous filesystem
 VERSION = 1
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,10 @@ class ObjectArtifacts:
     :raises ValueError: no filesystem is installed for the URL's scheme, or its connection does not exist.
     """
 
-    def __init__(self, url: str, conn_id: str | None = None):
+    def __init__(self, url: str, conn_id: str | None = None, what: str = "the artifact store"):
         from airflow.sdk import ObjectStoragePath
 
-        check_usable(url, conn_id)
+        check_usable(url, conn_id, what)
         root = ObjectStoragePath(url, conn_id=conn_id)
         self.root = root
         self.text = url.rstrip("/")  # as given (``str(root)`` may lose a slash of ``s3://``)
@@ -146,36 +146,6 @@ class ObjectArtifacts:
         return [p for p in found if p.startswith(prefix) and p[len(prefix):] not in kept]
 
 
-def check_usable(url: str, conn_id: str | None = None) -> None:
-    """Refuse a URL whose scheme has no filesystem installed, or whose named connection does not exist.
-
-    (Airflow would go on without a connection it cannot find: anonymous, or the machine's credentials.)
-    Checked once per scheme and connection in a process.
-    """
-    parts = urlsplit(url)
-    try:
-        _check(parts.scheme, conn_id or parts.netloc.rpartition("@")[0] or None)
-    except ValueError as e:
-        raise ValueError(f"the artifact store {url} cannot be used: {e}") from None
-
-
-@functools.lru_cache(maxsize=32)
-def _check(scheme: str, conn_id: str | None) -> None:
-    from airflow.sdk.io import has_fs
-
-    if scheme not in ("file", "local") and not has_fs(scheme):
-        extra = " (pip install 'flow-airflow[s3]')" if scheme.startswith("s3") else ""
-        raise ValueError(f"no filesystem for '{scheme}://' is installed{extra}: the provider of that "
-                         f"object storage must be installed on every worker")
-    if conn_id:
-        from airflow.sdk import BaseHook
-
-        try:
-            BaseHook.get_connection(conn_id)
-        except Exception as e:  # AirflowNotFoundException, or what the secrets backend raises
-            raise ValueError(f"its connection '{conn_id}' cannot be read: {e}") from None
-
-
 def scan(folder: Path) -> list[Entry]:
     """The manifest's entries of a saved end state: files, folders and links, relative paths, sorted."""
     entries: list[Entry] = []
@@ -237,32 +207,3 @@ def _lay_out(folder: Path, entries: list[Entry], location: str) -> list[tuple[En
         else:
             raise ValueError(f"the manifest of {location} has an entry of unknown type: {entry!r}")
     return files
-
-
-def transfer(fs: AbstractFileSystem, method: str, pairs: list[tuple[str, str]]) -> None:
-    """``fs.<method>(a, b)`` for each pair (``put_file``, ``get_file``): on an asynchronous filesystem
-    (s3fs, gcsfs) up to :data:`CONCURRENCY` at a time, else one after the other.
-
-    :raises FileNotFoundError: an ``a`` is missing (its ``filename``).
-    """
-    if not getattr(fs, "async_impl", False):
-        for a, b in pairs:
-            try:
-                getattr(fs, method)(a, b)
-            except FileNotFoundError:
-                raise FileNotFoundError(2, "missing", a) from None
-        return
-    from fsspec.asyn import sync
-
-    async def one(a: str, b: str) -> None:
-        try:
-            await getattr(fs, f"_{method}")(a, b)
-        except FileNotFoundError:
-            raise FileNotFoundError(2, "missing", a) from None
-
-    async def each() -> None:
-        for start in range(0, len(pairs), CONCURRENCY):
-            await asyncio.gather(*(one(a, b) for a, b in pairs[start:start + CONCURRENCY]))
-
-    if pairs:
-        sync(fs.loop, each)

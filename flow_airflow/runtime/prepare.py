@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import shlex
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flow_airflow.common.routes import Record, slug
 from flow_airflow.computes.base import DATA, INPUT, ExperimentFailed, Layout, Mount
@@ -25,6 +25,7 @@ from flow_airflow.spec import models
 if TYPE_CHECKING:
     from flow_airflow.datasets.store import DatasetStore
 
+T = TypeVar("T")
 Staged = dict[str, tuple[Path, str, str]]  # input folder -> (its path on the worker, parent experiment, source)
 
 
@@ -38,6 +39,11 @@ def seen(path: Path, workspace_dir: Path, layout: Layout) -> PurePath:
         if path == host or host in path.parents:
             return there / path.relative_to(host)
     return path
+
+
+def uses_git(spec: models.ExecTask, project_dir: Path) -> bool:
+    """Whether the task's workspace comes from a Git revision of the project (only its output folder passed on)."""
+    return bool(spec.revision or spec.git_branch) and _git(project_dir, "rev-parse", "--show-prefix") is not None
 
 
 def make_workspace(spec: models.ExecTask, root: Path, project_dir: Path, log: logging.Logger) -> tuple[Path, bool]:
@@ -105,22 +111,63 @@ def stage_datasets(parents: Mapping[str, list[Record]], workdir: Path, layout: L
     (``layout.mounts``), a read-only mount over the empty folder). The log says which, and how
     many files were copied. :class:`ExperimentFailed` when a version cannot be staged.
     """
-    from flow_airflow import settings
-    from flow_airflow.datasets.store import DatasetError, DatasetStore
-
     found: dict[str, Path] = {}
     mounts: list[Mount] = []
-    store = DatasetStore(settings.datasets_root())
-    for records in parents.values():
-        for info in (record["dataset"] for record in records if "dataset" in record):
-            name = info["name"]
-            found[name] = workdir / DATA / name
-            try:
-                mount = _stage_dataset(store, info, found[name], layout, log)
-            except (DatasetError, OSError) as e:
-                raise ExperimentFailed(f"dataset '{name}' cannot be staged at /data/{name}: {e}") from None
-            mounts += [mount] if mount else []
+    for store, info in _datasets(parents):
+        found[info["name"]] = workdir / DATA / info["name"]
+        mount = _guarded(info["name"], _stage_dataset, store, info, found[info["name"]], layout, log)
+        mounts += [mount] if mount else []
     return found, tuple(mounts)
+
+
+def datasets_to_fetch(parents: Mapping[str, list[Record]], workdir: Path,
+                      log: logging.Logger) -> tuple[dict[str, Path], tuple[dict, ...]]:
+    """For a compute that fetches datasets itself (a pod, ``Compute.fetches_datasets``): the datasets'
+    empty folders ``<workspace>/.cnvrg_data/<name>`` by name, and what it must fetch into them
+    (``Launch.datasets``). :class:`ExperimentFailed` when a version cannot be read."""
+    found: dict[str, Path] = {}
+    fetches = []
+    for store, info in _datasets(parents):
+        found[info["name"]] = workdir / DATA / info["name"]
+        fetches.append(_guarded(info["name"], _to_fetch, store, info, found[info["name"]], log))
+    return found, tuple(fetches)
+
+
+def _datasets(parents: Mapping[str, list[Record]]) -> list[tuple[DatasetStore, dict]]:
+    """The data tasks' records (``dataset``) among ``parents``, each with the dataset store."""
+    from flow_airflow.datasets.store import DatasetError, configured
+
+    infos = [record["dataset"] for records in parents.values() for record in records if "dataset" in record]
+    if not infos:
+        return []
+    try:
+        store = configured()
+    except DatasetError as e:
+        raise ExperimentFailed(f"the datasets cannot be staged: {e}") from None
+    return [(store, info) for info in infos]
+
+
+def _guarded(name: str, stage: Callable[..., T], *args: Any) -> T:
+    """``stage(*args)``; its dataset or file error as :class:`ExperimentFailed` naming ``/data/<name>``."""
+    from flow_airflow.datasets.store import DatasetError
+
+    try:
+        return stage(*args)
+    except (DatasetError, OSError) as e:
+        raise ExperimentFailed(f"dataset '{name}' cannot be staged at /data/{name}: {e}") from None
+
+
+def _to_fetch(store: DatasetStore, info: dict, target: Path, log: logging.Logger) -> dict:
+    """One data task's version for a compute that fetches it itself: an empty ``target``, and what to fetch."""
+    name = info["name"]
+    selection = store.select(name, info["commit"], info.get("patterns"), info.get("query"))
+    target.mkdir(parents=True, exist_ok=True)
+    log.info("dataset %s at /data/%s: fetched by the compute from the dataset store %s (%d file(s))%s",
+             selection.describe(), name, store.place.where, len(selection.files),
+             "; use_cached: read-only, but a copy per pod (no copy is kept on the node)" if info.get("use_cached")
+             else "")
+    return {"name": name, "files": {p: list(f) for p, f in selection.files.items()},
+            "read_only": bool(info.get("use_cached"))}
 
 
 def _stage_dataset(store: DatasetStore, info: dict, target: Path, layout: Layout, log: logging.Logger) -> Mount | None:
@@ -133,6 +180,9 @@ def _stage_dataset(store: DatasetStore, info: dict, target: Path, layout: Layout
                  selection.describe(), name, copied)
         return None
     folder, copied = store.cached(selection)
+    if store.evicted:
+        log.info("the worker's use_cached copies hold more than datasets_cache_gib: evicted the least recently "
+                 "used ones not in use: %s", ", ".join(store.evicted))
     log.info("dataset %s at /data/%s: use_cached, the worker's read-only copy %s (%s)", selection.describe(),
              name, folder, f"made now: {copied} file(s) copied" if copied else "copied nothing: kept from before")
     target.parent.mkdir(parents=True, exist_ok=True)
