@@ -1,9 +1,16 @@
-"""Find the flow files under a folder and build their DAGs; the code behind ``dags/flows.py``.
+"""Find the flow files under a folder and build their DAGs; the code behind the loader files of ``dags/``.
 
 A broken flow must never take the others down: Airflow drops every DAG of a file that
-raises, and all flows share one loader file. So each flow is compiled on its own, and its
+raises, and many flows share one loader file. So each flow is compiled on its own, and its
 mistakes are reported as an import error of the *YAML file* (shown in the UI with file,
 line and message) while the loader file itself imports cleanly.
+
+Shares: a loader named ``<name>_<k>_of_<n>.py`` (``flows_03_of_16.py``) compiles only the flows
+of share k of n, those whose path relative to its folder hashes (CRC-32) to k - 1 modulo n.
+The n loader files of a dags folder split its flows between them, each flow in exactly one,
+so that no single file (and no single import timeout of Airflow) holds all flows of a
+deployment, and Airflow's DAG processor parses the shares in parallel. Any other name
+(``flows.py``) compiles every flow below its folder.
 """
 
 from __future__ import annotations
@@ -11,10 +18,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +39,39 @@ FILE_BUDGET = 5.0
 BUDGET_UNIT = 64 * 1024
 #: What the loader leaves of Airflow's import timeout for Airflow's own work after it.
 MARGIN = 0.1
+#: A loader file that owns one share of the flows: ``flows_03_of_16.py``.
+SHARE_NAME = re.compile(r"(?P<name>.+)_(?P<k>\d+)_of_(?P<n>\d+)")
+#: How many loader files ``flow-airflow import`` installs (``dags/`` holds as many).
+SHARES = 16
+
+
+def share_of(dag_file: Path) -> tuple[int, int]:
+    """(k, n): the share of the flows the loader file ``dag_file`` compiles; (1, 1) is every flow.
+
+    Raises :class:`FlowError` when the name says a share that cannot be (k of 0, 5 of 3).
+    """
+    match = SHARE_NAME.fullmatch(dag_file.stem)
+    if match is None:
+        return 1, 1
+    k, n = int(match["k"]), int(match["n"])
+    if not 1 <= k <= n:
+        raise FlowError.single(dag_file, f"the loader's name says share {k} of {n}: k must be 1 to n")
+    return k, n
+
+
+def in_share(relative: str, share: tuple[int, int]) -> bool:
+    """Whether the flow file at ``relative`` (POSIX path from the loader's folder) is in ``share``.
+
+    A stable hash of the path (CRC-32), so a flow stays in its share across parses and processes.
+    """
+    k, n = share
+    return n == 1 or zlib.crc32(relative.encode("utf-8", "surrogateescape")) % n == k - 1
+
+
+def share_files(folder: Path, shares: int = SHARES, name: str = "flows") -> list[Path]:
+    """The loader files that split the flows of ``folder`` into ``shares`` shares."""
+    width = len(str(shares))
+    return [folder / f"{name}_{k:0{width}d}_of_{shares}.py" for k in range(1, shares + 1)]
 
 
 def flow_files(folder: Path) -> list[Path]:
@@ -98,7 +140,8 @@ class OverBudget(BaseException):
 
 
 def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str, Any]:
-    """One DAG per valid flow file in the folder of ``dag_file`` (the loader) and below.
+    """One DAG per valid flow file in the folder of ``dag_file`` (the loader) and below, of the
+    loader's share (:func:`share_of`) unless ``files`` says which.
 
     Each file is compiled within its own time budget (:func:`budget`) and all or nothing: a
     flow that fails part-way leaves no DAG behind, only its import error.
@@ -110,11 +153,13 @@ def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str
         _spare_the_collector()
 
     dag_file = Path(dag_file).resolve()
+    if files is None:
+        files = _own_files(dag_file)
     dags: dict[str, Any] = {}
     sources: dict[str, Path] = {}
     per_file = _file_budget()
     with _deadline() as left:
-        for file in files if files is not None else flow_files(dag_file.parent):
+        for file in files:
             seconds = min(per_file * max(1.0, _size(file) / BUDGET_UNIT), left())
             try:
                 if seconds <= 0:
@@ -140,6 +185,17 @@ def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str
     if dags and os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "client":
         _spare_the_collector()  # a parsing process: the DAGs live until it ends, after Airflow serializes them
     return dags
+
+
+def _own_files(dag_file: Path) -> list[Path]:
+    """The flow files of the loader ``dag_file``'s share (every flow file of its folder for ``flows.py``)."""
+    try:
+        share = share_of(dag_file)
+    except FlowError as e:
+        report(dag_file, e)
+        return []
+    folder = dag_file.parent
+    return [f for f in flow_files(folder) if in_share(Path(os.path.relpath(f, folder)).as_posix(), share)]
 
 
 def _compile_and_build(file: Path, only: str | None, sources: dict[str, Path]) -> Any:

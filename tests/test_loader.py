@@ -113,3 +113,36 @@ def test_flows_in_symlinked_folders_load_and_their_errors_keep_the_link_path(tmp
     assert "two_grid_searches" in dagbag.dags
     assert dagbag.import_errors["examples/invalid/cycle.yaml"] == (
         "examples/invalid/cycle.yaml:7:5: the relations make a cycle: A -> B -> A")
+
+
+def test_share_loaders_split_the_flows_each_flow_in_one(tmp_path: Path, airflow_home: Path) -> None:
+    from flow_airflow.loader import in_share, share_files
+
+    folder = dags_folder(tmp_path, "grid_two", "grid_three", "conditions", "dynamic_routes", "invalid")
+    (folder / "flows.py").unlink()
+    loaders = share_files(folder, 4)
+    for loader in loaders:
+        loader.write_text(LOADER)
+    dagbag = bag(folder)
+    assert sorted(dagbag.dags) == ["conditions", "dynamic_routes", "three_grid_searches",
+                                   "two_grid_searches"]
+    owners = {dag_id: dag.relative_fileloc for dag_id, dag in dagbag.dags.items()}
+    for dag_id, owner in owners.items():  # each flow in the share its path hashes to
+        k = int(owner.split("_")[1])
+        yaml = {"conditions": "conditions", "dynamic_routes": "dynamic_routes",
+                "three_grid_searches": "grid_three", "two_grid_searches": "grid_two"}[dag_id] + "/flow.yaml"
+        assert [s for s in range(1, 5) if in_share(yaml, (s, 4))] == [k]
+    assert len(set(owners.values())) > 1  # spread over several loader files
+    invalid = sorted(p.name for p in (FLOWS / "invalid").glob("*.yaml"))
+    assert sorted(dagbag.import_errors) == [f"invalid/{name}" for name in invalid]  # each once, of its YAML file
+    cycle = dagbag.import_errors["invalid/cycle.yaml"]
+    assert cycle == "invalid/cycle.yaml:7:5: the relations make a cycle: A -> B -> A"
+
+
+def test_a_loader_named_for_a_share_that_cannot_be_is_an_import_error(tmp_path: Path, airflow_home: Path) -> None:
+    folder = dags_folder(tmp_path, "grid_two")
+    (folder / "flows.py").rename(folder / "flows_5_of_3.py")
+    dagbag = bag(folder)
+    assert dagbag.dags == {}
+    assert dagbag.import_errors == {"flows_5_of_3.py": "flows_5_of_3.py: the loader's name says share 5 of 3: "
+                                                       "k must be 1 to n"}
