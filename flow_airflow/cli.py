@@ -319,7 +319,7 @@ def _install_loader(dags: Path) -> None:
     (README "Using it in an Airflow deployment")."""
     if any(p.read_text(errors="replace").count("flow_airflow.loader") for p in dags.glob("*.py")):
         return
-    from flow_airflow.loader import share_files
+    from flow_airflow.shares import share_files
 
     loaders = share_files(dags)
     for loader in loaders:

@@ -5,12 +5,7 @@ raises, and many flows share one loader file. So each flow is compiled on its ow
 mistakes are reported as an import error of the *YAML file* (shown in the UI with file,
 line and message) while the loader file itself imports cleanly.
 
-Shares: a loader named ``<name>_<k>_of_<n>.py`` (``flows_03_of_16.py``) compiles only the flows
-of share k of n, those whose path relative to its folder hashes (CRC-32) to k - 1 modulo n.
-The n loader files of a dags folder split its flows between them, each flow in exactly one,
-so that no single file (and no single import timeout of Airflow) holds all flows of a
-deployment, and Airflow's DAG processor parses the shares in parallel. Any other name
-(``flows.py``) compiles every flow below its folder.
+A loader named ``<name>_<k>_of_<n>.py`` compiles one share of the flows: see :mod:`flow_airflow.shares`.
 """
 
 from __future__ import annotations
@@ -18,17 +13,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from flow_airflow.shares import claimed_elsewhere, in_share, record, share_of
 from flow_airflow.spec.errors import FlowError, FlowIssue
 
 log = logging.getLogger(__name__)
@@ -39,39 +33,6 @@ FILE_BUDGET = 5.0
 BUDGET_UNIT = 64 * 1024
 #: What the loader leaves of Airflow's import timeout for Airflow's own work after it.
 MARGIN = 0.1
-#: A loader file that owns one share of the flows: ``flows_03_of_16.py``.
-SHARE_NAME = re.compile(r"(?P<name>.+)_(?P<k>\d+)_of_(?P<n>\d+)")
-#: How many loader files ``flow-airflow import`` installs (``dags/`` holds as many).
-SHARES = 16
-
-
-def share_of(dag_file: Path) -> tuple[int, int]:
-    """(k, n): the share of the flows the loader file ``dag_file`` compiles; (1, 1) is every flow.
-
-    Raises :class:`FlowError` when the name says a share that cannot be (k of 0, 5 of 3).
-    """
-    match = SHARE_NAME.fullmatch(dag_file.stem)
-    if match is None:
-        return 1, 1
-    k, n = int(match["k"]), int(match["n"])
-    if not 1 <= k <= n:
-        raise FlowError.single(dag_file, f"the loader's name says share {k} of {n}: k must be 1 to n")
-    return k, n
-
-
-def in_share(relative: str, share: tuple[int, int]) -> bool:
-    """Whether the flow file at ``relative`` (POSIX path from the loader's folder) is in ``share``.
-
-    A stable hash of the path (CRC-32), so a flow stays in its share across parses and processes.
-    """
-    k, n = share
-    return n == 1 or zlib.crc32(relative.encode("utf-8", "surrogateescape")) % n == k - 1
-
-
-def share_files(folder: Path, shares: int = SHARES, name: str = "flows") -> list[Path]:
-    """The loader files that split the flows of ``folder`` into ``shares`` shares."""
-    width = len(str(shares))
-    return [folder / f"{name}_{k:0{width}d}_of_{shares}.py" for k in range(1, shares + 1)]
 
 
 def flow_files(folder: Path) -> list[Path]:
@@ -153,8 +114,24 @@ def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str
         _spare_the_collector()
 
     dag_file = Path(dag_file).resolve()
+    share = (1, 1)
     if files is None:
-        files = _own_files(dag_file)
+        files, share = _own_files(dag_file)
+    shared = share[1] > 1 and not only  # the other shares' DAG ids count (flow_airflow.shares)
+    claims = claimed_elsewhere(dag_file, share) if shared else {}
+    dags, sources = _compile_all(dag_file, files, only, claims)
+    if shared:
+        record(dag_file, share, {dag_id: _relative(file, dag_file.parent) for dag_id, file in sources.items()})
+    if dags and os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "client":
+        _spare_the_collector()  # a parsing process: the DAGs live until it ends, after Airflow serializes them
+    return dags
+
+
+def _compile_all(dag_file: Path, files: list[Path], only: str | None,
+                 claims: dict[str, str]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The DAGs of ``files`` (``flow__<dag id>`` -> DAG), and each DAG id's file; mistakes reported.
+
+    ``claims``: DAG id -> flow file (relative path) of another share that has it."""
     dags: dict[str, Any] = {}
     sources: dict[str, Path] = {}
     per_file = _file_budget()
@@ -166,7 +143,7 @@ def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str
                     raise OverBudget("not compiled: the loader had used the time Airflow gives it "
                                      "([core] dagbag_import_timeout) on the flows before this one")
                 with budget(seconds):
-                    dag = _compile_and_build(file, only, sources)
+                    dag = _compile_and_build(file, only, sources, claims, dag_file.parent)
             except FlowError as e:
                 report(dag_file, e)
                 continue
@@ -182,32 +159,41 @@ def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str
             if dag is not None:
                 sources[dag.dag_id] = file
                 dags[f"flow__{dag.dag_id}"] = dag
-    if dags and os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "client":
-        _spare_the_collector()  # a parsing process: the DAGs live until it ends, after Airflow serializes them
-    return dags
+    return dags, sources
 
 
-def _own_files(dag_file: Path) -> list[Path]:
+def _own_files(dag_file: Path) -> tuple[list[Path], tuple[int, int]]:
     """The flow files of the loader ``dag_file``'s share (every flow file of its folder for ``flows.py``)."""
     try:
         share = share_of(dag_file)
     except FlowError as e:
         report(dag_file, e)
-        return []
+        return [], (1, 1)
     folder = dag_file.parent
-    return [f for f in flow_files(folder) if in_share(Path(os.path.relpath(f, folder)).as_posix(), share)]
+    return [f for f in flow_files(folder) if in_share(_relative(f, folder), share)], share
 
 
-def _compile_and_build(file: Path, only: str | None, sources: dict[str, Path]) -> Any:
-    """The DAG of ``file``, or None; a build that fails registers nothing (Airflow's auto-register)."""
+def _relative(file: Path, folder: Path) -> str:
+    return Path(os.path.relpath(file, folder)).as_posix()
+
+
+def _compile_and_build(file: Path, only: str | None, sources: dict[str, Path], claims: dict[str, str],
+                       folder: Path) -> Any:
+    """The DAG of ``file``, or None; a build that fails registers nothing (Airflow's auto-register).
+
+    A DAG id that a file before it has (in this share, or ``claims``: a file of another share,
+    relative to ``folder``, whose path sorts first) is an error of this file."""
     plan = compile_file(file, only)
     if plan is None:
         return None
-    if plan.dag_id in sources:
+    first = sources.get(plan.dag_id)
+    other = claims.get(plan.dag_id)
+    if first is None and other is not None and other < _relative(file, folder):
+        first = folder / other
+    if first is not None:
         raise FlowError.single(
             file,
-            f"the flow title '{plan.flow.spec.name}' gives the DAG id '{plan.dag_id}', already used by "
-            f"{sources[plan.dag_id]}",
+            f"the flow title '{plan.flow.spec.name}' gives the DAG id '{plan.dag_id}', already used by {first}",
             1,
             1,
         )

@@ -116,7 +116,7 @@ def test_flows_in_symlinked_folders_load_and_their_errors_keep_the_link_path(tmp
 
 
 def test_share_loaders_split_the_flows_each_flow_in_one(tmp_path: Path, airflow_home: Path) -> None:
-    from flow_airflow.loader import in_share, share_files
+    from flow_airflow.shares import in_share, share_files
 
     folder = dags_folder(tmp_path, "grid_two", "grid_three", "conditions", "dynamic_routes", "invalid")
     (folder / "flows.py").unlink()
@@ -146,3 +146,33 @@ def test_a_loader_named_for_a_share_that_cannot_be_is_an_import_error(tmp_path: 
     assert dagbag.dags == {}
     assert dagbag.import_errors == {"flows_5_of_3.py": "flows_5_of_3.py: the loader's name says share 5 of 3: "
                                                        "k must be 1 to n"}
+
+
+def test_same_title_in_two_shares_stays_with_the_first_path(tmp_path: Path, airflow_home: Path) -> None:
+    """Each share parses in its own process in the DAG processor: they agree through the index each
+    writes (flow_airflow.shares); from the second parse of both on, one DAG and one import error."""
+    from flow_airflow.shares import in_share, share_files
+
+    folder = dags_folder(tmp_path)
+    (folder / "flows.py").unlink()
+    for loader in share_files(folder, 4):
+        loader.write_text(LOADER)
+    names = [f"copy{i}" for i in range(40)]
+    first = names[0]
+    share = next(k for k in range(1, 5) if in_share(f"{first}/flow.yaml", (k, 4)))
+    second = next(n for n in sorted(names[1:]) if not in_share(f"{n}/flow.yaml", (share, 4)))
+    for name in (first, second):
+        shutil.copytree(FLOWS / "grid_two", folder / name)
+    from flow_airflow.loader import load_dags
+
+    for loader in reversed(share_files(folder, 4)):  # the later path's share parses first, without an index
+        load_dags(loader)
+    dagbag = bag(folder)
+    assert list(dagbag.dags) == ["two_grid_searches"]
+    assert dagbag.dags["two_grid_searches"].fileloc == str(folder / share_files(folder, 4)[share - 1].name)
+    assert sorted(dagbag.import_errors) == [f"{second}/flow.yaml"]
+    assert f"gives the DAG id 'two_grid_searches', already used by {folder / first}/flow.yaml" in (
+        dagbag.import_errors[f"{second}/flow.yaml"])
+    shutil.rmtree(folder / first)  # the first one gone: the second one is the DAG at its share's next parse
+    dagbag = bag(folder)
+    assert list(dagbag.dags) == ["two_grid_searches"] and not dagbag.import_errors
