@@ -130,13 +130,15 @@ def run(root: Path, flows: int, tasks: int, one_loader: bool) -> list[Row]:
                   "(dagbag_import_timeout 30 s, dag_file_processor_timeout 50 s); import errors 0 and 0"),
             samples={"flow": [shares["cpu"]], "hand": [hand["cpu"]]}))
         rows.append(Row(
-            "thousand", f"{flows:,} flows, {state}: longest parse of one loader file vs dagbag_import_timeout (30 s)",
+            "thousand", f"{flows:,} flows, {state}: longest parse of one loader file (second column: Airflow's "
+            "dagbag_import_timeout)",
             shares["longest"], 30.0, target=1.0, ratio_of="longest parse / dagbag_import_timeout"))
     if one_loader:
         for state in ("cold", "warm"):
             one = results[f"one loader {state}"]
             rows.append(Row(
-                "thousand", f"{flows:,} flows under one loader file (before the shares), {state}: DAGs listed",
+                "thousand", f"{flows:,} flows under one loader file (before the shares), {state}: DAGs listed "
+                "(second column: flows)",
                 float(one["listed"]), float(flows), unit="", ratio_of="listed / flows",
                 note=(f"one loader, {state}: {one['listed']} of {flows:,} listed, {len(one['errors'])} import errors, "
                       f"parse of the loader {one['longest']:.1f} s, processor wall {one['wall']:.0f} s")))
