@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from flow_airflow.shares import claimed_elsewhere, in_share, record, share_of
+from flow_airflow.shares import SHARE_NAME, check_siblings, claimed_elsewhere, in_share, record, share_files, share_of
 from flow_airflow.spec.errors import FlowError, FlowIssue
 
 log = logging.getLogger(__name__)
@@ -163,14 +163,24 @@ def _compile_all(dag_file: Path, files: list[Path], only: str | None,
 
 
 def _own_files(dag_file: Path) -> tuple[list[Path], tuple[int, int]]:
-    """The flow files of the loader ``dag_file``'s share (every flow file of its folder for ``flows.py``)."""
+    """The flow files of the loader ``dag_file``'s share (every flow file of its folder for ``flows.py``).
+
+    The flows of a share whose loader file is missing are import errors of their YAML files,
+    reported by the lowest share present: they never vanish without a word."""
     try:
         share = share_of(dag_file)
+        missing = check_siblings(dag_file, share)
     except FlowError as e:
         report(dag_file, e)
         return [], (1, 1)
     folder = dag_file.parent
-    return [f for f in flow_files(folder) if in_share(_relative(f, folder), share)], share
+    files = flow_files(folder)
+    for k in missing:
+        lost = share_files(folder, share[1], SHARE_NAME.fullmatch(dag_file.stem)["name"])[k - 1]
+        for file in files:
+            if in_share(_relative(file, folder), (k, share[1])):
+                report(dag_file, FlowError.single(file, f"not loaded: its loader file {lost.name} is missing"))
+    return [f for f in files if in_share(_relative(f, folder), share)], share
 
 
 def _relative(file: Path, folder: Path) -> str:

@@ -17,6 +17,7 @@ until both shares have parsed once after a file was added, both DAGs may be list
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -60,6 +61,31 @@ def share_files(folder: Path, shares: int = SHARES, name: str = "flows") -> list
     """The loader files that split the flows of ``folder`` into ``shares`` shares."""
     width = len(str(shares))
     return [folder / f"{name}_{k:0{width}d}_of_{shares}.py" for k in range(1, shares + 1)]
+
+
+def check_siblings(dag_file: Path, share: tuple[int, int]) -> list[int]:
+    """The shares whose loader file is missing from the folder, when ``dag_file`` is the one to say so
+    (the lowest share present); [] otherwise.
+
+    Raises :class:`FlowError` when the loader files of the folder would load some flows twice: a
+    loader of every flow (``flows.py``) beside shares of it (``flows_01_of_16.py`` ...), or shares of
+    two splits (``..._of_16`` and ``..._of_32``). Without this, each flow of both would be a DAG twice.
+    """
+    name = dag_file.stem if share == (1, 1) else SHARE_NAME.fullmatch(dag_file.stem)["name"]
+    splits: dict[int, set[int]] = {}
+    for sibling in dag_file.parent.glob(f"{glob.escape(name)}_*_of_*.py"):
+        match = SHARE_NAME.fullmatch(sibling.stem)
+        if match and match["name"] == name:
+            splits.setdefault(int(match["n"]), set()).add(int(match["k"]))
+    plain = dag_file.parent / f"{name}.py"
+    if splits and (plain.exists() or len(splits) > 1):
+        names = [plain.name] if plain.exists() else []
+        names += [f"{name}_*_of_{n}.py" for n in sorted(splits)]
+        raise FlowError.single(dag_file, f"the loader files {', '.join(names)} would each load the same flows: "
+                                         "keep one set of them (README 'A thousand flows')")
+    k, n = share
+    present = splits.get(n, set())
+    return sorted(set(range(1, n + 1)) - present) if n > 1 and k == min(present) else []
 
 
 def _index(dag_file: Path, share: tuple[int, int]) -> Path | None:

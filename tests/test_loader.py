@@ -176,3 +176,36 @@ def test_same_title_in_two_shares_stays_with_the_first_path(tmp_path: Path, airf
     shutil.rmtree(folder / first)  # the first one gone: the second one is the DAG at its share's next parse
     dagbag = bag(folder)
     assert list(dagbag.dags) == ["two_grid_searches"] and not dagbag.import_errors
+
+
+def test_loader_files_that_would_load_flows_twice_are_import_errors(tmp_path: Path, airflow_home: Path) -> None:
+    from flow_airflow.shares import share_files
+
+    folder = dags_folder(tmp_path, "grid_two", "grid_three")
+    for loader in [*share_files(folder, 2), *share_files(folder, 3)[:1]]:  # flows.py, 2 shares and 1 of 3
+        loader.write_text(LOADER)
+    dagbag = bag(folder)
+    assert dagbag.dags == {}
+    assert sorted(dagbag.import_errors) == ["flows.py", "flows_1_of_2.py", "flows_1_of_3.py", "flows_2_of_2.py"]
+    assert dagbag.import_errors["flows.py"] == (
+        "flows.py: the loader files flows.py, flows_*_of_2.py, flows_*_of_3.py would each load the same flows: "
+        "keep one set of them (README 'A thousand flows')")
+
+
+def test_the_flows_of_a_missing_share_file_are_import_errors(tmp_path: Path, airflow_home: Path) -> None:
+    from flow_airflow.shares import in_share, share_files
+
+    folder = dags_folder(tmp_path, "grid_two", "grid_three", "conditions", "dynamic_routes")
+    (folder / "flows.py").unlink()
+    loaders = share_files(folder, 4)
+    for loader in loaders:
+        loader.write_text(LOADER)
+    dagbag = bag(folder)
+    gone = next(k for k in range(1, 5) if dagbag.dags and any(
+        in_share(f"{name}/flow.yaml", (k, 4)) for name in ("grid_two", "grid_three", "conditions", "dynamic_routes")))
+    loaders[gone - 1].unlink()
+    lost = sorted(f"{name}/flow.yaml" for name in ("grid_two", "grid_three", "conditions", "dynamic_routes")
+                  if in_share(f"{name}/flow.yaml", (gone, 4)))
+    dagbag = bag(folder)
+    assert len(dagbag.dags) == 4 - len(lost) and sorted(dagbag.import_errors) == lost
+    assert dagbag.import_errors[lost[0]] == f"{lost[0]}: not loaded: its loader file flows_{gone}_of_4.py is missing"
