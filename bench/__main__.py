@@ -9,7 +9,9 @@ Three parts, each measured side by side in this one run (see bench/RESULTS.md):
 - scale: a grid beyond ``max_map_length``, batched, and one task instance per route against the
   hand-written DAG; API latency during the runs; per-route cost;
 - docker (not in the default parts: it needs a Docker engine): a 1-second experiment on the Docker
-  compute against the same command under ``docker run`` by hand.
+  compute against the same command under ``docker run`` by hand;
+- thousand (not in the default parts, about 13 minutes): 1,000 flows of 20 tasks under the 16 loader
+  files against 1,000 hand-written DAG files, parsed by ``airflow dag-processor`` cold and warm.
 
 The defaults take about 10 minutes on 2 cores; ``--smoke`` only checks that everything runs.
 """
@@ -35,7 +37,7 @@ def _ints(text: str) -> list[int]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="parse,run,scale",
-                        help="parts to run, comma separated (parse,run,scale; also docker)")
+                        help="parts to run, comma separated (parse,run,scale; also docker, thousand)")
     parser.add_argument("--smoke", action="store_true", help="the smallest sizes, one repetition: does it all run")
     parser.add_argument("--parse-sizes", type=_ints, default=[10, 100, 500], help="flow sizes in tasks (10,100,500)")
     parser.add_argument("--grid", type=int, default=10_000, help="the big grid against a 3-route one (10000)")
@@ -53,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale-mapped", type=int, default=100,
                         help="routes of the grid run one task instance per route, flow and hand-written (100)")
     parser.add_argument("--docker-reps", type=int, default=10, help="experiments of each side of the docker part (10)")
+    parser.add_argument("--thousand-flows", type=int, default=1000,
+                        help="flows in the dags folder of the thousand part (1000)")
+    parser.add_argument("--thousand-tasks", type=int, default=20, help="tasks per flow of the thousand part (20)")
+    parser.add_argument("--thousand-one-loader", action="store_true",
+                        help="thousand part: also the same flows under one loader file (flows.py)")
     parser.add_argument("--json", type=Path, help="also write every figure and sample to this file")
     parser.add_argument("--check", action="store_true", help="exit with 1 when a ratio misses its target")
     parser.add_argument("--workdir", type=Path, help="keep the benchmark's files here (default: a temp folder)")
@@ -65,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.parse_sizes, args.grid, args.parse_reps, args.cold_reps = [10], 300, 1, 0
         args.run_reps, args.scale_routes, args.scale_batch, args.scale_mapped = 1, 20, 10, 5
-        args.docker_reps = 1
+        args.docker_reps, args.thousand_flows, args.thousand_tasks = 1, 20, 5
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(parts) - {"parse", "run", "scale", "docker"}
+    unknown = set(parts) - {"parse", "run", "scale", "docker", "thousand"}
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
 
@@ -98,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
 
             _say(f"docker: a 1-second experiment on the Docker compute and by `docker run`, {args.docker_reps} each")
             rows += docker.run(root / "docker", args.docker_reps)
+        if "thousand" in parts:
+            from bench import thousand
+
+            _say(f"thousand: {args.thousand_flows:,} flows of {args.thousand_tasks} tasks and as many hand-written "
+                 "DAG files, airflow dag-processor cold and warm")
+            rows += thousand.run(root / "thousand", args.thousand_flows, args.thousand_tasks, args.thousand_one_loader)
     seconds = time.monotonic() - started
     machine = env.machine()
     print()

@@ -18,10 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from flow_airflow.cli import LOADER  # noqa: E402, F401 -- one loader with every flow, for run.py and scale.py
 from tests.e2e.client import _parse_ts  # noqa: E402 -- needs REPO on sys.path
 from tests.e2e.server import AirflowServer, ServerOptions  # noqa: E402, F401 -- for run.py and scale.py
-
-LOADER = (REPO / "dags" / "flows.py").read_text()
 
 
 def parse_ts(value: str | None) -> datetime | None:

@@ -312,12 +312,22 @@ def import_flow(args: argparse.Namespace) -> int:
         return 1
     for link in outside:
         print(f"note: {link} in {target} is a link out of the project, copied as a link: the workers need its target")
-    loader = dags / "flows.py"
-    if not any(p.read_text(errors="replace").count("flow_airflow.loader") for p in dags.glob("*.py")):
-        loader.write_text(LOADER, encoding="utf-8")
-        print(f"installed the flow loader {loader}")
+    _install_loader(dags)
     print(f"imported '{flow.spec.name}' into {target / flow.file.name}")
     return 0
+
+
+def _install_loader(dags: Path) -> None:
+    """The loader files in ``dags``, unless one is there: each compiles its share of the flows
+    (README "Using it in an Airflow deployment")."""
+    if any(p.read_text(errors="replace").count("flow_airflow.loader") for p in dags.glob("*.py")):
+        return
+    from flow_airflow.shares import share_files
+
+    loaders = share_files(dags)
+    for loader in loaders:
+        loader.write_text(LOADER, encoding="utf-8")
+    print(f"installed the flow loader as {len(loaders)} files {loaders[0].name} .. {loaders[-1].name} in {dags}")
 
 
 def _push_datasets(project_dir: Path, no_event: bool) -> bool:

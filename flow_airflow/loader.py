@@ -1,9 +1,11 @@
-"""Find the flow files under a folder and build their DAGs; the code behind ``dags/flows.py``.
+"""Find the flow files under a folder and build their DAGs; the code behind the loader files of ``dags/``.
 
 A broken flow must never take the others down: Airflow drops every DAG of a file that
-raises, and all flows share one loader file. So each flow is compiled on its own, and its
+raises, and many flows share one loader file. So each flow is compiled on its own, and its
 mistakes are reported as an import error of the *YAML file* (shown in the UI with file,
 line and message) while the loader file itself imports cleanly.
+
+A loader named ``<name>_<k>_of_<n>.py`` compiles one share of the flows: see :mod:`flow_airflow.shares`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from flow_airflow.shares import SHARE_NAME, check_siblings, claimed_elsewhere, in_share, record, share_files, share_of
 from flow_airflow.spec.errors import FlowError, FlowIssue
 
 log = logging.getLogger(__name__)
@@ -98,7 +101,8 @@ class OverBudget(BaseException):
 
 
 def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str, Any]:
-    """One DAG per valid flow file in the folder of ``dag_file`` (the loader) and below.
+    """One DAG per valid flow file in the folder of ``dag_file`` (the loader) and below, of the
+    loader's share (:func:`share_of`) unless ``files`` says which.
 
     Each file is compiled within its own time budget (:func:`budget`) and all or nothing: a
     flow that fails part-way leaves no DAG behind, only its import error.
@@ -110,18 +114,36 @@ def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str
         _spare_the_collector()
 
     dag_file = Path(dag_file).resolve()
+    share = (1, 1)
+    if files is None:
+        files, share = _own_files(dag_file)
+    shared = share[1] > 1 and not only  # the other shares' DAG ids count (flow_airflow.shares)
+    claims = claimed_elsewhere(dag_file, share) if shared else {}
+    dags, sources = _compile_all(dag_file, files, only, claims)
+    if shared:
+        record(dag_file, share, {dag_id: _relative(file, dag_file.parent) for dag_id, file in sources.items()})
+    if dags and os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "client":
+        _spare_the_collector()  # a parsing process: the DAGs live until it ends, after Airflow serializes them
+    return dags
+
+
+def _compile_all(dag_file: Path, files: list[Path], only: str | None,
+                 claims: dict[str, str]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The DAGs of ``files`` (``flow__<dag id>`` -> DAG), and each DAG id's file; mistakes reported.
+
+    ``claims``: DAG id -> flow file (relative path) of another share that has it."""
     dags: dict[str, Any] = {}
     sources: dict[str, Path] = {}
     per_file = _file_budget()
     with _deadline() as left:
-        for file in files if files is not None else flow_files(dag_file.parent):
+        for file in files:
             seconds = min(per_file * max(1.0, _size(file) / BUDGET_UNIT), left())
             try:
                 if seconds <= 0:
                     raise OverBudget("not compiled: the loader had used the time Airflow gives it "
                                      "([core] dagbag_import_timeout) on the flows before this one")
                 with budget(seconds):
-                    dag = _compile_and_build(file, only, sources)
+                    dag = _compile_and_build(file, only, sources, claims, dag_file.parent)
             except FlowError as e:
                 report(dag_file, e)
                 continue
@@ -137,21 +159,51 @@ def load_dags(dag_file: str | Path, files: list[Path] | None = None) -> dict[str
             if dag is not None:
                 sources[dag.dag_id] = file
                 dags[f"flow__{dag.dag_id}"] = dag
-    if dags and os.environ.get("_AIRFLOW_PROCESS_CONTEXT") == "client":
-        _spare_the_collector()  # a parsing process: the DAGs live until it ends, after Airflow serializes them
-    return dags
+    return dags, sources
 
 
-def _compile_and_build(file: Path, only: str | None, sources: dict[str, Path]) -> Any:
-    """The DAG of ``file``, or None; a build that fails registers nothing (Airflow's auto-register)."""
+def _own_files(dag_file: Path) -> tuple[list[Path], tuple[int, int]]:
+    """The flow files of the loader ``dag_file``'s share (every flow file of its folder for ``flows.py``).
+
+    The flows of a share whose loader file is missing are import errors of their YAML files,
+    reported by the lowest share present: they never vanish without a word."""
+    try:
+        share = share_of(dag_file)
+        missing = check_siblings(dag_file, share)
+    except FlowError as e:
+        report(dag_file, e)
+        return [], (1, 1)
+    folder = dag_file.parent
+    files = flow_files(folder)
+    for k in missing:
+        lost = share_files(folder, share[1], SHARE_NAME.fullmatch(dag_file.stem)["name"])[k - 1]
+        for file in files:
+            if in_share(_relative(file, folder), (k, share[1])):
+                report(dag_file, FlowError.single(file, f"not loaded: its loader file {lost.name} is missing"))
+    return [f for f in files if in_share(_relative(f, folder), share)], share
+
+
+def _relative(file: Path, folder: Path) -> str:
+    return Path(os.path.relpath(file, folder)).as_posix()
+
+
+def _compile_and_build(file: Path, only: str | None, sources: dict[str, Path], claims: dict[str, str],
+                       folder: Path) -> Any:
+    """The DAG of ``file``, or None; a build that fails registers nothing (Airflow's auto-register).
+
+    A DAG id that a file before it has (in this share, or ``claims``: a file of another share,
+    relative to ``folder``, whose path sorts first) is an error of this file."""
     plan = compile_file(file, only)
     if plan is None:
         return None
-    if plan.dag_id in sources:
+    first = sources.get(plan.dag_id)
+    other = claims.get(plan.dag_id)
+    if first is None and other is not None and other < _relative(file, folder):
+        first = folder / other
+    if first is not None:
         raise FlowError.single(
             file,
-            f"the flow title '{plan.flow.spec.name}' gives the DAG id '{plan.dag_id}', already used by "
-            f"{sources[plan.dag_id]}",
+            f"the flow title '{plan.flow.spec.name}' gives the DAG id '{plan.dag_id}', already used by {first}",
             1,
             1,
         )

@@ -113,3 +113,99 @@ def test_flows_in_symlinked_folders_load_and_their_errors_keep_the_link_path(tmp
     assert "two_grid_searches" in dagbag.dags
     assert dagbag.import_errors["examples/invalid/cycle.yaml"] == (
         "examples/invalid/cycle.yaml:7:5: the relations make a cycle: A -> B -> A")
+
+
+def test_share_loaders_split_the_flows_each_flow_in_one(tmp_path: Path, airflow_home: Path) -> None:
+    from flow_airflow.shares import in_share, share_files
+
+    folder = dags_folder(tmp_path, "grid_two", "grid_three", "conditions", "dynamic_routes", "invalid")
+    (folder / "flows.py").unlink()
+    loaders = share_files(folder, 4)
+    for loader in loaders:
+        loader.write_text(LOADER)
+    dagbag = bag(folder)
+    assert sorted(dagbag.dags) == ["conditions", "dynamic_routes", "three_grid_searches",
+                                   "two_grid_searches"]
+    owners = {dag_id: dag.relative_fileloc for dag_id, dag in dagbag.dags.items()}
+    for dag_id, owner in owners.items():  # each flow in the share its path hashes to
+        k = int(owner.split("_")[1])
+        yaml = {"conditions": "conditions", "dynamic_routes": "dynamic_routes",
+                "three_grid_searches": "grid_three", "two_grid_searches": "grid_two"}[dag_id] + "/flow.yaml"
+        assert [s for s in range(1, 5) if in_share(yaml, (s, 4))] == [k]
+    assert len(set(owners.values())) > 1  # spread over several loader files
+    invalid = sorted(p.name for p in (FLOWS / "invalid").glob("*.yaml"))
+    assert sorted(dagbag.import_errors) == [f"invalid/{name}" for name in invalid]  # each once, of its YAML file
+    cycle = dagbag.import_errors["invalid/cycle.yaml"]
+    assert cycle == "invalid/cycle.yaml:7:5: the relations make a cycle: A -> B -> A"
+
+
+def test_a_loader_named_for_a_share_that_cannot_be_is_an_import_error(tmp_path: Path, airflow_home: Path) -> None:
+    folder = dags_folder(tmp_path, "grid_two")
+    (folder / "flows.py").rename(folder / "flows_5_of_3.py")
+    dagbag = bag(folder)
+    assert dagbag.dags == {}
+    assert dagbag.import_errors == {"flows_5_of_3.py": "flows_5_of_3.py: the loader's name says share 5 of 3: "
+                                                       "k must be 1 to n"}
+
+
+def test_same_title_in_two_shares_stays_with_the_first_path(tmp_path: Path, airflow_home: Path) -> None:
+    """Each share parses in its own process in the DAG processor: they agree through the index each
+    writes (flow_airflow.shares); from the second parse of both on, one DAG and one import error."""
+    from flow_airflow.shares import in_share, share_files
+
+    folder = dags_folder(tmp_path)
+    (folder / "flows.py").unlink()
+    for loader in share_files(folder, 4):
+        loader.write_text(LOADER)
+    names = [f"copy{i}" for i in range(40)]
+    first = names[0]
+    share = next(k for k in range(1, 5) if in_share(f"{first}/flow.yaml", (k, 4)))
+    second = next(n for n in sorted(names[1:]) if not in_share(f"{n}/flow.yaml", (share, 4)))
+    for name in (first, second):
+        shutil.copytree(FLOWS / "grid_two", folder / name)
+    from flow_airflow.loader import load_dags
+
+    for loader in reversed(share_files(folder, 4)):  # the later path's share parses first, without an index
+        load_dags(loader)
+    dagbag = bag(folder)
+    assert list(dagbag.dags) == ["two_grid_searches"]
+    assert dagbag.dags["two_grid_searches"].fileloc == str(folder / share_files(folder, 4)[share - 1].name)
+    assert sorted(dagbag.import_errors) == [f"{second}/flow.yaml"]
+    assert f"gives the DAG id 'two_grid_searches', already used by {folder / first}/flow.yaml" in (
+        dagbag.import_errors[f"{second}/flow.yaml"])
+    shutil.rmtree(folder / first)  # the first one gone: the second one is the DAG at its share's next parse
+    dagbag = bag(folder)
+    assert list(dagbag.dags) == ["two_grid_searches"] and not dagbag.import_errors
+
+
+def test_loader_files_that_would_load_flows_twice_are_import_errors(tmp_path: Path, airflow_home: Path) -> None:
+    from flow_airflow.shares import share_files
+
+    folder = dags_folder(tmp_path, "grid_two", "grid_three")
+    for loader in [*share_files(folder, 2), *share_files(folder, 3)[:1]]:  # flows.py, 2 shares and 1 of 3
+        loader.write_text(LOADER)
+    dagbag = bag(folder)
+    assert dagbag.dags == {}
+    assert sorted(dagbag.import_errors) == ["flows.py", "flows_1_of_2.py", "flows_1_of_3.py", "flows_2_of_2.py"]
+    assert dagbag.import_errors["flows.py"] == (
+        "flows.py: the loader files flows.py, flows_*_of_2.py, flows_*_of_3.py would each load the same flows: "
+        "keep one set of them (README 'A thousand flows')")
+
+
+def test_the_flows_of_a_missing_share_file_are_import_errors(tmp_path: Path, airflow_home: Path) -> None:
+    from flow_airflow.shares import in_share, share_files
+
+    folder = dags_folder(tmp_path, "grid_two", "grid_three", "conditions", "dynamic_routes")
+    (folder / "flows.py").unlink()
+    loaders = share_files(folder, 4)
+    for loader in loaders:
+        loader.write_text(LOADER)
+    dagbag = bag(folder)
+    gone = next(k for k in range(1, 5) if dagbag.dags and any(
+        in_share(f"{name}/flow.yaml", (k, 4)) for name in ("grid_two", "grid_three", "conditions", "dynamic_routes")))
+    loaders[gone - 1].unlink()
+    lost = sorted(f"{name}/flow.yaml" for name in ("grid_two", "grid_three", "conditions", "dynamic_routes")
+                  if in_share(f"{name}/flow.yaml", (gone, 4)))
+    dagbag = bag(folder)
+    assert len(dagbag.dags) == 4 - len(lost) and sorted(dagbag.import_errors) == lost
+    assert dagbag.import_errors[lost[0]] == f"{lost[0]}: not loaded: its loader file flows_{gone}_of_4.py is missing"

@@ -12,6 +12,8 @@ from airflow.sdk import BaseSensorOperator
 from flow_airflow.approvals import APPROVE, CONTEXT_KEY, OPTIONS, REJECT
 
 EXPERIMENTS_SHOWN = 500  # experiments before the gate kept for the approvals page
+#: Key in the task state store (Airflow's, kept across the tries of a task in a run): the first request's deadline
+ASKED = "flow_airflow.approval"
 
 
 class ApprovalSensor(BaseSensorOperator):
@@ -19,9 +21,10 @@ class ApprovalSensor(BaseSensorOperator):
 
     Deferrable only: it records the request as Airflow's human-in-the-loop detail of its task
     instance (so it shows in the approvals page and in "Required Actions"), mails the
-    approvers, and defers to ``ApprovalTrigger``. Approve: it succeeds and the task's routes
-    run. Reject or timeout: it fails without retry, so the task and everything after it never
-    run and the DAG run fails.
+    approvers, and defers to ``ApprovalTrigger``. Asked once per run: a restarted gate (retry,
+    cleared task) keeps the decision already given and the first request's deadline.
+    Approve: it succeeds and the task's routes run. Reject or timeout: it fails without retry,
+    so the task and everything after it never run and the DAG run fails.
     """
 
     template_fields = ()
@@ -38,14 +41,38 @@ class ApprovalSensor(BaseSensorOperator):
     def execute(self, context: Any) -> None:
         from datetime import UTC, datetime, timedelta
 
-        from airflow.sdk.execution_time.hitl import upsert_hitl_detail
-
-        from flow_airflow.approvals import config, mail, page_url
+        from flow_airflow.approvals import config, page_url
         from flow_airflow.triggers.approval import ApprovalTrigger
 
         ti = context["ti"]
-        flow = context["dag"].dag_display_name
         link = page_url(ti.dag_id, ti.run_id, ti.task_id)
+        asked = context["task_state_store"].get(ASKED)  # this gate's earlier tries in this run
+        if asked is None:
+            deadline = datetime.now(UTC) + timedelta(seconds=config.approval_timeout())
+            self._ask(context, link, deadline)
+            context["task_state_store"].set(ASKED, {"deadline": deadline.isoformat()})
+        else:
+            # A restart (retry, cleared task): Airflow's HITL row followed the task instance, with the
+            # decision if one was given. Asking again would erase that decision (Airflow's upsert
+            # clears a response), so the gate waits on the same request and the same deadline.
+            deadline = datetime.fromisoformat(asked["deadline"])
+            self.log.info("Restarted: '%s' keeps the request of try 1 and its deadline %s (%s)", self.flow_task,
+                          deadline.isoformat(timespec="seconds"), link)
+        self.defer(
+            trigger=ApprovalTrigger(
+                ti_id=str(ti.id), flow_task=self.flow_task, deadline=deadline, poll_interval=config.poll_interval()
+            ),
+            method_name="execute_complete",
+        )
+
+    def _ask(self, context: Any, link: str, deadline: Any) -> None:
+        """Record the request as the task instance's HITL detail and mail the approvers."""
+        from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+
+        from flow_airflow.approvals import mail
+
+        ti = context["ti"]
+        flow = context["dag"].dag_display_name
         experiments = self._experiments_before(ti)
         ti.xcom_push(key=CONTEXT_KEY, value={"flow_task": self.flow_task, "experiments": experiments})
         who = " or ".join(self.approvers)
@@ -57,18 +84,10 @@ class ApprovalSensor(BaseSensorOperator):
             params={},
             assigned_users=[{"id": u, "name": u} for u in self.approvers],
         )
-        timeout = config.approval_timeout()
-        deadline = datetime.now(UTC) + timedelta(seconds=timeout)
         self.log.info("Pending approval: '%s' waits for %s until %s. Approve or reject at %s",
                       self.flow_task, who, deadline.isoformat(timespec="seconds"), link)
         mail.notify(flow=flow, task=self.flow_task, run_id=ti.run_id, approvers=self.approvers, link=link,
                     log=self.log)
-        self.defer(
-            trigger=ApprovalTrigger(
-                ti_id=str(ti.id), flow_task=self.flow_task, deadline=deadline, poll_interval=config.poll_interval()
-            ),
-            method_name="execute_complete",
-        )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout

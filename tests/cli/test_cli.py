@@ -84,7 +84,9 @@ def test_import_copies_the_project_and_installs_the_loader(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (dags / "artifacts_and_tags").iterdir()) == ["check_inputs.py", "flow.yaml",
                                                                               "task_a.py"]
-    assert "load_dags(__file__)" in (dags / "flows.py").read_text()
+    loaders = sorted(p.name for p in dags.glob("*.py"))
+    assert loaders == [f"flows_{k:02d}_of_16.py" for k in range(1, 17)]
+    assert all("load_dags(__file__)" in (dags / name).read_text() for name in loaders)
     again = cli("import", str(FLOWS / "artifacts_tags" / "flow.yaml"), "--dags-folder", str(dags))
     assert again.returncode == 1 and "exists; use --force" in again.stderr
     assert cli("import", str(FLOWS / "invalid" / "cycle.yaml"), "--dags-folder", str(dags)).returncode == 1

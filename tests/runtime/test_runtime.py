@@ -255,6 +255,7 @@ FLOW = "flow: Linked\ntasks:\n  - {title: A, type: exec, input: 'true', computes
 
 def test_import_copies_links_as_links_and_survives_a_loop(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from flow_airflow.cli import main
+    from flow_airflow.shares import share_files
 
     project = tmp_path / "project"
     project.mkdir()
@@ -270,12 +271,13 @@ def test_import_copies_links_as_links_and_survives_a_loop(tmp_path: Path, capsys
     target = dags / "linked"
     assert os.readlink(target / "sub" / "loop") == ".." and os.readlink(target / "sub" / "out") == str(tmp_path)
     assert (target / "sub" / "input" / "f.txt").read_text() == "nested" and not (target / "input").exists()
-    assert sorted(p.name for p in dags.iterdir()) == ["flows.py", "linked"]
+    assert sorted(p.name for p in dags.iterdir()) == [*(f.name for f in share_files(dags)), "linked"]  # the loader
     assert f"note: sub/out -> {tmp_path} in {target} is a link out of the project" in capsys.readouterr().out
 
 
 def test_a_failed_import_leaves_nothing_behind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from flow_airflow.cli import main
+    from flow_airflow.shares import share_files
 
     project = tmp_path / "project"
     project.mkdir()
@@ -292,7 +294,7 @@ def test_a_failed_import_leaves_nothing_behind(tmp_path: Path, capsys: pytest.Ca
     assert main(["import", str(project / "flow.yaml"), "--dags-folder", str(dags)]) == 0
     os.mkfifo(project / "pipe")
     assert main(["import", str(project / "flow.yaml"), "--dags-folder", str(dags), "--force"]) == 1
-    assert sorted(p.name for p in dags.iterdir()) == ["flows.py", "linked"]
+    assert sorted(p.name for p in dags.iterdir()) == [*(f.name for f in share_files(dags)), "linked"]  # the loader
     assert (dags / "linked" / "a.txt").read_text() == "a"
 
 

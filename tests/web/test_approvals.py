@@ -164,67 +164,6 @@ def test_no_decision_in_time_fails_the_run(
         assert refused is not None and refused.status == 409 and "no longer waits" in refused.message
 
 
-RACER = """
-import json, sys, time
-from pathlib import Path
-from airflow.utils.session import create_session
-from flow_airflow.approvals import store
-
-before, me, approve, barrier = set(json.loads(sys.argv[1])), sys.argv[2], sys.argv[3] == "approve", Path(sys.argv[4])
-deadline = time.monotonic() + 120
-while time.monotonic() < deadline:
-    with create_session() as session:
-        waiting = [a for a in store.pending(session, {"approval_gate"}) if a.run_id not in before]
-    if waiting:
-        break
-    time.sleep(0.2)
-else:
-    sys.exit("no pending approval")
-(barrier / me).touch()
-while len(list(barrier.iterdir())) < 2:  # both racers found the gate: decide at the same moment
-    time.sleep(0.001)
-gate = waiting[0]
-try:
-    with create_session() as session:
-        done = store.decide(session, dag_id=gate.dag_id, run_id=gate.run_id, task_id=gate.task_id,
-                            user_id=me, username=me, approve=approve)
-        print(json.dumps({"status": 200, "decision": done.decision, "by": done.decided_by}))
-except store.DecisionRefused as refused:
-    print(json.dumps({"status": refused.status, "message": refused.message}))
-"""
-
-
-def test_two_decisions_at_the_same_moment_apply_once(
-    quick: None, project: Callable[..., Path], tmp_path: Path
-) -> None:
-    """On SQLite, which ignores row locks: one decision is applied, the other gets 409, the audit log holds one."""
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    before = json.dumps(sorted(known_runs()))
-    racers = [subprocess.Popen([sys.executable, "-c", RACER, before, name, verb, str(barrier)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-              for name, verb in (("alice", "approve"), ("bob", "reject"))]
-    result = run_flow(project("approval"))
-    answers = []
-    for racer in racers:
-        out, err = racer.communicate(timeout=60)
-        assert racer.returncode == 0, err[-2000:]
-        answers.append(json.loads(out))
-    [applied] = [a for a in answers if a["status"] == 200]
-    [refused] = [a for a in answers if a["status"] != 200]
-    assert refused["status"] == 409 and f"already {applied['decision']} by {applied['by']}" in refused["message"]
-    assert result.state == ("success" if applied["decision"] == "approved" else "failed")
-
-    from airflow.models.log import Log
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        events = session.scalars(select(Log.event).where(Log.dag_id == DAG_ID, Log.run_id == result.run_id,
-                                                         Log.event.like("flow_airflow.%"))).all()
-        assert events == ["flow_airflow.approve" if applied["decision"] == "approved" else "flow_airflow.reject"]
-
-
 class Lines:
     """A logger that keeps the lines."""
 
