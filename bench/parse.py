@@ -1,8 +1,8 @@
 """Parse time: the loader and its flows against hand-written DAG files with the same tasks and mapping.
 
 For every size, two DAG folders: a loader file (``flows.py``; dags/ holds one per share) with one
-flow of ``n`` tasks, and a hand-written DAG file of the same tasks, mapped over the same routes. Both are parsed in turn,
-``reps`` times, by :mod:`bench.parse_worker` (as the DAG processor does, and cold). Also: a
+flow of ``n`` tasks, and a hand-written DAG file of the same tasks, mapped over the same routes. Both
+are parsed in turn, ``reps`` times, by :mod:`bench.parse_worker` (as the DAG processor does, and cold). Also: a
 10,000-route grid against a 3-route one, and which provider modules the loader imports.
 """
 
