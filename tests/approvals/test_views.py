@@ -73,6 +73,7 @@ def test_deciding_needs_read_access_and_being_listed(
     airflow_home: Path, project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__APPROVAL_POLL_INTERVAL", "0.2")
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__APPROVAL_TIMEOUT", "300")  # a failed decider ends the gate
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -80,17 +81,22 @@ def test_deciding_needs_read_access_and_being_listed(
     with create_session() as session:
         before = set(session.scalars(select(DagRun.run_id).where(DagRun.dag_id == DAG_ID)))
     answers: list[tuple[int, str]] = []
+    failed: list[BaseException] = []
 
     def decide() -> None:
-        gate = pending_gate(before)
-        for name, readable in (("bob", {"another_dag"}), ("carol", {DAG_ID}), ("bob", {DAG_ID})):
-            reply = post_as(name, readable, gate, "approve")
-            answers.append((reply.status_code, reply.json().get("detail") or reply.json().get("decided_by")))
+        try:
+            gate = pending_gate(before)
+            for name, readable in (("bob", {"another_dag"}), ("carol", {DAG_ID}), ("bob", {DAG_ID})):
+                reply = post_as(name, readable, gate, "approve")
+                answers.append((reply.status_code, reply.json().get("detail") or reply.json().get("decided_by")))
+        except BaseException as e:  # said below, not lost in the thread
+            failed.append(e)
 
     decider = threading.Thread(target=decide)
     decider.start()
     result = run_flow(project("approval"))
     decider.join(timeout=120)
+    assert not failed, repr(failed)
     assert answers == [
         (403, "bob may not see the runs of approval_gate"),  # listed, but may not read the DAG
         (403, "Only alice or bob may decide on 'Deploy Model'; you are signed in as carol."),  # reads, not listed
