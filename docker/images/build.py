@@ -77,15 +77,22 @@ ENV AIRFLOW_VERSION={AIRFLOW_VERSION} AIRFLOW_HOME=/opt/airflow AIRFLOW_UID=5000
     PIP_CERT=/etc/flow-airflow/pip-ca.crt PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY pip-ca.crt /etc/flow-airflow/pip-ca.crt
 RUN useradd --uid 50000 --gid 0 --create-home --home-dir /home/airflow airflow \\
- && mkdir -p /opt/airflow/dags /opt/airflow/logs && chown -R airflow:0 /opt/airflow \\
- && printf '%s\\n' '#!/bin/bash' '# the official image: airflow <command>, or a program' \\
-      'case "${{1:-}}" in bash|sh|python|python3|airflow|celery|pip|"") exec "${{@:-bash}}";; esac' \\
-      'exec airflow "$@"' >/entrypoint && chmod 755 /entrypoint
+ && mkdir -p /opt/airflow/dags /opt/airflow/logs && chown -R airflow:0 /opt/airflow
 USER airflow
 WORKDIR /opt/airflow
 RUN python3 -m venv /home/airflow/.local && pip install -q --upgrade pip setuptools wheel \\
  && pip install -q "apache-airflow[celery,postgres,redis,amazon,cncf-kubernetes,docker,standard]=={AIRFLOW_VERSION}" \\
       "apache-airflow-providers-amazon[s3fs]" "aiobotocore[boto3]" flask gunicorn
+# Airflow's constraints (on GitHub, not reachable here) pin what its providers were tested with;
+# celery 5.7 lacks celery.backends.database.retry, which the celery provider imports
+RUN pip install -q "celery[redis]<5.7"
+# the official image's entrypoint: `<command>` runs `airflow <command>` (`celery worker` too), a shell or
+# Python runs as given
+USER root
+RUN printf '%s\\n' '#!/bin/bash' \\
+      'case "${{1:-}}" in bash|sh|python|python3|airflow|pip|"") exec "${{@:-bash}}";; esac' \\
+      'exec airflow "$@"' >/entrypoint && chmod 755 /entrypoint
+USER airflow
 ENTRYPOINT ["/entrypoint"]
 CMD []
 """
