@@ -67,11 +67,17 @@ def test_grid_three_runs_across_both_workers_with_artifacts_in_s3(stack: Compose
     assert str(record["output"]).startswith(f"s3://flow_s3@{BUCKET}/{PREFIX}/{GRID}/"), record
 
 
+def _ti(stack: ComposeStack, dag: str, run_id: str, task: str) -> dict[str, Any]:
+    """A task instance; an experiment (``<task>.run``) is mapped over its routes: its route 0."""
+    path = f"/dags/{dag}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task}"
+    return stack.api("GET", f"{path}/0" if task.endswith(".run") else path)
+
+
 def _wait_state(stack: ComposeStack, dag: str, run_id: str, task: str, states: set[str],
                 timeout: float = 240) -> dict[str, Any]:
     deadline, ti = time.monotonic() + timeout, {}
     while time.monotonic() < deadline:
-        ti = stack.api("GET", f"/dags/{dag}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task}")
+        ti = _ti(stack, dag, run_id, task)
         if ti["state"] in states:
             return ti
         assert ti["state"] not in ("failed", "upstream_failed"), ti
@@ -123,7 +129,7 @@ def test_a_worker_killed_in_an_experiment_loses_nothing(stack: ComposeStack) -> 
     _kill_worker(stack, killed)
     assert stack.wait_for_run(KILL, run_id, timeout=300) == "success"
     _timed(stack, "worker kill run", start)
-    train = stack.api("GET", f"/dags/{KILL}/dagRuns/{quote(run_id, safe='')}/taskInstances/train.run")
+    train = _ti(stack, KILL, run_id, "train.run")
     assert train["state"] == "success" and train["try_number"] == 2, train
     # stored once: the objects under Train's end state are exactly what its one manifest lists
     keys = stack.keys(f"{PREFIX}/{KILL}/")
@@ -135,7 +141,7 @@ def test_a_worker_killed_in_an_experiment_loses_nothing(stack: ComposeStack) -> 
     model_key = next(k for k in train_keys if k.endswith("/output/model.json"))
     model = json.loads(stack.s3().get_object(Bucket=BUCKET, Key=model_key)["Body"].read())
     assert model["host"] == train["hostname"], (model, train)  # the retry's end state, not the killed try's
-    check = stack.api("GET", f"/dags/{KILL}/dagRuns/{quote(run_id, safe='')}/taskInstances/check.run")
+    check = _ti(stack, KILL, run_id, "check.run")
     assert check["state"] == "success", check
     print(f"\n[compose] killed {killed} during Train's first try; the retry ran on {train['hostname']}; "
           f"objects of Train: {train_keys}")
