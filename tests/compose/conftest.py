@@ -179,9 +179,9 @@ def _wait_healthy(stack: ComposeStack, timeout: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(compose_images: dict[str, str], s3_server: str) -> Iterator[ComposeStack]:
+def stack(compose_images: dict[str, str], s3_server: str, request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
     """docker-compose.yaml up on the host's network (free ports), torn down with its volume at the end;
-    its folder (dags, the compose file, the services' logs) is kept under /var/tmp (printed at the end)."""
+    its folder (dags, the compose file, the services' logs) is kept under /var/tmp when a test failed."""
     root = Path(tempfile.mkdtemp(prefix="flow-airflow-compose-", dir="/var/tmp"))
     api_port = free_port()
     file = root / "docker-compose.host.yaml"
@@ -199,5 +199,8 @@ def stack(compose_images: dict[str, str], s3_server: str) -> Iterator[ComposeSta
         (root / "compose.log").write_text(stack.compose("logs", "--no-color", check=False).stdout)
         stack.close_sessions()
         stack.compose("down", "-v", "--remove-orphans", "--timeout", "10", check=False)
+        failed = request.session.testsfailed > 0
         print(f"\n[compose] timings (s): { {k: round(v) for k, v in stack.timings.items()} }; "
-              f"logs: {root / 'compose.log'}")
+              f"logs: {root / 'compose.log' if failed else 'removed (every test passed)'}")
+        if not failed:
+            shutil.rmtree(root, ignore_errors=True)

@@ -9,6 +9,7 @@ the run succeeds).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -137,9 +138,13 @@ def test_a_worker_killed_in_an_experiment_loses_nothing(stack: ComposeStack) -> 
     manifests = [k for k in train_keys if k.endswith(".manifest.json")]
     assert len(manifests) == 1, train_keys
     manifest = json.loads(stack.s3().get_object(Bucket=BUCKET, Key=manifests[0])["Body"].read())
-    assert manifest, manifest
-    model_key = next(k for k in train_keys if k.endswith("/output/model.json"))
-    model = json.loads(stack.s3().get_object(Bucket=BUCKET, Key=model_key)["Body"].read())
+    folder = manifests[0].removesuffix(".manifest.json") + "/"
+    files = {e["path"]: e["sha256"] for e in manifest["entries"] if e["type"] == "file"}
+    assert "output/model.json" in files, manifest
+    assert sorted(train_keys) == sorted([manifests[0], *(folder + f for f in files)]), (train_keys, files)
+    model_body = stack.s3().get_object(Bucket=BUCKET, Key=folder + "output/model.json")["Body"].read()
+    assert hashlib.sha256(model_body).hexdigest() == files["output/model.json"]
+    model = json.loads(model_body)
     assert model["host"] == train["hostname"], (model, train)  # the retry's end state, not the killed try's
     check = _ti(stack, KILL, run_id, "check.run")
     assert check["state"] == "success", check
