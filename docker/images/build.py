@@ -10,7 +10,10 @@ written into the image, at ``/etc/flow-airflow-image.json``.
 
     python3 docker/images/build.py python        # prints the tag, building it if needed (about 2 min)
     python3 docker/images/build.py --tag python  # prints the tag only
-    python3 docker/images/build.py airflow postgres redis   # the compose stack's bases (test_compose.py)
+    python3 docker/images/build.py postgres redis compose   # the compose stack's images (tests/compose)
+
+``compose`` is the repository's Dockerfile built on the ``airflow`` image (``ensure_project_image``),
+keyed by that base and the files the Dockerfile copies.
 
 The compose stack's images are made the same way: ``postgres`` and ``redis`` from Debian's packages,
 ``airflow`` in two steps, a Debian root filesystem with Python 3.11 (``airflow-debian``) and on it a
