@@ -107,7 +107,10 @@ def test_an_approval_is_decided_once_on_postgresql(stack: ComposeStack) -> None:
     assert stack.wait_for_run(APPROVAL, run_id, timeout=240) == "success"
     history = stack.session.get(f"{stack.base_url}/flow-airflow/api/approvals").json()["history"]
     mine = [h for h in history if h["run_id"] == run_id]
-    assert len(mine) == 1 and mine[0]["decided_by"] == "bob", mine
+    assert len(mine) == 1 and (mine[0]["decided_by"], mine[0]["status"]) == ("bob", "approved"), mine
+    page = stack.session.get(f"{stack.base_url}/flow-airflow/approvals")  # the page, from PostgreSQL too
+    assert page.status_code == 200 and run_id in page.text and "approved" in page.text
+    assert stack.dag_run(APPROVAL, run_id)["note"].startswith("Approved by bob at ")
     _timed(stack, "approval", start)
 
 
