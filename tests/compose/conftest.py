@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,9 +96,13 @@ def compose_images(request: pytest.FixtureRequest) -> dict[str, str]:
             reporter.write_line(f"[compose] {message}")
 
     start = time.monotonic()
-    try:
-        tags = {name: builder.ensure_image(name, log) for name in ("postgres", "redis")}
-        tags["airflow"] = builder.ensure_project_image("airflow", log)
+    builds = {"postgres": lambda: builder.ensure_image("postgres", log),
+              "redis": lambda: builder.ensure_image("redis", log),
+              "airflow": lambda: builder.ensure_project_image("airflow", log)}
+    try:  # side by side: debootstrap and pip mostly wait on downloads
+        with ThreadPoolExecutor(len(builds)) as pool:
+            futures = {name: pool.submit(build) for name, build in builds.items()}
+            tags = {name: future.result() for name, future in futures.items()}
     except builder.ImageError as e:
         pytest.fail(f"the compose stack's images cannot be had: {e}")
     log(f"images ready in {time.monotonic() - start:.0f} s: {tags}")
