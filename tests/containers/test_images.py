@@ -30,5 +30,6 @@ def test_suite_and_mirror_of_this_machine(image_builder: Any) -> None:
 
 
 def test_unknown_recipe_is_refused(image_builder: Any) -> None:
-    with pytest.raises(image_builder.ImageError, match=r"no image recipe 'nodejs' \(known: python\)"):
+    known = r"python, postgres, redis, airflow-debian, airflow"
+    with pytest.raises(image_builder.ImageError, match=rf"no image recipe 'nodejs' \(known: {known}\)"):
         image_builder.image_tag("nodejs")
