@@ -6,7 +6,9 @@ the one seam, as in tests/experiments/test_api.py (the e2e test covers Airflow's
 
 from __future__ import annotations
 
-import threading
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,26 +82,31 @@ def test_deciding_needs_read_access_and_being_listed(
 
     with create_session() as session:
         before = set(session.scalars(select(DagRun.run_id).where(DagRun.dag_id == DAG_ID)))
-    answers: list[tuple[int, str]] = []
-    failed: list[BaseException] = []
-
-    def decide() -> None:
-        try:
-            gate = pending_gate(before)
-            for name, readable in (("bob", {"another_dag"}), ("carol", {DAG_ID}), ("bob", {DAG_ID})):
-                reply = post_as(name, readable, gate, "approve")
-                answers.append((reply.status_code, reply.json().get("detail") or reply.json().get("decided_by")))
-        except BaseException as e:  # said below, not lost in the thread
-            failed.append(e)
-
-    decider = threading.Thread(target=decide)
-    decider.start()
+    # The decider is another process, as a second user's request is (SQLite's connections are not
+    # for two threads): this file run as a script, see the end.
+    decider = subprocess.Popen([sys.executable, __file__, json.dumps(sorted(before))],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     result = run_flow(project("approval"))
-    decider.join(timeout=120)
-    assert not failed, repr(failed)
+    out, err = decider.communicate(timeout=120)
+    assert decider.returncode == 0, err[-2000:]
+    answers = [tuple(a) for a in json.loads(out)]
     assert answers == [
         (403, "bob may not see the runs of approval_gate"),  # listed, but may not read the DAG
         (403, "Only alice or bob may decide on 'Deploy Model'; you are signed in as carol."),  # reads, not listed
         (200, "bob"),
     ]
     assert result.state == "success"
+
+
+def decide(before: set[str]) -> list[tuple[int, str]]:
+    """As bob who may not read the DAG, carol who may but is not listed, then bob who may: the answers."""
+    gate = pending_gate(before)
+    answers = []
+    for name, readable in (("bob", {"another_dag"}), ("carol", {DAG_ID}), ("bob", {DAG_ID})):
+        reply = post_as(name, readable, gate, "approve")
+        answers.append((reply.status_code, reply.json().get("detail") or reply.json().get("decided_by")))
+    return answers
+
+
+if __name__ == "__main__":  # the decider of the test above, in its own process
+    print(json.dumps(decide(set(json.loads(sys.argv[1])))))

@@ -156,7 +156,7 @@ def test_validate_plan_and_load_end_in_a_positioned_flow_error_or_succeed(
     except FlowError as e:
         _positioned(e, file)
     try:
-        dag = _compile_and_build(file, None, {})  # what the loader does with the file, Airflow DAG included
+        dag = _compile_and_build(file, None, {}, {}, file.parent)  # what the loader does with it, DAG included
         outcome = "no flow" if dag is None else "DAG"
     except FlowError as e:
         _positioned(e, file)
