@@ -194,7 +194,8 @@ class AirflowServer(AirflowClient):
             self._log_file = None
 
     def _kill_strays(self) -> None:
-        """Kill any process that still runs with our AIRFLOW_HOME (e.g. a task that setsid()ed)."""
+        """Kill any process that still runs with our AIRFLOW_HOME (e.g. a task that setsid()ed), or in our
+        folder: the executor's workers set their process title over their environment, which then reads empty."""
         marker = f"AIRFLOW_HOME={self.home}".encode()
         me = os.getpid()
         for entry in Path("/proc").iterdir():
@@ -202,9 +203,10 @@ class AirflowServer(AirflowClient):
                 continue
             try:
                 environ = (entry / "environ").read_bytes().split(b"\0")
+                cwd = Path(os.readlink(entry / "cwd"))
             except OSError:
                 continue
-            if marker in environ:
+            if marker in environ or cwd == self.root or self.root in cwd.parents:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(int(entry.name), signal.SIGKILL)
 
