@@ -173,12 +173,12 @@ class DockerCompute(Compute):
         """
         from docker.errors import APIError, ImageNotFound
 
-        client = self._engine()
+        client = self.engine()
         image = launch.image or self.settings.image
         if not image:
             raise ExperimentFailed(f"no image: the Docker compute '{self.name}' has no default image")
         try:
-            self._ensure_image(client, image)
+            self.ensure_image(client, image)
             ident = self._create(client, launch, image)
         except (APIError, ImageNotFound) as e:
             raise ExperimentFailed(f"the Docker compute '{self.name}' cannot start the container: "
@@ -205,14 +205,15 @@ class DockerCompute(Compute):
             from docker.errors import APIError
 
             with contextlib.suppress(APIError):  # it ended meanwhile, or was removed
-                user = self.settings.user or _worker_user()
+                user = self.settings.user or worker_user()
                 self._client.exec_start(self._client.exec_create(ident, ["/bin/sh", "-c", STOP, "stop",
                                                                          str(STOP_SECONDS * 10)], user=user))
             with contextlib.suppress(APIError):
                 self._client.stop(ident, timeout=STOP_SECONDS)
 
-    def _engine(self) -> Any:
-        """The ``docker.APIClient`` of the template's engine, from the docker provider's ``DockerHook``."""
+    def engine(self) -> Any:
+        """The ``docker.APIClient`` of the template's engine, from the docker provider's ``DockerHook`` (also what
+        the endpoints' Docker replicas use, ``endpoints.docker_replicas``)."""
         if self._client is None:
             from airflow.providers.docker.hooks.docker import DockerHook
 
@@ -228,12 +229,12 @@ class DockerCompute(Compute):
         """The engine's CPU count (a limit above it is refused by Docker), None when it cannot be asked."""
         if self._engine_cpus is None:
             try:
-                self._engine_cpus = int(self._engine().info()["NCPU"])
+                self._engine_cpus = int(self.engine().info()["NCPU"])
             except Exception:  # the log's compute section does without it; run() says why it cannot run
                 return None
         return self._engine_cpus
 
-    def _ensure_image(self, client: Any, image: str) -> None:
+    def ensure_image(self, client: Any, image: str) -> None:
         """Pull ``image`` as the template's ``pull`` says."""
         from docker.errors import ImageNotFound
 
@@ -263,7 +264,7 @@ class DockerCompute(Compute):
         name = re.sub(r"[^a-zA-Z0-9_.-]", "_", launch.name)[:200]
         ident = client.create_container(
             image, command=[launch.command], entrypoint=["/bin/sh", "-c", SHELL, "sh"],
-            working_dir=str(launch.cwd), environment=container_env(launch), user=self.settings.user or _worker_user(),
+            working_dir=str(launch.cwd), environment=container_env(launch), user=self.settings.user or worker_user(),
             host_config=config, labels={LABEL: launch.name}, name=f"{name}.{secrets.token_hex(3)}",
         )["Id"]
         self._container = ident
@@ -301,7 +302,8 @@ def container_env(launch: Launch) -> dict[str, str]:
     return env
 
 
-def _worker_user() -> str:
+def worker_user() -> str:
+    """``uid:gid`` of the worker: who containers run as, so that the files they write stay the worker's."""
     return f"{os.getuid()}:{os.getgid()}"
 
 

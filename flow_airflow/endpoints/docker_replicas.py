@@ -51,14 +51,14 @@ class DockerReplicas(Replicas):
             raise ExperimentFailed(f"the Docker compute '{self.docker.name}' has network_mode {network}: its "
                                    "endpoints need the host's network (the endpoint's front reaches its replicas "
                                    "at 127.0.0.1), network_mode host")
-        client = self.docker._engine()
+        client = self.docker.engine()
         launch = version.launch
         image = launch.get("image") or self.docker.settings.image
         if not image:
             raise ExperimentFailed(f"no image: the Docker compute '{self.docker.name}' has no default image")
         started: list[Replica] = []
         try:
-            self.docker._ensure_image(client, image)
+            self.docker.ensure_image(client, image)
             for index in range(count):
                 started.append(self._start_one(client, version, image, index, key))
             return started
@@ -70,7 +70,7 @@ class DockerReplicas(Replicas):
 
     def _start_one(self, client: Any, version: Version, image: str, index: int, key: str | None) -> Replica:
         from flow_airflow.computes.base import Layout
-        from flow_airflow.computes.docker import SDK_TARGET, _worker_user
+        from flow_airflow.computes.docker import SDK_TARGET, worker_user
         from flow_airflow.runtime.environment import SDK_PATH
 
         launch = version.launch
@@ -90,7 +90,7 @@ class DockerReplicas(Replicas):
         name = re.sub(r"[^a-zA-Z0-9_.-]", "_", f"endpoint.{self.folder.name}.v{version.version}.r{index}")
         ident = client.create_container(
             image, command=argv(launch, port, python="python3", app_dir=APP_TARGET), working_dir="/cnvrg",
-            environment=env, user=self.docker.settings.user or _worker_user(), host_config=config,
+            environment=env, user=self.docker.settings.user or worker_user(), host_config=config,
             labels={LABEL: self.folder.name, f"{LABEL}.version": str(version.version)},
             name=f"{name}.{secrets.token_hex(3)}",
         )["Id"]
@@ -100,7 +100,7 @@ class DockerReplicas(Replicas):
     def stop(self, replica: Replica) -> None:
         from docker.errors import APIError, NotFound
 
-        client = self.docker._engine()
+        client = self.docker.engine()
         with contextlib.suppress(NotFound, APIError):
             client.stop(replica.ident, timeout=STOP_SECONDS)
         with contextlib.suppress(NotFound, APIError):
@@ -110,7 +110,7 @@ class DockerReplicas(Replicas):
         from docker.errors import APIError, NotFound
 
         try:
-            state = self.docker._engine().inspect_container(replica.ident)["State"]
+            state = self.docker.engine().inspect_container(replica.ident)["State"]
         except (NotFound, APIError):
             return False
         return bool(state.get("Running") or state.get("Restarting"))
@@ -119,6 +119,6 @@ class DockerReplicas(Replicas):
         from docker.errors import APIError, NotFound
 
         try:
-            return self.docker._engine().logs(replica.ident, tail=lines).decode(errors="replace")
+            return self.docker.engine().logs(replica.ident, tail=lines).decode(errors="replace")
         except (NotFound, APIError):
             return ""
