@@ -99,6 +99,14 @@ relations:
     assert ":16:9: relation to 'Nowhere': no task has this title" in text
 
 
+def test_a_type_that_is_a_mapping_or_a_list_is_a_positioned_error(tmp_path: Path) -> None:
+    """Issue 29, item 9: it was a TypeError (unhashable type) with a traceback."""
+    found = errors("flow: T\ntasks:\n  - title: A\n    type: {exec: 1}\n    unknown: 1\n"
+                   "  - title: B\n    type: [exec]\nrelations: []\n", tmp_path)
+    assert any(e.endswith(":4:11: task 'A': 'type' must be exec, data or deploy, not a mapping") for e in found)
+    assert any(e.endswith(":7:11: task 'B': 'type' must be exec, data or deploy, not a list") for e in found)
+
+
 def test_missing_keys_and_wrong_types(tmp_path: Path) -> None:
     found = "\n".join(
         errors(
