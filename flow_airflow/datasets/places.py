@@ -24,6 +24,10 @@ from pathlib import Path
 from flow_airflow.object_storage import check_usable, is_url, local_path, transfer
 
 
+class DatasetError(ValueError):
+    """A dataset, commit, name or query that does not exist or cannot be made; the message says why."""
+
+
 class Place:
     """Keys under one root; see the module docstring. ``where``: the root as the user named it."""
 
@@ -65,12 +69,21 @@ class FolderPlace(Place):
         self.root = Path(root)
         self.where = str(self.root)
 
-    def read(self, key: str) -> bytes | None:
+    def _path(self, key: str) -> Path:
+        """The file of ``key``; :class:`DatasetError` when it leads out of the root (``..``, a link put there)."""
         path = self.root / key
+        real, root = os.path.realpath(path), os.path.realpath(self.root)
+        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+            raise DatasetError(f"'{key}' leads out of the dataset store {self.root} (to {real}): "
+                               "the store was changed by hand")
+        return path
+
+    def read(self, key: str) -> bytes | None:
+        path = self._path(key)
         return path.read_bytes() if path.is_file() else None
 
     def write(self, key: str, data: bytes) -> None:
-        path = self.root / key
+        path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".writing.", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
@@ -78,14 +91,14 @@ class FolderPlace(Place):
         os.replace(tmp, path)
 
     def exists(self, key: str) -> bool:
-        return (self.root / key).exists()
+        return self._path(key).exists()
 
     def children(self, key: str) -> list[str]:
-        folder = self.root / key
+        folder = self._path(key)
         return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
 
     def upload(self, file: Path, key: str) -> None:
-        target = self.root / key
+        target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".incoming.", dir=target.parent)
         os.close(fd)
@@ -94,11 +107,11 @@ class FolderPlace(Place):
 
     def download(self, pairs: list[tuple[str, Path]]) -> None:
         for key, path in pairs:
-            shutil.copyfile(self.root / key, path)
+            shutil.copyfile(self._path(key), path)
 
     @contextlib.contextmanager
     def locked(self, dataset: str) -> Iterator[None]:
-        folder = self.root / dataset
+        folder = self._path(dataset)
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / ".lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

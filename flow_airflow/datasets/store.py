@@ -38,17 +38,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flow_airflow.datasets.places import FolderPlace, Place, open_place
+from flow_airflow.common.datasets import RESERVED, name_problem
+from flow_airflow.datasets.places import DatasetError, FolderPlace, Place, open_place
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 COMMIT_LENGTH = 40
 SHORT = 12
-RESERVED = frozenset({"objects", "cache"})  # the store's own folders
 MIN_PREFIX = 6  # characters of a commit enough to name it, when they name only one
 
 
-class DatasetError(ValueError):
-    """A dataset, commit, name or query that does not exist or cannot be made; the message says why."""
+COMMIT = re.compile(f"[0-9a-f]{{{COMMIT_LENGTH}}}")
+SHA256 = re.compile("[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -190,6 +189,7 @@ class DatasetStore:
     def select(self, dataset: str, commit: str, patterns: list[str] | None = None,
                query: str | None = None) -> Selection:
         """Commit ``commit`` (in full) of ``dataset``; only the files matching ``patterns`` when given."""
+        _check_name(dataset, "dataset")
         files = self._files_of(dataset, commit)
         names = sorted(n for n, c in self.names(dataset).items() if c == commit)
         if patterns is None:
@@ -214,15 +214,16 @@ class DatasetStore:
         target.mkdir(parents=True, exist_ok=True)
         pairs = []
         for path, (digest, _) in selection.files.items():
-            (target / path).parent.mkdir(parents=True, exist_ok=True)
-            pairs.append((self.object_key(digest), target / path))
+            local = _inside(target, path)  # a link in ``target`` never takes a file elsewhere
+            local.parent.mkdir(parents=True, exist_ok=True)
+            pairs.append((self.object_key(digest), local))
         try:
             self.place.download(pairs)
         except FileNotFoundError as e:
             raise DatasetError(f"the dataset store {self.place.where} lost a file of {selection.describe()}: "
                                f"{e.filename}") from None
-        for path, (digest, size) in selection.files.items():
-            if (target / path).stat().st_size != size or _sha256(target / path) != digest:
+        for (path, (digest, size)), (_, local) in zip(selection.files.items(), pairs, strict=True):
+            if local.stat().st_size != size or _sha256(local) != digest:
                 raise DatasetError(f"'{path}' of {selection.describe()} differs from what was pushed (sha256 "
                                    f"{digest[:SHORT]}): the dataset store {self.place.where} was changed by hand")
         return len(selection.files)
@@ -249,10 +250,26 @@ class DatasetStore:
         return sha, file.stat().st_size
 
     def _files_of(self, dataset: str, commit: str) -> dict[str, tuple[str, int]]:
+        """The files of a commit, as its record in the store says: each a path inside the version's
+        folder, a SHA-256 and a size; anything else is a store changed by hand (:class:`DatasetError`)."""
+        if not COMMIT.fullmatch(commit):
+            raise DatasetError(f"'{commit}' is no commit of dataset '{dataset}' (a commit is {COMMIT_LENGTH} hex "
+                               f"digits): the dataset store {self.place.where} was changed by hand")
         data = self.place.read(_commit_key(dataset, commit))
         if data is None:
             raise DatasetError(f"dataset '{dataset}' has no commit {commit} in the dataset store {self.place.where}")
-        return {path: (sha, size) for path, (sha, size) in json.loads(data)["files"].items()}
+        broken = DatasetError(f"commit {commit[:SHORT]} of dataset '{dataset}' is not as flow-airflow writes it: "
+                              f"the dataset store {self.place.where} was changed by hand")
+        try:
+            entries = json.loads(data)["files"].items()
+            files = {path: (sha, size) for path, (sha, size) in entries}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise broken from None
+        for path, (sha, size) in files.items():
+            if not (_plain_path(path) and isinstance(sha, str) and SHA256.fullmatch(sha)
+                    and type(size) is int and size >= 0):
+                raise broken
+        return files
 
     def _find_commit(self, dataset: str, wanted: str) -> str:
         if wanted == "latest":
@@ -303,6 +320,20 @@ def read_only(folder: Path) -> None:
     folder.chmod(0o555)
 
 
+def _plain_path(path: object) -> bool:
+    """Whether ``path`` is a relative POSIX path down from a folder: no '..', '.', empty or absolute part."""
+    return (isinstance(path, str) and bool(path) and "\0" not in path and not path.startswith("/")
+            and all(part not in ("", ".", "..") for part in path.split("/")))
+
+
+def _inside(folder: Path, path: str) -> Path:
+    """``folder / path``, resolved (links too) and checked to be inside ``folder``: :class:`DatasetError` if not."""
+    real, root = Path(os.path.realpath(folder / path)), Path(os.path.realpath(folder))
+    if root not in real.parents:
+        raise DatasetError(f"'{path}' leads out of {folder} (to {real}): not written")
+    return real
+
+
 def _commit_key(dataset: str, commit: str) -> str:
     return f"{dataset}/commits/{commit}.json"
 
@@ -344,11 +375,8 @@ def _matches(path: str, pattern: str) -> bool:
 
 
 def _check_name(name: str, what: str) -> None:
-    if what == "dataset" and name in RESERVED:
-        raise DatasetError(f"'{name}' cannot be a dataset's name: the store keeps its own {name} folder")
-    if not NAME.fullmatch(name):
-        raise DatasetError(f"'{name}' cannot be a {what}: use letters, digits, '.', '_' and '-', starting "
-                           "with a letter or digit")
+    if problem := name_problem(name, what):
+        raise DatasetError(problem)
 
 
 def remove_folder(folder: Path) -> None:
