@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,12 +95,25 @@ class DatasetStore:
 
     # --- writing ---------------------------------------------------------------------------------
 
-    def push(self, dataset: str, folder: Path, name: str | None = None) -> tuple[str, bool]:
+    def push(self, dataset: str, folder: Path, name: str | None = None,
+             announce: Callable[[str, list[str]], object] | None = None) -> tuple[str, bool]:
         """Keep ``folder``'s files as a commit of ``dataset`` (made when new): ``(commit, whether new)``.
 
         Nothing is written when the dataset already has this content (but ``name``, when it is a new
         name of that commit); the latest commit is the last new one. Links and other non-files are
         refused. Raises :class:`DatasetError`.
+
+        All or nothing: a version exists once its log entry does, written last (after its files and
+        its commit, and after ``announce(commit, names)``, the Airflow asset event): a push killed
+        before that left no version, and pushing the same content again completes it (announcing it
+        again, so an event may come twice, never not at all). What killed writers left half-written
+        in a folder store is removed by the next push (:meth:`Place.sweep`).
+
+        :param dataset: the dataset's name.
+        :param folder: the folder whose files are the version.
+        :param name: a version name for it (``v2``), optional.
+        :param announce: called with the commit and its new names once the commit is kept, before it
+            is made the latest: the asset event of the new version.
         """
         _check_name(dataset, "dataset")
         if name is not None:
@@ -107,6 +121,7 @@ class DatasetStore:
         folder = Path(folder)
         if not folder.is_dir():
             raise DatasetError(f"{folder} is not a folder")
+        self.place.sweep()
         files = {path: self._keep(folder / path) for path in _files(folder)}
         commit = _commit_of(files)
         with self.place.locked(dataset):
@@ -114,11 +129,14 @@ class DatasetStore:
             if name is not None and names.get(name, commit) != commit:
                 raise DatasetError(f"the name '{name}' already means commit {names[name][:SHORT]} of '{dataset}': "
                                    "a version name never changes; choose another")
-            new = not self.place.exists(_commit_key(dataset, commit))
+            new = commit not in self._logged(dataset)
             if new:  # a version already kept stays where it is in the log (a revert: name it, and ask for it)
                 now = datetime.datetime.now(datetime.UTC)
                 created = now.isoformat(timespec="seconds")
-                self.place.write(_commit_key(dataset, commit), _json({"files": files, "created": created}))
+                if not self.place.exists(_commit_key(dataset, commit)):  # else left by a push that did not end
+                    self.place.write(_commit_key(dataset, commit), _json({"files": files, "created": created}))
+                if announce is not None:
+                    announce(commit, [name] if name else [])
                 self.place.write(f"{dataset}/log/{now.strftime('%Y%m%dT%H%M%S%fZ')}-{commit}.json",
                                  _json({"commit": commit, "created": created, "name": name}))
             if name is not None and name not in names:
@@ -153,6 +171,12 @@ class DatasetStore:
             entry["names"] = names.get(entry["commit"], [])
             entry["files"] = len(self._files_of(dataset, entry["commit"]))
         return entries
+
+    def _logged(self, dataset: str) -> list[str]:
+        """The commits of ``dataset`` in its log, oldest first: its versions (a commit without a log entry
+        is a push that did not end)."""
+        return [k.removesuffix(".json").rpartition("-")[2] for k in self.place.children(f"{dataset}/log")
+                if k.endswith(".json")]
 
     def latest(self, dataset: str) -> str | None:
         """The commit pushed last (None when the dataset has none)."""
@@ -279,7 +303,7 @@ class DatasetStore:
         names = self.names(dataset)
         if wanted in names:
             return names[wanted]
-        commits = [k.removesuffix(".json") for k in self.place.children(f"{dataset}/commits")]
+        commits = list(dict.fromkeys(self._logged(dataset)))
         matching = [c for c in commits if c.startswith(wanted.lower())] if len(wanted) >= MIN_PREFIX else []
         if len(matching) == 1:
             return matching[0]
