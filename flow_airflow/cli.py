@@ -256,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
               + (f"; Airflow's log: {log_file}" if log_file else ""), file=out)
         progress = Progress(titles_of(flow_plan.flow), {t.title: t.count for t in flow_plan.tasks}, out, err)
         try:
-            result = run_flow(args.file, conf, listener=progress)
+            result = run_flow(args.file, conf, listener=progress, say=lambda line: print(line, file=out))
         except FlowError as e:
             print(e, file=err)
             return 1
