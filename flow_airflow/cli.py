@@ -263,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
               + (f"; Airflow's log: {log_file}" if log_file else ""), file=out)
         progress = Progress(titles_of(flow_plan.flow), {t.title: t.count for t in flow_plan.tasks}, out, err)
         try:
-            result = run_flow(args.file, conf, listener=progress)
+            result = run_flow(args.file, conf, listener=progress, say=lambda line: print(line, file=out))
         except FlowError as e:
             print(e, file=err)
             return 1
@@ -467,8 +467,30 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def fresh_home_note() -> str | None:
+    """What to say when Airflow is about to make a new home in ``~/airflow`` (no ``AIRFLOW_HOME``, none there yet):
+    the command would then work on an empty instance of its own, not on the one ``./dev up`` serves."""
+    import os
+
+    if os.environ.get("AIRFLOW_HOME") or os.environ.get("AIRFLOW_CONFIG"):
+        return None
+    home = Path("~/airflow").expanduser()
+    if home.exists():
+        return None
+    note = (f"note: AIRFLOW_HOME is not set and {home} does not exist: Airflow makes a new, empty home there "
+            "(its own metadata DB and dags folder)")
+    served = Path.cwd() / "airflow-home"
+    if (served / "airflow.cfg").is_file():
+        note += f"; the home ./dev up serves is {served}: export AIRFLOW_HOME={served}"
+    else:
+        note += "; for the instance ./dev up serves, export AIRFLOW_HOME as its banner says"
+    return note
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.func is not schema and (note := fresh_home_note()):
+        print(note, file=sys.stderr)
     return args.func(args)
 
 if __name__ == "__main__":
