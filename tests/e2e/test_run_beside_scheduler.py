@@ -45,7 +45,8 @@ def test_run_beside_a_scheduler_runs_each_experiment_once_in_its_own_process(air
     # the scheduler serves this DAG, unpaused, as ./dev up serves dags/examples
     assert airflow_server.wait_for_dag("beside_scheduler", timeout=120)["is_paused"] is False
     done = subprocess.run(
-        [sys.executable, "-m", "flow_airflow.cli", "run", str(airflow_server.dags_folder / "beside_scheduler/flow.yaml")],
+        [sys.executable, "-m", "flow_airflow.cli", "run",
+         str(airflow_server.dags_folder / "beside_scheduler/flow.yaml")],
         env=airflow_server.env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     runs = ledger.read_text().splitlines()
