@@ -17,6 +17,7 @@ from flow_airflow.spec.models import DataTask, DeployTask, Flow, Task, scalar_te
 
 if TYPE_CHECKING:
     from flow_airflow.plan.flow_plan import TaskPlan
+    from flow_airflow.spec.load import LoadedFlow
 
 LOADER = '''"""Airflow DAGs compiled from the cnvrg flow files (*.yaml, *.yml) in this folder and below."""
 
@@ -295,8 +296,9 @@ def import_flow(args: argparse.Namespace) -> int:
         return 1
     dags = Path(args.dags_folder or conf.get("core", "dags_folder")).expanduser()
     target = dags / (slug(flow.spec.name) or "flow")
-    if target.exists() and not args.force:
-        print(f"{target} exists; use --force to replace it", file=sys.stderr)
+    refusal = _import_refusal(flow, dags, target, args.force)
+    if refusal:
+        print(refusal, file=sys.stderr)
         return 1
     dags.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.importing-", dir=dags))
@@ -327,6 +329,41 @@ def import_flow(args: argparse.Namespace) -> int:
     _install_loader(dags)
     print(f"imported '{flow.spec.name}' into {target / flow.file.name}")
     return 0
+
+
+def _import_refusal(flow: LoadedFlow, dags: Path, target: Path, force: bool) -> str | None:
+    """Why ``flow`` cannot be imported into ``target`` in ``dags``; None when it can."""
+    from flow_airflow.plan.flow_plan import plan_flow
+
+    if target.exists() and not force:
+        return f"{target} exists; use --force to replace it"
+    dag_id = plan_flow(flow).dag_id
+    clash = _flow_of_dag_id(dags, dag_id, besides=target)
+    if clash is not None:  # Airflow would load one of the two and make the other an import error
+        return (f"cannot import '{flow.spec.name}': its DAG id '{dag_id}' is already used by {clash}; give the "
+                "flow another title (its 'flow:' or 'title:') or remove that one; nothing was imported")
+    return None
+
+
+def _flow_of_dag_id(dags: Path, dag_id: str, besides: Path) -> Path | None:
+    """The flow file under ``dags`` (outside ``besides``, the folder an import replaces) whose DAG id
+    is ``dag_id``, as the loader reads the folder; None when there is none. Broken flows are skipped
+    (they make no DAG)."""
+    from flow_airflow.loader import compile_file, walk
+
+    if not dags.is_dir():
+        return None
+    files, _ = walk(dags)
+    for file in files:
+        if besides == file or besides in file.parents:
+            continue
+        try:
+            plan = compile_file(file)
+        except FlowError:
+            continue
+        if plan is not None and plan.dag_id == dag_id:
+            return file
+    return None
 
 
 def _ignore_folder_links(copy: Path, final: Path) -> list[str]:
