@@ -287,7 +287,8 @@ class DeployTask(RunnableTask):
     """A deploy task: publishes a predict function as a model endpoint.
 
     Blueprint deploy tasks also carry ``command`` (what starts the service), the predict and
-    prep hooks, example input and schemas; running deploy tasks is not supported yet.
+    prep hooks, example input and schemas. Run by
+    :class:`flow_airflow.operators.deploy.DeployTaskOperator` (README: "Deploy tasks and model endpoints").
     """
 
     type: Literal["deploy"]
