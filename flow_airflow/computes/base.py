@@ -166,8 +166,7 @@ class Compute(ABC):
     # the command runs far from the worker (a pod): it fetches the datasets from the dataset store
     # itself (``Launch.datasets``) rather than finding them in the workspace
     fetches_datasets: ClassVar[bool] = False
-    # its command can run while the task is deferred (no worker slot held): it has ``start(launch)``,
-    # ``trigger_for(started)`` (an Airflow trigger) and ``resume(event, workspace, on_line) -> exit code``
+    # its command can run while the task is deferred (no worker slot held): a :class:`DeferrableCompute`
     deferrable: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None, settings: ComputeSettings | Mapping[str, Any] | None = None):
@@ -212,3 +211,31 @@ class Compute(ABC):
     @abstractmethod
     def kill(self) -> None:
         """Stop the command that :meth:`run` runs (from another thread), with what it started."""
+
+
+class DeferrableCompute(Compute):
+    """A compute whose command runs while the task is deferred, holding no worker slot (``kubernetes``).
+
+    The runtime calls :meth:`start`, defers the task to :meth:`trigger_for` of what it started (the
+    workspace is gone with the launch), and when Airflow's triggerer fires, a new task instance
+    process calls :meth:`resume` with the trigger's event. :meth:`run` is still what a batch of
+    routes (one task instance running several in turn) uses.
+    """
+
+    deferrable: ClassVar[bool] = True
+
+    @abstractmethod
+    def start(self, launch: Launch) -> Any:
+        """Start ``launch``'s command without waiting for it; what :meth:`trigger_for` waits on (a pod)."""
+
+    @abstractmethod
+    def trigger_for(self, started: Any) -> Any:
+        """The Airflow trigger (a ``BaseTrigger``) that fires when what :meth:`start` started has ended."""
+
+    @abstractmethod
+    def resume(self, event: Mapping[str, Any], workspace: Path, on_line: LineCallback) -> int:
+        """After the trigger's ``event``: the command's output to ``on_line``, its end state fetched into
+        ``workspace``; the command's exit code.
+
+        :raises ExperimentFailed: it did not run to its end, or left no exit code.
+        """

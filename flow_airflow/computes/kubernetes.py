@@ -46,7 +46,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from flow_airflow.computes.base import Compute, ComputeSettings, ExperimentFailed, Launch, Layout, LineCallback
+from flow_airflow.computes.base import (
+    ComputeSettings,
+    DeferrableCompute,
+    ExperimentFailed,
+    Launch,
+    Layout,
+    LineCallback,
+)
 from flow_airflow.computes.pods import (  # the pod's parts, here too for those who import them from here
     EXPERIMENT,
     SDK_TARGET,
@@ -99,13 +106,12 @@ class KubernetesSettings(ComputeSettings):
     poll_seconds: float = Field(10.0, gt=0)
 
 
-class KubernetesCompute(Compute):
+class KubernetesCompute(DeferrableCompute):
     """Runs each command of an experiment in its own pod (created, its logs streamed, waited for, deleted)."""
 
     kind = "kubernetes"
     Settings = KubernetesSettings
     settings: KubernetesSettings
-    deferrable = True  # a task instance of one route waits for its pod in the triggerer (``start``, ``resume``)
     fetches_datasets = True  # the stage-inputs container fetches them from the dataset store
 
     def __init__(self, name: str | None = None, settings: ComputeSettings | Mapping[str, Any] | None = None):

@@ -22,7 +22,7 @@ from pydantic import TypeAdapter
 
 from flow_airflow import computes, settings
 from flow_airflow.common.routes import Record, Route, RouteError, label_text, labels, render, slug, upstream_of, varying
-from flow_airflow.computes.base import Compute, Launch
+from flow_airflow.computes.base import Compute, DeferrableCompute, Launch
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
 from flow_airflow.runtime.environment import SDK_PATH, experiment_env
@@ -87,6 +87,9 @@ class Experiment:
         self.parts = labels(params, self.parents, varies)  # its varying params, then the tasks' before it
         self.route["label"] = label_text(self.parts)
         if self.resume is not None:
+            if not isinstance(runner, DeferrableCompute):
+                raise ExperimentFailed(f"'{spec.title}' resumed after a deferral on compute '{runner.name}', which "
+                                       f"does not defer (kind '{runner.kind}'): was the compute template changed?")
             return self._resumed(runner, spec, params, upstream)
         launch, baseline = self._prepare(runner, spec, params, upstream)
         workdir = launch.workspace
@@ -102,7 +105,7 @@ class Experiment:
         tags = TagLog(self.log.warning, spec.title)
         try:
             launch = self._setup(launch, runner)
-            if self.defer is not None and runner.deferrable:
+            if self.defer is not None and isinstance(runner, DeferrableCompute):
                 self._defer(runner, launch)
             self.log.info("running on compute '%s'", runner.name)
             self._execute(lambda out, err: runner.run(launch, out, err), store, save, tags)
@@ -111,18 +114,18 @@ class Experiment:
             raise
         return self._finish(store, save, tags, params, upstream, workdir)
 
-    def _defer(self, runner: Compute, launch: Launch) -> None:
+    def _defer(self, runner: DeferrableCompute, launch: Launch) -> None:
         """Start the command on ``runner`` and defer the task while it runs (the workspace went with it)."""
         assert self.defer is not None
-        started = runner.start(launch)  # type: ignore[attr-defined]
-        trigger = runner.trigger_for(started)  # type: ignore[attr-defined]
+        started = runner.start(launch)
+        trigger = runner.trigger_for(started)
         shutil.rmtree(launch.workspace, ignore_errors=True)
         self.log.info("running on compute '%s', deferrable: the task waits in Airflow's triggerer (%s), holding no "
                       "worker slot; its log, tags and outputs are read when it ends", runner.name,
                       type(trigger).__name__)
         self.defer(trigger)
 
-    def _resumed(self, runner: Compute, spec: models.ExecTask, params: list[list[str]],
+    def _resumed(self, runner: DeferrableCompute, spec: models.ExecTask, params: list[list[str]],
                  upstream: dict[str, dict[str, dict[str, str]]]) -> Record:
         """After a deferral: the command's log and end state from its compute (``resume``), then as after a run."""
         assert self.resume is not None
@@ -138,7 +141,8 @@ class Experiment:
         tags = TagLog(self.log.warning, spec.title)
         self.log.info("the pod of '%s' ended (%s): its log, tags and outputs", spec.title, self.resume.get("status"))
         try:
-            self._execute(lambda out, err: runner.resume(self.resume, workdir, out), store, save, tags)  # type: ignore
+            event = self.resume
+            self._execute(lambda out, err: runner.resume(event, workdir, out), store, save, tags)
         except ExperimentFailed:
             self._keep_failed(store, save, tags.tags, workdir)
             raise
