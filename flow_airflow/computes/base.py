@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 LineCallback = Callable[[str], None]
 
 INPUT = "input"  # <workspace>/input/<task>: the parents' end states (cnvrg's /input/<task>)
+SDK_TARGET = "/opt/flow-airflow/sdk"  # where a container (Docker, a pod) sees the cnvrg-compatible SDK
 DATA = ".cnvrg_data"  # <workspace>/.cnvrg_data/<dataset>: cnvrg's /data/<dataset>
 
 
@@ -97,18 +98,19 @@ class Layout:
         return {"/cnvrg": self.cnvrg, "/input": self.input, "/data": self.data}
 
     @classmethod
-    def container(cls, workspace: Path, sdk: Path, sdk_target: str = "/opt/flow-airflow/sdk") -> Layout:
-        """cnvrg's own layout in a container: ``/cnvrg``, ``/input``, ``/data``, bound from the workspace."""
+    def container(cls, workspace: Path, sdk: Path) -> Layout:
+        """cnvrg's own layout in a container: ``/cnvrg``, ``/input``, ``/data``, bound from the workspace,
+        and the worker's SDK folder ``sdk`` read-only at :data:`SDK_TARGET`."""
         return cls(
             cnvrg=PurePosixPath("/cnvrg"),
             input=PurePosixPath("/input"),
             data=PurePosixPath("/data"),
-            sdk=PurePosixPath(sdk_target),
+            sdk=PurePosixPath(SDK_TARGET),
             mounts=(
                 Mount(workspace, "/cnvrg"),
                 Mount(workspace / INPUT, "/input"),
                 Mount(workspace / DATA, "/data"),
-                Mount(sdk, sdk_target, read_only=True),
+                Mount(sdk, SDK_TARGET, read_only=True),
             ),
         )
 
@@ -149,6 +151,15 @@ class Launch:
         """The variables the experiment sets or changes over the worker's own (``os.environ``)."""
         worker = os.environ if worker is None else worker
         return {k: v for k, v in self.env.items() if worker.get(k) != v}
+
+    def container_env(self) -> dict[str, str]:
+        """The experiment's variables for its container (Docker, a pod): :meth:`own_env`, without the
+        worker's ``PYTHONPATH`` folders (folders of the worker)."""
+        env = self.own_env()
+        worker = os.environ.get("PYTHONPATH")
+        if worker and "PYTHONPATH" in env:
+            env["PYTHONPATH"] = ":".join(p for p in env["PYTHONPATH"].split(":") if p and p not in worker.split(":"))
+        return env
 
     @classmethod
     def local(cls, command: str, cwd: Path, env: Mapping[str, str]) -> Launch:

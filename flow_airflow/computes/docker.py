@@ -36,7 +36,6 @@ from flow_airflow.computes.local import MAX_LINE
 if TYPE_CHECKING:
     from flow_airflow.spec import models
 
-SDK_TARGET = "/opt/flow-airflow/sdk"
 LABEL = "flow-airflow.experiment"  # each container carries its launch's name: stray ones can be found
 STOP_SECONDS = 10  # docker stop: SIGTERM, then SIGKILL after this grace period
 # the shell line runs with bash where the image has it (as on the local compute), else sh
@@ -151,7 +150,7 @@ class DockerCompute(Compute):
         return None
 
     def layout(self, workspace: Path, sdk: Path) -> Layout:
-        return Layout.container(workspace, sdk, SDK_TARGET)
+        return Layout.container(workspace, sdk)
 
     def ignores(self, launch: Launch) -> dict[str, str]:
         said = []
@@ -264,7 +263,7 @@ class DockerCompute(Compute):
         name = re.sub(r"[^a-zA-Z0-9_.-]", "_", launch.name)[:200]
         ident = client.create_container(
             image, command=[launch.command], entrypoint=["/bin/sh", "-c", SHELL, "sh"],
-            working_dir=str(launch.cwd), environment=container_env(launch), user=self.settings.user or worker_user(),
+            working_dir=str(launch.cwd), environment=launch.container_env(), user=self.settings.user or worker_user(),
             host_config=config, labels={LABEL: launch.name}, name=f"{name}.{secrets.token_hex(3)}",
         )["Id"]
         self._container = ident
@@ -288,18 +287,6 @@ class DockerCompute(Compute):
         if resources.get("gpu"):
             limits["device_requests"] = [DeviceRequest(count=math.ceil(resources["gpu"]), capabilities=[["gpu"]])]
         return limits
-
-
-def container_env(launch: Launch) -> dict[str, str]:
-    """The experiment's variables for its container: what it sets over the worker's own environment.
-
-    The worker's ``PYTHONPATH`` (folders of the worker) is left out of the container's.
-    """
-    env = launch.own_env()
-    worker = os.environ.get("PYTHONPATH")
-    if worker and "PYTHONPATH" in env:
-        env["PYTHONPATH"] = ":".join(p for p in env["PYTHONPATH"].split(":") if p and p not in worker.split(":"))
-    return env
 
 
 def worker_user() -> str:

@@ -56,7 +56,6 @@ from flow_airflow.computes.base import (
 )
 from flow_airflow.computes.pods import (  # the pod's parts, here too for those who import them from here
     EXPERIMENT,
-    SDK_TARGET,
     nfs_volume,
     pod_dict,
     pod_for,
@@ -141,7 +140,7 @@ class KubernetesCompute(DeferrableCompute):
         return [f"it cannot run: {refusal}"] if refusal else []
 
     def layout(self, workspace: Path, sdk: Path) -> Layout:
-        return Layout.container(workspace, sdk, SDK_TARGET)
+        return Layout.container(workspace, sdk)
 
     def ignores(self, launch: Launch) -> dict[str, str]:
         return {} if launch.image else {"image": f"runs in the compute's default image {self.settings.image}"}

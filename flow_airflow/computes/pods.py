@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flow_airflow.computes.base import DATA, Launch
-from flow_airflow.computes.docker import container_env
 from flow_airflow.computes.pod_stage import EXIT_FILE, SDK_FOLDER
 
 if TYPE_CHECKING:
@@ -17,7 +16,6 @@ if TYPE_CHECKING:
 
     from flow_airflow.computes.kubernetes import KubernetesSettings
 
-SDK_TARGET = "/opt/flow-airflow/sdk"
 STAGE = "/workspace"  # where the stager containers see the workspace volume
 LABEL = "flow-airflow-experiment"
 EXPERIMENT = "experiment"  # the container of the command (its logs are the experiment's)
@@ -121,7 +119,7 @@ def pod_for(launch: Launch, settings: KubernetesSettings, exchange: str, name: s
     requirements = k8s.V1ResourceRequirements(limits=quantities, requests=quantities) if quantities else None
     command = k8s.V1Container(
         name=EXPERIMENT, image=image, command=["/bin/sh", "-c", WRAPPED, "sh", launch.command],
-        working_dir=str(launch.cwd), env=[k8s.V1EnvVar(name=k, value=v) for k, v in container_env(launch).items()],
+        working_dir=str(launch.cwd), env=[k8s.V1EnvVar(name=k, value=v) for k, v in launch.container_env().items()],
         resources=requirements, volume_mounts=_workspace_mounts(launch) + [m for _, m in nfs],
     )
     labels = {**settings.labels, LABEL: make_safe_label_value(launch.name)}

@@ -70,13 +70,13 @@ class DockerReplicas(Replicas):
 
     def _start_one(self, client: Any, version: Version, image: str, index: int, key: str | None) -> Replica:
         from flow_airflow.computes.base import Layout
-        from flow_airflow.computes.docker import SDK_TARGET, worker_user
+        from flow_airflow.computes.docker import worker_user
         from flow_airflow.runtime.environment import SDK_PATH
 
         launch = version.launch
         port = free_port()
         workspace = Path(launch["workspace"])
-        layout = Layout.container(workspace, SDK_PATH, SDK_TARGET)
+        layout = Layout.container(workspace, SDK_PATH)
         binds = [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in layout.mounts]
         binds += [f"{source}:{target}:{'ro' if ro else 'rw'}" for source, target, ro in launch.get("mounts", [])]
         binds += [f"{serving_dir()}:{APP_TARGET}:ro", f"{launch['config']}:{CONFIG_TARGET}:ro",

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from flow_airflow import computes
 from flow_airflow.computes.base import Launch
-from flow_airflow.computes.docker import MAX_LINE, DockerCompute, container_env, lines
+from flow_airflow.computes.docker import MAX_LINE, DockerCompute, lines
 from flow_airflow.spec.models import ExecTask
 
 
@@ -97,7 +97,7 @@ def test_the_container_gets_the_experiments_variables_not_the_workers(monkeypatc
     env = {"HOME": "/root", "PATH": "/usr/bin", "CNVRG_WORKDIR": "/cnvrg", "PROJECT_KEY": "v",
            "PYTHONPATH": "/opt/flow-airflow/sdk:/worker/lib:/worker/site"}
     monkeypatch.setenv("PATH", "/usr/bin")
-    assert container_env(launch(env)) == {"CNVRG_WORKDIR": "/cnvrg", "PROJECT_KEY": "v",
+    assert launch(env).container_env() == {"CNVRG_WORKDIR": "/cnvrg", "PROJECT_KEY": "v",
                                           "PYTHONPATH": "/opt/flow-airflow/sdk"}
 
 

@@ -26,7 +26,7 @@ def validate(pod: dict[str, Any]) -> None:
 
 def launch(tmp_path: Path, **keys: Any) -> Launch:
     workspace = tmp_path / "ws"
-    layout = Layout.container(workspace, tmp_path / "sdk", "/opt/flow-airflow/sdk")
+    layout = Layout.container(workspace, tmp_path / "sdk")
     return Launch(name="flow.manual__2026-11-30T21:00:00+00:00.train.3", command="python3 train.py --lr 0.1",
                   shown="python3 train.py --lr 0.1", workspace=workspace, cwd=layout.cnvrg,
                   env={"CNVRG_WORKDIR": "/cnvrg", "INPUT_PREPARE": "/input/prepare"}, layout=layout, **keys)

@@ -176,7 +176,7 @@ def test_a_pod_gives_back_the_exit_code_the_log_and_only_what_changed(
     (workspace / "kept.txt").write_text("kept")
     sdk = tmp_path / "sdk"
     sdk.mkdir()
-    layout = Layout.container(workspace, sdk, "/opt/flow-airflow/sdk")
+    layout = Layout.container(workspace, sdk)
     command = ("pwd; cat /input/prepare/p.txt; echo; echo $CNVRG_X; mkdir -p output; echo made > output/made.txt;"
                " echo changed > kept2.txt; exit 3")
     launch = Launch(name="f.r.t.0", command=command, shown=command, workspace=workspace, cwd=layout.cnvrg,
