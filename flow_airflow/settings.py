@@ -140,24 +140,6 @@ class FlowAirflowSettings(BaseModel):
             raise PydanticCustomError("url", "a URL without its bucket")
         return v
 
-    @field_validator("computes", mode="after")
-    @classmethod
-    def _templates(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """Each template of a known kind against its kind's settings; one of another kind is kept as it is
-        (``computes.choose`` skips it with a note)."""
-        from flow_airflow import computes
-
-        for name, template in v.items():
-            kind = template.get("kind", "local")
-            if kind not in computes.KINDS:
-                continue
-            model = computes.compute_class(kind).Settings
-            try:
-                model.model_validate({"kind": kind, **template})
-            except ValidationError as e:
-                raise ValueError(f"template '{name}' (kind {kind}): {_detail(e, model)}") from None
-        return v
-
 
 # Keys whose blank value is a value of its own rather than "the default".
 _BLANK_MEANS_ITSELF = frozenset({"cache_folder"})
@@ -194,11 +176,17 @@ def reset() -> None:
 def _message(key: str, raw: str, error: ValidationError) -> str:
     extra = FlowAirflowSettings.model_fields[key].json_schema_extra
     expects = extra.get("expects") if isinstance(extra, dict) else "another value"
-    first = error.errors()[0]
-    if first["type"] == "value_error" and "ctx" in first:  # a template of computes: its own words
-        return f"[flow_airflow] {key} must be {expects}: {first['ctx']['error']}"
     shown = raw if len(raw) <= 200 else raw[:199] + "…"
     return f"[flow_airflow] {key} must be {expects}, got {shown!r}"
+
+
+def template_error(name: str, kind: str, error: ValidationError, model: type[BaseModel]) -> SettingError:
+    """What is wrong with the compute template ``name`` of ``computes`` (its kind's ``model`` refused it):
+    the key and the mistake, in words (``computes.templates`` checks each template against its kind)."""
+    extra = FlowAirflowSettings.model_fields["computes"].json_schema_extra
+    expects = extra.get("expects") if isinstance(extra, dict) else "another value"
+    return SettingError(f"[flow_airflow] computes must be {expects}: template '{name}' (kind {kind}): "
+                        f"{_detail(error, model)}")
 
 
 def _detail(error: ValidationError, model: type[BaseModel]) -> str:
@@ -280,14 +268,6 @@ def datasets_cache_root() -> Path:
 def workspaces_root() -> Path:
     """Where experiments get their working directories (``workspaces_folder``)."""
     return Path(value("workspaces_folder") or str(airflow_home() / "flow_workspaces")).expanduser()
-
-
-def computes() -> dict[str, dict[str, Any]]:
-    """Compute templates by name (``computes``, JSON): ``{"gpu": {"kind": "local"}}``.
-
-    The template ``local`` (a subprocess on the worker) always exists.
-    """
-    return {"local": {"kind": "local"}, **value("computes")}
 
 
 def batch_routes(dag_id: str) -> int:

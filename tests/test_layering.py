@@ -36,6 +36,7 @@ ALLOWED = {
 FORBIDDEN = {
     "runtime": {"render", "plan", "loader", "operators", "sensors", "cli", "plugin", "local_run"},
     "computes": {"render", "plan", "loader", "operators", "cli", "plugin", "local_run"},
+    "settings": {"computes"},  # settings reads the section; computes.templates checks templates against their kinds
 }
 #: packages that must not import Airflow (they are used where Airflow is not loaded)
 NO_AIRFLOW = {"common"}
@@ -101,15 +102,11 @@ def test_shared_packages_do_not_import_airflow(package: str) -> None:
     assert not wrong, f"{package} is shared with code that runs without Airflow; these import it: {wrong}"
 
 
-# settings validates each compute template against its kind's model when the setting is read (an import
-# inside that validator, through the registry); the kinds read settings (the kubernetes compute: where
-# pods' workspaces travel). Known, lazy on both sides; to be undone by validating templates in computes.
-LAZY_EDGES = {("settings", "computes")}
 
 
 def test_no_import_cycle_between_packages() -> None:
     def cycle_from(start: str, path: list[str]) -> list[str] | None:
-        for target in sorted(t for t in EDGES.get(path[-1], {}) if (path[-1], t) not in LAZY_EDGES):
+        for target in sorted(t for t in EDGES.get(path[-1], {})):
             if target == start:
                 return [*path, start]
             if target not in path and (found := cycle_from(start, [*path, target])):

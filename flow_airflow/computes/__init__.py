@@ -41,6 +41,32 @@ def compute_class(kind: str) -> type[Compute]:
     return getattr(importlib.import_module(module), name)
 
 
+def templates() -> dict[str, dict[str, Any]]:
+    """Compute templates by name (``[flow_airflow] computes``, JSON): ``{"gpu": {"kind": "local"}}``.
+
+    The template ``local`` (a subprocess on the worker) always exists. Each template of a kind in
+    :data:`KINDS` is checked against its kind's ``Settings`` (that kind's module is imported); one of
+    another kind is kept as it is (:func:`choose` skips it with a note).
+
+    :raises flow_airflow.settings.SettingError: a template its kind refuses (its key and mistake).
+    """
+    from pydantic import ValidationError
+
+    from flow_airflow import settings
+
+    configured: dict[str, dict[str, Any]] = settings.value("computes")
+    for name, template in configured.items():
+        kind = template.get("kind", DEFAULT)
+        if kind not in KINDS:
+            continue
+        model = compute_class(kind).Settings
+        try:
+            model.model_validate({"kind": kind, **template})
+        except ValidationError as e:
+            raise settings.template_error(name, kind, e, model) from None
+    return {DEFAULT: {"kind": DEFAULT}, **configured}
+
+
 def create(choice: Mapping[str, Any]) -> Compute:
     """A compute for one experiment, from the choice the build handed over (``{"name", "kind", "settings"}``)."""
     kind = choice.get("kind", DEFAULT)

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from flow_airflow import computes, settings
+from flow_airflow import computes
 from flow_airflow.common.conditions import MetricCondition
 from flow_airflow.common.routes import (
     TEMPLATE,
@@ -108,7 +108,7 @@ def dag_id_for(title: str) -> str:
 
 
 def plan_flow(flow: LoadedFlow) -> FlowPlan:
-    templates = settings.computes()
+    templates = computes.templates()
     plans: dict[str, TaskPlan] = {}
     stand_ins: dict[str, Any] = {}  # title -> stand-in records, or what makes them
     for title in flow.graph.order:

@@ -44,11 +44,11 @@ def test_the_setting_reads_a_docker_template(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__COMPUTES", '{"docker": {"kind": "docker", "pull": "never"}}')
     settings.reset()
     try:
-        assert settings.computes()["docker"]["pull"] == "never"
+        assert computes.templates()["docker"]["pull"] == "never"
         monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__COMPUTES", '{"docker": {"kind": "docker", "pull": "no"}}')
         settings.reset()
         with pytest.raises(ValueError, match="pull"):
-            settings.computes()
+            computes.templates()
     finally:
         settings.reset()
 
@@ -141,7 +141,7 @@ def test_reading_and_choosing_a_docker_template_imports_no_docker_module() -> No
         "import sys\n"
         "from flow_airflow import computes, settings\n"
         "from flow_airflow.spec.models import ExecTask\n"
-        "choice = computes.choose(['gpu', 'docker'], settings.computes())\n"
+        "choice = computes.choose(['gpu', 'docker'], computes.templates())\n"
         "task = ExecTask.model_validate({'title': 'T', 'type': 'exec', 'input': 'true', 'requirements': {'cpu': 1}})\n"
         "compute = choice.compute()\n"
         "assert (choice.kind, compute.plan_notes(task, ['true']), compute.refusal(task)) == ('docker', [], None)\n"

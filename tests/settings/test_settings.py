@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flow_airflow import settings
+from flow_airflow import computes, settings
 from flow_airflow.approvals import config as approvals_config
 
 PACKAGE = Path(settings.__file__).parent
@@ -29,7 +29,7 @@ def test_defaults_when_not_set_or_blank(monkeypatch: pytest.MonkeyPatch) -> None
     home = Path(os.environ["AIRFLOW_HOME"])
     assert settings.artifacts_root() == home / "flow_artifacts"
     assert settings.workspaces_root() == home / "flow_workspaces"
-    assert settings.computes() == {"local": {"kind": "local"}}
+    assert computes.templates() == {"local": {"kind": "local"}}
     assert settings.restart_if_stuck() == (2, 60.0)
     assert approvals_config.approval_timeout() == 7 * 24 * 3600 and approvals_config.poll_interval() == 10
     assert approvals_config.approver_emails() == {}
@@ -49,7 +49,7 @@ def test_values_are_typed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__COMPUTES", '{"gpu": {"kind": "local"}, "k8s": {"kind": "kubernetes"}}')
     assert settings.restart_if_stuck() == (3, 0.5)
     assert approvals_config.approver_emails() == {"bob": "bob@example.com"}
-    assert settings.computes() == {"local": {"kind": "local"}, "gpu": {"kind": "local"}, "k8s": {"kind": "kubernetes"}}
+    assert computes.templates() == {"local": {"kind": "local"}, "gpu": {"kind": "local"}, "k8s": {"kind": "kubernetes"}}
 
 
 @pytest.mark.parametrize(
@@ -67,9 +67,6 @@ def test_values_are_typed(monkeypatch: pytest.MonkeyPatch) -> None:
         ("env", "[1, 2]", "[flow_airflow] env must be a JSON object of variable name -> value, got '[1, 2]'"),
         ("computes", "{", "[flow_airflow] computes must be a JSON object of template name -> settings "
                           "({\"kind\": ...}), got '{'"),
-        ("computes", '{"gpu": {"kind": "local", "cpu": 2}}',
-         "[flow_airflow] computes must be a JSON object of template name -> settings ({\"kind\": ...}): template "
-         "'gpu' (kind local): 'cpu' is not one of its settings (kind)"),
     ],
 )
 def test_a_bad_value_is_one_sentence_naming_the_key(key: str, raw: str, message: str,
@@ -83,9 +80,21 @@ def test_a_bad_value_is_one_sentence_naming_the_key(key: str, raw: str, message:
     settings.reset()
 
 
+def test_a_template_its_kind_refuses_is_one_sentence_naming_the_template(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked by the registry of compute kinds (``computes.templates``), not by the settings module."""
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__COMPUTES", '{"gpu": {"kind": "local", "cpu": 2}}')
+    settings.reset()
+    with pytest.raises(settings.SettingError) as caught:
+        computes.templates()
+    assert str(caught.value) == ("[flow_airflow] computes must be a JSON object of template name -> settings "
+                                 "({\"kind\": ...}): template 'gpu' (kind local): 'cpu' is not one of its settings "
+                                 "(kind)")
+    settings.reset()
+
+
 def test_a_bad_key_fails_only_what_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__RESTART_IF_STUCK_RETRIES", "two")
-    assert settings.batch_routes("any") == 1 and settings.computes()["local"] == {"kind": "local"}
+    assert settings.batch_routes("any") == 1 and computes.templates()["local"] == {"kind": "local"}
 
 
 @pytest.mark.airflow
