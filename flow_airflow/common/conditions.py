@@ -16,7 +16,8 @@ The rules (spec "Conditions"; issue 12 for what cnvrg would choose):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from flow_airflow.common.routes import Record, succeeded
@@ -24,6 +25,44 @@ from flow_airflow.common.routes import Record, succeeded
 BOOLEANS = {"true": True, "false": False}
 Key = tuple[str, int]  # an experiment: (task title, index)
 Line = tuple[list[Key], str]  # a report line and the experiments it is about
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What one objective of a metric condition means; :data:`OBJECTIVES` holds them all.
+
+    The spec's checks (``spec.models``), the route counts (``spec.references``), ``plan`` and the
+    condition task read this table: a new objective is one entry.
+
+    :param name: as the flow file writes it (``gt``).
+    :param target: what its ``target`` must be: ``"number"`` (a finite number), ``"any"`` (text,
+        a number or a boolean) or None (it takes none).
+    :param sign: how a comparison is written in a report (``>``); None for a pick.
+    :param holds: for a number comparison, whether ``tag`` passes against ``target``.
+    :param pick: for ``min``/``max``, which one experiment wins: ``1`` the highest, ``-1`` the lowest
+        (0: every experiment that passes, passes).
+    """
+
+    name: str
+    target: str | None
+    sign: str | None = None
+    holds: Callable[[float, float], bool] | None = None
+    pick: int = 0
+
+    @property
+    def picks_one(self) -> bool:
+        """Whether at most one experiment passes (``min``, ``max``)."""
+        return self.pick != 0
+
+
+#: The metric objectives, in the spec's order (spec "Conditions"); ``eq`` compares as :func:`compare` says.
+OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
+    Objective("gt", target="number", sign=">", holds=operator.gt),
+    Objective("lt", target="number", sign="<", holds=operator.lt),
+    Objective("eq", target="any", sign="="),
+    Objective("min", target=None, pick=-1),
+    Objective("max", target=None, pick=1),
+)}
 
 
 @dataclass(frozen=True)
@@ -44,10 +83,10 @@ class MetricCondition:
 
     def describe(self) -> str:
         where = f"'{self.task}'" if self.task else "every parent"
-        if self.objective in ("min", "max"):
-            return f"the {'highest' if self.objective == 'max' else 'lowest'} '{self.tag_key}' of {where}"
-        sign = {"gt": ">", "lt": "<", "eq": "="}[self.objective]
-        return f"'{self.tag_key}' {sign} {self.target_text} on {where}"
+        objective = OBJECTIVES[self.objective]
+        if objective.picks_one:
+            return f"the {'highest' if objective.pick > 0 else 'lowest'} '{self.tag_key}' of {where}"
+        return f"'{self.tag_key}' {objective.sign} {self.target_text} on {where}"
 
 
 def read_number(text: str) -> tuple[float | None, str]:
@@ -78,13 +117,15 @@ def value_of(record: Record, key: str) -> str | None:
 
 
 def compare(objective: str, value: str, target: object) -> tuple[bool, str]:
-    """Whether ``value`` passes ``gt``/``lt``/``eq`` against ``target``, and why not ("" when it does)."""
+    """Whether ``value`` passes a comparison (``gt``, ``lt``, ``eq``: an objective without a pick) against
+    ``target``, and why not ("" when it does)."""
     x, why_not = read_number(value)
     if why_not in ("it is NaN", "it is infinite"):
         return False, why_not
     text = str(target).strip()
     t, target_why_not = read_number(text)
-    if objective == "eq":
+    holds = OBJECTIVES[objective].holds
+    if holds is None:  # eq
         if x is not None and t is not None:
             return x == t, ""
         if value.strip().lower() in BOOLEANS and text.lower() in BOOLEANS:
@@ -94,7 +135,7 @@ def compare(objective: str, value: str, target: object) -> tuple[bool, str]:
         return False, f"the target '{target}' is not a finite number ({target_why_not})"
     if x is None:
         return False, why_not
-    return (x > t if objective == "gt" else x < t), ""
+    return holds(x, t), ""
 
 
 def evaluate(
@@ -156,7 +197,7 @@ def _winners(test: MetricCondition, pool: list[Record]) -> tuple[set[Key], list[
         if value is None:
             lines.append(([_key(r)], f"{_name(r)}: no tag '{test.tag_key}' was logged, so it does not pass"))
             continue
-        if test.objective in ("min", "max"):
+        if OBJECTIVES[test.objective].picks_one:
             x, why_not = read_number(value)
             if x is None:
                 lines.append(([_key(r)], f"{_name(r)}: {test.tag_key} = {value} is left out: {why_not} "
@@ -169,7 +210,7 @@ def _winners(test: MetricCondition, pool: list[Record]) -> tuple[set[Key], list[
             lines.append(([_key(r)], f"{_name(r)}: {test.tag_key} = {value} {verdict} ({test.describe()})"))
             if passes:
                 scored.append((r, value, None))
-    if test.objective not in ("min", "max") or not scored:
+    if not OBJECTIVES[test.objective].picks_one or not scored:
         return {_key(r) for r, _, _ in scored}, lines
     return _best(test, scored, lines)
 
@@ -177,7 +218,7 @@ def _winners(test: MetricCondition, pool: list[Record]) -> tuple[set[Key], list[
 def _best(test: MetricCondition, scored: list[tuple[Record, str, float | None]],
           lines: list[Line]) -> tuple[set[Key], list[Line]]:
     """The one experiment of ``scored`` (numbers) that wins ``min``/``max``, and a line on each."""
-    sign = 1 if test.objective == "max" else -1
+    sign = OBJECTIVES[test.objective].pick
     best = max(sign * x for _, _, x in scored)  # type: ignore[operator]
     tied = [r for r, _, x in scored if sign * x == best]  # type: ignore[operator]
     winner = tied[0]  # the first in experiment order: the same every run

@@ -16,13 +16,14 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flow_airflow.common.conditions import OBJECTIVES as METRICS
 from flow_airflow.common.datasets import name_problem
 from flow_airflow.common.routes import TEMPLATE as ROUTE_TEMPLATE
 from flow_airflow.common.routes import split_values
 from flow_airflow.spec.source import yaml_value
 
 Scalar = str | int | float | bool
-METRIC_OBJECTIVES = ("gt", "lt", "eq", "min", "max")
+METRIC_OBJECTIVES = tuple(METRICS)  # gt, lt, eq, min, max: common.conditions.OBJECTIVES
 OBJECTIVES = (*METRIC_OBJECTIVES, "human_validation")
 ENDPOINT_TITLE = re.compile(r"^[A-Za-z0-9-]+$")
 TEMPLATE = ROUTE_TEMPLATE  # `{{ Task.tag }}` and `{{ Task.tag | hyper }}`
@@ -158,7 +159,7 @@ class Condition(Model):
             return self
         if not self.tag_key:
             raise ValueError(f"a '{self.objective}' condition needs 'tag_key': the tag to compare")
-        if self.objective in ("gt", "lt"):
+        if METRICS[self.objective].target == "number":
             if self.target is None:
                 raise ValueError(f"a '{self.objective}' condition needs a numeric 'target'")
             try:
@@ -167,8 +168,8 @@ class Condition(Model):
                 raise ValueError(
                     f"the target of a '{self.objective}' condition must be a number, not '{self.target}'"
                 ) from None
-        if self.objective == "eq" and self.target is None:
-            raise ValueError("an 'eq' condition needs a 'target' to compare with")
+        if METRICS[self.objective].target == "any" and self.target is None:
+            raise ValueError(f"an '{self.objective}' condition needs a 'target' to compare with")
         return self
 
     @property

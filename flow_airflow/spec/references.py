@@ -6,6 +6,7 @@ a condition tests a direct parent).
 
 from __future__ import annotations
 
+from flow_airflow.common.conditions import OBJECTIVES
 from flow_airflow.common.graph import Graph
 from flow_airflow.spec.errors import FlowIssue
 from flow_airflow.spec.models import TEMPLATE, ExecTask, Param, RunnableTask, Task
@@ -156,7 +157,8 @@ def _gathered(task: Task, parents: list[str]) -> set[str]:
 
 def _picks_one(task: Task, parent: str) -> bool:
     """Whether a min or max condition on ``parent`` lets at most one of its experiments through."""
-    return any(c.objective in ("min", "max") and c.task in (None, parent) for c in getattr(task, "conditions", []))
+    return any(c.objective in OBJECTIVES and OBJECTIVES[c.objective].picks_one and c.task in (None, parent)
+               for c in getattr(task, "conditions", []))
 
 
 def _is_hyper(values: list[str]) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flow_airflow.common.conditions import MetricCondition, evaluate
 from flow_airflow.common.routes import Record, plan_routes
 
@@ -125,3 +127,33 @@ def test_failed_experiments_are_left_out_of_every_condition() -> None:
     assert report[0] == ("Train #1 [#1]: left out, it did not succeed "
                          "(failed: 'Train' failed: its command exited with code 1)")
     assert passed([MetricCondition("gt", "accuracy", "0.5", "Train")], parents) == {"Train": [0, 2]}
+
+
+def test_one_table_of_objectives_is_what_the_spec_and_the_condition_task_read(tmp_path: Path) -> None:
+    """issue 24: an objective is one entry of ``OBJECTIVES``; the spec accepts exactly those (and
+    human_validation), asks a target of those that take one, and the condition task picks as it says."""
+    from flow_airflow.common.conditions import OBJECTIVES
+    from flow_airflow.spec.errors import FlowError
+    from flow_airflow.spec.load import load_flow
+    from flow_airflow.spec.models import METRIC_OBJECTIVES
+
+    assert METRIC_OBJECTIVES == tuple(OBJECTIVES) == ("gt", "lt", "eq", "min", "max")
+    parents = {"Train": train("0.70", "0.95", "0.85")}
+    picked = {name: passed([MetricCondition(name, "accuracy", "0.8" if o.target else None)], parents)["Train"]
+              for name, o in OBJECTIVES.items()}
+    assert picked == {"gt": [1, 2], "lt": [0], "eq": [], "min": [0], "max": [1]}
+    for name, objective in OBJECTIVES.items():
+        flow = tmp_path / f"{name}.yaml"
+        condition = f"{{task: A, objective: {name}, tag_key: accuracy}}"
+        flow.write_text(f"flow: F\ntasks:\n  - {{title: A, type: exec, input: 'true', computes: [local]}}\n"
+                        f"  - {{title: B, type: exec, input: 'true', computes: [local], conditions: [{condition}]}}\n"
+                        "relations: [{from: A, to: B}]\n")
+        if objective.target is None:
+            load_flow(flow)
+            continue
+        try:
+            load_flow(flow)
+        except FlowError as e:
+            assert f"'{name}' condition needs" in str(e)
+        else:
+            raise AssertionError(f"a '{name}' condition without its target was accepted")
