@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from flow_airflow.spec.errors import FlowError, FlowIssue
 from flow_airflow.spec.names import resolve_names, suggest
 from flow_airflow.spec.source import Path_, Source, read_source, read_text
 
-FLOW_MARKER = re.compile(r"^tasks\s*:", re.MULTILINE)
 _TASK: TypeAdapter[models.Task] = TypeAdapter(models.Task)
 
 
@@ -45,11 +43,6 @@ class LoadedFlow:
     @functools.cached_property
     def _by_title(self) -> dict[str, models.ExecTask | models.DataTask | models.DeployTask]:
         return {t.title: t for t in self.spec.tasks}
-
-
-def looks_like_flow(text: str) -> bool:
-    """Whether a YAML text is a flow file (a top-level ``tasks`` key), even when it is broken."""
-    return bool(FLOW_MARKER.search(text))
 
 
 def load_flow(file: str | Path, text: str | None = None) -> LoadedFlow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,6 @@ import jsonschema
 import pytest
 
 from flow_airflow.cli import main
-from flow_airflow.spec.load import looks_like_flow
 from flow_airflow.spec.schema import flow_schema
 from flow_airflow.spec.source import read_source, yaml_value
 
@@ -26,7 +26,7 @@ def _example_flows() -> list[Path]:
             text = file.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue  # non_utf8_flow_silently_dropped: about reading the file, not its shape
-        if looks_like_flow(text):
+        if re.search(r"^tasks\s*:", text, re.MULTILINE):  # a flow file, even a broken one
             found.append(file)
     return found
 
