@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flow_airflow import records, settings
+from flow_airflow.common.ids import run_task_id
 from flow_airflow.common.routes import slug
 from flow_airflow.plan.flow_plan import dag_id_for
 from flow_airflow.records import Experiment
@@ -123,7 +124,7 @@ def scheduler_alive() -> bool:
 
 def titles_of(flow: LoadedFlow) -> dict[str, str]:
     """Each flow task's experiments' task id (``<slug>.run``) -> the task's title, in the file's order."""
-    return {f"{slug(t.title)}.run": t.title for t in flow.spec.tasks}
+    return {run_task_id(slug(t.title)): t.title for t in flow.spec.tasks}
 
 
 def _add_bundle(path: Path) -> None:

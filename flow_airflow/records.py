@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from flow_airflow.common import ids
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-RUN_TASK_SUFFIX = ".run"  # the task id of a flow task's experiments: "<task slug>.run"
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def of_run(session: Session, dag_id: str, run_id: str, titles: Mapping[str, str]
     query = select(TI.task_id, TI.map_index, TI.state, TI.start_date, TI.end_date, TI.rendered_map_index).where(
         TI.dag_id == dag_id, TI.run_id == run_id)
     if titles is None:
-        query = query.where(TI.task_id.endswith(RUN_TASK_SUFFIX))
+        query = query.where(TI.task_id.endswith(ids.suffix(ids.RUN)))
     else:
         query = query.where(TI.task_id.in_(sorted(titles)))
     tis = list(session.execute(query).all())
@@ -179,14 +180,14 @@ def flow_tasks(session: Session, dag_id: str) -> list[FlowTask]:
     if dag is None:
         return []
     tasks = dag.task_dict
-    runs = [t for t in tasks if t.endswith(RUN_TASK_SUFFIX)]
+    runs = [t for t in tasks if ids.is_role(t, ids.RUN)]
 
     def run_parents(task_id: str, seen: set[str]) -> set[str]:
         found: set[str] = set()
         for up in tasks[task_id].upstream_task_ids:
             if up not in seen:
                 seen.add(up)
-                found |= {up} if up.endswith(RUN_TASK_SUFFIX) else run_parents(up, seen)
+                found |= {up} if ids.is_role(up, ids.RUN) else run_parents(up, seen)
         return found
 
     parents = {t: run_parents(t, set()) for t in runs}
@@ -199,7 +200,7 @@ def flow_tasks(session: Session, dag_id: str) -> list[FlowTask]:
 
     found = []
     for t in sorted(runs, key=lambda t: (depth_of(t), t)):
-        condition = t.removesuffix(RUN_TASK_SUFFIX) + ".condition"
+        condition = ids.task_id(ids.group_of(t), ids.CONDITION)
         found.append(FlowTask(t, str(tasks[t].task_display_name or t), tuple(sorted(parents[t])),
                               condition if condition in tasks else None))
     return found
@@ -215,7 +216,7 @@ def condition_choices(session: Session, dag_id: str, run_id: str) -> dict[str, d
 
     xcoms = session.scalars(select(XComModel).where(
         XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value",
-        XComModel.task_id.endswith(".condition"),
+        XComModel.task_id.endswith(ids.suffix(ids.CONDITION)),
     )).all()
     choices: dict[str, dict[str, list[int]] | None] = {}
     for x in xcoms:
@@ -240,7 +241,7 @@ def condition_decisions(session: Session, dag_id: str, run_id: str) -> dict[str,
 
     xcoms = session.scalars(select(XComModel).where(
         XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "decisions",
-        XComModel.task_id.endswith(".condition"),
+        XComModel.task_id.endswith(ids.suffix(ids.CONDITION)),
     )).all()
     found: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}
     for x in xcoms:

@@ -15,6 +15,7 @@ from sqlalchemy import func, or_, select, update
 
 from flow_airflow import records
 from flow_airflow.approvals import APPROVE, REJECT, SENSOR, page_path
+from flow_airflow.common import ids
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -224,7 +225,7 @@ def experiments_before(session: Session, ti: Any) -> list[dict[str, Any]]:
         return []
     upstream = dag.get_task(ti.task_id).get_flat_relative_ids(upstream=True)
     titles = {t: dag.get_task(t).task_display_name for t in dag.task_ids
-              if t in upstream and t.endswith(records.RUN_TASK_SUFFIX)}
+              if t in upstream and ids.is_role(t, ids.RUN)}
     found = [
         {"task": e.record.get("task", ""), "label": e.record.get("label", ""), "params": e.params, "tags": e.tags}
         for e in records.of_run(session, ti.dag_id, ti.run_id, titles) if e.record is not None

@@ -63,3 +63,39 @@ def task_slug(title: str) -> str:
     if exact or not any(ch.isalnum() for ch in title):
         return base if exact else ""
     return f"{base.strip('_') or 'task'}_{title_hash(title)}"
+
+
+# --- task ids: what the DAG names its tasks, and what reads its runs finds them by -------------------
+# A flow task is a TaskGroup whose id is its slug (task_slug); in it, by role:
+RUN = "run"  # its experiments: <slug>.run, a mapped task
+ROUTES = "routes"  # plans its routes at run time: <slug>.routes
+CONDITION = "condition"  # plans them from what passed its metric conditions: <slug>.condition
+APPROVAL = "approval"  # its human validation gate: <slug>.approval
+#: The task after the flow's last tasks that fails the run when anything failed (outside any group).
+OUTCOME = "flow-outcome"
+
+
+def task_id(slug: str, role: str) -> str:
+    """The task id of ``role`` (:data:`RUN`, :data:`ROUTES`, :data:`CONDITION`, :data:`APPROVAL`) of the
+    flow task ``slug``: ``<slug>.<role>``."""
+    return f"{slug}.{role}"
+
+
+def run_task_id(slug: str) -> str:
+    """The task id of the experiments of the flow task ``slug``: ``<slug>.run``."""
+    return task_id(slug, RUN)
+
+
+def suffix(role: str) -> str:
+    """What the task ids of ``role`` end with (``.run``): for queries over the task ids of a run."""
+    return f".{role}"
+
+
+def is_role(task_id: str, role: str) -> bool:
+    """Whether ``task_id`` is the ``role`` task of a flow task (``is_role("train.run", RUN)``)."""
+    return task_id.endswith(suffix(role))
+
+
+def group_of(task_id: str) -> str:
+    """The flow task's slug (its TaskGroup id) of one of its task ids; ``""`` for :data:`OUTCOME`."""
+    return task_id.rpartition(".")[0]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flow_airflow import records
+from flow_airflow.common.ids import CONDITION, suffix
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -122,7 +123,7 @@ def _skipped_conditions(session: Session, dag_id: str, run_id: str) -> set[str]:
     from sqlalchemy import select
 
     return set(session.scalars(select(TI.task_id).where(
-        TI.dag_id == dag_id, TI.run_id == run_id, TI.task_id.endswith(".condition"), TI.state == "skipped")))
+        TI.dag_id == dag_id, TI.run_id == run_id, TI.task_id.endswith(suffix(CONDITION)), TI.state == "skipped")))
 
 
 def pending_approvals(session: Session, dag_id: str, run_id: str) -> list[dict[str, str]]:

@@ -13,7 +13,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-TASK_ID = "flow-outcome"
+from flow_airflow.common.ids import run_task_id
+
 FAILED = ("failed", "upstream_failed")
 SHOWN = 20
 
@@ -59,7 +60,7 @@ class OutcomeOperator(BaseOperator):
         if task_id in self.titles:
             return self.titles[task_id]
         group, _, step = task_id.rpartition(".")
-        title = self.titles.get(f"{group}.run")
+        title = self.titles.get(run_task_id(group))
         return f"{title}: {step}" if title else task_id
 
     def _failed_labels(self, ti: Any, task_ids: set[str]) -> dict[tuple[str, int], list[str]]:

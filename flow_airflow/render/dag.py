@@ -23,21 +23,21 @@ from airflow.sdk import DAG, TaskGroup
 
 from flow_airflow import settings
 from flow_airflow.assets import dataset_asset
+from flow_airflow.common.ids import APPROVAL, CONDITION, OUTCOME, ROUTES, RUN, run_task_id
 from flow_airflow.operators.base import ROUTE_LABEL, FlowTaskOperator
 from flow_airflow.operators.data import DataTaskOperator
 from flow_airflow.operators.deploy import DeployTaskOperator
 from flow_airflow.operators.experiment import ExperimentOperator
-from flow_airflow.operators.outcome import TASK_ID as OUTCOME
 from flow_airflow.operators.outcome import OutcomeOperator
 from flow_airflow.operators.records import batches_of_json
 from flow_airflow.operators.routes import ConditionOperator, RoutesOperator
 from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan
 from flow_airflow.render.params import PARAMS_DOC, flow_params
 from flow_airflow.render.schedule import schedule_of
-from flow_airflow.render.setups import RUN, add_setups, run_task_id
+from flow_airflow.render.setups import add_setups
 from flow_airflow.sensors.approval import ApprovalSensor
 
-__all__ = ["OPERATORS", "RUN", "FlowTaskGroup", "build_dag", "run_task_id"]
+__all__ = ["OPERATORS", "FlowTaskGroup", "build_dag"]
 
 #: The operator of a task's experiments by the task's type, as astronomer-cosmos chooses one operator
 #: class per execution mode.
@@ -107,7 +107,7 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
     """The tasks of one flow task: (the first, which its parents precede; ``run``)."""
     static, tunable = task.static, task.tunable  # tunable: its routes may change with the run's params
     gate = ApprovalSensor(
-        task_id="approval",
+        task_id=APPROVAL,
         task_display_name=f"{task.title}: approval",
         approvers=task.approvers,
         flow_task=task.title,
@@ -141,8 +141,8 @@ def _planner(task: TaskPlan, batch: int) -> RoutesOperator:
     """The task that plans the routes of a task known only at run time (conditions, ``| hyper``, big grids)."""
     kind = ConditionOperator if task.tests else RoutesOperator
     return kind(
-        task_id="condition" if task.tests else "routes",
-        task_display_name=f"{task.title}: {'condition' if task.tests else 'routes'}",
+        task_id=CONDITION if task.tests else ROUTES,
+        task_display_name=f"{task.title}: {CONDITION if task.tests else ROUTES}",
         setup=task.planner_json,
         batch=batch,
         trigger_rule="all_done" if task.parents else "all_success",

@@ -8,16 +8,9 @@ is. Dumping the models anew cost every parse some 15 µs per task. No Airflow im
 
 from __future__ import annotations
 
+from flow_airflow.common.ids import run_task_id
 from flow_airflow.operators.setup import ComputeSetup, Replan, RoutesSetup, TaskSetup
 from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan, ordered_params
-
-#: The task id of a flow task's experiments in its TaskGroup: ``<slug>.run``.
-RUN = "run"
-
-
-def run_task_id(slug: str) -> str:
-    """The task id of the experiments of the flow task ``slug`` (its TaskGroup's id)."""
-    return f"{slug}.{RUN}"
 
 
 def add_setups(plan: FlowPlan) -> None:

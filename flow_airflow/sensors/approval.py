@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 
 from flow_airflow.approvals import APPROVE, CONTEXT_KEY, OPTIONS, REJECT
+from flow_airflow.common.ids import RUN, is_role
 
 EXPERIMENTS_SHOWN = 500  # experiments before the gate kept for the approvals page
 #: Key in the task state store (Airflow's, kept across the tries of a task in a run): the first request's deadline
@@ -112,7 +113,7 @@ class ApprovalSensor(BaseSensorOperator):
         from flow_airflow.operators.records import pull_records
 
         upstream = self.get_flat_relative_ids(upstream=True)
-        run_ids = [t for t in self.dag.task_ids if t in upstream and t.endswith(".run")]
+        run_ids = [t for t in self.dag.task_ids if t in upstream and is_role(t, RUN)]
         found: list[dict[str, Any]] = []
         for records in pull_records(ti, {t: t for t in run_ids}).values():
             found += [
