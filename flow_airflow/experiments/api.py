@@ -5,7 +5,8 @@
 
     {"dag_id", "run_id", "state", "conf", "start_date", "end_date",
      "total", "offset", "limit",                 # paging over every experiment of the run
-     "tasks": [{"task", "task_id", "total", "states": {state: count}, "condition", "parents"}],
+     "tasks": [{"task", "task_id", "total", "states": {state: count}, "condition", "parents", "spare"}],
+     "spare": [{"task", "task_id", "count", "label"}],  # spare task instances, per task: not experiments
      "param_keys", "tag_keys", "differing",     # columns over the whole run; params whose values differ
      "pending": [{"task", "url"}],              # gates waiting for an approval
      "params": {task title: {param: value}},    # this run's params (the flow's, overridden by its conf)
@@ -38,7 +39,7 @@ def run_view(session: Session, dag_id: str, run_id: str, offset: int = 0, limit:
     if run is None:
         return None
     tasks = records.flow_tasks(session, dag_id)
-    every = ordered(records.of_run(session, dag_id, run_id), tasks)
+    every, spares = without_spares(ordered(records.of_run(session, dag_id, run_id), tasks))
     limit = max(0, min(limit, MAX_LIMIT))
     shown = every[offset:offset + limit]
     marks = condition_marks(session, dag_id, run_id, tasks, every)
@@ -46,7 +47,8 @@ def run_view(session: Session, dag_id: str, run_id: str, offset: int = 0, limit:
         "dag_id": dag_id, "run_id": run_id, "state": str(run.state), "conf": run.conf or {},
         "start_date": records.iso(run.start_date), "end_date": records.iso(run.end_date),
         "total": len(every), "offset": offset, "limit": limit,
-        "tasks": task_summaries(tasks, every),
+        "tasks": task_summaries(tasks, every, spares),
+        "spare": spare_summary(spares),
         **columns(every),
         "pending": pending_approvals(session, dag_id, run_id),
         "params": run_params(session, dag_id, run.conf or {}),
@@ -64,18 +66,47 @@ def ordered(experiments: list[records.Experiment], tasks: list[records.FlowTask]
     return sorted(titled, key=lambda e: (place.get(e.task_id, len(place)), e.task_id))  # stable: route order kept
 
 
-def task_summaries(tasks: list[records.FlowTask], every: list[records.Experiment]) -> list[dict[str, Any]]:
-    """Per flow task: its experiments' count and states, its parents' titles and its condition task."""
+SPARE_LABEL = "spare:"  # how a spare task instance is labelled (flow_airflow.operators.base)
+
+
+def is_spare(e: records.Experiment) -> bool:
+    """A spare task instance: one of the mapped task instances the DAG lists beyond the routes this run
+    planned (its params or conf gave fewer), skipped without running anything. Not an experiment."""
+    return e.record is None and e.state == "skipped" and e.label.startswith(SPARE_LABEL)
+
+
+def without_spares(every: list[records.Experiment]) -> tuple[list[records.Experiment], list[records.Experiment]]:
+    """The experiments of a run, and apart from them its spare task instances (see :func:`is_spare`)."""
+    return [e for e in every if not is_spare(e)], [e for e in every if is_spare(e)]
+
+
+def spare_summary(spares: list[records.Experiment]) -> list[dict[str, Any]]:
+    """Per task with spare task instances: how many, and their label (e.g. ``spare: 17 route(s) in this run``)."""
+    found: dict[str, dict[str, Any]] = {}
+    for e in spares:
+        found.setdefault(e.task_id, {"task": e.task, "task_id": e.task_id, "count": 0, "label": e.label})["count"] += 1
+    return list(found.values())
+
+
+def task_summaries(tasks: list[records.FlowTask], every: list[records.Experiment],
+                   spares: list[records.Experiment] | None = None) -> list[dict[str, Any]]:
+    """Per flow task: its experiments' count and states, its spare task instances' count (not counted
+    as experiments), its parents' titles and its condition task."""
     titles = {t.task_id: t.title for t in tasks}
     found: dict[str, dict[str, Any]] = {}
+
+    def summary(e: records.Experiment) -> dict[str, Any]:
+        return found.setdefault(e.task_id, {"task": e.task, "task_id": e.task_id, "total": 0, "states": {},
+                                            "condition": None, "parents": [], "spare": 0})
+
     for t in tasks:
         found[t.task_id] = {"task": t.title, "task_id": t.task_id, "total": 0, "states": {},
-                            "condition": t.condition, "parents": [titles.get(p, p) for p in t.parents]}
+                            "condition": t.condition, "parents": [titles.get(p, p) for p in t.parents], "spare": 0}
     for e in every:
-        summary = found.setdefault(e.task_id, {"task": e.task, "task_id": e.task_id, "total": 0, "states": {},
-                                               "condition": None, "parents": []})
-        summary["total"] += 1
-        summary["states"][e.state] = summary["states"].get(e.state, 0) + 1
+        summary(e)["total"] += 1
+        summary(e)["states"][e.state] = summary(e)["states"].get(e.state, 0) + 1
+    for e in spares or []:
+        summary(e)["spare"] += 1
     return list(found.values())
 
 

@@ -171,6 +171,19 @@
     $("count").textContent = `${rows.length} shown of ${view.run.total} experiments` + (view.rows.length < view.run.total ? ` (${view.rows.length} loaded)` : "");
   }
 
+  // Spare task instances (mapped ones beyond the routes the run planned, skipped): not experiments,
+  // one folded line under the table, per task (and run) when opened.
+  function renderSpare() {
+    const spare = view.run.spare || [];
+    const shown = spare.filter((s) => !view.tab || s.task === view.tab);
+    const count = shown.reduce((n, s) => n + s.count, 0);
+    $("spare").hidden = !count;
+    $("spare").querySelector("summary").textContent =
+      `${count} spare task instance${count === 1 ? "" : "s"}, skipped: the run planned fewer routes than the DAG has task instances`;
+    $("spare").querySelector("ul").replaceChildren(...shown.map((s) => el("li", {
+      text: `${flow ? `${s.run_id} · ` : ""}${s.task}: ${s.count} (${s.label})` })));
+  }
+
   function renderHeader() {
     const run = view.run;
     $("run-state").textContent = run.state;
@@ -250,6 +263,7 @@
     if (!view.run) return;
     renderHeader();
     renderTable();
+    renderSpare();
     if (window.FlowCharts) window.FlowCharts.draw(view, visibleRows);
   }
 
