@@ -12,11 +12,15 @@ Screenshots go to ``pages.shots`` (under pytest's tmp dir), printed at the end o
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,3 +152,36 @@ def wait_rows(browser: Any, count: int, timeout: float = 60) -> list[dict[str, s
 
     WebDriverWait(browser, timeout).until(lambda b: len(rows(b)) == count)
     return rows(browser)
+
+
+@contextlib.contextmanager
+def waiting_gate(file: Path, which: Callable[[Any], bool]) -> Iterator[tuple[Any, subprocess.Popen[str]]]:
+    """``flow-airflow run <file>`` in another process (as a user runs it beside the api-server) until a
+    gate of it waits: that approval (the first pending one ``which`` accepts) and the process."""
+    from airflow.utils.session import create_session
+
+    from flow_airflow.approvals import store
+
+    env = {**os.environ, "AIRFLOW__FLOW_AIRFLOW__APPROVAL_POLL_INTERVAL": "0.2"}
+    child = subprocess.Popen([sys.executable, "-m", "flow_airflow.cli", "run", str(file)], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            with create_session() as session:
+                waiting = [a for a in store.pending(session) if which(a)]
+            if waiting:
+                break
+            if child.poll() is not None or time.monotonic() > deadline:
+                child.kill()
+                pytest.fail(f"no gate waits; flow-airflow run said:\n{child.communicate()[0][-4000:]}")
+            time.sleep(0.3)
+        yield waiting[0], child
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        child.communicate(timeout=60)

@@ -9,17 +9,13 @@ Each payload, if it ran, would add its name to ``window.__xss`` (or change ``doc
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
-from tests.web.browser import Pages, wait_rows
+from tests.web.browser import Pages, wait_rows, waiting_gate
 
 pytestmark = pytest.mark.airflow
 
@@ -181,37 +177,15 @@ def test_markup_in_titles_keys_values_and_conf_never_runs_on_the_experiments_pag
     no_script_ran(browser, browser.title)
 
 
-@pytest.fixture
-def waiting_gate(airflow_home: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """The gated hostile flow, run by ``flow-airflow run`` in another process until its gate waits."""
-    from airflow.utils.session import create_session
-
-    from flow_airflow.approvals import store
-
-    file = project(tmp_path / "gated", gate=True)
-    child = subprocess.Popen([sys.executable, "-m", "flow_airflow.cli", "run", str(file)],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            with create_session() as session:
-                waiting = [a for a in store.pending(session) if a.flow.startswith(FLOW_TITLE)]
-            if waiting:
-                break
-            assert child.poll() is None and time.monotonic() < deadline, child.stdout.read() if child.stdout else ""
-            time.sleep(0.3)
-        yield waiting[0].path, child
-    finally:
-        if child.poll() is None:
-            child.terminate()
-        child.wait(60)
-
-
 def test_markup_never_runs_on_the_approval_pages(
-    waiting_gate: tuple[str, subprocess.Popen[str]], pages: Pages, browser: Any
+    airflow_home: Path, tmp_path: Path, pages: Pages, browser: Any
 ) -> None:
-    path, _ = waiting_gate
-    browser.get(f"{pages.base}{path}")
+    with waiting_gate(project(tmp_path / "gated", gate=True), lambda a: a.flow.startswith(FLOW_TITLE)) as (gate, _):
+        browser.get(f"{pages.base}{gate.path}")
+        check_approval_pages(pages, browser)
+
+
+def check_approval_pages(pages: Pages, browser: Any) -> None:
     title = browser.title
     table = browser.find_element("id", "experiments").text
     assert TITLE in table and VALUE in table and TAG in table
