@@ -10,6 +10,7 @@
      "param_keys", "tag_keys", "differing",     # columns over the whole run; params whose values differ
      "pending": [{"task", "url"}],              # gates waiting for an approval
      "params": {task title: {param: value}},    # this run's params (the flow's, overridden by its conf)
+     "goal": {"tag", "direction", "task"} | None,  # the metric the flow's own conditions seek (flow_goal)
      "experiments": [Experiment.as_json() + {"conditions": [...], "artifacts": [...]}]}
 
 Airflow and the approvals store are imported inside functions (the plugin is loaded by every process).
@@ -52,6 +53,7 @@ def run_view(session: Session, dag_id: str, run_id: str, offset: int = 0, limit:
         **columns(every),
         "pending": pending_approvals(session, dag_id, run_id),
         "params": run_params(session, dag_id, run.conf or {}),
+        "goal": flow_goal(session, dag_id),
         "experiments": [{**e.as_json(), "conditions": marks.get((e.task, e.index), []) if e.record else [],
                          "artifacts": artifacts(e)} for e in shown],
     }
@@ -175,6 +177,44 @@ def run_params(session: Session, dag_id: str, conf: dict[str, Any]) -> dict[str,
         if isinstance(values, dict) and title in merged:
             merged[title].update(values)
     return merged
+
+
+GOALS = {"max": "max", "min": "min", "gt": "max", "lt": "min"}  # a condition's objective -> what is best
+
+
+def flow_goal(session: Session, dag_id: str) -> dict[str, str] | None:
+    """The metric the flow's own conditions seek, for the page's "best": the first ``max`` / ``min``
+    condition in the flow file (``max accuracy``: accuracy, highest), else the first ``gt`` / ``lt`` one
+    (``gt``: highest). ``{"tag", "direction": "max" | "min", "task": the task with the condition}``;
+    None when no condition compares a tag (or the DAG keeps no flow file in its docs).
+
+    The flow file is the one the DAG was compiled from: its docs hold its YAML
+    (``flow_airflow.render.dag``), read here as data only.
+    """
+    from airflow.models.serialized_dag import SerializedDagModel
+
+    from flow_airflow.spec.errors import FlowError
+    from flow_airflow.spec.source import read_source
+
+    dag = SerializedDagModel.get_dag(dag_id, session=session)
+    docs = (dag.doc_md or "") if dag is not None else ""
+    start = docs.find("```yaml\n")
+    end = docs.find("\n```", start + 8)
+    if start < 0 or end < 0:
+        return None
+    try:  # read as the loader reads a flow file (cnvrg's files are not always plain YAML)
+        flow = read_source("flow.yaml", docs[start + 8:end]).data
+    except FlowError:
+        return None
+    found: list[tuple[int, dict[str, str]]] = []
+    for task in (flow.get("tasks") if isinstance(flow, dict) else None) or []:
+        for c in (task.get("conditions") if isinstance(task, dict) else None) or []:
+            objective = str(c.get("objective", "")).strip().lower() if isinstance(c, dict) else ""
+            if objective in GOALS and c.get("tag_key"):
+                goal = {"tag": str(c["tag_key"]).strip(), "direction": GOALS[objective],
+                        "task": str(task.get("title", ""))}
+                found.append((0 if objective in ("max", "min") else 1, goal))
+    return min(found, key=lambda f: f[0])[1] if found else None
 
 
 def artifacts(e: records.Experiment) -> list[str]:

@@ -10,6 +10,7 @@
      "tasks", "param_keys", "tag_keys", "differing",     # as the run's view, over every chosen run
      "pending": [{"run_id", "task", "url"}],
      "params": {task title: {param: value}},   # the newest chosen run's params (the re-run form's start)
+     "goal": {"tag", "direction", "task"} | None,  # as the run's view
      "experiments": [run view's experiment + {"run_id"}]}  # run by run (newest first), each in flow order
 
 The chosen runs: ``run_ids`` (at most ``MAX_RUNS``), else the ``last`` newest (``DEFAULT_RUNS``).
@@ -86,6 +87,7 @@ def flow_view(session: Session, dag_id: str, run_ids: list[str], last: int = DEF
         "pending": [{"run_id": a.run_id, "task": a.task, "url": a.path} for a in _pending(session, dag_id)
                     if a.run_id in chosen],
         "params": api.run_params(session, dag_id, runs[0].conf or {}) if runs else {},
+        "goal": api.flow_goal(session, dag_id),
         "experiments": [{**e.as_json(), "run_id": run_id,
                          "conditions": marks.get((e.task, e.index), []) if e.record else [],
                          "artifacts": api.artifacts(e)} for run_id, e, marks in every[offset:offset + limit]],

@@ -72,8 +72,10 @@ def page_url(server: AirflowServer, dag: str, run_id: str, api: bool = False) ->
 
 
 def rows(browser: Any) -> list[dict[str, str]]:
-    """The table's rows as {column key: cell text} (the page's ``data-key`` of each header)."""
+    """The table's rows as {column key: cell text} (the page's ``data-key`` of each header), each opened
+    (a row is one line until opened)."""
     return browser.execute_script("""
+        document.querySelectorAll('#experiments tbody tr').forEach((tr) => tr.classList.add('open'));
         const keys = [...document.querySelectorAll('#experiments th')].map((th) => th.dataset.key);
         return [...document.querySelectorAll('#experiments tbody tr')].map((tr) => Object.fromEntries(
             [...tr.cells].map((td, i) => [keys[i], td.innerText.trim()]).concat([['class', tr.className]])));""")

@@ -138,12 +138,14 @@ def browser() -> Iterator[Any]:
             driver.quit()
 
 
-def rows(browser: Any) -> list[dict[str, str]]:
-    """The experiments table's rows as {column key: cell text} (the page's ``data-key`` of each header)."""
+def rows(browser: Any, open: bool = True) -> list[dict[str, str]]:
+    """The experiments table's rows as {column key: cell text} (the page's ``data-key`` of each header);
+    ``open``: each row opened first (a row is one line until opened)."""
     return browser.execute_script("""
+        if (arguments[0]) document.querySelectorAll('#experiments tbody tr').forEach((tr) => tr.classList.add('open'));
         const keys = [...document.querySelectorAll('#experiments th')].map((th) => th.dataset.key);
         return [...document.querySelectorAll('#experiments tbody tr')].map((tr) => Object.fromEntries(
-            [...tr.cells].map((td, i) => [keys[i], td.innerText.trim()]).concat([['class', tr.className]])));""")
+            [...tr.cells].map((td, i) => [keys[i], td.innerText.trim()]).concat([['class', tr.className]])));""", open)
 
 
 def wait_rows(browser: Any, count: int, timeout: float = 60) -> list[dict[str, str]]:

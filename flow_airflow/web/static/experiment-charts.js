@@ -100,7 +100,7 @@
       series: logged.map((e) => {
         const s = e.series[key(e)];
         const ys = Array.isArray(s) ? s : s.ys || [], xs = Array.isArray(s) ? null : s.xs;
-        return { type: "line", name: `${name(view, e)} · ${key(e)}`, showSymbol: false,
+        return { type: "line", name: `${name(view, e)} · ${key(e)}`, showSymbol: ys.length === 1,  // one point: a dot
           data: ys.map((y, i) => [xs ? num(xs[i]) ?? i : i, num(y)]) };
       }),
     }, true);
