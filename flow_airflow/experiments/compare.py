@@ -4,7 +4,7 @@
 ``GET /flow-airflow/api/experiments/<dag_id>?run=<run id>&run=...&last=N&offset=&limit=``::
 
     {"dag_id", "total", "offset", "limit",       # paging over every experiment of the chosen runs
-     "runs": [{"run_id", "state", "run_after", "start_date", "end_date", "conf", "total"}],  # chosen, newest first
+     "runs": [{"run_id", "state", "paused", "run_after", "start_date", "end_date", "conf", "total"}],  # newest first
      "spare": [{"run_id", "task", "task_id", "count", "label"}],  # spare task instances: not experiments
      "recent": [{"run_id", "state", "run_after", ...}],  # the flow's recent runs (to choose from)
      "tasks", "param_keys", "tag_keys", "differing",     # as the run's view, over every chosen run
@@ -64,6 +64,7 @@ def flow_view(session: Session, dag_id: str, run_ids: list[str], last: int = DEF
     tasks = records.flow_tasks(session, dag_id)
     every: list[tuple[str, records.Experiment, dict[tuple[str, int], list[dict[str, Any]]]]] = []
     summaries = []
+    paused = api.paused_dags(session, {dag_id})
     spares: list[records.Experiment] = []
     spare_lines: list[dict[str, Any]] = []
     for run in runs:
@@ -72,7 +73,9 @@ def flow_view(session: Session, dag_id: str, run_ids: list[str], last: int = DEF
         spare_lines += [{"run_id": run.run_id, **line} for line in api.spare_summary(spare)]
         marks = api.condition_marks(session, dag_id, run.run_id, tasks, experiments)
         every += [(run.run_id, e, marks) for e in experiments]
-        summaries.append({"run_id": run.run_id, "state": str(run.state), "run_after": records.iso(run.run_after),
+        summaries.append({"run_id": run.run_id, "state": str(run.state),
+                          "paused": api.held(run, paused),
+                          "run_after": records.iso(run.run_after),
                           "start_date": records.iso(run.start_date), "end_date": records.iso(run.end_date),
                           "conf": run.conf or {}, "total": len(experiments)})
     limit = max(0, min(limit, api.MAX_LIMIT))

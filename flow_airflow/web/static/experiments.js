@@ -207,8 +207,12 @@
 
   function renderHeader() {
     const run = view.run;
-    $("run-state").textContent = run.state;
-    $("run-state").className = `badge state-${run.state}`;
+    const paused = flow ? run.runs.filter((r) => r.paused) : run.paused ? [run] : [];
+    $("run-state").textContent = !flow && run.paused ? "paused" : run.state;
+    $("run-state").className = `badge state-${!flow && run.paused ? "paused" : run.state}`;
+    $("paused").hidden = !paused.length;  // nothing more of it is scheduled: not a hung run
+    $("paused").textContent = paused.length ? `The flow is paused: Airflow schedules nothing more of ${flow
+      ? paused.map((r) => short(r.run_id)).join(", ") : "this run"} until it is unpaused (the toggle on its Airflow page).` : "";
     if (flow) renderChooser(run);
     $("pending").replaceChildren(...run.pending.map((p) => el("p", {},
       el("span", { class: "badge pending-approval", text: "Pending Approval" }), ` ${p.task}${flow ? ` of ${p.run_id}` : ""} waits for a decision: `,
