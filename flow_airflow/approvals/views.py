@@ -28,7 +28,8 @@ router = APIRouter()
 TITLE = "Approvals"
 
 
-def shown_experiments(session: Session, approval: store.Approval) -> list[dict[str, Any]]:
+def shown_experiments(session: Session, approval: store.Approval,
+                      known: dict[str, list[records.FlowTask]] | None = None) -> list[dict[str, Any]]:
     """The experiments before the gate ``approval``, as its page shows them: every experiment of the
     tasks upstream of the gated task that left a record, in the flow's order, those that passed the
     gated task's condition first (cnvrg: what the approver is asked about).
@@ -36,8 +37,13 @@ def shown_experiments(session: Session, approval: store.Approval) -> list[dict[s
     :returns: ``{"task", "index", "label", "params", "tags", "passed"}`` each; ``passed`` is True for an
         experiment the gated task's condition let through, False for one it left out, None where no
         condition chose (the task has none, or the experiment is of a task further up).
+    :param known: the flow tasks of DAGs read before (dag id -> them), filled in here: a list of
+        approvals reads each DAG once.
     """
-    tasks = records.flow_tasks(session, approval.dag_id)
+    known = {} if known is None else known
+    if approval.dag_id not in known:
+        known[approval.dag_id] = records.flow_tasks(session, approval.dag_id)
+    tasks = known[approval.dag_id]
     by_id = {t.task_id: t for t in tasks}
     gated = by_id.get(approval.task_id.removesuffix(".approval") + records.RUN_TASK_SUFFIX)
     if gated is None:  # the DAG is no longer serialized: what the gate recorded
@@ -65,8 +71,9 @@ def shown_experiments(session: Session, approval: store.Approval) -> list[dict[s
     return found[:store.EXPERIMENTS_SHOWN]
 
 
-def _as_json(session: Session, approval: store.Approval) -> dict[str, Any]:
-    return {**approval.as_json(), "experiments": shown_experiments(session, approval)}
+def _as_json(session: Session, approval: store.Approval,
+             known: dict[str, list[records.FlowTask]] | None = None) -> dict[str, Any]:
+    return {**approval.as_json(), "experiments": shown_experiments(session, approval, known)}
 
 
 class Decision(BaseModel):
@@ -107,8 +114,9 @@ def list_approvals(who: CallerDep) -> JSONResponse:
         return error(401, "Not signed in to Airflow")
     with session() as db:
         readable = who.readable_dag_ids(db)
-        body = {"pending": [_as_json(db, a) for a in store.pending(db, readable)],
-                "history": [_as_json(db, a) for a in store.history(db, readable)]}
+        known: dict[str, list[records.FlowTask]] = {}
+        body = {"pending": [_as_json(db, a, known) for a in store.pending(db, readable)],
+                "history": [_as_json(db, a, known) for a in store.history(db, readable)]}
     return JSONResponse(body)
 
 
