@@ -4,11 +4,13 @@
 ``GET /flow-airflow/api/experiments/<dag_id>?run=<run id>&run=...&last=N&offset=&limit=``::
 
     {"dag_id", "total", "offset", "limit",       # paging over every experiment of the chosen runs
-     "runs": [{"run_id", "state", "run_after", "start_date", "end_date", "conf", "total"}],  # chosen, newest first
+     "runs": [{"run_id", "state", "paused", "run_after", "start_date", "end_date", "conf", "total"}],  # newest first
+     "spare": [{"run_id", "task", "task_id", "count", "label"}],  # spare task instances: not experiments
      "recent": [{"run_id", "state", "run_after", ...}],  # the flow's recent runs (to choose from)
      "tasks", "param_keys", "tag_keys", "differing",     # as the run's view, over every chosen run
      "pending": [{"run_id", "task", "url"}],
      "params": {task title: {param: value}},   # the newest chosen run's params (the re-run form's start)
+     "goal": {"tag", "direction", "task"} | None,  # as the run's view
      "experiments": [run view's experiment + {"run_id"}]}  # run by run (newest first), each in flow order
 
 The chosen runs: ``run_ids`` (at most ``MAX_RUNS``), else the ``last`` newest (``DEFAULT_RUNS``).
@@ -62,11 +64,18 @@ def flow_view(session: Session, dag_id: str, run_ids: list[str], last: int = DEF
     tasks = records.flow_tasks(session, dag_id)
     every: list[tuple[str, records.Experiment, dict[tuple[str, int], list[dict[str, Any]]]]] = []
     summaries = []
+    paused = api.paused_dags(session, {dag_id})
+    spares: list[records.Experiment] = []
+    spare_lines: list[dict[str, Any]] = []
     for run in runs:
-        experiments = api.ordered(records.of_run(session, dag_id, run.run_id), tasks)
+        experiments, spare = api.without_spares(api.ordered(records.of_run(session, dag_id, run.run_id), tasks))
+        spares += spare
+        spare_lines += [{"run_id": run.run_id, **line} for line in api.spare_summary(spare)]
         marks = api.condition_marks(session, dag_id, run.run_id, tasks, experiments)
         every += [(run.run_id, e, marks) for e in experiments]
-        summaries.append({"run_id": run.run_id, "state": str(run.state), "run_after": records.iso(run.run_after),
+        summaries.append({"run_id": run.run_id, "state": str(run.state),
+                          "paused": api.held(run, paused),
+                          "run_after": records.iso(run.run_after),
                           "start_date": records.iso(run.start_date), "end_date": records.iso(run.end_date),
                           "conf": run.conf or {}, "total": len(experiments)})
     limit = max(0, min(limit, api.MAX_LIMIT))
@@ -75,11 +84,13 @@ def flow_view(session: Session, dag_id: str, run_ids: list[str], last: int = DEF
     return {
         "dag_id": dag_id, "total": len(every), "offset": offset, "limit": limit, "runs": summaries,
         "recent": api.recent_runs(session, {dag_id}),
-        "tasks": api.task_summaries(tasks, experiments),
+        "tasks": api.task_summaries(tasks, experiments, spares),
+        "spare": spare_lines,
         **api.columns(experiments),
         "pending": [{"run_id": a.run_id, "task": a.task, "url": a.path} for a in _pending(session, dag_id)
                     if a.run_id in chosen],
         "params": api.run_params(session, dag_id, runs[0].conf or {}) if runs else {},
+        "goal": api.flow_goal(session, dag_id),
         "experiments": [{**e.as_json(), "run_id": run_id,
                          "conditions": marks.get((e.task, e.index), []) if e.record else [],
                          "artifacts": api.artifacts(e)} for run_id, e, marks in every[offset:offset + limit]],

@@ -34,7 +34,7 @@ def runs_page(request: Request, who: CallerDep) -> HTMLResponse:
     if who.user is None:
         return signed_out(request, TITLE)
     with session() as db:
-        runs = api.recent_runs(db, who.readable_dag_ids(db))
+        runs = api.recent_runs(db, who.readable_dag_ids(db), best=True)
     return page(request, "experiment_runs.html", who, runs=runs, dag_id=None)
 
 

@@ -215,6 +215,7 @@ def _bob_signs_in_and_approves(server: AirflowServer, browser: Any, link: str) -
     assert "accuracy=0.91" in browser.find_element(By.ID, "experiments").text  # Train's tags
     browser.save_screenshot(str(server.root / "approval-pending.png"))
     approve.click()
+    browser.switch_to.alert.accept()  # approving asks first
     wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "approved"))
     assert browser.find_element(By.ID, "decision").text.startswith("approved by bob at ")
     browser.save_screenshot(str(server.root / "approval-approved.png"))

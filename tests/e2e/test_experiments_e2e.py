@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from flow_airflow.cli import LOADER
+from flow_airflow.experiments.api import short_run_id
 
 AirflowServer = Any  # conftest.AirflowServer
 pytestmark = pytest.mark.e2e
@@ -72,8 +73,10 @@ def page_url(server: AirflowServer, dag: str, run_id: str, api: bool = False) ->
 
 
 def rows(browser: Any) -> list[dict[str, str]]:
-    """The table's rows as {column key: cell text} (the page's ``data-key`` of each header)."""
+    """The table's rows as {column key: cell text} (the page's ``data-key`` of each header), each opened
+    (a row is one line until opened)."""
     return browser.execute_script("""
+        document.querySelectorAll('#experiments tbody tr').forEach((tr) => tr.classList.add('open'));
         const keys = [...document.querySelectorAll('#experiments th')].map((th) => th.dataset.key);
         return [...document.querySelectorAll('#experiments tbody tr')].map((tr) => Object.fromEntries(
             [...tr.cells].map((td, i) => [keys[i], td.innerText.trim()]).concat([['class', tr.className]])));""")
@@ -257,10 +260,12 @@ def test_run_again_with_a_changed_param(airflow_server: AirflowServer, runs: dic
     assert server.wait_for_run(CONDITIONS, new_run, timeout=240) == "success"
     WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "run-state").text == "success")
     # the page followed the run live; Train keeps its 3 task instances: 2 run two routes each, 1 is spare
-    table = wait_rows(browser, 7)
+    # (no experiment: one folded line under the table)
+    table = wait_rows(browser, 6)
     train = [(r["param:accuracy"], r["state"], "not-run" in r["class"]) for r in table if r["task"] == "Train"]
     assert train == [("0.70", "success", False), ("0.95", "success", False), ("0.85", "success", False),
-                     ("0.60", "success", False), ("", "skipped", True)]
+                     ("0.60", "success", False)]
+    assert browser.find_element(By.ID, "spare").text.startswith("1 spare task instance")
     assert [r["tag:winner_accuracy"] for r in table if r["task"] == "Compare"] == ["0.95"]
     browser.save_screenshot(str(server.root / "experiments-rerun.png"))
 
@@ -299,8 +304,9 @@ def test_the_flow_page_compares_its_runs(airflow_server: AirflowServer, runs: di
     total = sum(r["total"] for r in chosen)
     browser.get(f"{server.base_url}/flow-airflow/experiments/{CONDITIONS}")
     table = wait_rows(browser, total)
-    assert [r["run"] for r in table] == [r["run_id"] for r in chosen for _ in range(r["total"])]
-    first = [r for r in table if r["run"] == runs[CONDITIONS]]
+    # the Run column shows run ids short (manual__2026-12-07T12:33:05... as manual 2026-12-07 12:33:05)
+    assert [r["run"] for r in table] == [short_run_id(r["run_id"]) for r in chosen for _ in range(r["total"])]
+    first = [r for r in table if r["run"] == short_run_id(runs[CONDITIONS])]
     assert [r["param:accuracy"] for r in first if r["task"] == "Train"] == ["0.70", "0.95", "0.85"]
     sixty = [r for r in table if r["param:accuracy"] == "0.60"]
     assert sixty and lines(sixty[0]["conditions"])[1] == (
@@ -323,9 +329,10 @@ def test_the_flow_page_compares_its_runs(airflow_server: AirflowServer, runs: di
     browser.find_element(By.CSS_SELECTOR, "#runs-chooser summary").click()  # open the chooser
     for other in others:  # untick the others, one at a time (the list is drawn again after each)
         browser.find_element(By.CSS_SELECTOR, f"#runs-list input[value='{other}']").click()
-        WebDriverWait(browser, 60).until(lambda b, other=other: other not in {r["run"] for r in rows(b)})
+        WebDriverWait(browser, 60).until(
+            lambda b, other=other: short_run_id(other) not in {r["run"] for r in rows(b)})
     one = wait_rows(browser, 5)
-    assert {r["run"] for r in one} == {runs[CONDITIONS]}
+    assert {r["run"] for r in one} == {short_run_id(runs[CONDITIONS])}
     assert browser.current_url.endswith(f"?run={runs[CONDITIONS]}")  # the address keeps the choice
     browser.save_screenshot(str(server.root / "experiments-flow-one-run.png"))
     # run again from the flow's page: the form starts from the newest run compared (here the one chosen)

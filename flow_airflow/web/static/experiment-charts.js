@@ -11,6 +11,10 @@
   const colour = (e, k) => (k === RUN ? e.run_id : param(e, k));
   const name = (view, e) => `${view.flow ? `${e.run_id} · ` : ""}${e.task} ${e.label}`;
   const state = { parallelSignature: "", parallelRows: [] };
+  // A tooltip's HTML is made of the flow's and the run's own text (titles, param keys and values, tag
+  // keys, a run's conf): every piece is escaped, never markup (issue 29: stored XSS).
+  const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+  const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ESCAPES[c]);
 
   function chart(view, id, count) {
     if (!view.charts[id]) {
@@ -46,7 +50,7 @@
     }
     c.setOption({ animation: false,  // redrawn on every load of a followed run
       title: { text: `${metric} against ${x}`, textStyle: { fontSize: 13 } },
-      tooltip: { formatter: (p) => `${p.name}<br>${x}=${p.value[0]}, ${metric}=${p.value[1]}` },
+      tooltip: { formatter: (p) => `${esc(p.seriesName)}<br>${esc(p.name)}<br>${esc(x)}=${esc(p.value[0])}, ${esc(metric)}=${esc(p.value[1])}` },
       legend: { top: 24, type: "scroll" }, grid: { top: 64, left: 56, right: 24, bottom: 40 },
       xAxis: axis(points.map((e) => param(e, x)), x), yAxis: { type: "value", name: metric, scale: true },
       series: [...groups].map(([group, data]) => ({ type: "scatter", name: color === RUN ? group : color ? `${color}=${group}` : group, data, symbolSize: 10 })),
@@ -90,12 +94,13 @@
     if (!logged.length) return empty(c, "Series: none logged with log_metric(key, Ys=[...]) among the shown experiments");
     c.setOption({ animation: false,  // redrawn on every load of a followed run
       title: { text: `Series of the shown experiments (${logged.length})`, textStyle: { fontSize: 13 } },
-      tooltip: { trigger: "axis" }, legend: { top: 24, type: "scroll" }, grid: { top: 64, left: 56, right: 24, bottom: 40 },
+      tooltip: { trigger: "axis", formatter: (ps) => [`step ${esc(ps[0]?.value[0])}`, ...ps.map((p) => `${p.marker}${esc(p.seriesName)}: ${esc(p.value[1])}`)].join("<br>") },
+      legend: { top: 24, type: "scroll" }, grid: { top: 64, left: 56, right: 24, bottom: 40 },
       xAxis: { type: "value", name: "step", scale: true }, yAxis: { type: "value", scale: true },
       series: logged.map((e) => {
         const s = e.series[key(e)];
         const ys = Array.isArray(s) ? s : s.ys || [], xs = Array.isArray(s) ? null : s.xs;
-        return { type: "line", name: `${name(view, e)} · ${key(e)}`, showSymbol: false,
+        return { type: "line", name: `${name(view, e)} · ${key(e)}`, showSymbol: ys.length === 1,  // one point: a dot
           data: ys.map((y, i) => [xs ? num(xs[i]) ?? i : i, num(y)]) };
       }),
     }, true);

@@ -12,7 +12,7 @@
   const NOT_RUN = new Set(["None", "null", "scheduled", "queued", "up_for_reschedule", "removed", "upstream_failed", "skipped"]);
   const flow = !cfg.run;  // the flow's page: several runs
   const chosen = new URLSearchParams(window.location.search);  // ?run=..&run=.. or ?last=N
-  const view = { run: null, rows: [], sort: null, desc: false, tab: "", brushed: null, charts: {}, flow };
+  const view = { run: null, rows: [], sort: null, desc: false, tab: "", brushed: null, charts: {}, flow, open: new Set() };
   const $ = (id) => document.getElementById(id);
 
   const num = (v) => (v === null || v === undefined || v === "" || isNaN(Number(v)) ? null : Number(v));
@@ -49,21 +49,34 @@
   }
 
   // ---- the table -------------------------------------------------------------------------------
+  // The table's columns: a param or tag column that is empty for every row of the tab is left out.
   function columns() {
     const run = view.run;
-    const params = $("differ").checked ? run.param_keys.filter((k) => run.differing.includes(k)) : run.param_keys;
+    const tabRows = view.rows.filter((e) => !view.tab || e.task === view.tab);
+    const filled = (get) => tabRows.some((e) => text(get(e)) !== "");
+    const params = ($("differ").checked ? run.param_keys.filter((k) => run.differing.includes(k)) : run.param_keys)
+      .filter((k) => filled((e) => paramOf(e, k)));
     return [
       ...(flow ? [{ key: "run", title: "Run", get: (e) => e.run_id }] : []),
       { key: "task", title: "Task", get: (e) => e.task },
       { key: "route", title: "Route", get: (e) => e.label, sortBy: (e) => e.index },
       ...params.map((k) => ({ key: `param:${k}`, title: k, kind: "param", get: (e) => paramOf(e, k) })),
-      ...run.tag_keys.map((k) => ({ key: `tag:${k}`, title: k, kind: "tag", get: (e) => e.tags[k] })),
+      ...run.tag_keys.filter((k) => filled((e) => e.tags[k])).map((k) => ({ key: `tag:${k}`, title: k, kind: "tag", get: (e) => e.tags[k] })),
       { key: "state", title: "State", get: (e) => e.state },
       { key: "duration", title: "Duration (s)", get: (e) => (e.duration === null ? "" : e.duration.toFixed(1)) },
-      { key: "conditions", title: "Conditions", get: (e) => e.conditions.map((c) => `${c.task}: ${c.passed ? "passed" : "left out"}${c.why.length ? ` (${c.why.join("; ")})` : ""}`).join("; ") },
       { key: "log", title: "Log", get: () => "" },
       { key: "artifacts", title: "Artifacts", get: (e) => e.artifacts.join(" ") },
+      { key: "conditions", title: "Conditions", get: (e) => e.conditions.map((c) => `${c.task}: ${c.passed ? "passed" : "left out"}${c.why.length ? ` (${c.why.join("; ")})` : ""}`).join("; ") },
     ];
+  }
+
+  // Ids shown short, in full on hover: a run id "manual__2026-12-07T12:33:05.305041+00:00" as
+  // "manual 2026-12-07 12:33:05", a commit (40 or 64 hex digits) as its first 8.
+  function short(value) {
+    const id = text(value);
+    const run = /^([a-z_]+?)__(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)/.exec(id);
+    if (run) return `${run[1]} ${run[2]} ${run[3]}`;
+    return /^[0-9a-f]{40}([0-9a-f]{24})?$/i.test(id) ? id.slice(0, 8) : id;
   }
 
   function visibleRows() {
@@ -126,13 +139,15 @@
         td.append(el("a", { href, download: "", text: name }), el("br"));
       }
     } else if (col.key === "conditions") conditionsCell(td, e);
-    else if (col.key === "run") td.append(el("a", { href: `${cfg.prefix}/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(e.run_id)}`, text: e.run_id })); else if (col.key === "state") td.append(el("span", { class: `badge state-${e.state}`, text: e.state === "None" ? "not run yet" : e.state }));
+    else if (col.key === "run") td.append(el("a", { href: `${cfg.prefix}/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(e.run_id)}`, text: short(e.run_id), title: e.run_id })); else if (col.key === "state") td.append(el("span", { class: `badge state-${e.state}`, text: e.state === "None" ? "not run yet" : e.state }));
     else {
-      td.textContent = text(col.get(e));
+      const full = text(col.get(e));
+      td.textContent = col.kind ? short(full) : full;
+      if (td.textContent !== full) td.title = full;
       if (col.kind && num(col.get(e)) !== null) td.className = "num";
       if (col.kind === "param" && !(col.key.slice(6) in e.params) && td.textContent) {
         td.classList.add("inherited");
-        td.title = "a param of a task before it on its route";
+        td.title = `${full} (a param of a task before it on its route)`;
       }
     }
     return td;
@@ -164,6 +179,12 @@
       const tr = el("tr", { "data-task": e.task, "data-index": String(e.index), "data-run": e.run_id });
       if (!e.has_record && NOT_RUN.has(e.state)) tr.classList.add("not-run");
       if (rowKey(e) === top) tr.classList.add("best");
+      if (view.open.has(rowKey(e))) tr.classList.add("open");
+      tr.addEventListener("click", (event) => {  // one line each, opened (and closed) by a click
+        if (event.target.closest("a, button")) return;
+        if (view.open.has(rowKey(e))) view.open.delete(rowKey(e)); else view.open.add(rowKey(e));
+        tr.classList.toggle("open");
+      });
       for (const c of cols) tr.append(cell(c, e));
       body.append(tr);
     }
@@ -171,10 +192,27 @@
     $("count").textContent = `${rows.length} shown of ${view.run.total} experiments` + (view.rows.length < view.run.total ? ` (${view.rows.length} loaded)` : "");
   }
 
+  // Spare task instances (mapped ones beyond the routes the run planned, skipped): not experiments,
+  // one folded line under the table, per task (and run) when opened.
+  function renderSpare() {
+    const spare = view.run.spare || [];
+    const shown = spare.filter((s) => !view.tab || s.task === view.tab);
+    const count = shown.reduce((n, s) => n + s.count, 0);
+    $("spare").hidden = !count;
+    $("spare").querySelector("summary").textContent =
+      `${count} spare task instance${count === 1 ? "" : "s"}, skipped: the run planned fewer routes than the DAG has task instances`;
+    $("spare").querySelector("ul").replaceChildren(...shown.map((s) => el("li", {
+      text: `${flow ? `${s.run_id} · ` : ""}${s.task}: ${s.count} (${s.label})` })));
+  }
+
   function renderHeader() {
     const run = view.run;
-    $("run-state").textContent = run.state;
-    $("run-state").className = `badge state-${run.state}`;
+    const paused = flow ? run.runs.filter((r) => r.paused) : run.paused ? [run] : [];
+    $("run-state").textContent = !flow && run.paused ? "paused" : run.state;
+    $("run-state").className = `badge state-${!flow && run.paused ? "paused" : run.state}`;
+    $("paused").hidden = !paused.length;  // nothing more of it is scheduled: not a hung run
+    $("paused").textContent = paused.length ? `The flow is paused: Airflow schedules nothing more of ${flow
+      ? paused.map((r) => short(r.run_id)).join(", ") : "this run"} until it is unpaused (the toggle on its Airflow page).` : "";
     if (flow) renderChooser(run);
     $("pending").replaceChildren(...run.pending.map((p) => el("p", {},
       el("span", { class: "badge pending-approval", text: "Pending Approval" }), ` ${p.task}${flow ? ` of ${p.run_id}` : ""} waits for a decision: `,
@@ -187,8 +225,17 @@
     }));
     const stop = $("stop");
     if (stop) stop.hidden = FINISHED.has(run.state);
-    fillSelect($("best-tag"), run.tag_keys, "(a tag)");
-    fillSelect($("metric"), run.tag_keys);
+    const numeric = run.tag_keys.filter((k) => view.rows.some((e) => num(e.tags[k]) !== null));
+    fillSelect($("best-tag"), numeric, "(a tag)");
+    fillSelect($("metric"), numeric);
+    const goal = run.goal;  // the flow's own condition: what "best" means, chosen once, on load
+    if (goal && !view.goalSet && numeric.includes(goal.tag)) {
+      view.goalSet = true;
+      $("best-tag").value = goal.tag;
+      $("best-dir").value = goal.direction;
+      $("metric").value = goal.tag;
+      $("best-tag").title = `as the condition of ${goal.task} seeks: ${goal.direction === "max" ? "highest" : "lowest"} ${goal.tag}`;
+    }
     fillSelect($("x-param"), run.param_keys);
     fillSelect($("color-param"), flow ? [RUN, ...run.param_keys] : run.param_keys, "(none)");
   }
@@ -202,7 +249,8 @@
   }
 
   function renderChooser(run) {
-    $("runs-chosen").textContent = run.runs.map((r) => `${r.run_id} (${r.state}, ${r.total})`).join(", ") || "none";
+    $("runs-chosen").textContent = run.runs.map((r) => `${short(r.run_id)} (${r.state}, ${r.total})`).join(", ") || "none";
+    $("runs-chosen").title = run.runs.map((r) => r.run_id).join("\n");
     const picked = new Set(run.runs.map((r) => r.run_id));
     const want = run.recent.map((r) => `${r.run_id}:${picked.has(r.run_id)}:${r.state}`).join("\n");
     if ($("runs-list").dataset.shown === want) return;
@@ -212,7 +260,7 @@
       box.checked = picked.has(r.run_id);
       box.addEventListener("change", chooseRuns);
       const own = `${cfg.prefix}/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(r.run_id)}`;
-      const label = el("label", {}, box, " ", el("code", { text: r.run_id }), ` ${r.state}, run after ${(r.run_after || "").slice(0, 19)} · `,
+      const label = el("label", {}, box, " ", el("code", { text: short(r.run_id), title: r.run_id }), ` ${r.state}, run after ${(r.run_after || "").slice(0, 19)} · `,
         el("a", { href: own, text: "its page" }));
       if (cfg.mayEdit === "true" && !FINISHED.has(r.state)) {  // a running run: stop it here too
         const button = el("button", { type: "button", class: "reject stop-run", "data-run": r.run_id, text: "Stop" });
@@ -250,6 +298,7 @@
     if (!view.run) return;
     renderHeader();
     renderTable();
+    renderSpare();
     if (window.FlowCharts) window.FlowCharts.draw(view, visibleRows);
   }
 
