@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import re
 import shutil
 import sys
 import tempfile
@@ -15,6 +17,7 @@ from flow_airflow.spec.models import DataTask, DeployTask, Flow, Task, scalar_te
 
 if TYPE_CHECKING:
     from flow_airflow.plan.flow_plan import TaskPlan
+    from flow_airflow.spec.load import LoadedFlow
 
 LOADER = '''"""Airflow DAGs compiled from the cnvrg flow files (*.yaml, *.yml) in this folder and below."""
 
@@ -26,15 +29,19 @@ globals().update(load_dags(__file__))
 
 def validate(args: argparse.Namespace) -> int:
     """Check flow files and folders: a folder as the loader reads it (the same files, the same checks)."""
-    from flow_airflow.loader import compile_file, flow_files
+    from flow_airflow.loader import compile_file, walk
     from flow_airflow.plan.flow_plan import plan_flow
     from flow_airflow.spec.load import load_flow
 
-    checked = failed = 0
+    checked = failed = links = 0
     seen: dict[str, Path] = {}
     for raw in args.paths:
         path = Path(raw)
-        for file in flow_files(path) if path.is_dir() else [path]:
+        files, repeats = walk(path) if path.is_dir() else ([path], [])
+        for repeat in repeats:  # a link loop: Airflow's walk of the dags folder would stop on it
+            links += 1
+            print(repeat.issue(), file=sys.stderr)
+        for file in files:
             try:
                 plan = compile_file(file) if path.is_dir() else plan_flow(load_flow(file))
                 if plan is not None and plan.dag_id in seen:
@@ -51,11 +58,12 @@ def validate(args: argparse.Namespace) -> int:
             for warning in getattr(plan.flow, "warnings", ()):  # keys of another task type (issue 11, section 1)
                 print(FlowIssue(warning.file, f"warning: {warning.message}", warning.line, warning.column))
             print(f"{file}: OK, flow '{plan.flow.spec.name}' with {len(plan.tasks)} task(s), DAG '{plan.dag_id}'")
-    if not checked:
+    if not checked and not links:
         print("no flow files found", file=sys.stderr)
         return 1
-    print(f"{checked} flow file{'s' if checked != 1 else ''}, {failed} with errors")
-    return 1 if failed else 0
+    print(f"{checked} flow file{'s' if checked != 1 else ''}, {failed} with errors"
+          + (f"; {links} folder link{'s' if links != 1 else ''} not followed (see above)" if links else ""))
+    return 1 if failed or links else 0
 
 
 def plan(args: argparse.Namespace) -> int:
@@ -256,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
               + (f"; Airflow's log: {log_file}" if log_file else ""), file=out)
         progress = Progress(titles_of(flow_plan.flow), {t.title: t.count for t in flow_plan.tasks}, out, err)
         try:
-            result = run_flow(args.file, conf, listener=progress)
+            result = run_flow(args.file, conf, listener=progress, say=lambda line: print(line, file=out))
         except FlowError as e:
             print(e, file=err)
             return 1
@@ -277,6 +285,7 @@ def import_flow(args: argparse.Namespace) -> int:
     from airflow.configuration import conf
 
     from flow_airflow.common.routes import slug
+    from flow_airflow.loader import IGNORE_FILE
     from flow_airflow.runtime.workspace import copy_project
     from flow_airflow.spec.load import load_flow
 
@@ -287,14 +296,16 @@ def import_flow(args: argparse.Namespace) -> int:
         return 1
     dags = Path(args.dags_folder or conf.get("core", "dags_folder")).expanduser()
     target = dags / (slug(flow.spec.name) or "flow")
-    if target.exists() and not args.force:
-        print(f"{target} exists; use --force to replace it", file=sys.stderr)
+    refusal = _import_refusal(flow, dags, target, args.force)
+    if refusal:
+        print(refusal, file=sys.stderr)
         return 1
     dags.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.importing-", dir=dags))
     (staging / ".airflowignore").write_text("*\n", encoding="utf-8")  # no parse sees a half-made copy
     try:
         outside = copy_project(flow.project_dir, staging / "project")
+        ignored = _ignore_folder_links(staging / "project", target)
         if target.exists():
             target.rename(staging / "replaced")
         try:
@@ -312,9 +323,103 @@ def import_flow(args: argparse.Namespace) -> int:
         return 1
     for link in outside:
         print(f"note: {link} in {target} is a link out of the project, copied as a link: the workers need its target")
+    for link in ignored:
+        print(f"note: {link} in {target} is a link to a folder: listed in {target / IGNORE_FILE}, so that Airflow's "
+              "walk of the dags folder does not follow it (a loop there stops Airflow's DAG processor)")
     _install_loader(dags)
     print(f"imported '{flow.spec.name}' into {target / flow.file.name}")
     return 0
+
+
+def _import_refusal(flow: LoadedFlow, dags: Path, target: Path, force: bool) -> str | None:
+    """Why ``flow`` cannot be imported into ``target`` in ``dags``; None when it can."""
+    from flow_airflow.plan.flow_plan import plan_flow
+
+    if target.exists() and not force:
+        return f"{target} exists; use --force to replace it"
+    dag_id = plan_flow(flow).dag_id
+    clash = _flow_of_dag_id(dags, dag_id, besides=target)
+    if clash is not None:  # Airflow would load one of the two and make the other an import error
+        return (f"cannot import '{flow.spec.name}': its DAG id '{dag_id}' is already used by {clash}; give the "
+                "flow another title (its 'flow:' or 'title:') or remove that one; nothing was imported")
+    return None
+
+
+def _flow_of_dag_id(dags: Path, dag_id: str, besides: Path) -> Path | None:
+    """The flow file under ``dags`` (outside ``besides``, the folder an import replaces) whose DAG id
+    is ``dag_id``, as the loader reads the folder; None when there is none. Broken flows are skipped
+    (they make no DAG)."""
+    from flow_airflow.loader import compile_file, walk
+
+    if not dags.is_dir():
+        return None
+    files, _ = walk(dags)
+    for file in files:
+        if besides == file or besides in file.parents:
+            continue
+        try:
+            plan = compile_file(file)
+        except FlowError:
+            continue
+        if plan is not None and plan.dag_id == dag_id:
+            return file
+    return None
+
+
+def _ignore_folder_links(copy: Path, final: Path) -> list[str]:
+    """List every link of the project ``copy`` that does not lead to a file in its ``.airflowignore``.
+
+    Airflow's walk of the dags folder follows linked folders and raises on one it reaches twice
+    ("Detected recursive loop"), which stops its DAG processor: a link to a folder above it
+    (a loop), to another folder of the project, or one that another project links to too. A
+    project's flows are in the project itself, so none of its folder links needs following. The
+    links are judged where the copy will be, ``final`` (a relative link may lead elsewhere from
+    there); the patterns are in the syntax ``[core] dag_ignore_file_syntax`` says. Returns the
+    links listed (``path -> where it points``).
+
+    :param copy: the copy of the project, not yet in its place.
+    :param final: the folder the copy is renamed to, in the dags folder.
+    """
+    from airflow.configuration import conf
+
+    from flow_airflow.loader import IGNORE_FILE
+
+    regexp = conf.get_mandatory_value("core", "DAG_IGNORE_FILE_SYNTAX", fallback="glob") == "regexp"
+    listed: list[str] = []
+    patterns: list[str] = []
+    for root, dirs, names in os.walk(copy):  # links are not followed
+        for name in sorted([*dirs, *names]):
+            link = Path(root) / name
+            if not link.is_symlink():
+                continue
+            relative = link.relative_to(copy).as_posix()
+            pointed = Path(os.path.normpath(final / relative / ".." / os.readlink(link)))
+            if pointed == final or final in pointed.parents:  # judged in the copy, as it is not in place yet
+                pointed = copy / pointed.relative_to(final)
+            if pointed.is_file():
+                continue
+            listed.append(f"{relative} -> {os.readlink(link)}")
+            patterns.append(_regexp_pattern(f"{final.name}/{relative}") if regexp else _glob_pattern(relative))
+    if patterns:
+        ignore = copy / IGNORE_FILE
+        before = ignore.read_text(encoding="utf-8") if ignore.is_file() else ""
+        ignore.write_text(before + ("\n" if before and not before.endswith("\n") else "")
+                          + "# flow-airflow import: the project's links to folders, not to be followed by Airflow\n"
+                          + "".join(f"{p}\n" for p in patterns), encoding="utf-8")
+    return listed
+
+
+def _glob_pattern(relative: str) -> str:
+    """A gitignore pattern for exactly ``relative`` (from the ignore file's folder).
+
+    Airflow cuts a line at '#' (a comment) and a pattern at a line break: those match any character."""
+    escaped = "".join("?" if c in "#\n\r" else f"\\{c}" if c in "\\*?[ !" else c for c in relative)
+    return f"/{escaped}"
+
+
+def _regexp_pattern(relative: str) -> str:
+    """A regular expression for exactly ``relative`` (from the dags folder, as Airflow matches them)."""
+    return "^" + "".join("." if c in "#\n\r" else re.escape(c) for c in relative) + "$"
 
 
 def _install_loader(dags: Path) -> None:
@@ -399,8 +504,30 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def fresh_home_note() -> str | None:
+    """What to say when Airflow is about to make a new home in ``~/airflow`` (no ``AIRFLOW_HOME``, none there yet):
+    the command would then work on an empty instance of its own, not on the one ``./dev up`` serves."""
+    import os
+
+    if os.environ.get("AIRFLOW_HOME") or os.environ.get("AIRFLOW_CONFIG"):
+        return None
+    home = Path("~/airflow").expanduser()
+    if home.exists():
+        return None
+    note = (f"note: AIRFLOW_HOME is not set and {home} does not exist: Airflow makes a new, empty home there "
+            "(its own metadata DB and dags folder)")
+    served = Path.cwd() / "airflow-home"
+    if (served / "airflow.cfg").is_file():
+        note += f"; the home ./dev up serves is {served}: export AIRFLOW_HOME={served}"
+    else:
+        note += "; for the instance ./dev up serves, export AIRFLOW_HOME as its banner says"
+    return note
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.func is not schema and (note := fresh_home_note()):
+        print(note, file=sys.stderr)
     return args.func(args)
 
 if __name__ == "__main__":

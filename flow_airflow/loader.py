@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +36,72 @@ BUDGET_UNIT = 64 * 1024
 MARGIN = 0.1
 
 
-def flow_files(folder: Path) -> list[Path]:
-    """Every .yaml/.yml file under ``folder`` that ``.airflowignore`` does not exclude.
+IGNORE_FILE = ".airflowignore"
 
-    Airflow's own walk of the dags folder: symlinked folders are followed, ignore files honoured.
+
+@dataclass(frozen=True)
+class Repeat:
+    """A folder link the walk did not follow: it leads to ``target``, a folder the walk has been
+    through already (a folder above the link: a loop), or will go through by another path."""
+
+    link: Path
+    target: Path
+
+    def issue(self) -> FlowIssue:
+        """What is wrong with the link, as a mistake of its path (no line: it is no text file)."""
+        above = self.link.parent.resolve()
+        what = ("a link to a folder above it" if above == self.target or self.target in above.parents
+                else "a second way into a folder the walk goes through anyway")
+        return FlowIssue(str(self.link), f"{what} ({self.target}): not followed; Airflow's own walk of the "
+                                         "dags folder stops on it ('Detected recursive loop'), list it in "
+                                         f"{IGNORE_FILE} (flow-airflow import does so for a project's links)")
+
+
+def walk(folder: Path) -> tuple[list[Path], list[Repeat]]:
+    """Every .yaml/.yml file under ``folder`` that ``.airflowignore`` does not exclude, and the folder
+    links left out because they lead to a folder seen before.
+
+    Airflow's own walk of the dags folder (``find_path_from_directory``, with its ignore rules):
+    symlinked folders are followed, ignore files honoured, in the syntax ``[core]
+    dag_ignore_file_syntax`` says. Where Airflow raises on a folder reached twice (a link loop),
+    this walk leaves the link out and names it: one such link never costs the other flows.
     """
-    from airflow._shared.module_loading.file_discovery import find_path_from_directory
+    from airflow._shared.module_loading.file_discovery import _GlobIgnoreRule, _RegexpIgnoreRule
     from airflow.configuration import conf
 
     syntax = conf.get_mandatory_value("core", "DAG_IGNORE_FILE_SYNTAX", fallback="glob")
-    return sorted(
-        Path(p) for p in find_path_from_directory(str(folder), ".airflowignore", syntax) if p.endswith(SUFFIXES)
-    )
+    rule_type: Any = _RegexpIgnoreRule if syntax == "regexp" else _GlobIgnoreRule
+    patterns_by_dir: dict[Path, list[Any]] = {Path(os.path.realpath(folder)): []}
+    files: list[Path] = []
+    repeats: list[Repeat] = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        patterns = patterns_by_dir.get(Path(os.path.realpath(root)), [])
+        ignore_file = Path(root) / IGNORE_FILE
+        if ignore_file.is_file():
+            with open(ignore_file) as f:  # as Airflow reads it
+                lines = [re.sub(r"\s*#.*", "", line) for line in f.read().split("\n")]
+            patterns += [p for p in (rule_type.compile(line, Path(folder), ignore_file) for line in lines if line)
+                         if p is not None]
+        kept = []
+        for name in sorted(dirs):
+            path = Path(root) / name
+            if rule_type.match(path, patterns):
+                continue
+            target = Path(os.path.realpath(path))
+            if target in patterns_by_dir:
+                repeats.append(Repeat(path, target))
+                continue
+            patterns_by_dir[target] = patterns.copy()
+            kept.append(name)
+        dirs[:] = kept
+        files += [Path(root) / name for name in names
+                  if name.endswith(SUFFIXES) and not rule_type.match(Path(root) / name, patterns)]
+    return sorted(files), repeats
+
+
+def flow_files(folder: Path) -> list[Path]:
+    """Every .yaml/.yml file under ``folder`` that ``.airflowignore`` does not exclude (:func:`walk`)."""
+    return walk(folder)[0]
 
 
 def flow_text(file: Path) -> str | None:
@@ -174,7 +229,11 @@ def _own_files(dag_file: Path) -> tuple[list[Path], tuple[int, int]]:
         report(dag_file, e)
         return [], (1, 1)
     folder = dag_file.parent
-    files = flow_files(folder)
+    files, repeats = walk(folder)
+    for repeat in repeats:
+        if in_share(_relative(repeat.link, folder), share):  # said once, by the share the link's path is in
+            log.warning("%s", repeat.issue())
+            report(dag_file, FlowError([repeat.issue()]))
     for k in missing:
         lost = share_files(folder, share[1], SHARE_NAME.fullmatch(dag_file.stem)["name"])[k - 1]
         for file in files:

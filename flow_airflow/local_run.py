@@ -8,8 +8,10 @@ of ``AIRFLOW_HOME`` like any other run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,12 +46,14 @@ class RunResult:
         return [e for e in self.experiments if e.task == title and (state is None or e.state == state)]
 
 
-def run_flow(file: str | Path, conf: dict[str, Any] | None = None, listener: Any = None) -> RunResult:
+def run_flow(file: str | Path, conf: dict[str, Any] | None = None, listener: Any = None,
+             say: Callable[[str], object] = print) -> RunResult:
     """Run the flow in ``file`` once and return what every experiment did.
 
     :param conf: the run's ``conf`` (as a trigger through the UI or REST API gives it).
     :param listener: an Airflow listener (``airflow.listeners.hookimpl`` methods) told of each
         task instance as it ends, e.g. :class:`flow_airflow.run_report.Progress`.
+    :param say: prints a line for the user (that a scheduler serves the same metadata DB).
     :raises FlowError: the flow file is broken.
     """
     file = Path(file).resolve()
@@ -72,8 +76,49 @@ def run_flow(file: str | Path, conf: dict[str, Any] | None = None, listener: Any
         from airflow.sdk.listener import get_listener_manager
 
         get_listener_manager().add_listener(listener)
-    run = bag.dags[dag_id].test(run_conf=conf)
+    if scheduler_alive():
+        say(f"a scheduler serves this metadata DB: DAG '{dag_id}' is paused while this run runs, so that only "
+            "this process runs its task instances (then as it was)")
+    with paused_for_the_scheduler(bag, dag_id):
+        run = bag.dags[dag_id].test(run_conf=conf)
     return collect(dag_id, run.run_id, str(run.state), titles_of(flow))
+
+
+@contextlib.contextmanager
+def paused_for_the_scheduler(bag: Any, dag_id: str) -> Iterator[None]:
+    """The DAG paused while this process runs it, then as it was: this run is this process's only.
+
+    A scheduler on the same metadata DB (``./dev up`` beside) would queue the run's task instances
+    to its own executor too, and two processes would run each one; it examines and queues those of
+    unpaused DAGs only (``DagRun.get_running_dag_runs_to_examine``,
+    ``SchedulerJobRunner._executable_task_instances_to_queued``), while ``dag.test`` runs a paused
+    DAG's. The DAG gets its row in the metadata DB first when it has none (as ``dag.test`` would).
+    """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import sync_bag_to_db
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    if DagModel.get_current(dag_id) is None:
+        sync_bag_to_db(bag, BUNDLE, None)
+    with create_session() as session:
+        model = session.get(DagModel, dag_id)
+        was_paused, model.is_paused = model.is_paused, True
+    try:
+        yield
+    finally:
+        with create_session() as session:
+            session.get(DagModel, dag_id).is_paused = was_paused
+
+
+def scheduler_alive() -> bool:
+    """Whether a scheduler serves this metadata DB (its heartbeat in Airflow's ``job`` table is recent)."""
+    from airflow.jobs.job import most_recent_job
+
+    job = most_recent_job("SchedulerJob")
+    return job is not None and job.is_alive()
 
 
 def titles_of(flow: LoadedFlow) -> dict[str, str]:

@@ -209,3 +209,15 @@ def test_the_flows_of_a_missing_share_file_are_import_errors(tmp_path: Path, air
     dagbag = bag(folder)
     assert len(dagbag.dags) == 4 - len(lost) and sorted(dagbag.import_errors) == lost
     assert dagbag.import_errors[lost[0]] == f"{lost[0]}: not loaded: its loader file flows_{gone}_of_4.py is missing"
+
+
+def test_a_task_type_given_as_a_mapping_is_an_import_error_with_its_line(tmp_path: Path, airflow_home: Path) -> None:
+    """Issue 29, item 9: the loader's import error had no line (a compiler failure, not the user's mistake)."""
+    folder = dags_folder(tmp_path, "grid_two")
+    (folder / "typed").mkdir()
+    (folder / "typed" / "flow.yaml").write_text(
+        "flow: Typed\ntasks:\n  - title: A\n    type: {exec: 1}\nrelations: []\n")
+    dagbag = bag(folder)
+    assert list(dagbag.dags) == ["two_grid_searches"]
+    assert dagbag.import_errors["typed/flow.yaml"] == (
+        "typed/flow.yaml:4:11: task 'A': 'type' must be exec, data or deploy, not a mapping")

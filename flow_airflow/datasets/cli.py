@@ -67,19 +67,29 @@ def _plain(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.N
 
 def push(args: argparse.Namespace) -> int:
     """Keep a folder as a version of a dataset; print its commit; announce a new one to Airflow (asset event)."""
+    events: list[str] = []
     try:
-        commit, new = store().push(args.dataset, Path(args.folder), args.name)
+        commit, new = store().push(args.dataset, Path(args.folder), args.name,
+                                   None if args.no_event else _announcer(args.dataset, events))
     except DatasetError as e:
         print(e, file=sys.stderr)
         return 1
     print(commit)
     print(f"{'new commit' if new else 'unchanged: the dataset already has this content as commit'} "
           f"{commit[:SHORT]} of '{args.dataset}'" + (f" named '{args.name}'" if args.name else ""), file=sys.stderr)
-    if new and not args.no_event:
+    for line in events:
+        print(line, file=sys.stderr)
+    return 0
+
+
+def _announcer(dataset: str, said: list[str]) -> Callable[[str, list[str]], None]:
+    """What :meth:`DatasetStore.push` calls to announce a new version: its asset event, the words in ``said``."""
+    def announce(commit: str, names: list[str]) -> None:
         from flow_airflow.datasets.events import emit_new_version
 
-        print(emit_new_version(args.dataset, commit, [args.name] if args.name else []), file=sys.stderr)
-    return 0
+        said.append(emit_new_version(dataset, commit, names))
+
+    return announce
 
 
 def list_datasets(args: argparse.Namespace) -> int:
@@ -139,13 +149,12 @@ def push_flow_datasets(project_dir: Path, no_event: bool = False) -> list[str]:
     datasets = store()
     for dataset in sorted(p for p in folder.iterdir() if p.is_dir()):
         for version in sorted((p for p in dataset.iterdir() if p.is_dir()), key=_natural):
-            commit, new = datasets.push(dataset.name, version, version.name)
+            events: list[str] = []
+            commit, new = datasets.push(dataset.name, version, version.name,
+                                        None if no_event else _announcer(dataset.name, events))
             lines.append(f"dataset '{dataset.name}' version '{version.name}': "
                          f"{'new commit' if new else 'already kept as commit'} {commit[:SHORT]}")
-            if new and not no_event:
-                from flow_airflow.datasets.events import emit_new_version
-
-                lines.append("  " + emit_new_version(dataset.name, commit, [version.name]))
+            lines += [f"  {line}" for line in events]
     return lines
 
 

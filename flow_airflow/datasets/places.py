@@ -18,10 +18,21 @@ import fcntl
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from flow_airflow.object_storage import check_usable, is_url, local_path, transfer
+
+#: Where a folder place writes a key before renaming it into place (one folder: cheap to sweep).
+INCOMING = ".incoming"
+#: Seconds after which an unlocked file in :data:`INCOMING` is a dead writer's.
+STALE_SECONDS = 60.0
+
+
+class DatasetError(ValueError):
+    """A dataset, commit, name or query that does not exist or cannot be made; the message says why."""
 
 
 class Place:
@@ -57,6 +68,11 @@ class Place:
         """Hold the dataset's lock where the place has locks (a local folder); else nothing."""
         yield
 
+    def sweep(self) -> list[str]:
+        """Remove what writers that died left behind (a folder's half-written files); what was removed.
+        Object storage has none: an object is whole or absent."""
+        return []
+
 
 class FolderPlace(Place):
     """Keys as files under a local folder."""
@@ -65,40 +81,79 @@ class FolderPlace(Place):
         self.root = Path(root)
         self.where = str(self.root)
 
-    def read(self, key: str) -> bytes | None:
+    def _path(self, key: str) -> Path:
+        """The file of ``key``; :class:`DatasetError` when it leads out of the root (``..``, a link put there)."""
         path = self.root / key
+        real, root = os.path.realpath(path), os.path.realpath(self.root)
+        if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+            raise DatasetError(f"'{key}' leads out of the dataset store {self.root} (to {real}): "
+                               "the store was changed by hand")
+        return path
+
+    def read(self, key: str) -> bytes | None:
+        path = self._path(key)
         return path.read_bytes() if path.is_file() else None
 
     def write(self, key: str, data: bytes) -> None:
-        path = self.root / key
+        path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".writing.", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
+        with self._incoming() as (f, tmp):
             f.write(data)
-        os.replace(tmp, path)
+            f.flush()
+            os.replace(tmp, path)
 
     def exists(self, key: str) -> bool:
-        return (self.root / key).exists()
+        return self._path(key).exists()
 
     def children(self, key: str) -> list[str]:
-        folder = self.root / key
+        folder = self._path(key)
         return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
 
     def upload(self, file: Path, key: str) -> None:
-        target = self.root / key
+        target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".incoming.", dir=target.parent)
-        os.close(fd)
-        shutil.copyfile(file, tmp)
-        os.replace(tmp, target)
+        with self._incoming() as (f, tmp), open(file, "rb") as source:
+            shutil.copyfileobj(source, f, 1 << 20)
+            f.flush()
+            os.replace(tmp, target)
+
+    @contextlib.contextmanager
+    def _incoming(self) -> Iterator[tuple[IO[bytes], str]]:
+        """A new file in ``<root>/.incoming/`` to write a key into before it is renamed into place, locked
+        (``flock``) by this process while it is written; removed if it was not renamed."""
+        folder = self._path(INCOMING)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                yield f, tmp
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def sweep(self) -> list[str]:
+        """Remove what writers that died left in ``<root>/.incoming/``: files no process holds locked,
+        older than :data:`STALE_SECONDS` (a file just made may not be locked yet). What was removed."""
+        folder = self._path(INCOMING)
+        removed = []
+        for entry in os.scandir(folder) if folder.is_dir() else ():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime > time.time() - STALE_SECONDS:
+                    continue
+                with open(entry.path, "rb") as f:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its writer lives
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+        return removed
 
     def download(self, pairs: list[tuple[str, Path]]) -> None:
         for key, path in pairs:
-            shutil.copyfile(self.root / key, path)
+            shutil.copyfile(self._path(key), path)
 
     @contextlib.contextmanager
     def locked(self, dataset: str) -> Iterator[None]:
-        folder = self.root / dataset
+        folder = self._path(dataset)
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / ".lock").open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

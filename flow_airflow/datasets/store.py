@@ -34,21 +34,21 @@ import os
 import re
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flow_airflow.datasets.places import FolderPlace, Place, open_place
+from flow_airflow.common.datasets import RESERVED, name_problem
+from flow_airflow.datasets.places import DatasetError, FolderPlace, Place, open_place
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 COMMIT_LENGTH = 40
 SHORT = 12
-RESERVED = frozenset({"objects", "cache"})  # the store's own folders
 MIN_PREFIX = 6  # characters of a commit enough to name it, when they name only one
 
 
-class DatasetError(ValueError):
-    """A dataset, commit, name or query that does not exist or cannot be made; the message says why."""
+COMMIT = re.compile(f"[0-9a-f]{{{COMMIT_LENGTH}}}")
+SHA256 = re.compile("[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,25 @@ class DatasetStore:
 
     # --- writing ---------------------------------------------------------------------------------
 
-    def push(self, dataset: str, folder: Path, name: str | None = None) -> tuple[str, bool]:
+    def push(self, dataset: str, folder: Path, name: str | None = None,
+             announce: Callable[[str, list[str]], object] | None = None) -> tuple[str, bool]:
         """Keep ``folder``'s files as a commit of ``dataset`` (made when new): ``(commit, whether new)``.
 
         Nothing is written when the dataset already has this content (but ``name``, when it is a new
         name of that commit); the latest commit is the last new one. Links and other non-files are
         refused. Raises :class:`DatasetError`.
+
+        All or nothing: a version exists once its log entry does, written last (after its files and
+        its commit, and after ``announce(commit, names)``, the Airflow asset event): a push killed
+        before that left no version, and pushing the same content again completes it (announcing it
+        again, so an event may come twice, never not at all). What killed writers left half-written
+        in a folder store is removed by the next push (:meth:`Place.sweep`).
+
+        :param dataset: the dataset's name.
+        :param folder: the folder whose files are the version.
+        :param name: a version name for it (``v2``), optional.
+        :param announce: called with the commit and its new names once the commit is kept, before it
+            is made the latest: the asset event of the new version.
         """
         _check_name(dataset, "dataset")
         if name is not None:
@@ -108,6 +121,7 @@ class DatasetStore:
         folder = Path(folder)
         if not folder.is_dir():
             raise DatasetError(f"{folder} is not a folder")
+        self.place.sweep()
         files = {path: self._keep(folder / path) for path in _files(folder)}
         commit = _commit_of(files)
         with self.place.locked(dataset):
@@ -115,11 +129,14 @@ class DatasetStore:
             if name is not None and names.get(name, commit) != commit:
                 raise DatasetError(f"the name '{name}' already means commit {names[name][:SHORT]} of '{dataset}': "
                                    "a version name never changes; choose another")
-            new = not self.place.exists(_commit_key(dataset, commit))
+            new = commit not in self._logged(dataset)
             if new:  # a version already kept stays where it is in the log (a revert: name it, and ask for it)
                 now = datetime.datetime.now(datetime.UTC)
                 created = now.isoformat(timespec="seconds")
-                self.place.write(_commit_key(dataset, commit), _json({"files": files, "created": created}))
+                if not self.place.exists(_commit_key(dataset, commit)):  # else left by a push that did not end
+                    self.place.write(_commit_key(dataset, commit), _json({"files": files, "created": created}))
+                if announce is not None:
+                    announce(commit, [name] if name else [])
                 self.place.write(f"{dataset}/log/{now.strftime('%Y%m%dT%H%M%S%fZ')}-{commit}.json",
                                  _json({"commit": commit, "created": created, "name": name}))
             if name is not None and name not in names:
@@ -154,6 +171,12 @@ class DatasetStore:
             entry["names"] = names.get(entry["commit"], [])
             entry["files"] = len(self._files_of(dataset, entry["commit"]))
         return entries
+
+    def _logged(self, dataset: str) -> list[str]:
+        """The commits of ``dataset`` in its log, oldest first: its versions (a commit without a log entry
+        is a push that did not end)."""
+        return [k.removesuffix(".json").rpartition("-")[2] for k in self.place.children(f"{dataset}/log")
+                if k.endswith(".json")]
 
     def latest(self, dataset: str) -> str | None:
         """The commit pushed last (None when the dataset has none)."""
@@ -190,6 +213,7 @@ class DatasetStore:
     def select(self, dataset: str, commit: str, patterns: list[str] | None = None,
                query: str | None = None) -> Selection:
         """Commit ``commit`` (in full) of ``dataset``; only the files matching ``patterns`` when given."""
+        _check_name(dataset, "dataset")
         files = self._files_of(dataset, commit)
         names = sorted(n for n, c in self.names(dataset).items() if c == commit)
         if patterns is None:
@@ -214,15 +238,16 @@ class DatasetStore:
         target.mkdir(parents=True, exist_ok=True)
         pairs = []
         for path, (digest, _) in selection.files.items():
-            (target / path).parent.mkdir(parents=True, exist_ok=True)
-            pairs.append((self.object_key(digest), target / path))
+            local = _inside(target, path)  # a link in ``target`` never takes a file elsewhere
+            local.parent.mkdir(parents=True, exist_ok=True)
+            pairs.append((self.object_key(digest), local))
         try:
             self.place.download(pairs)
         except FileNotFoundError as e:
             raise DatasetError(f"the dataset store {self.place.where} lost a file of {selection.describe()}: "
                                f"{e.filename}") from None
-        for path, (digest, size) in selection.files.items():
-            if (target / path).stat().st_size != size or _sha256(target / path) != digest:
+        for (path, (digest, size)), (_, local) in zip(selection.files.items(), pairs, strict=True):
+            if local.stat().st_size != size or _sha256(local) != digest:
                 raise DatasetError(f"'{path}' of {selection.describe()} differs from what was pushed (sha256 "
                                    f"{digest[:SHORT]}): the dataset store {self.place.where} was changed by hand")
         return len(selection.files)
@@ -249,10 +274,26 @@ class DatasetStore:
         return sha, file.stat().st_size
 
     def _files_of(self, dataset: str, commit: str) -> dict[str, tuple[str, int]]:
+        """The files of a commit, as its record in the store says: each a path inside the version's
+        folder, a SHA-256 and a size; anything else is a store changed by hand (:class:`DatasetError`)."""
+        if not COMMIT.fullmatch(commit):
+            raise DatasetError(f"'{commit}' is no commit of dataset '{dataset}' (a commit is {COMMIT_LENGTH} hex "
+                               f"digits): the dataset store {self.place.where} was changed by hand")
         data = self.place.read(_commit_key(dataset, commit))
         if data is None:
             raise DatasetError(f"dataset '{dataset}' has no commit {commit} in the dataset store {self.place.where}")
-        return {path: (sha, size) for path, (sha, size) in json.loads(data)["files"].items()}
+        broken = DatasetError(f"commit {commit[:SHORT]} of dataset '{dataset}' is not as flow-airflow writes it: "
+                              f"the dataset store {self.place.where} was changed by hand")
+        try:
+            entries = json.loads(data)["files"].items()
+            files = {path: (sha, size) for path, (sha, size) in entries}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise broken from None
+        for path, (sha, size) in files.items():
+            if not (_plain_path(path) and isinstance(sha, str) and SHA256.fullmatch(sha)
+                    and type(size) is int and size >= 0):
+                raise broken
+        return files
 
     def _find_commit(self, dataset: str, wanted: str) -> str:
         if wanted == "latest":
@@ -262,7 +303,7 @@ class DatasetStore:
         names = self.names(dataset)
         if wanted in names:
             return names[wanted]
-        commits = [k.removesuffix(".json") for k in self.place.children(f"{dataset}/commits")]
+        commits = list(dict.fromkeys(self._logged(dataset)))
         matching = [c for c in commits if c.startswith(wanted.lower())] if len(wanted) >= MIN_PREFIX else []
         if len(matching) == 1:
             return matching[0]
@@ -301,6 +342,20 @@ def read_only(folder: Path) -> None:
         path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH | (
             stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH if path.is_dir() else 0))
     folder.chmod(0o555)
+
+
+def _plain_path(path: object) -> bool:
+    """Whether ``path`` is a relative POSIX path down from a folder: no '..', '.', empty or absolute part."""
+    return (isinstance(path, str) and bool(path) and "\0" not in path and not path.startswith("/")
+            and all(part not in ("", ".", "..") for part in path.split("/")))
+
+
+def _inside(folder: Path, path: str) -> Path:
+    """``folder / path``, resolved (links too) and checked to be inside ``folder``: :class:`DatasetError` if not."""
+    real, root = Path(os.path.realpath(folder / path)), Path(os.path.realpath(folder))
+    if root not in real.parents:
+        raise DatasetError(f"'{path}' leads out of {folder} (to {real}): not written")
+    return real
 
 
 def _commit_key(dataset: str, commit: str) -> str:
@@ -344,11 +399,8 @@ def _matches(path: str, pattern: str) -> bool:
 
 
 def _check_name(name: str, what: str) -> None:
-    if what == "dataset" and name in RESERVED:
-        raise DatasetError(f"'{name}' cannot be a dataset's name: the store keeps its own {name} folder")
-    if not NAME.fullmatch(name):
-        raise DatasetError(f"'{name}' cannot be a {what}: use letters, digits, '.', '_' and '-', starting "
-                           "with a letter or digit")
+    if problem := name_problem(name, what):
+        raise DatasetError(problem)
 
 
 def remove_folder(folder: Path) -> None:

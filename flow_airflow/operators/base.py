@@ -89,16 +89,6 @@ class FlowTaskOperator(BaseOperator):
         """The parts of the label of the route that just failed, as its run made them (params rendered)."""
         return None
 
-    def not_supported_yet(self) -> Exception:
-        """What a task type that flow-airflow cannot run yet fails each route with."""
-        from flow_airflow.runtime.experiment import ExperimentFailed
-
-        task = self.setup.task
-        return ExperimentFailed(
-            f"'{task.title}' is a {task.type} task: running {task.type} tasks is not supported yet "
-            "by flow-airflow (the flow loads and shows it, but cannot run it)"
-        )
-
     def _begin(self, context: Any, ti: Any) -> None:
         """The flow file's warnings; this task instance's routes, when the run changes them; its varying params."""
         from flow_airflow.operators.overrides import run_overrides

@@ -101,7 +101,7 @@ def _without_other_types_keys(raw: Any, path: Path_, source: Source, warnings: l
     cnvrg ignores them, so they load, and the warning says they have no effect.
     """
     kind = raw.get("type") if isinstance(raw, dict) else None
-    if kind not in _TASK_MODELS:
+    if not isinstance(kind, str) or kind not in _TASK_MODELS:  # a mapping or a list is no type (it is said later)
         return raw
     own = _keys(_TASK_MODELS[kind])
     kept = {}
@@ -143,7 +143,7 @@ def _unknown_key(path: Path_, source: Source) -> str:
     pattern = tuple("*" if isinstance(p, int) else p for p in path[:-1])
     if pattern == ("tasks", "*"):
         kind = source.data["tasks"][path[1]].get("type")
-        own = _keys(_TASK_MODELS[kind]) if kind in _TASK_MODELS else set()
+        own = _keys(_TASK_MODELS[kind]) if isinstance(kind, str) and kind in _TASK_MODELS else set()
         return f"unknown key '{key}'{suggest(key, own) or suggest(key, _keys(*_TASK_MODELS.values()))}"
     return f"unknown key '{key}'{suggest(key, _VOCABULARY.get(pattern, set()))}"
 
@@ -213,6 +213,18 @@ def _name(path: Path_) -> str:
     return f"'{path[-1]}'" if path else "the file"
 
 
+def _value_at(data: Any, path: Path_) -> Any:
+    """The value at ``path`` in ``data``, None when there is none."""
+    for part in path:
+        if isinstance(data, dict) and isinstance(part, str):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
 def _shown(value: Any) -> str:
     if value is None:
         return "nothing"
@@ -267,6 +279,8 @@ def _sentence(item: dict, path: Path_, source: Source) -> str:
         return f"{prefix}missing required key 'type' (exec, data or deploy)"
     if kind == "union_tag_invalid":
         got = item.get("ctx", {}).get("tag", item.get("input"))
+        if isinstance(source_value := _value_at(source.data, path), dict | list):
+            return f"{prefix}'type' must be exec, data or deploy, not {_shown(source_value)}"
         return f"{prefix}unknown task type '{got}': use exec, data or deploy"
     if kind == "model_type" and not path:
         return "a flow file must be a mapping with 'flow' (or 'title'), 'tasks' and 'relations'"

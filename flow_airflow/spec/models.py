@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flow_airflow.common.datasets import name_problem
 from flow_airflow.common.routes import TEMPLATE as ROUTE_TEMPLATE
 from flow_airflow.common.routes import split_values
 from flow_airflow.spec.source import yaml_value
@@ -268,6 +269,13 @@ class DataTask(TaskBase):
     data_query: str | None = None
     use_cached: bool | None = None
 
+    @field_validator("dataset")
+    @classmethod
+    def _a_store_name(cls, v: str) -> str:
+        if problem := name_problem(v):  # as the dataset store checks it: a name never leads out of the store
+            raise ValueError(problem)
+        return v
+
     @model_validator(mode="after")
     def _commit_or_query(self) -> DataTask:
         if self.data_commit and self.data_query:
@@ -279,7 +287,8 @@ class DeployTask(RunnableTask):
     """A deploy task: publishes a predict function as a model endpoint.
 
     Blueprint deploy tasks also carry ``command`` (what starts the service), the predict and
-    prep hooks, example input and schemas; running deploy tasks is not supported yet.
+    prep hooks, example input and schemas. Run by
+    :class:`flow_airflow.operators.deploy.DeployTaskOperator` (README: "Deploy tasks and model endpoints").
     """
 
     type: Literal["deploy"]
@@ -339,6 +348,14 @@ class Triggers(Model):
     @classmethod
     def _names(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
+
+    @field_validator("datasets")
+    @classmethod
+    def _store_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if problem := name_problem(name):
+                raise ValueError(problem)
+        return v
 
 
 class Flow(Model):

@@ -90,3 +90,31 @@ def test_import_copies_the_project_and_installs_the_loader(tmp_path: Path) -> No
     again = cli("import", str(FLOWS / "artifacts_tags" / "flow.yaml"), "--dags-folder", str(dags))
     assert again.returncode == 1 and "exists; use --force" in again.stderr
     assert cli("import", str(FLOWS / "invalid" / "cycle.yaml"), "--dags-folder", str(dags)).returncode == 1
+
+
+def test_a_command_that_would_make_a_fresh_airflow_home_says_so(tmp_path: Path) -> None:
+    """Without AIRFLOW_HOME, Airflow makes ~/airflow: a new, empty instance, not the one ./dev up serves."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")} | {"HOME": str(tmp_path / "user")}
+    repo = tmp_path / "repo"
+    (repo / "airflow-home").mkdir(parents=True)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "flow_airflow.cli", *args], capture_output=True, text=True,
+                              env=environ, cwd=repo, timeout=600)
+
+    flow = str(FLOWS / "grid_two" / "flow.yaml")
+    first = run("plan", flow)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.splitlines()[0] == (
+        f"note: AIRFLOW_HOME is not set and {tmp_path}/user/airflow does not exist: Airflow makes a new, empty home "
+        "there (its own metadata DB and dags folder); for the instance ./dev up serves, export AIRFLOW_HOME as its "
+        "banner says")
+    assert (tmp_path / "user" / "airflow").is_dir()
+    assert "note:" not in run("plan", flow).stderr  # made once: said once
+    (tmp_path / "user" / "airflow").rename(tmp_path / "user" / "old")
+    (repo / "airflow-home" / "airflow.cfg").write_text("[core]\n")  # ./dev up's home, run from the repository
+    assert f"the home ./dev up serves is {repo}/airflow-home: export AIRFLOW_HOME={repo}/airflow-home" in run(
+        "validate", flow).stderr
+    assert run("schema").stderr == ""  # needs no Airflow home
+    environ["AIRFLOW_HOME"] = str(repo / "airflow-home")
+    assert "note:" not in run("plan", flow).stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path, PurePosixPath
 
@@ -81,3 +83,53 @@ def test_a_commit_gone_from_the_store_fails_the_experiment(store: DatasetStore, 
     with pytest.raises(ExperimentFailed, match="dataset 'iris' cannot be staged at /data/iris: dataset 'iris' has no "
                                                "commit 0000"):
         stage_datasets(info, tmp_path, layout, logging.getLogger("t"))
+
+
+def planted(store: DatasetStore, files: dict, commit: str = "f" * 40) -> str:
+    """A commit written into the store by hand (not by a push), made the latest."""
+    (store.root / "iris" / "commits" / f"{commit}.json").write_text(json.dumps({"files": files, "created": "x"}))
+    (store.root / "iris" / "log" / f"99999999T000000000000Z-{commit}.json").write_text(
+        json.dumps({"commit": commit, "created": "x", "name": None}))
+    return commit
+
+
+@pytest.mark.parametrize("case", ["path up", "absolute path", "object key up", "linked object folder",
+                                  "linked workspace folder", "commit up", "dataset up"])
+def test_staging_never_reads_or_writes_outside_the_store_and_the_workspace(
+        store: DatasetStore, tmp_path: Path, case: str) -> None:
+    """Issue 29, item 8: planted metadata made the worker copy a file from outside the store, or write one
+    outside the workspace."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s")
+    sha = hashlib.sha256(b"s").hexdigest()
+    real = store.resolve("iris").files["a.csv"]
+    work = tmp_path / "work"
+    info = parents(store)
+    record = info["Iris"][0]["dataset"]
+    if case == "path up":
+        record["commit"] = planted(store, {"../../../escaped.txt": list(real)})
+    elif case == "absolute path":
+        record["commit"] = planted(store, {str(tmp_path / "escaped.txt"): list(real)})
+    elif case == "object key up":
+        record["commit"] = planted(store, {"a.csv": [f"../../{tmp_path.name}/secret.txt", 1]})
+    elif case == "linked object folder":  # the store's folder of one hash made a link to elsewhere
+        folder = store.root / "objects" / sha[:2]
+        folder.symlink_to(tmp_path, target_is_directory=True)
+        (tmp_path / sha).write_text("s")
+        record["commit"] = planted(store, {"a.csv": [sha, 1]})
+    elif case == "linked workspace folder":  # a link in the workspace where the copy goes
+        (work / DATA / "iris").mkdir(parents=True)
+        (work / DATA / "iris" / "sub").symlink_to(tmp_path, target_is_directory=True)
+        (tmp_path / "b.png").write_text("kept")
+    elif case == "commit up":
+        record["commit"] = "../../../" + tmp_path.name + "/secret"
+    else:
+        record["name"] = "../store/iris"
+    layout = Layout(cnvrg=work, input=work / "input", data=work / DATA, sdk=tmp_path)
+    with pytest.raises(ExperimentFailed, match="cannot be staged") as e:
+        stage_datasets(info, work, layout, logging.getLogger("t"))
+    assert "changed by hand" in str(e.value) or "leads out of" in str(e.value) or "cannot be a dataset" in str(e.value)
+    assert not (tmp_path / "escaped.txt").exists()
+    assert case != "linked workspace folder" or (tmp_path / "b.png").read_text() == "kept"
+    copied = [p for p in work.rglob("*") if p.is_file()] if work.exists() else []
+    assert all(p.read_text() != "s" for p in copied)  # the secret never reached the workspace

@@ -394,3 +394,27 @@ def test_own_params_giving_one_name_set_neither() -> None:
     result, warnings = env({}, params=[["a b", "1"], ["a_b", "2"], ["c", "3"]])
     assert "CNVRG_TAG_A_B" not in result and result["CNVRG_TAG_C"] == "3"
     assert warnings == ["CNVRG_TAG_A_B is not set: the params 'a b', 'a_b' all give this name"]
+
+
+def test_import_refuses_a_flow_whose_dag_id_another_flow_of_the_dags_folder_has(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Found trying ./dev up as a user: importing a copy of an example (same title, another folder
+    name) said 'imported', and the dags folder then held two flows of one DAG id (one an import error)."""
+    from flow_airflow.cli import main
+
+    dags = tmp_path / "dags"
+    (dags / "examples" / "first").mkdir(parents=True)
+    (dags / "examples" / "first" / "flow.yaml").write_text(FLOW)
+    (dags / "examples" / "broken.yaml").write_text("flow: Broken\ntasks: [{title: A, type: exce}]\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "flow.yaml").write_text(FLOW)
+    assert main(["import", str(project / "flow.yaml"), "--dags-folder", str(dags)]) == 1
+    err = capsys.readouterr().err
+    assert f"its DAG id 'linked' is already used by {dags / 'examples' / 'first' / 'flow.yaml'}" in err, err
+    assert not (dags / "linked").exists()
+    # the flow's own earlier import is no clash: --force replaces it
+    (dags / "examples" / "first" / "flow.yaml").unlink()
+    assert main(["import", str(project / "flow.yaml"), "--dags-folder", str(dags)]) == 0
+    assert main(["import", str(project / "flow.yaml"), "--dags-folder", str(dags), "--force"]) == 0
+    assert (dags / "linked" / "flow.yaml").read_text() == FLOW

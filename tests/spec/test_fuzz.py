@@ -29,6 +29,8 @@ titles = st.one_of(st.sampled_from(TITLES), st.text(max_size=12))
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(), st.sampled_from(SCALARS),
                     st.text(max_size=16), st.dates())
 values = st.one_of(scalars, st.lists(scalars, max_size=4))
+#: Any value: where a flow wants text, a mapping or a list is a mistake to be said at its place.
+anything = st.one_of(values, st.dictionaries(st.sampled_from(["a", "type", "key", "title", ""]), values, max_size=2))
 
 
 @st.composite
@@ -37,7 +39,9 @@ def flows(draw: st.DrawFn) -> dict:
     name_or_any = st.one_of(st.sampled_from(names), titles) if names else titles
     tasks = []
     for name in names:
-        task = {"title": name, "type": draw(st.sampled_from(["exec", "exec", "data", "deploy", "bogus", None]))}
+        kind = st.sampled_from(["exec", "exec", "data", "deploy", "bogus", None])
+        task = {"title": draw(st.one_of(st.just(name), anything)) if draw(st.integers(0, 9)) == 0 else name,
+                "type": draw(st.one_of(kind, anything)) if draw(st.integers(0, 4)) == 0 else draw(kind)}
         optional = {
             "input": st.one_of(st.just("echo hi"), scalars),
             "computes": st.one_of(st.just(["local"]), values),
@@ -50,17 +54,19 @@ def flows(draw: st.DrawFn) -> dict:
             "restart_if_stuck": scalars, "single_mode": scalars,
             "output_dir": st.sampled_from(["out", "/abs", "../up"]),
             "endpoint_title": scalars, "min_replica": scalars, "max_replica": scalars, "accept_files": scalars,
-            "description": scalars, "unknown_key": scalars,
+            "description": scalars, "unknown_key": scalars, "dataset": anything, "query": anything,
+            "image": anything, "file_name": anything, "function_name": anything, "requirements": anything,
         }
         for key in draw(st.lists(st.sampled_from(sorted(optional)), unique=True, max_size=6)):
             task[key] = draw(optional[key])
         tasks.append(task)
     doc: dict = {draw(st.sampled_from(["flow", "flow", "title"])): draw(titles), "tasks": tasks}
     if draw(st.booleans()):
-        doc["relations"] = draw(st.lists(st.fixed_dictionaries({"from": name_or_any, "to": name_or_any}), max_size=6))
+        ends = st.one_of(name_or_any, anything)
+        doc["relations"] = draw(st.lists(st.fixed_dictionaries({"from": ends, "to": ends}), max_size=6))
     for key in draw(st.lists(st.sampled_from(["schedule", "recurring", "timezone", "version", "tags", "description",
-                                              "icon", "relation"]), unique=True, max_size=3)):
-        doc[key] = draw(values)
+                                              "icon", "relation", "triggers"]), unique=True, max_size=3)):
+        doc[key] = draw(anything)
     return doc
 
 

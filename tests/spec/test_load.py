@@ -99,6 +99,14 @@ relations:
     assert ":16:9: relation to 'Nowhere': no task has this title" in text
 
 
+def test_a_type_that_is_a_mapping_or_a_list_is_a_positioned_error(tmp_path: Path) -> None:
+    """Issue 29, item 9: it was a TypeError (unhashable type) with a traceback."""
+    found = errors("flow: T\ntasks:\n  - title: A\n    type: {exec: 1}\n    unknown: 1\n"
+                   "  - title: B\n    type: [exec]\nrelations: []\n", tmp_path)
+    assert any(e.endswith(":4:11: task 'A': 'type' must be exec, data or deploy, not a mapping") for e in found)
+    assert any(e.endswith(":7:11: task 'B': 'type' must be exec, data or deploy, not a list") for e in found)
+
+
 def test_missing_keys_and_wrong_types(tmp_path: Path) -> None:
     found = "\n".join(
         errors(
@@ -310,3 +318,15 @@ relations: []
         )
     )
     assert "output_dir '../../etc' must be a folder inside the working directory" in found
+
+
+def test_dataset_names_are_checked_as_the_dataset_store_checks_them(tmp_path: Path) -> None:
+    """Issue 29, item 8: ``dataset: ../outside`` validated, a name that leads out of the store's folder."""
+    found = errors("flow: T\ntasks:\n  - {title: D, type: data, dataset: ../outside}\n"
+                   "  - {title: E, type: data, dataset: objects}\nrelations: []\ntriggers: {datasets: [iris, /etc]}\n",
+                   tmp_path)
+    assert any(e.endswith(":3:37: task 'D': '../outside' cannot be a dataset: use letters, digits, '.', '_' and "
+                          "'-', starting with a letter or digit") for e in found)
+    assert any(e.endswith(":4:37: task 'E': 'objects' cannot be a dataset's name: the store keeps its own "
+                          "objects folder") for e in found)
+    assert any(":6:" in e and "'/etc' cannot be a dataset" in e for e in found)
