@@ -10,7 +10,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from flow_airflow.computes.base import Layout, Launch
+from flow_airflow.computes.base import Launch, Layout
 from flow_airflow.computes.local import LocalCompute
 
 TASK = """
