@@ -27,24 +27,51 @@ GRACE_SECONDS = 1.0  # after the task process died: SIGTERM to the command, SIGK
 
 # The command's guard: a small parent of the shell, the leader of the command's process group. It holds
 # the read end of a pipe whose write end only the task process has: when the task process dies (even by
-# SIGKILL) the pipe ends, and the guard ends the whole group (SIGTERM, then SIGKILL after a grace period).
+# SIGKILL) the pipe ends, and the guard ends the whole group (SIGTERM, then SIGKILL after a grace period)
+# and removes the try's working directory (a killed try stores nothing; its retry has a directory of its
+# own). The removal is left to a child that leaves the group first (setsid), as SIGKILL to the group
+# ends the guard too; it waits until no process of the group is left (zombies aside: /proc).
 # A pipe rather than PR_SET_PDEATHSIG: that signal follows the *thread* that started the child, and
 # reaches the shell only, not its children. SIGTERM sent to the group (kill()) is left to the command:
 # the guard waits for the shell and ends as it ended (its exit code, or the same signal).
 GUARD = """
-import os, signal, subprocess, sys, threading, time
+import glob, os, shutil, signal, subprocess, sys, threading, time
 signal.signal(signal.SIGTERM, lambda *_: None)
-shell = subprocess.Popen(sys.argv[3:])
+def members(group):
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            yield stat
+shell = subprocess.Popen(sys.argv[4:])
 def watch():
     while os.read(int(sys.argv[1]), 1):
         pass
-    os.killpg(0, signal.SIGTERM)
+    ending.set()
+    group = os.getpgid(0)
+    os.killpg(group, signal.SIGTERM)
     end = time.monotonic() + float(sys.argv[2])
     while shell.poll() is None and time.monotonic() < end:
         time.sleep(0.05)
-    os.killpg(0, signal.SIGKILL)
-threading.Thread(target=watch, daemon=True).start()
+    left, told = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        os.write(told, b"x")
+        while any(members(group)) and time.monotonic() < end + 60:
+            time.sleep(0.05)
+        if not any(members(group)):
+            shutil.rmtree(sys.argv[3], ignore_errors=True)
+        os._exit(0)
+    os.read(left, 1)
+    os.killpg(group, signal.SIGKILL)
+ending = threading.Event()
+watcher = threading.Thread(target=watch, daemon=True)
+watcher.start()
 code = shell.wait()
+if ending.is_set():  # the task process died: the watcher ends the group, this guard with it
+    watcher.join()
 if code < 0:
     if -code != signal.SIGKILL:
         signal.signal(-code, signal.SIG_DFL)
@@ -120,7 +147,8 @@ class LocalCompute(Compute):
     def _start(self, launch: Launch, shell: str, alive: int, split: bool) -> subprocess.Popen[str]:
         """The command under its guard (:data:`GUARD`), in a session of its own."""
         return subprocess.Popen(
-            [sys.executable, "-I", "-c", GUARD, str(alive), str(GRACE_SECONDS), shell, "-c", launch.command],
+            [sys.executable, "-I", "-c", GUARD, str(alive), str(GRACE_SECONDS), str(launch.workspace), shell, "-c",
+             launch.command],
             pass_fds=(alive,),
             cwd=launch.cwd,
             env=dict(launch.env),

@@ -44,10 +44,15 @@ def _wait_for(path: Path, seconds: float = 20) -> str:
     raise AssertionError(f"{path} was never written")
 
 
-def test_a_sigkilled_task_process_takes_its_command_and_its_children_along(tmp_path: Path) -> None:
-    # the command starts a child of its own, then both sleep; the orphan would write a file after 3 s
-    command = f"sleep 60 & echo $$ $! > {tmp_path}/pids; sleep 3; echo late > {tmp_path}/late; wait"
-    task = subprocess.Popen([sys.executable, "-c", TASK, str(tmp_path), command])
+def test_a_sigkilled_task_process_takes_its_command_its_children_and_its_workspace_along(tmp_path: Path) -> None:
+    # the command starts a child of its own that ignores SIGTERM (so it takes the SIGKILL after the grace
+    # period), then both sleep; the orphan would write a file after 3 s
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    (ws / "train.py").write_text("the project")
+    command = (f"sh -c \"trap '' TERM; sleep 60\" & echo $$ $! > {tmp_path}/pids; sleep 3; "
+               f"echo late > {tmp_path}/late; wait")
+    task = subprocess.Popen([sys.executable, "-c", TASK, str(ws), command])
     shell, child = map(int, _wait_for(tmp_path / "pids").split())
     task.send_signal(signal.SIGKILL)
     task.wait()
@@ -55,6 +60,9 @@ def test_a_sigkilled_task_process_takes_its_command_and_its_children_along(tmp_p
     while (_alive(shell) or _alive(child)) and time.monotonic() < end:
         time.sleep(0.05)
     assert not _alive(shell) and not _alive(child), "the command outlived its task process"
+    while ws.exists() and time.monotonic() < end + 2:
+        time.sleep(0.05)
+    assert not ws.exists(), "the killed try's working directory was left behind"
     time.sleep(3)
     assert not (tmp_path / "late").exists()
 

@@ -94,7 +94,7 @@ SLOW = ("flow: Killed Run\ntasks:\n  - {title: Train, type: exec, input: 'echo $
         "relations: []\n")
 
 
-def test_flow_airflow_run_killed_takes_its_command_along(airflow_home: Path, tmp_path: Path) -> None:
+def test_flow_airflow_run_killed_takes_its_command_and_its_workspace_along(airflow_home: Path, tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     (tmp_path / "flow.yaml").write_text(SLOW % pid_file)
     cli = subprocess.Popen([sys.executable, "-m", "flow_airflow.cli", "run", str(tmp_path / "flow.yaml")],
@@ -104,9 +104,14 @@ def test_flow_airflow_run_killed_takes_its_command_along(airflow_home: Path, tmp
         assert cli.poll() is None, "flow-airflow run ended before its command started"
         time.sleep(0.1)
     shell = int(pid_file.read_text())
+    workdir = Path(os.readlink(f"/proc/{shell}/cwd"))  # the try's working directory
+    assert workdir.name == "0.try1" and settings.workspaces_root() in workdir.parents
     cli.send_signal(signal.SIGKILL)
     cli.wait()
     end = time.monotonic() + 2
     while Path(f"/proc/{shell}").exists() and time.monotonic() < end:
         time.sleep(0.05)
     assert not Path(f"/proc/{shell}").exists(), "the command outlived flow-airflow run"
+    while workdir.exists() and time.monotonic() < end + 2:
+        time.sleep(0.05)
+    assert not workdir.exists(), "the killed run's working directory was left behind"
