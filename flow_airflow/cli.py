@@ -451,8 +451,8 @@ def _push_datasets(project_dir: Path, no_event: bool) -> bool:
 
 
 def gc(args: argparse.Namespace) -> int:
-    """``flow-airflow gc`` (:func:`flow_airflow.runtime.retention.gc`)."""
-    from flow_airflow.runtime.retention import gc as collect
+    """``flow-airflow gc`` (:func:`flow_airflow.retention.gc`)."""
+    from flow_airflow.retention import gc as collect
 
     return collect(args.days, args.keep, args.delete)
 

@@ -1,9 +1,10 @@
 """What ``flow-airflow gc`` removes: stored end states past the retention settings, and leftover workspaces.
 
-Both stores are laid out by run: ``<artifacts>/<dag id>/<run id>/...`` (:class:`~.artifacts.ArtifactStore`) and
-``<workspaces>/<dag id>/<run id>/...`` (:mod:`.experiment`). A run folder is matched to its DAG run in the
-metadata DB by its folder name (:func:`~.workspace.folder_name`); a folder whose run is no longer there counts
-as ended when the folder was last changed.
+Both stores are laid out by run: ``<artifacts>/<dag id>/<run id>/...``
+(:class:`~flow_airflow.runtime.artifacts.ArtifactStore`) and ``<workspaces>/<dag id>/<run id>/...``
+(:mod:`flow_airflow.runtime.experiment`). A run folder is matched to its DAG run in the metadata DB by its
+folder name (:func:`~flow_airflow.runtime.workspace.folder_name`); a folder whose run is no longer there
+counts as ended when the folder was last changed.
 
 - Never touched: a run that is queued or running, a run whose end state an endpoint's version was made
   from (while the version's files are kept), the dataset store and the endpoint store.

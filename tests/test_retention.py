@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from flow_airflow import settings
+from flow_airflow import retention, settings
 from flow_airflow.cli import main
 from flow_airflow.local_run import run_flow
-from flow_airflow.runtime import retention
-from flow_airflow.runtime.retention import size
+from flow_airflow.retention import size
 from flow_airflow.runtime.workspace import folder_name
 
 pytestmark = pytest.mark.airflow
