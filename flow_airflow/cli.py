@@ -450,6 +450,13 @@ def _push_datasets(project_dir: Path, no_event: bool) -> bool:
     return True
 
 
+def gc(args: argparse.Namespace) -> int:
+    """``flow-airflow gc`` (:func:`flow_airflow.retention.gc`)."""
+    from flow_airflow.retention import gc as collect
+
+    return collect(args.days, args.keep, args.delete)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line: every subcommand and argument with its help text (``flow-airflow <command> --help``)."""
     top = argparse.ArgumentParser(
@@ -496,6 +503,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-event", action="store_true",
                    help="push the flow's datasets/<name>/<version>/ folders without Airflow asset events")
     p.set_defaults(func=import_flow)
+    p = command("gc", "list, then remove, stored end states past the retention settings and leftover workspaces",
+                "Keeps runs that are queued or running and those an endpoint's version was made from; never touches "
+                "datasets or endpoints. Without --delete only lists each folder with its size.")
+    p.add_argument("--days", type=float, metavar="N", help="remove end states of runs that ended more than N days "
+                   "ago (default: [flow_airflow] retention_days)")
+    p.add_argument("--keep", type=int, metavar="N", help="keep the end states of the newest N runs of each flow "
+                   "(default: [flow_airflow] retention_runs)")
+    p.add_argument("--delete", action="store_true", help="remove the folders listed")
+    p.set_defaults(func=gc)
     from flow_airflow.datasets.cli import add_commands
     from flow_airflow.endpoints.cli import add_commands as add_endpoint_commands
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,24 @@ def run_flow(file: str | Path, conf: dict[str, Any] | None = None, listener: Any
             "this process runs its task instances (then as it was)")
     with paused_for_the_scheduler(bag, dag_id):
         run = bag.dags[dag_id].test(run_conf=conf)
+    remove_empty_workspace(dag_id, run.run_id)
     return collect(dag_id, run.run_id, str(run.state), titles_of(flow))
+
+
+def remove_empty_workspace(dag_id: str, run_id: str) -> None:
+    """The run's folder of working directories, once its experiments have removed their own (only empty folders
+    left): a run leaves nothing there, unless a failed experiment's files could not be stored."""
+    from flow_airflow.runtime.workspace import folder_name
+
+    dag = settings.workspaces_root() / dag_id
+    try:
+        folder = dag / folder_name(run_id, "run id")
+    except ValueError:  # such a run made no folder
+        return
+    if folder.is_dir() and all(p.is_dir() and not p.is_symlink() for p in folder.rglob("*")):
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # another run's folder is there
+            dag.rmdir()
 
 
 @contextlib.contextmanager

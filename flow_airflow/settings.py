@@ -59,8 +59,15 @@ class FlowAirflowSettings(BaseModel):
         json_schema_extra=_expects("a folder or a URL (s3://<conn id>@<bucket>/<prefix>)",
                                    "s3://aws_default@my-bucket/flow-artifacts"))
     workspaces_folder: str = Field(
-        "", description="Experiments' working directories, removed after success, kept after a failure "
-        "(empty: $AIRFLOW_HOME/flow_workspaces).", json_schema_extra=_expects("a folder"))
+        "", description="Experiments' working directories, removed when the experiment ends (kept only when a failed "
+        "one's files could not be stored) or its task process dies (empty: $AIRFLOW_HOME/flow_workspaces).",
+        json_schema_extra=_expects("a folder"))
+    retention_days: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="flow-airflow gc removes the stored end states of runs that ended more than this many days "
+        "ago (empty: whatever their age).", json_schema_extra=_expects("a number of days > 0", "30"))
+    retention_runs: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="flow-airflow gc keeps the stored end states of this many newest runs of each flow, removes "
+        "older ones (empty: however many).", json_schema_extra=_expects("a whole number >= 1", "20"))
     datasets_folder: str = Field(
         "", description="The dataset store: datasets' versions, files and saved queries (empty: "
         "$AIRFLOW_HOME/flow_datasets): a folder, or object storage shared by every worker as a URL of Airflow's "
@@ -268,6 +275,12 @@ def datasets_cache_root() -> Path:
 def workspaces_root() -> Path:
     """Where experiments get their working directories (``workspaces_folder``)."""
     return Path(value("workspaces_folder") or str(airflow_home() / "flow_workspaces")).expanduser()
+
+
+def retention() -> tuple[float | None, int | None]:
+    """What ``flow-airflow gc`` keeps: runs that ended within ``retention_days``, the newest ``retention_runs``
+    of each flow (None: no bound)."""
+    return value("retention_days"), value("retention_runs")
 
 
 def batch_routes(dag_id: str) -> int:

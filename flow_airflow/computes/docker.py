@@ -23,6 +23,8 @@ import math
 import os
 import re
 import secrets
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -38,6 +40,22 @@ if TYPE_CHECKING:
 
 LABEL = "flow-airflow.experiment"  # each container carries its launch's name: stray ones can be found
 STOP_SECONDS = 10  # docker stop: SIGTERM, then SIGKILL after this grace period
+# The container's guard, a process of its own session beside the task process: it holds the read end of a
+# pipe whose write end only the task process has. The task process writes "d" once it is done with the
+# container (removed by run()); when the pipe ends without it, the task process died (even by SIGKILL,
+# which never reaches on_kill): the guard removes the container (force: SIGKILL to its processes) and the
+# try's working directory, as the local compute's guard does.
+GUARD = """
+import os, shutil, sys
+import docker
+if os.read(int(sys.argv[1]), 1) == b"":
+    try:
+        docker.APIClient(base_url=sys.argv[2]).remove_container(sys.argv[3], force=True)
+    except Exception as e:
+        print(f"flow-airflow: the container {sys.argv[3]} of a killed task could not be removed: {e}", file=sys.stderr)
+    else:
+        shutil.rmtree(sys.argv[4], ignore_errors=True)
+"""
 # the shell line runs with bash where the image has it (as on the local compute), else sh
 SHELL = 'if command -v bash >/dev/null 2>&1; then exec bash -c "$1"; fi; exec sh -c "$1"'
 # Stopping, as ``killpg`` does on the local compute, but in an order that keeps the container alive until
@@ -182,6 +200,7 @@ class DockerCompute(Compute):
         except (APIError, ImageNotFound) as e:
             raise ExperimentFailed(f"the Docker compute '{self.name}' cannot start the container: "
                                    f"{_explain(e)}") from None
+        guard, done = self._guard(ident, launch)
         try:
             if self._killed.is_set():
                 return 143
@@ -193,7 +212,29 @@ class DockerCompute(Compute):
                                    f"{_explain(e)}") from None
         finally:
             self._container = None
-            client.remove_container(ident, force=True)
+            try:
+                client.remove_container(ident, force=True)
+            finally:
+                os.write(done, b"d")
+                os.close(done)
+                guard.wait()  # it ends on reading that
+
+    def _guard(self, ident: str, launch: Launch) -> tuple[subprocess.Popen[bytes], int]:
+        """Start the container's guard (:data:`GUARD`); it, and the write end of its pipe (run() says it is done)."""
+        watched, done = os.pipe()
+        try:
+            guard = subprocess.Popen(
+                [sys.executable, "-c", GUARD, str(watched), self._url(), ident, str(launch.workspace)],
+                pass_fds=(watched,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                start_new_session=True,  # not in the task's process group, which may be killed
+            )
+        finally:
+            os.close(watched)
+        return guard, done
+
+    def _url(self) -> str:
+        """The engine's address (``base_url``, else ``DOCKER_HOST``, else the local socket)."""
+        return self.settings.base_url or os.environ.get("DOCKER_HOST") or "unix://var/run/docker.sock"
 
     def kill(self) -> None:
         """Stop the running container: SIGTERM to every process in it, the shell's children first (see
@@ -216,7 +257,7 @@ class DockerCompute(Compute):
         if self._client is None:
             from airflow.providers.docker.hooks.docker import DockerHook
 
-            url = self.settings.base_url or os.environ.get("DOCKER_HOST") or "unix://var/run/docker.sock"
+            url = self._url()
             try:
                 self._client = DockerHook(docker_conn_id=self.settings.docker_conn_id, base_url=url).api_client
             except Exception as e:  # the hook raises AirflowException, a connection error, ...

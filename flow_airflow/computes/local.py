@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -22,6 +23,61 @@ if TYPE_CHECKING:
     from flow_airflow.spec import models
 
 MAX_LINE = 1024 * 1024  # characters of one output line kept in memory and in the log
+GRACE_SECONDS = 1.0  # after the task process died: SIGTERM to the command, SIGKILL after this
+
+# The command's guard: a small parent of the shell, the leader of the command's process group. It holds
+# the read end of a pipe whose write end only the task process has: when the task process dies (even by
+# SIGKILL) the pipe ends, and the guard ends the whole group (SIGTERM, then SIGKILL after a grace period)
+# and removes the try's working directory (a killed try stores nothing; its retry has a directory of its
+# own). The removal is left to a child that leaves the group first (setsid), as SIGKILL to the group
+# ends the guard too; it waits until no process of the group is left (zombies aside: /proc).
+# A pipe rather than PR_SET_PDEATHSIG: that signal follows the *thread* that started the child, and
+# reaches the shell only, not its children. SIGTERM sent to the group (kill()) is left to the command:
+# the guard waits for the shell and ends as it ended (its exit code, or the same signal).
+GUARD = """
+import glob, os, shutil, signal, subprocess, sys, threading, time
+signal.signal(signal.SIGTERM, lambda *_: None)
+def members(group):
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            yield stat
+shell = subprocess.Popen(sys.argv[4:])
+def watch():
+    while os.read(int(sys.argv[1]), 1):
+        pass
+    ending.set()
+    group = os.getpgid(0)
+    os.killpg(group, signal.SIGTERM)
+    end = time.monotonic() + float(sys.argv[2])
+    while shell.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)
+    left, told = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        os.write(told, b"x")
+        while any(members(group)) and time.monotonic() < end + 60:
+            time.sleep(0.05)
+        if not any(members(group)):
+            shutil.rmtree(sys.argv[3], ignore_errors=True)
+        os._exit(0)
+    os.read(left, 1)
+    os.killpg(group, signal.SIGKILL)
+ending = threading.Event()
+watcher = threading.Thread(target=watch, daemon=True)
+watcher.start()
+code = shell.wait()
+if ending.is_set():  # the task process died: the watcher ends the group, this guard with it
+    watcher.join()
+if code < 0:
+    if -code != signal.SIGKILL:
+        signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
 
 
 def _lines(stream: IO[str]) -> Iterator[str]:
@@ -78,19 +134,36 @@ class LocalCompute(Compute):
         Standard error is read by a second thread, so that neither stream blocks the other.
         """
         shell = shutil.which("bash") or "/bin/sh"
-        self._process = subprocess.Popen(
-            [shell, "-c", launch.command],
+        alive, self._alive = os.pipe()  # the guard's end, and ours (closed when this process ends)
+        try:
+            self._process = self._start(launch, shell, alive, on_error_line is not None)
+        finally:
+            os.close(alive)
+        try:
+            return self._stream(on_line, on_error_line)
+        finally:
+            os.close(self._alive)
+
+    def _start(self, launch: Launch, shell: str, alive: int, split: bool) -> subprocess.Popen[str]:
+        """The command under its guard (:data:`GUARD`), in a session of its own."""
+        return subprocess.Popen(
+            [sys.executable, "-I", "-c", GUARD, str(alive), str(GRACE_SECONDS), str(launch.workspace), shell, "-c",
+             launch.command],
+            pass_fds=(alive,),
             cwd=launch.cwd,
             env=dict(launch.env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT if on_error_line is None else subprocess.PIPE,
+            stderr=subprocess.PIPE if split else subprocess.STDOUT,
             text=True,
             errors="replace",
             bufsize=1,
             start_new_session=True,  # so that kill() reaches the command's own children too
         )
-        assert self._process.stdout is not None
+
+    def _stream(self, on_line: LineCallback, on_error_line: LineCallback | None) -> int:
+        """The command's output into the callbacks (stderr by a second thread); its exit code."""
+        assert self._process is not None and self._process.stdout is not None
         lock = threading.Lock()
 
         def pump(stream: IO[str], callback: Callable[[str], None]) -> None:

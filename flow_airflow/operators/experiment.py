@@ -47,6 +47,7 @@ class ExperimentOperator(FlowTaskOperator):
             # one route per task instance: on a deferrable compute (kubernetes) the task defers while its pod runs
             defer=None if isinstance(self.route, list) else self._defer_pod,
             resume=self._event,
+            try_number=ti.try_number,
         )
         return self._experiment.run()
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from flow_airflow.object_storage import is_url, local_path
 from flow_airflow.runtime.object_artifacts import ObjectArtifacts
+from flow_airflow.runtime.workspace import folder_name
 
 __all__ = ["ArtifactStore", "is_url", "local_path"]
 
@@ -35,9 +36,11 @@ class ArtifactStore:
         """``<root>/<dag_id>/<run_id>/<task slug>/<index>`` (``<index>.failed`` for a failed experiment).
 
         A :class:`~pathlib.Path` in a local folder, a URL on object storage.
+
+        :raises ValueError: an id is empty, ``.`` or ``..`` (it would leave its folder).
         """
-        safe_run = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in run_id)
-        relative = f"{dag_id}/{safe_run}/{task_slug}/{f'{index}.failed' if failed else index}"
+        parts = [folder_name(dag_id, "DAG id"), folder_name(run_id, "run id"), folder_name(task_slug, "task id")]
+        relative = "/".join([*parts, f"{int(index)}.failed" if failed else str(int(index))])
         if self.remote:
             return self.remote.url(relative)
         assert isinstance(self.root, Path)

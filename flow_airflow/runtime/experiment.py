@@ -66,6 +66,7 @@ class Experiment:
     # on a deferrable compute: defers the task to the trigger it is given (raises Airflow's TaskDeferred)
     defer: Callable[[Any], None] | None = None
     resume: Mapping[str, Any] | None = None  # the trigger's event: the command ran while the task was deferred
+    try_number: int = 1  # the task instance's try: each try has a working directory of its own
 
     def __post_init__(self) -> None:
         self.spec = TypeAdapter(models.Task).validate_python(self.task)
@@ -77,6 +78,11 @@ class Experiment:
     def run(self) -> Record:
         """Prepare, run on its compute, finish: the experiment's record; :class:`ExperimentFailed` saying why not."""
         runner = self.runner = self._check_compute()
+        try:
+            workspace.folder_name(self.dag_id, "DAG id")
+            workspace.folder_name(self.run_id, "run id")
+        except ValueError as e:
+            raise ExperimentFailed(f"'{self.spec.title}' cannot start: {e}") from None
         spec = self.spec
         assert isinstance(spec, models.ExecTask)
         upstream = upstream_of(self.parents)
@@ -129,7 +135,7 @@ class Experiment:
                  upstream: dict[str, dict[str, dict[str, str]]]) -> Record:
         """After a deferral: the command's log and end state from its compute (``resume``), then as after a run."""
         assert self.resume is not None
-        workdir = settings.workspaces_root() / self.dag_id / safe(self.run_id) / self.slug / str(self.index)
+        workdir = self._workdir()
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         only = PurePosixPath(spec.output_dir or "output").as_posix() if uses_git(spec, self.project_dir) else None
@@ -175,9 +181,8 @@ class Experiment:
         Also the workspace's snapshot before the run (None when it came from Git: then only the
         output folder is passed on).
         """
-        root = settings.workspaces_root() / self.dag_id / safe(self.run_id) / self.slug / str(self.index)
         try:
-            workdir, from_git = make_workspace(spec, root, self.project_dir, self.log)
+            workdir, from_git = make_workspace(spec, self._workdir(), self.project_dir, self.log)
         except workspace.WorkspaceError as e:
             raise ExperimentFailed(f"'{spec.title}' cannot start: {e}") from None
         baseline = None if from_git else workspace.snapshot(workdir)  # to pass on only what the run changed
@@ -223,6 +228,12 @@ class Experiment:
             datasets=fetched,
         )
         return launch, baseline
+
+    def _workdir(self) -> Path:
+        """``<workspaces>/<dag id>/<run id>/<task slug>/<index>.try<n>``: a try never sees an earlier try's files
+        (should a killed try's command still write)."""
+        run = settings.workspaces_root() / self.dag_id / safe(self.run_id)
+        return run / self.slug / f"{self.index}.try{self.try_number}"
 
     def _lineage(self) -> dict[str, int]:
         """Task title -> experiment index of every task before it on its route (gathered parents left out)."""
@@ -288,14 +299,19 @@ class Experiment:
 
     def _keep_failed(self, store: ArtifactStore, save: Callable[[Path], None], tags: dict[str, str],
                      workdir: Path) -> None:
-        """Store a failed experiment's end state apart (``<index>.failed``), for debugging; log where."""
+        """Store a failed experiment's end state apart (``<index>.failed``), for debugging; log where.
+
+        One copy is kept: the working directory is removed once its end state is stored, kept (for
+        inspection) only when it could not be.
+        """
         try:
             kept = store.put(save, self.dag_id, self.run_id, self.slug, self.index, failed=True)
         except OSError as e:
             self.log.error("the failed experiment's files could not be stored: %s", e)
+            self.log.error("the working directory is kept for inspection: %s", workdir)
         else:
             report.closing(self.log, tags, kept, failed=True)
-        self.log.error("the working directory is kept for inspection: %s", workdir)
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def _params(self, upstream: Mapping[str, Mapping[str, Mapping[str, str]]]) -> list[list[str]]:
         """The route's params with ``{{ Task.tag }}`` replaced; a tag never logged fails the experiment."""

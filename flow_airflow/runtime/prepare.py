@@ -238,7 +238,8 @@ def check_inputs(texts: list[str], inputs: Path, log: logging.Logger) -> None:
 
 
 def safe(run_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.+" else "_" for c in run_id)
+    """The run id as a folder name (:func:`~flow_airflow.runtime.workspace.folder_name`; ``.`` is refused)."""
+    return workspace.folder_name(run_id, "run id")
 
 
 def _git(folder: Path, *args: str) -> str | None:

@@ -32,6 +32,20 @@ class WorkspaceError(Exception):
     """The project folder cannot be copied (a named pipe, an unreadable file): the message says which."""
 
 
+def folder_name(name: str, what: str) -> str:
+    """``name`` (a DAG id, run id, task slug) as one folder name: a character other than a letter, a digit or
+    ``-_.+`` becomes ``_``.
+
+    :param name: the id.
+    :param what: what it is, for the error ("run id").
+    :raises ValueError: the name is empty, ``.`` or ``..``: a path made of it would leave its folder.
+    """
+    safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in name)
+    if safe in ("", ".", ".."):
+        raise ValueError(f"the {what} {name!r} cannot name a folder (it would leave its parent folder)")
+    return safe
+
+
 def _ignore_top_level(top: str) -> Callable[[str, list[str]], set[str]]:
     def ignore(folder: str, names: list[str]) -> set[str]:
         return {n for n in names if n in LEFT_OUT} if folder == top else set()

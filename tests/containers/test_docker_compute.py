@@ -162,3 +162,46 @@ def test_a_gpu_the_engine_cannot_give_fails_saying_so(tmp_path: Path, python_ima
     with pytest.raises(ExperimentFailed, match=r"the Docker compute 'docker' could not run the container: .*gpu"):
         compute.run(launch, print)
     assert ours(docker_engine) == []
+
+
+TASK = """
+import sys
+from pathlib import Path
+from flow_airflow.computes.base import Launch
+from flow_airflow.computes.docker import DockerCompute
+from flow_airflow.runtime.environment import SDK_PATH
+
+compute = DockerCompute("docker", {"kind": "docker", "image": sys.argv[2], "network_mode": "none"})
+ws = Path(sys.argv[1])
+layout = compute.layout(ws, SDK_PATH)
+launch = Launch(name=sys.argv[3], command="echo started; sleep 600", shown="", workspace=ws, cwd=layout.cnvrg,
+                env={}, layout=layout)
+compute.run(launch, lambda line: print(line, flush=True))
+"""
+
+
+def test_a_sigkilled_task_process_takes_its_container_and_workspace_along(
+    tmp_path: Path, python_image: str, docker_engine: Any
+) -> None:
+    """SIGKILL never reaches on_kill: the container's guard removes it once the task process is gone."""
+    import signal
+    import subprocess
+    import sys
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "train.py").write_text("the project")
+    name = f"test.{tmp_path.name}.killed"
+    task = subprocess.Popen([sys.executable, "-c", TASK, str(workspace), python_image, name],
+                            stdout=subprocess.PIPE, text=True)
+    assert task.stdout is not None and task.stdout.readline().strip() == "started"
+    [running] = [c for c in ours(docker_engine) if c["Labels"][LABEL] == name]
+    assert running["State"] == "running"
+    task.send_signal(signal.SIGKILL)
+    task.wait()
+    end = time.monotonic() + 20
+    while (any(c["Labels"][LABEL] == name for c in ours(docker_engine)) or workspace.exists()) \
+            and time.monotonic() < end:
+        time.sleep(0.2)
+    assert not any(c["Labels"][LABEL] == name for c in ours(docker_engine)), "the container outlived its task"
+    assert not workspace.exists(), "the killed try's working directory was left behind"

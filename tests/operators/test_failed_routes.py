@@ -122,4 +122,4 @@ def test_regression_conditions(
     if name == "skipped_gate_skips_max_join":
         assert "'Quality Gate' has no experiment in this run (skipped)" in text
         assert "Baseline #0: acc = 0.75 passes (the highest 'acc' of every parent)" in text
-        assert "/pick_best/0/input/baseline" in text  # CNVRG_TASKS_PASSED_CONDITION: the baseline
+        assert "/pick_best/0.try1/input/baseline" in text  # CNVRG_TASKS_PASSED_CONDITION: the baseline

@@ -124,7 +124,7 @@ def test_the_log_opens_with_route_inputs_variables_compute_and_ends_with_tags_an
     inputs = section(train_log, "Inputs: 1 folder(s)")
     workdir = Path(os.environ.get("AIRFLOW_HOME", "")) / "flow_workspaces"
     assert len(inputs) == 1 and inputs[0].startswith(f"input/prepare (INPUT_PREPARE={workdir}")
-    assert inputs[0].endswith(f"/train/0/input/prepare): the files of Prepare #0, from {prepare_kept}")
+    assert inputs[0].endswith(f"/train/0.try1/input/prepare): the files of Prepare #0, from {prepare_kept}")
     variables = section(train_log, "Variables: ")
     assert {"CNVRG_PREPARE_API_TOKEN=***", "CNVRG_PREPARE_ROWS=2", "CNVRG_PREPARE_SIZE=10"} <= set(variables)
     assert section(train_log, "Compute: local (local)")[:2] == ["compute: local (local)", "image: none named"]

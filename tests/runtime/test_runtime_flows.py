@@ -142,7 +142,7 @@ def test_absolute_input_paths_mean_the_experiments_own_folders(
     assert result.of("Data Validation")[0].params == {"filename": "/input/prepare/output/ratings.csv"}
     text = logs(capfd)
     assert "user,item,rating" in text
-    assert "/data_validation/0/input/prepare/output/ratings.csv" in text  # what validate.py was given
+    assert "/data_validation/0.try1/input/prepare/output/ratings.csv" in text  # what validate.py was given
     assert text.count("cnvrg's absolute paths mean this experiment's own folders here: /cnvrg -> ") == 1  # once
 
 
