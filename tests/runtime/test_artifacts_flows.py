@@ -93,8 +93,8 @@ def test_two_workers_that_share_nothing_but_the_bucket(
     assert worker.wiped, "the parent ran in worker A's workspaces"  # A was there, and gone before the child ran
     assert not a.exists()
     tags = result.of("Child")[0].tags
-    assert tags["read"] == f"made in {a}/two_workers/{_safe(result.run_id)}/parent/0"
-    assert tags["cwd"] == f"{b}/two_workers/{_safe(result.run_id)}/child/0"
+    assert tags["read"] == f"made in {a}/two_workers/{_safe(result.run_id)}/parent/0.try1"
+    assert tags["cwd"] == f"{b}/two_workers/{_safe(result.run_id)}/child/0.try1"
     assert f"flows/two_workers/{_safe(result.run_id)}/parent/0/output/model.txt" in s3.keys(bucket_store)
 
 
