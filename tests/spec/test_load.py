@@ -330,3 +330,39 @@ def test_dataset_names_are_checked_as_the_dataset_store_checks_them(tmp_path: Pa
     assert any(e.endswith(":4:37: task 'E': 'objects' cannot be a dataset's name: the store keeps its own "
                           "objects folder") for e in found)
     assert any(":6:" in e and "'/etc' cannot be a dataset" in e for e in found)
+
+
+def test_a_task_of_an_unknown_type_has_its_other_mistakes_listed_too_in_file_order(tmp_path: Path) -> None:
+    """Issue 27, item 11: ``type: exce`` hid the task's other mistakes (``objective: maximum``) until it was fixed."""
+    found = errors(
+        """\
+flow: Two Mistakes
+tasks:
+  - title: Train
+    type: exec
+    input: python3 train.py
+    computes: [local]
+  - title: Deploy
+    type: exce
+    input: echo hi
+    computes: [local]
+    params:
+      - key: lr
+    conditions:
+      - task: Train
+        objective: maximum
+        tag_key: acc
+relations:
+  - from: Train
+    to: Deploy
+  - from: Nowhere
+    to: Deploy
+""",
+        tmp_path,
+    )
+    assert [e.split("flow.yaml", 1)[1] for e in found] == [
+        ":8:11: task 'Deploy': unknown task type 'exce': use exec, data or deploy",
+        ":12:9: task 'Deploy': param 'lr' has no 'value'",
+        ":15:20: task 'Deploy': unknown objective 'maximum'; use one of gt, lt, eq, min, max, human_validation",
+        ":20:11: relation from 'Nowhere': no task has this title",
+    ]
