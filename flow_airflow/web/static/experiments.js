@@ -280,7 +280,7 @@
     if (!confirm(`Stop ${runId}? Its running tasks are failed; finished ones stay as they ended.`)) return;
     try {  // the plugin's stop: finished experiments stay as they ended (Airflow's PATCH state=failed fails them)
       const response = await fetch(`${cfg.prefix}/api/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(runId)}/stop`,
-        { method: "POST", credentials: "same-origin" });
+        { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: "{}" });
       const answer = await response.json().catch(() => ({}));
       if (!response.ok) throw new Error(`${response.status}: ${text(answer.detail) || response.statusText}`);
       await fetchAll();
