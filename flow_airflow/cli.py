@@ -93,8 +93,8 @@ def plan(args: argparse.Namespace) -> int:
     for task in flow_plan.tasks:
         after = f" after {', '.join(task.parents)}" if task.parents else ""
         print(f"  {task.title} [{task.kind}{after}]: {task.describe_count()}")
-        for line in [*_route_lines(task), *_task_lines(task.spec), *_map_lines(task, batch, map_limit),
-                     *_compute_lines(task, datasets)]:
+        for line in [*_route_lines(task), *_task_lines(task.spec), *_dataset_lines(task.spec),
+                     *_map_lines(task, batch, map_limit), *_compute_lines(task, datasets)]:
             print(f"      {line}")
     return 0
 
@@ -113,6 +113,19 @@ def _route_lines(task: TaskPlan) -> list[str]:
     if task.unset_params:
         lines.append(f"params without a value, not passed until given one: {', '.join(task.unset_params)}")
     return lines
+
+
+def _dataset_lines(spec: Task) -> list[str]:
+    """A data task's version as the dataset store resolves it now, or a warning that it is not there."""
+    from flow_airflow.datasets.store import DatasetError, configured
+
+    if not isinstance(spec, DataTask):
+        return []
+    try:
+        chosen = configured().resolve(spec.dataset, spec.data_commit, spec.data_query)
+    except DatasetError as e:
+        return [f"warning: {e}; the task fails at run time unless it is there by then"]
+    return [f"dataset: {chosen.describe()}"]
 
 
 def _task_lines(spec: Task) -> list[str]:

@@ -126,15 +126,27 @@ def _experiments(ti: Any, title: str, value: Any) -> list[Experiment]:
               "start_date": ti.start_date, "end_date": ti.end_date}
     if isinstance(value, list):  # a batch of routes ([flow_airflow] batch_routes): a record each
         return [
-            Experiment(**common, index=r.get("index", 0), label=r.get("label") or "no params",
+            Experiment(**{**common, "state": ended_as(common["state"], r)}, index=r.get("index", 0),
+                       label=r.get("label") or "no params",
                        params=r.get("params", {}), tags=r.get("tags", {}), record=r)
             for r in value
         ]
     record = value if isinstance(value, dict) else None
+    common["state"] = ended_as(common["state"], record)
     return [Experiment(
         **common, index=max(ti.map_index, 0), label=shown_label(ti.rendered_map_index, ti.map_index, bool(value)),
         params=(record or {}).get("params", {}), tags=(record or {}).get("tags", {}), record=record,
     )]
+
+
+def ended_as(state: str, record: Any) -> str:
+    """An experiment's state: its task instance's, unless that says ``failed`` while the experiment left a
+    record of success (no ``failed`` in it): the experiment ended well and its task instance was failed
+    afterwards (Airflow's "mark run as failed" fails every instance of a mapped task of which one still
+    ran, or the rest of its batch failed): ``success``, as it ended."""
+    if state == "failed" and isinstance(record, dict) and not record.get("failed"):
+        return "success"
+    return state
 
 
 def shown_label(rendered: str | None, map_index: int, has_record: bool) -> str:

@@ -68,3 +68,15 @@ def test_a_run_read_back_as_the_cli_reads_it_and_without_titles(run: Any) -> Non
     assert sorted(every, key=lambda e: e.task_id != "params.run") == result.experiments
     assert all(e.duration is not None and e.duration >= 0 and e.record for e in every)
     assert missing == []
+
+
+def test_an_experiment_that_left_a_record_of_success_is_shown_as_it_ended() -> None:
+    """A failed task instance with a record of success was failed afterwards (Airflow's "mark run as failed"
+    fails a whole mapped task; the rest of a batch failed): the experiment is ``success``."""
+    ok = {"index": 0, "label": "x=1", "params": {}, "tags": {}}
+    broken = {**ok, "index": 1, "failed": "failed: exit code 1"}
+    assert records._experiments(ti(0, state="failed"), "Train", ok)[0].state == "success"
+    assert records._experiments(ti(0, state="failed"), "Train", broken)[0].state == "failed"
+    assert records._experiments(ti(0, state="failed"), "Train", None)[0].state == "failed"
+    assert [e.state for e in records._experiments(ti(0, state="failed"), "Train", [ok, broken])] == [
+        "success", "failed"]

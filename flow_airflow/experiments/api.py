@@ -3,7 +3,7 @@
 ``run_view(session, dag_id, run_id, offset, limit)`` is the body of
 ``GET /flow-airflow/api/experiments/<dag_id>/<run_id>``::
 
-    {"dag_id", "run_id", "state", "conf", "start_date", "end_date",
+    {"dag_id", "run_id", "state", "note", "conf", "start_date", "end_date",
      "paused",                                   # the flow is paused: nothing more of the run is scheduled
      "total", "offset", "limit",                 # paging over every experiment of the run
      "tasks": [{"task", "task_id", "total", "states": {state: count}, "condition", "parents", "spare"}],
@@ -14,12 +14,15 @@
      "goal": {"tag", "direction", "task"} | None,  # the metric the flow's own conditions seek (flow_goal)
      "experiments": [Experiment.as_json() + {"conditions": [...], "artifacts": [...]}]}
 
+``stop_run`` is ``POST .../<dag_id>/<run_id>/stop``, the page's "Stop": see its docstring.
+
 Airflow and the approvals store are imported inside functions (the plugin is loaded by every process).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +50,7 @@ def run_view(session: Session, dag_id: str, run_id: str, offset: int = 0, limit:
     shown = every[offset:offset + limit]
     marks = condition_marks(session, dag_id, run_id, tasks, every)
     return {
-        "dag_id": dag_id, "run_id": run_id, "state": str(run.state), "conf": run.conf or {},
+        "dag_id": dag_id, "run_id": run_id, "state": str(run.state), "note": run.note, "conf": run.conf or {},
         "paused": held(run, paused_dags(session, {dag_id})),
         "start_date": records.iso(run.start_date), "end_date": records.iso(run.end_date),
         "total": len(every), "offset": offset, "limit": limit,
@@ -261,6 +264,56 @@ def may_edit_runs(user: Any, dag_id: str) -> bool:
 
     return bool(get_auth_manager().is_authorized_dag(method="PUT", access_entity=DagAccessEntity.RUN,
                                                      details=DagDetails(id=dag_id), user=user))
+
+
+class NotStoppable(Exception):
+    """The run cannot be stopped (it has ended): the sentence says why."""
+
+
+def stop_run(session: Session, dag_id: str, run_id: str, user: Any, now: datetime | None = None) -> str:
+    """Stop a running run as cnvrg aborts one: what had ended stays as it ended, nothing starts after it.
+
+    The task instances that run (or are deferred, or wait for an approval) are failed, one by one;
+    those that have not started are skipped, without a start date; finished ones, and the records
+    their experiments left, are not touched. The run is failed, with the note "Stopped by <user> at
+    <time>". (Airflow's own ``PATCH dagRuns state=failed`` fails *every* instance of a mapped task of
+    which one still runs, finished experiments included: ``set_state`` is given whole tasks.)
+
+    :param session: a metadata DB session; committed by the caller.
+    :param user: Airflow's user who stops it (its name and id go into the note).
+    :param now: the moment of the stop (UTC); None: now.
+    :returns: the note.
+    :raises NotStoppable: no such run, or it has ended.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.utils.state import DagRunState, State, TaskInstanceState
+    from sqlalchemy import select
+
+    run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id).with_for_update())
+    if run is None:
+        raise NotStoppable(f"No run {run_id} of {dag_id}")
+    if run.state in State.finished_dr_states:
+        raise NotStoppable(f"{run_id} has ended ({run.state}): there is nothing to stop")
+    now = now or datetime.now(UTC)
+    running = {TaskInstanceState.RUNNING, TaskInstanceState.DEFERRED, TaskInstanceState.UP_FOR_RESCHEDULE,
+               TaskInstanceState.AWAITING_INPUT}
+    tis = session.scalars(select(TI).where(TI.dag_id == dag_id, TI.run_id == run_id).with_for_update()).all()
+    for ti in tis:
+        if ti.state in running:  # its worker sees the state and ends the task (as for Airflow's "mark failed")
+            ti.state, ti.end_date = TaskInstanceState.FAILED, now
+            ti.duration = (now - ti.start_date).total_seconds() if ti.start_date else None
+        elif ti.state not in State.finished:  # not started: never will (a queued one's worker is refused)
+            ti.state, ti.end_date = TaskInstanceState.SKIPPED, now
+    note = f"Stopped by {user.get_name()} at {now.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+    run.set_state(DagRunState.FAILED)
+    run.end_date = now
+    if run.dag_run_note is None:
+        run.note = (note, str(user.get_id()))
+    else:
+        run.dag_run_note.content, run.dag_run_note.user_id = note, str(user.get_id())
+    session.flush()
+    return note
 
 
 FLOW_TAG = "cnvrg-flow"  # every flow's DAG carries it (flow_airflow.render.dag)

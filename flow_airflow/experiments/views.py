@@ -3,8 +3,10 @@
 Every route resolves the caller with Airflow's own login (``flow_airflow.web.auth``), as the approvals
 page does: unauthenticated, 401; without read access to the flow's DAG, 403; no such run, 404.
 The page is a shell that its script (``static/experiments.js``) fills from the JSON API, page by page.
-Stopping a run and triggering one go to Airflow's own REST API (which checks the caller again); the
-page offers them to users whom Airflow's auth manager lets edit the DAG's runs.
+Triggering a run goes to Airflow's own REST API (which checks the caller again); stopping one to
+``POST /api/experiments/<dag_id>/<run_id>/stop`` (``api.stop_run``: finished experiments stay as they
+ended, unlike Airflow's ``PATCH state=failed``). The page offers both to users whom Airflow's auth
+manager lets edit the DAG's runs.
 """
 
 from __future__ import annotations
@@ -81,6 +83,26 @@ def run_experiments(dag_id: str, run_id: str, who: CallerDep, offset: int = Quer
     if body is None:
         return error(404, f"No run {run_id} of {dag_id}")
     return JSONResponse(body)
+
+
+@router.post("/api/experiments/{dag_id}/{run_id}/stop")
+def stop(dag_id: str, run_id: str, who: CallerDep) -> JSONResponse:
+    """Stop a running run (``api.stop_run``): ``{"state": "failed", "note": "Stopped by <user> at <time>"}``;
+    409 when it has ended."""
+    if who.user is None:
+        return error(401, "Not signed in to Airflow")
+    with session() as db:
+        if dag_id not in who.readable_dag_ids(db):
+            return error(403, f"{who.name} may not see the runs of {dag_id}")
+        if not api.may_edit_runs(who.user, dag_id):
+            return error(403, f"{who.name} may not change the runs of {dag_id}")
+        if not api.run_exists(db, dag_id, run_id):
+            return error(404, f"No run {run_id} of {dag_id}")
+        try:
+            note = api.stop_run(db, dag_id, run_id, who.user)
+        except api.NotStoppable as refused:
+            return error(409, str(refused))
+    return JSONResponse({"state": "failed", "note": note})
 
 
 @router.get("/api/experiments/{dag_id}")

@@ -153,7 +153,9 @@ def _plan_routes(plan: TaskPlan, plans: dict[str, TaskPlan], stand_ins: dict[str
     unknown = [p for p in upstream if plans[p].count is None]
     if hyper:
         key, m = hyper[0]
-        plan.runtime_reason = f"one route per value of the tag '{m['tag']}' of '{m['task']}' (param '{key}')"
+        times = "".join(f" x {len(v)} ({k})" for k, v in plan.params if k != key and len(v) > 1)  # its grid
+        plan.runtime_reason = (f"one route per value of the tag '{m['tag']}' of '{m['task']}' (param '{key}')"
+                               + times)
     elif plan.tests:
         plan.runtime_reason = "it runs on what passes its condition: " + " and ".join(t.describe() for t in plan.tests)
     elif unknown:

@@ -67,7 +67,7 @@ def load_flow(file: str | Path, text: str | None = None) -> LoadedFlow:
         try:
             tasks.append((i, _TASK.validate_python(raw)))
         except ValidationError as e:
-            issues += translate(e, source, prefix=("tasks", i))
+            issues += translate(e, source, prefix=("tasks", i)) + _as_known_type(raw, i, source)
     top = {**source.data, "tasks": []} if isinstance(raw_tasks, list) else source.data
     try:
         flow = models.Flow.model_validate(top).model_copy(update={"tasks": [t for _, t in tasks]})
@@ -108,6 +108,23 @@ def _without_other_types_keys(raw: Any, path: Path_, source: Source, warnings: l
                                                        f"tasks; it has no effect on {_article(kind)} {kind} task",
                                          key=True))
     return kept
+
+
+def _as_known_type(raw: Any, i: int, source: Source) -> list[FlowIssue]:
+    """The other mistakes of a task whose type is unknown (``type: exce``): it is checked as the known
+    type its type is closest to (exec when none is close), so that one pass lists every mistake."""
+    import difflib
+
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if not isinstance(kind, str) or kind in _TASK_MODELS:
+        return []
+    guess = (difflib.get_close_matches(kind.strip().lower(), list(_TASK_MODELS), n=1, cutoff=0.5) or ["exec"])[0]
+    raw = _without_other_types_keys({**raw, "type": guess}, ("tasks", i), source, [])
+    try:
+        _TASK.validate_python(raw)
+    except ValidationError as e:
+        return [issue for issue in translate(e, source, prefix=("tasks", i)) if "task type" not in issue.message]
+    return []
 
 
 def _article(word: str) -> str:

@@ -6,6 +6,8 @@ a condition tests a direct parent).
 
 from __future__ import annotations
 
+import re
+
 from flow_airflow.common.conditions import OBJECTIVES
 from flow_airflow.common.graph import Graph
 from flow_airflow.spec.errors import FlowIssue
@@ -31,6 +33,8 @@ def _param_issues(task: ExecTask, param: Param, graph: Graph, where: tuple, sour
     issues = []
     values = param.grid()
     for value in values:
+        if problem := _not_understood(value):
+            issues.append(source.issue(where, f"param '{param.key}' of '{task.title}': {problem}"))
         for match in TEMPLATE.finditer(value):
             if problem := _tag_problem(task, param, match["task"], graph):
                 issues.append(source.issue(where, problem))
@@ -39,6 +43,26 @@ def _param_issues(task: ExecTask, param: Param, graph: Graph, where: tuple, sour
                 source.issue(where, f"param '{param.key}': a '| hyper' value must be the param's only value")
             )
     return issues
+
+
+OPENING = re.compile(r"\{\s*\{")  # what opens a reference, also spaced: '{{', '{ {'
+SPACED = re.compile(r"\{\s*\{(?P<inner>[^{}]*)\}\s*\}")
+
+
+def _not_understood(value: str) -> str | None:
+    """Why a '{{' (or '{ {') in a param value is no tag reference, or None: such text is never passed
+    on as it is (issue 27: cnvrg's documentation writes '{ { Task.tag | hyper } }', spaced)."""
+    rest = TEMPLATE.sub("", value)
+    found = OPENING.search(rest)
+    if found is None:
+        return None
+    spaced = SPACED.search(rest, found.start())
+    shown = spaced[0] if spaced else rest[found.start():found.start() + 40]
+    if spaced and TEMPLATE.fullmatch("{{" + spaced["inner"] + "}}"):
+        return f"'{shown}' is read as a tag reference only without spaces between the braces: write " \
+               f"'{{{{{spaced['inner']}}}}}'"
+    return f"'{shown}' is not understood: a tag reference is '{{{{ Task.tag }}}}' or '{{{{ Task.tag | hyper }}}}' " \
+           "(a task that runs before, and one of its tags)"
 
 
 def _tag_problem(task: ExecTask, param: Param, name: str, graph: Graph) -> str | None:

@@ -118,3 +118,44 @@ def test_a_command_that_would_make_a_fresh_airflow_home_says_so(tmp_path: Path) 
     assert run("schema").stderr == ""  # needs no Airflow home
     environ["AIRFLOW_HOME"] = str(repo / "airflow-home")
     assert "note:" not in run("plan", flow).stderr
+
+
+PLAN_DATA = """\
+flow: Sizes
+tasks:
+  - {title: Data, type: data, dataset: iris}
+  - {title: Params, type: exec, input: python3 params.py, computes: [local]}
+  - title: Train
+    type: exec
+    input: python3 train.py
+    computes: [local]
+    params:
+      - {key: size, value: "{{ Params.sizes | hyper }}"}
+      - {key: seed, value: [1, 2]}
+relations:
+  - {from: Data, to: Params}
+  - {from: Params, to: Train}
+"""
+
+
+def test_plan_says_the_whole_dynamic_count_and_whether_the_dataset_is_in_the_store(tmp_path: Path) -> None:
+    """Issue 27, item 12: a dynamic route times a grid said only the dynamic part; a dataset not pushed yet
+    was found only when the run failed."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(PLAN_DATA)
+    store = {"AIRFLOW__FLOW_AIRFLOW__DATASETS_FOLDER": str(tmp_path / "datasets")}
+    done = cli("plan", str(flow), **store)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "  Train [exec after Params]: known at run time: one route per value of the tag 'sizes' of 'Params' " \
+           "(param 'size') x 2 (seed)" in lines
+    data = lines[lines.index("  Data [data]: 1 route") + 1]
+    assert data.startswith("      warning: there is no dataset 'iris' in the dataset store ") and data.endswith(
+        "push one with: flow-airflow dataset push iris FOLDER; the task fails at run time unless it is there by then")
+    (tmp_path / "iris").mkdir()
+    (tmp_path / "iris" / "a.csv").write_text("1,2\n")
+    pushed = cli("dataset", "push", "iris", str(tmp_path / "iris"), **store)
+    assert pushed.returncode == 0, pushed.stderr
+    lines = cli("plan", str(flow), **store).stdout.splitlines()
+    data = lines[lines.index("  Data [data]: 1 route") + 1]
+    assert data.startswith("      dataset: iris@") and data.endswith(", 1 file(s)")

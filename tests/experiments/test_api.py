@@ -234,3 +234,98 @@ def test_log_metric_series_reach_the_api(airflow_home: Any, tmp_path: Path) -> N
         ({"lr": "0.1"}, {"loss": "0.1"}, {"loss": {"ys": [1.0, 0.5, 0.1], "xs": [0, 1, 2]}}),
         ({"lr": "0.2"}, {"loss": "0.2"}, {"loss": {"ys": [1.0, 0.5, 0.2], "xs": [0, 1, 2]}}),
     ]
+
+
+def _mid_run(result: Any) -> None:
+    """Put a finished run of grid_two back to the middle of its run, as the metadata DB has it then:
+    Grid Search B #0 ended (its record kept), #1 runs, #2 is queued, the rest and flow-outcome wait."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete, select
+
+    with create_session() as session:
+        run = session.scalar(select(DagRun).where(DagRun.dag_id == result.dag_id, DagRun.run_id == result.run_id))
+        run.state, run.end_date = "running", None
+        where = (TI.dag_id == result.dag_id, TI.run_id == result.run_id)
+        for ti in session.scalars(select(TI).where(*where)):
+            if ti.task_id == "grid_search_b.run" and ti.map_index == 1:
+                ti.state, ti.end_date = "running", None
+            elif (ti.task_id == "grid_search_b.run" and ti.map_index > 1) or ti.task_id == "flow-outcome":
+                ti.state = "queued" if ti.map_index == 2 else "scheduled"
+                ti.start_date = ti.end_date = None
+        session.execute(delete(XComModel).where(
+            XComModel.dag_id == result.dag_id, XComModel.run_id == result.run_id,
+            XComModel.task_id == "grid_search_b.run", XComModel.map_index > 0))
+
+
+def _states(result: Any) -> dict[tuple[str, int], tuple[str, bool]]:
+    """(task id, map index) -> (state, has a start date), from the task instance rows."""
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(TI.task_id, TI.map_index, TI.state, TI.start_date).where(
+            TI.dag_id == result.dag_id, TI.run_id == result.run_id)).all()
+    return {(r.task_id, r.map_index): (str(r.state), r.start_date is not None) for r in rows}
+
+
+def test_stop_keeps_what_ended_fails_what_runs_and_skips_what_did_not_start(
+        run: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 27: the page's Stop failed all 9 Grid Search B instances, #0 that had ended too."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from flow_airflow import records
+
+    result = run("grid_two")
+    _mid_run(result)
+    client = client_for({result.dag_id})
+    monkeypatch.setattr(api, "may_edit_runs", lambda user, dag_id: False)
+    assert client.post(url(result) + "/stop").status_code == 403
+    monkeypatch.setattr(api, "may_edit_runs", lambda user, dag_id: True)
+    stopped = client.post(url(result) + "/stop")
+    assert stopped.status_code == 200, stopped.text
+    note = stopped.json()["note"]
+    assert stopped.json()["state"] == "failed" and note.startswith("Stopped by bob at ") and note.endswith(" UTC")
+    states = _states(result)
+    assert states[("grid_search_b.run", 0)] == ("success", True)  # ended: as it ended
+    assert states[("grid_search_b.run", 1)] == ("failed", True)  # ran: failed, its worker ends it
+    assert {states[("grid_search_b.run", i)] for i in range(2, 9)} == {("skipped", False)}  # never started
+    assert states[("flow-outcome", -1)] == ("skipped", False)
+    assert all(states[("grid_search_a.run", i)] == ("success", True) for i in range(3))
+    with create_session() as session:
+        dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == result.dag_id,
+                                                      DagRun.run_id == result.run_id))
+        assert (dag_run.state, dag_run.note) == ("failed", note) and dag_run.dag_run_note.user_id == "7"
+        b = [e for e in records.of_run(session, result.dag_id, result.run_id) if e.task_id == "grid_search_b.run"]
+    assert b[0].record is not None and b[0].tags == result.experiments[3].tags  # its record kept
+    body = client.get(url(result)).json()
+    assert body["note"] == note and body["state"] == "failed"
+    assert [e["state"] for e in body["experiments"] if e["task_id"] == "grid_search_b.run"] == [
+        "success", "failed", *["skipped"] * 7]
+    again = client.post(url(result) + "/stop")
+    assert again.status_code == 409 and again.json()["detail"].endswith("has ended (failed): there is nothing to stop")
+
+
+def test_a_run_failed_by_airflow_still_shows_the_experiments_that_ended_well(run: Callable[..., Any]) -> None:
+    """Airflow's own "mark run as failed" (``PATCH dagRuns state=failed``) fails every instance of a mapped
+    task of which one runs: the experiment that had ended with a record of success stays ``success``."""
+    from airflow.api.common.mark_tasks import set_dag_run_state_to_failed
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+
+    from flow_airflow import records
+
+    result = run("grid_two")
+    _mid_run(result)
+    with create_session() as session:
+        dag = SerializedDagModel.get_dag(result.dag_id, session=session)
+        set_dag_run_state_to_failed(dag=dag, run_id=result.run_id, commit=True, session=session)
+    assert _states(result)[("grid_search_b.run", 0)][0] == "failed"  # what Airflow does
+    with create_session() as session:
+        b = [e for e in records.of_run(session, result.dag_id, result.run_id) if e.task_id == "grid_search_b.run"]
+    assert [e.state for e in b] == ["success", *["failed"] * 8]

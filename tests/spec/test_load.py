@@ -330,3 +330,79 @@ def test_dataset_names_are_checked_as_the_dataset_store_checks_them(tmp_path: Pa
     assert any(e.endswith(":4:37: task 'E': 'objects' cannot be a dataset's name: the store keeps its own "
                           "objects folder") for e in found)
     assert any(":6:" in e and "'/etc' cannot be a dataset" in e for e in found)
+
+
+def test_a_task_of_an_unknown_type_has_its_other_mistakes_listed_too_in_file_order(tmp_path: Path) -> None:
+    """Issue 27, item 11: ``type: exce`` hid the task's other mistakes (``objective: maximum``) until it was fixed."""
+    found = errors(
+        """\
+flow: Two Mistakes
+tasks:
+  - title: Train
+    type: exec
+    input: python3 train.py
+    computes: [local]
+  - title: Deploy
+    type: exce
+    input: echo hi
+    computes: [local]
+    params:
+      - key: lr
+    conditions:
+      - task: Train
+        objective: maximum
+        tag_key: acc
+relations:
+  - from: Train
+    to: Deploy
+  - from: Nowhere
+    to: Deploy
+""",
+        tmp_path,
+    )
+    assert [e.split("flow.yaml", 1)[1] for e in found] == [
+        ":8:11: task 'Deploy': unknown task type 'exce': use exec, data or deploy",
+        ":12:9: task 'Deploy': param 'lr' has no 'value'",
+        ":15:20: task 'Deploy': unknown objective 'maximum'; use one of gt, lt, eq, min, max, human_validation",
+        ":20:11: relation from 'Nowhere': no task has this title",
+    ]
+
+
+def test_a_brace_form_that_is_no_tag_reference_is_an_error_with_its_line(tmp_path: Path) -> None:
+    """Issue 27, item 4: cnvrg's documentation writes '{ { Task.tag | hyper } }' (spaced); it was passed on as
+    text. Any '{{' that is not a reference is refused; braces of other text (JSON) are not."""
+    found = errors(
+        """\
+flow: Spaced
+tasks:
+  - title: Params
+    type: exec
+    input: python3 params.py
+    computes: [local]
+  - title: Dynamic
+    type: exec
+    input: python3 step.py
+    computes: [local]
+    params:
+      - key: route
+        value: "{ { Params.route | hyper } }"
+      - key: day
+        value: "{{ ds }}"
+      - key: json
+        value: '{"a": {"b": 1}}'
+      - key: open
+        value: "{{ Params.route, 3"
+relations:
+  - from: Params
+    to: Dynamic
+""",
+        tmp_path,
+    )
+    assert [e.split("flow.yaml", 1)[1] for e in found] == [
+        ":13:16: param 'route' of 'Dynamic': '{ { Params.route | hyper } }' is read as a tag reference only "
+        "without spaces between the braces: write '{{ Params.route | hyper }}'",
+        ":15:16: param 'day' of 'Dynamic': '{{ ds }}' is not understood: a tag reference is '{{ Task.tag }}' "
+        "or '{{ Task.tag | hyper }}' (a task that runs before, and one of its tags)",
+        ":19:16: param 'open' of 'Dynamic': '{{ Params.route, 3' is not understood: a tag reference is "
+        "'{{ Task.tag }}' or '{{ Task.tag | hyper }}' (a task that runs before, and one of its tags)",
+    ]

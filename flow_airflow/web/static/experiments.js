@@ -213,6 +213,7 @@
     $("paused").hidden = !paused.length;  // nothing more of it is scheduled: not a hung run
     $("paused").textContent = paused.length ? `The flow is paused: Airflow schedules nothing more of ${flow
       ? paused.map((r) => short(r.run_id)).join(", ") : "this run"} until it is unpaused (the toggle on its Airflow page).` : "";
+    if ($("run-note")) $("run-note").textContent = run.note || "";  // "Stopped by <user> at <time>"
     if (flow) renderChooser(run);
     $("pending").replaceChildren(...run.pending.map((p) => el("p", {},
       el("span", { class: "badge pending-approval", text: "Pending Approval" }), ` ${p.task}${flow ? ` of ${p.run_id}` : ""} waits for a decision: `,
@@ -325,8 +326,14 @@
   const runsPath = () => `/dags/${encodeURIComponent(cfg.dag)}/dagRuns`;
 
   async function stop(runId = cfg.run) {
-    if (!confirm(`Stop ${runId}? Its running tasks are failed.`)) return;
-    try { await airflow("PATCH", `${runsPath()}/${encodeURIComponent(runId)}`, { state: "failed" }); await fetchAll(); }
+    if (!confirm(`Stop ${runId}? Its running tasks are failed; finished ones stay as they ended.`)) return;
+    try {  // the plugin's stop: finished experiments stay as they ended (Airflow's PATCH state=failed fails them)
+      const response = await fetch(`${cfg.prefix}/api/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(runId)}/stop`,
+        { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: "{}" });
+      const answer = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(`${response.status}: ${text(answer.detail) || response.statusText}`);
+      await fetchAll();
+    }
     catch (error) { $("result").textContent = `Not stopped: ${error.message}`; }
   }
 
