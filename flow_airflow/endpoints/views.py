@@ -5,8 +5,9 @@ and experiments pages do: unauthenticated, 401; an endpoint is seen by those who
 of the flow (DAG) that deployed it, 403 otherwise; no such endpoint, 404. Trying an endpoint needs
 read access too (the page sends the request with the endpoint's key, on the server side: the key
 never reaches the browser). Stopping and rolling back need what stopping a run needs on the
-experiments page: Airflow's auth manager letting the caller edit the DAG's runs. Changes are JSON
-posts only, which a cross-site form cannot send (with the cookie's SameSite=Lax).
+experiments page: Airflow's auth manager letting the caller edit the DAG's runs. Changes need a JSON
+body or a bearer token (the web app's rule, :func:`flow_airflow.web.app.json_or_token`), which a form
+of another site or another port of the same host cannot send.
 """
 
 from __future__ import annotations

@@ -87,19 +87,27 @@ def test_the_page_and_its_api(endpoints: EndpointStore, datasets: Path, project:
     page = carol.get(URL_PREFIX + "/endpoints").text
     assert 'id="endpoint-iris-classifier"' in page and shown["predict_url"] in page
     assert 'class="reject stop"' not in page  # carol may not stop it
-    assert carol.post(f"{API}/iris-classifier/stop").status_code == 403
-    assert carol.post(f"{API}/iris-classifier/rollback").json()["detail"] == \
+    assert carol.post(f"{API}/iris-classifier/stop", json={}).status_code == 403
+    assert carol.post(f"{API}/iris-classifier/rollback", json={}).json()["detail"] == \
         "carol may not change the runs of iris_to_endpoint"
     assert carol.get(f"{API}/nope").status_code == 404
 
     alice = as_user("alice")
     assert 'class="reject stop"' in alice.get(URL_PREFIX + "/endpoints").text
-    rolled = alice.post(f"{API}/iris-classifier/rollback").json()
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):  # a same-site form: refused, no change
+        for action in ("rollback", "stop"):
+            forged = alice.post(f"{API}/iris-classifier/{action}", content=b"x=1",
+                                headers={"Content-Type": content_type})
+            assert forged.status_code == 415 and "application/json" in forged.json()["detail"]
+    unchanged = alice.get(f"{API}/iris-classifier").json()
+    assert unchanged["status"] == "up" and unchanged["current"]["version"] == 2
+    assert [e["what"] for e in unchanged["history"]] == [e["what"] for e in shown["history"]]
+    rolled = alice.post(f"{API}/iris-classifier/rollback", json={}).json()
     assert rolled["current"]["version"] == 1 and rolled["history"][0]["by"] == "alice (endpoints page)"
     assert alice.post(f"{API}/iris-classifier/predict", json=IRIS).json()["answer"] == {"prediction": "setosa"}
-    assert alice.post(f"{API}/iris-classifier/rollback").status_code == 409  # nothing before version 1
+    assert alice.post(f"{API}/iris-classifier/rollback", json={}).status_code == 409  # nothing before version 1
     logs = alice.get(f"{API}/iris-classifier/logs?lines=5").json()
     assert "front" in logs and any("version 1 replica 0" in name for name in logs)
-    stopped = alice.post(f"{API}/iris-classifier/stop").json()
+    stopped = alice.post(f"{API}/iris-classifier/stop", json={}).json()
     assert stopped["status"] == "stopped" and stopped["current"] is None
     assert alice.post(f"{API}/iris-classifier/predict", json=IRIS).json()["status"] == 503
