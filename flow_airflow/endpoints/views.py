@@ -2,7 +2,8 @@
 
 Every route resolves the caller with Airflow's own login (``flow_airflow.web.auth``), as the approvals
 and experiments pages do: unauthenticated, 401; an endpoint is seen by those who may read the runs
-of the flow (DAG) that deployed it, 403 otherwise; no such endpoint, 404. Trying an endpoint needs
+of the flow (DAG) that deployed it; no such endpoint, or one the caller may not see, 404 with the same
+answer (a user who may read nothing cannot tell which names exist). Trying an endpoint needs
 read access too (the page sends the request with the endpoint's key, on the server side: the key
 never reaches the browser). Stopping and rolling back need what stopping a run needs on the
 experiments page: Airflow's auth manager letting the caller edit the DAG's runs. Changes need a JSON
@@ -50,18 +51,17 @@ def endpoints_page(request: Request, who: CallerDep) -> HTMLResponse:
 
 
 def _find(who: Caller, name: str, edit: bool = False) -> Endpoint | JSONResponse:
-    """The endpoint ``name`` when the caller may see it (and edit its flow's runs, with ``edit``); else the refusal."""
+    """The endpoint ``name`` when the caller may see it (and edit its flow's runs, with ``edit``); else the refusal
+    (404 alike for an endpoint that does not exist and one the caller may not see)."""
     if who.user is None:
         return error(401, "Not signed in to Airflow")
     try:
         endpoint = api.store().get(name)
     except EndpointError as e:
         return error(404, str(e))
-    if endpoint is None:
-        return error(404, f"No endpoint {name}")
     with session() as db:
-        if endpoint.dag_id not in who.readable_dag_ids(db):
-            return error(403, f"{who.name} may not see the runs of {endpoint.dag_id}")
+        if endpoint is None or endpoint.dag_id not in who.readable_dag_ids(db):
+            return error(404, f"No endpoint {name}")  # the same for one the caller may not see: names stay hidden
     if edit and not _may_edit(who, endpoint):
         return error(403, f"{who.name} may not change the runs of {endpoint.dag_id}")
     return endpoint

@@ -1,7 +1,7 @@
 """The endpoints page on a real ``airflow standalone``, in headless Chromium: the blueprint sentiment flow
 deploys its endpoint (a worker's task starts it; it outlives the task), the page lists it as up, try-it
-answers ``{"text": "great food"}`` with positive, stop stops it; the refusals (401 without login, 403
-without read access, 403 for stop without edit access). Every endpoint is stopped at the end.
+answers ``{"text": "great food"}`` with positive, stop stops it; the refusals (401 without login, 404
+without read access (as for no such endpoint), 403 for stop without edit access). Every endpoint is stopped at the end.
 
 A screenshot is kept in the server's temp folder, ``endpoints.png``.
 """
@@ -59,7 +59,7 @@ def test_refusals_without_login_without_read_access_and_without_edit_access(
     assert httpx.get(api(server), timeout=30).status_code == 401
     dave = {"Authorization": f"Bearer {server.token_for('dave')}"}  # signed in, no role: reads no DAG
     refused = httpx.get(api(server, f"/{NAME}"), headers=dave, timeout=30)
-    assert refused.status_code == 403 and refused.json()["detail"] == f"dave may not see the runs of {DAG}"
+    assert refused.status_code == 404 and refused.json()["detail"] == f"No endpoint {NAME}"  # as for no such name
     assert httpx.get(api(server), headers=dave, timeout=30).json() == {"endpoints": []}
     carol = {"Authorization": f"Bearer {server.token_for('carol')}"}  # a viewer: may read and try, not stop
     seen = httpx.get(f"{server.base_url}/flow-airflow/endpoints", headers=carol, timeout=30)

@@ -1,5 +1,6 @@
 """The endpoints page and its JSON API (endpoints/views.py) on an endpoint a real run deployed (local compute):
-listed with its probed status, try-it, roll back, stop; 401, 403 (no read access; no edit access), 404.
+listed with its probed status, try-it, roll back, stop; 401, 404 (no such endpoint, or no read access:
+the same answer), 403 (no edit access).
 The same in headless Chromium on airflow standalone: tests/e2e/test_endpoints_e2e.py."""
 
 from __future__ import annotations
@@ -67,9 +68,13 @@ def test_the_page_and_its_api(endpoints: EndpointStore, datasets: Path, project:
     assert as_user(None).get(URL_PREFIX + "/endpoints").status_code == 401
     dave = as_user("dave")
     assert dave.get(API).json() == {"endpoints": []}
-    refused = dave.get(f"{API}/iris-classifier")
-    assert refused.status_code == 403 and refused.json()["detail"] == "dave may not see the runs of iris_to_endpoint"
-    assert dave.post(f"{API}/iris-classifier/predict", json=IRIS).status_code == 403
+    refused, unknown = dave.get(f"{API}/iris-classifier"), dave.get(f"{API}/iris-classifer")
+    assert refused.status_code == unknown.status_code == 404  # the same answer: dave cannot tell which names exist
+    assert refused.json()["detail"] == "No endpoint iris-classifier" and unknown.json()["detail"] == \
+        "No endpoint iris-classifer"
+    for path in ("predict", "stop", "rollback"):
+        assert dave.post(f"{API}/iris-classifier/{path}", json=IRIS).json() == {"detail": "No endpoint iris-classifier"}
+    assert dave.get(f"{API}/iris-classifier/logs").status_code == 404
     assert "No endpoint of a flow you may see" in dave.get(URL_PREFIX + "/endpoints").text
 
     carol = as_user("carol")
