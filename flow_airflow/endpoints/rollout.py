@@ -97,12 +97,15 @@ def roll_out(store: EndpointStore, endpoint: Endpoint, version: Version, count: 
     store.save(endpoint)
 
 
+FRONT_GRACE = 10.0  # the front waits this much longer than a replica lets a prediction take (its 504 comes first)
+
+
 def front_limits() -> dict[str, float]:
     """The front's limits, from ``[flow_airflow]``: ``max_body`` (bytes) and ``timeout`` (seconds)."""
     from flow_airflow import settings
 
     return {"max_body": int(settings.value("endpoint_max_body_mib") * 1024 * 1024),
-            "timeout": settings.value("endpoint_timeout")}
+            "timeout": settings.value("endpoint_timeout") + FRONT_GRACE}
 
 
 def check(runner: Replicas, version: Version, name: str, key: str | None, example: Any,

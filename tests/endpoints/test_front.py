@@ -80,13 +80,13 @@ def started() -> Iterator[Started]:
 
 
 def replica(tmp_path: Path, started: Started, predict: str, gunicorn_config: dict | None = None,
-            env: dict[str, str] | None = None) -> str:
-    """A gunicorn replica serving ``predict`` (the source of predict.py): its URL."""
+            env: dict[str, str] | None = None, timeout: float | None = None) -> str:
+    """A gunicorn replica serving ``predict`` (the source of predict.py), ``timeout`` its config's: its URL."""
     project = tmp_path / "project"
     project.mkdir(exist_ok=True)
     (project / "predict.py").write_text(predict)
     config = EndpointConfig(title=NAME, version="1", project_dir=str(project), file_name="predict.py",
-                            function_name="predict")
+                            function_name="predict", timeout=timeout)
     (tmp_path / "config.json").write_text(config.model_dump_json())
     port = free_port()
     argv = gunicorn_argv(config, bind=f"127.0.0.1:{port}", app_dir=str(APP_DIR), python=sys.executable,
@@ -205,3 +205,32 @@ def test_the_front_lists_its_replicas_only_to_key_holders(tmp_path: Path, starte
     assert allowed.status_code == 200 and allowed.json()["replicas"] == [url]
     health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)  # readiness: no key, no body
     assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+HANGS = "import time\n\ndef predict(data):\n    if data == 'hang':\n        time.sleep(3600)\n    return data\n"
+
+
+def test_a_hanging_prediction_is_answered_504_and_the_replica_recovers(tmp_path: Path, started: Started) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = replica(tmp_path, started, HANGS, timeout=2)  # gunicorn: 1 worker, 4 threads
+    port, _, log = front(tmp_path, started, [url], timeout=12)
+    predict = f"http://127.0.0.1:{port}{PREDICT}"
+
+    def ask(value: str) -> httpx.Response:
+        return httpx.post(predict, json={"input_params": value}, headers={"Cnvrg-Api-Key": KEY}, timeout=60)
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(6) as pool:  # more hanging requests than the replica has threads
+        hung = list(pool.map(ask, ["hang"] * 6))
+    assert [a.status_code for a in hung] == [504] * 6, [a.text for a in hung]
+    assert all("longer than 2 s" in a.json()["error"] for a in hung)
+    assert time.monotonic() - began < 30
+    deadline = time.monotonic() + 30  # the worker holding the hung calls is replaced: the replica answers again
+    while (answer := ask("ok")).status_code != 200:
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.2)
+    assert answer.json() == {"prediction": "ok"}
+    assert [ask(f"x{i}").json() for i in range(5)] == [{"prediction": f"x{i}"} for i in range(5)]
+    assert "Traceback" not in log.read_text()
+    assert "answered 504, this worker is replaced" in (tmp_path / "replica.log").read_text()
