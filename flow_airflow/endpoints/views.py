@@ -98,6 +98,34 @@ def endpoint_logs(name: str, who: CallerDep, lines: int = Query(100, ge=1, le=50
     return JSONResponse(api.logs(api.store(), found, lines))
 
 
+KEY_EVENT = "flow_airflow.endpoint_key_revealed"  # the audit log's event (Airflow's Browse > Audit Log)
+
+
+@router.post("/api/endpoints/{name}/key")
+def reveal_key(name: str, who: CallerDep) -> JSONResponse:
+    """The endpoint's API key, for a caller who may edit its flow's runs: ``{"key", "header", "variable"}``.
+
+    Each reveal is written to Airflow's audit log (event ``flow_airflow.endpoint_key_revealed``, the caller
+    as its owner, the DAG and the endpoint named); an open endpoint has no key (409).
+    """
+    from airflow.models.log import Log
+
+    from flow_airflow.endpoints import keys
+
+    found = _find(who, name, edit=True)
+    if isinstance(found, JSONResponse):
+        return found
+    if found.open:
+        return error(409, f"endpoint {name} is open: it needs no key")
+    key = keys.get(name)
+    if key is None:
+        return error(409, f"endpoint {name} has no key yet (it is made by its first deploy)")
+    with session() as db:
+        db.add(Log(event=KEY_EVENT, owner=who.name, dag_id=found.dag_id,
+                   extra=f"endpoint {name}: key ({keys.variable_name(name)}) shown on the endpoints page"))
+    return JSONResponse({"key": key, "header": keys.HEADER, "variable": keys.variable_name(name)})
+
+
 @router.post("/api/endpoints/{name}/stop")
 def stop(name: str, who: CallerDep) -> JSONResponse:
     from flow_airflow.endpoints.rollout import stop_endpoint

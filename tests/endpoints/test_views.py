@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from flow_airflow.endpoints import keys
 from flow_airflow.endpoints.store import EndpointStore
+from flow_airflow.endpoints.views import KEY_EVENT
 from flow_airflow.local_run import run_flow
 from flow_airflow.web import URL_PREFIX
 from flow_airflow.web.app import create_app
@@ -97,8 +99,26 @@ def test_the_page_and_its_api(endpoints: EndpointStore, datasets: Path, project:
         "carol may not change the runs of iris_to_endpoint"
     assert carol.get(f"{API}/nope").status_code == 404
 
+    assert 'class="plain reveal"' not in page and "users who may change this flow's runs can show it" in page
+    assert carol.post(f"{API}/iris-classifier/key", json={}).status_code == 403
+    hidden = as_user("dave").post(f"{API}/iris-classifier/key", json={})
+    assert hidden.json() == {"detail": "No endpoint iris-classifier"}
+
     alice = as_user("alice")
     assert 'class="reject stop"' in alice.get(URL_PREFIX + "/endpoints").text
+    assert 'class="plain reveal"' in alice.get(URL_PREFIX + "/endpoints").text
+    assert alice.post(f"{API}/iris-classifier/key", content=b"", headers={"Content-Type": "text/plain"}).status_code \
+        == 415
+    revealed = alice.post(f"{API}/iris-classifier/key", json={}).json()
+    assert revealed == {"key": keys.get("iris-classifier"), "header": "Cnvrg-Api-Key",
+                        "variable": "flow_airflow_endpoint_iris_classifier_api_key"}
+    from airflow.models.log import Log
+    from airflow.utils.session import create_session
+
+    with create_session() as db:  # audited, in Airflow's own audit log
+        [entry] = db.query(Log).filter(Log.event == KEY_EVENT, Log.owner == "alice").all()
+        assert entry.dag_id == "iris_to_endpoint" and "iris-classifier" in entry.extra
+        db.delete(entry)
     for content_type in ("text/plain", "application/x-www-form-urlencoded"):  # a same-site form: refused, no change
         for action in ("rollback", "stop"):
             forged = alice.post(f"{API}/iris-classifier/{action}", content=b"x=1",
