@@ -116,6 +116,13 @@ class FlowAirflowSettings(BaseModel):
         default_factory=list, description="Model endpoints served without an API key, JSON: their names, or "
         '"*" for every endpoint (by default every endpoint needs its key).',
         json_schema_extra=_expects("a JSON list of endpoint names", '["iris-classifier"]'))
+    endpoint_max_body_mib: Annotated[float, Field(gt=0)] = Field(
+        64.0, description="MiB a request body to a model endpoint may have: the endpoint's front answers a larger "
+        "one 413 (read only after the key was checked).", json_schema_extra=_expects("a number of MiB > 0"))
+    endpoint_timeout: Annotated[float, Field(gt=0)] = Field(
+        300.0, description="Seconds a model endpoint may take to answer a request: the front answers 504 after "
+        "them, and the replica ends the prediction's worker and starts a new one.",
+        json_schema_extra=_expects("a number of seconds > 0"))
     approval_poll_interval: Annotated[float, Field(gt=0)] = Field(
         10.0, description="Seconds between the gate's looks at the approval (a decision resumes it at once).",
         json_schema_extra=_expects("a number of seconds > 0"))

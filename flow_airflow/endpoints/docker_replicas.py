@@ -29,6 +29,9 @@ LABEL = "flow-airflow.endpoint"
 STOP_SECONDS = 30  # docker stop: gunicorn finishes the requests it holds, SIGKILL after this
 
 
+LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "4"}}  # rotated, as local logs are
+
+
 class DockerReplicas(Replicas):
     """Replicas as containers of the Docker compute's engine (see the module's docstring)."""
 
@@ -86,7 +89,7 @@ class DockerReplicas(Replicas):
         if key:
             env[KEY_ENV] = key
         config = client.create_host_config(binds=binds, network_mode="host", init=True,
-                                           restart_policy={"Name": "unless-stopped"})
+                                           restart_policy={"Name": "unless-stopped"}, log_config=LOG_CONFIG)
         name = re.sub(r"[^a-zA-Z0-9_.-]", "_", f"endpoint.{self.folder.name}.v{version.version}.r{index}")
         ident = client.create_container(
             image, command=argv(launch, port, python="python3", app_dir=APP_TARGET), working_dir="/cnvrg",

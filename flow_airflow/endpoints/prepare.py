@@ -80,10 +80,11 @@ def new_version(store: EndpointStore, endpoint: Endpoint, *, spec: models.Deploy
 
 def _write_config(folder: Path, spec: models.DeployTask, endpoint: Endpoint, number: int, project_dir: str) -> Path:
     """``endpoint_config.json``: what the serving app reads (``CNVRG_ENDPOINT_CONFIG``)."""
+    from flow_airflow import settings
     from flow_airflow.serving.command import EndpointConfig
 
     config = EndpointConfig.for_task(spec, title=endpoint.name, version=str(number), project_dir=project_dir,
-                                     open=endpoint.open)
+                                     open=endpoint.open, timeout=settings.value("endpoint_timeout"))
     path = folder / "endpoint_config.json"
     path.write_text(config.model_dump_json(indent=1), encoding="utf-8")
     return path

@@ -85,7 +85,8 @@ def roll_out(store: EndpointStore, endpoint: Endpoint, version: Version, count: 
                                       message=version.message))
         store.save(endpoint)
         raise
-    store.set_backends(endpoint.name, version.version, [r.url for r in version.replicas])
+    store.set_backends(endpoint.name, version.version, [r.url for r in version.replicas], key=key,
+                       **front_limits())
     version.status, endpoint.current, endpoint.status = "serving", version.version, "running"
     store.save(endpoint)
     say(f"endpoint {endpoint.name} serves version {version.version} at {predict_url(endpoint)}")
@@ -94,6 +95,17 @@ def roll_out(store: EndpointStore, endpoint: Endpoint, version: Version, count: 
         _stop_version(store, endpoint, old, "retired")
         say(f"version {old.version} stopped")
     store.save(endpoint)
+
+
+FRONT_GRACE = 10.0  # the front waits this much longer than a replica lets a prediction take (its 504 comes first)
+
+
+def front_limits() -> dict[str, float]:
+    """The front's limits, from ``[flow_airflow]``: ``max_body`` (bytes) and ``timeout`` (seconds)."""
+    from flow_airflow import settings
+
+    return {"max_body": int(settings.value("endpoint_max_body_mib") * 1024 * 1024),
+            "timeout": settings.value("endpoint_timeout") + FRONT_GRACE}
 
 
 def check(runner: Replicas, version: Version, name: str, key: str | None, example: Any,
@@ -209,10 +221,11 @@ def _by(version: Version) -> str:
 
 
 def _answers(url: str) -> bool:
+    """Whether the front answers ``url`` (``/_front``: 200, or 401 when it holds the endpoint's key)."""
     import httpx
 
     try:
-        return httpx.get(url, timeout=2).status_code == 200
+        return httpx.get(url, timeout=2).status_code in (200, 401)
     except httpx.HTTPError:
         return False
 

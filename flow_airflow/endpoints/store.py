@@ -158,9 +158,19 @@ class EndpointStore:
     def save(self, endpoint: Endpoint) -> None:
         write_json(self.folder(endpoint.name) / "endpoint.json", endpoint.model_dump(mode="json"))
 
-    def set_backends(self, name: str, version: int | None, urls: list[str]) -> None:
-        """Point the front at ``urls`` (the switch): it reads the file again before its next request."""
-        write_json(self.folder(name) / "backends.json", {"version": version, "replicas": urls})
+    def set_backends(self, name: str, version: int | None, urls: list[str], *, key: str | None = None,
+                     max_body: int | None = None, timeout: float | None = None) -> None:
+        """Point the front at ``urls`` (the switch): it reads the file again before its next request.
+
+        :param key: the key requests must carry (kept as its SHA-256), None for an open endpoint.
+        :param max_body: the largest request body the front takes, in bytes (None: its default).
+        :param timeout: seconds the front waits for a replica's answer before 504 (None: its default).
+        """
+        from flow_airflow.endpoints.front import key_digest
+
+        write_json(self.folder(name) / "backends.json",
+                   {"version": version, "replicas": urls, "key_sha256": key_digest(key) if key else None,
+                    "max_body": max_body, "timeout": timeout})
 
     @contextlib.contextmanager
     def locked(self, name: str) -> Iterator[None]:

@@ -2,7 +2,10 @@
 
 ``python -m flow_airflow.endpoints.supervise --pidfile P --log L -- ARGV...`` runs ARGV, its output
 appended to L, and starts it again when it dies (after 1 s, doubling to at most 30 s while it keeps
-dying within a minute of starting). SIGTERM stops it: ARGV gets SIGTERM (gunicorn and uvicorn then
+dying within a minute of starting). L rotates by size: past ``--log-bytes`` (``LOG_BYTES``, 10 MiB)
+it becomes ``L.1`` (``L.1`` becomes ``L.2``, up to ``LOG_BACKUPS``; the oldest is removed), as
+:class:`logging.handlers.RotatingFileHandler` does (the supervisor writes ARGV's output line by
+line through one). SIGTERM stops it: ARGV gets SIGTERM (gunicorn and uvicorn then
 finish the requests they hold), SIGKILL after ``GRACE`` seconds. The pid file holds the supervisor's
 pid while it runs.
 
@@ -14,27 +17,38 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import logging
+import logging.handlers
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 GRACE = 30.0  # seconds the supervised process may take to finish its requests after SIGTERM
 MAX_BACKOFF = 30.0
+LOG_BYTES = 10 * 1024 * 1024  # a log file rotates past this size ...
+LOG_BACKUPS = 3  # ... keeping this many earlier files
 
 
-def start(argv: Sequence[str], *, pidfile: Path, log: Path, env: Mapping[str, str], cwd: Path) -> int:
-    """Start ``argv`` supervised and detached; return the supervisor's pid (also in ``pidfile``)."""
+def start(argv: Sequence[str], *, pidfile: Path, log: Path, env: Mapping[str, str], cwd: Path,
+          log_bytes: int = LOG_BYTES) -> int:
+    """Start ``argv`` supervised and detached; return the supervisor's pid (also in ``pidfile``).
+
+    :param log: where ``argv``'s output goes, rotated past ``log_bytes``.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    with open(log, "ab") as out:  # the supervisor's own failure to start, if any; its output goes through rotation
         process = subprocess.Popen(
             [sys.executable, "-m", "flow_airflow.endpoints.supervise", "--pidfile", str(pidfile), "--log", str(log),
-             "--", *argv],
-            cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+             "--log-bytes", str(log_bytes), "--", *argv],
+            cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out,
             start_new_session=True, close_fds=True,
         )
     _write_pid(pidfile, process.pid)
@@ -97,8 +111,29 @@ def _running(pid: int) -> bool:
         return False
 
 
-def supervise(argv: list[str], pidfile: Path) -> int:
-    """Run ``argv`` until SIGTERM, starting it again each time it dies; the exit code on stop."""
+def rotating_log(path: Path, max_bytes: int = LOG_BYTES) -> logging.Logger:
+    """A logger writing bare lines to ``path``, rotated past ``max_bytes`` (``LOG_BACKUPS`` kept)."""
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=LOG_BACKUPS,
+                                                   encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"flow_airflow.endpoints.supervise.{path}")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    return logger
+
+
+def _copy(stream: Any, log: logging.Logger) -> None:
+    """Every line of ``stream`` to ``log``, until it ends."""
+    for line in iter(stream.readline, b""):
+        log.info(line.decode("utf-8", errors="replace").rstrip("\n"))
+
+
+def supervise(argv: list[str], pidfile: Path, log: logging.Logger | None = None) -> int:
+    """Run ``argv`` until SIGTERM, starting it again each time it dies; the exit code on stop.
+
+    :param log: where ``argv``'s output and the supervisor's lines go (default: this process's stdout).
+    """
+    say = log.info if log is not None else functools.partial(print, flush=True)
     stopping = False
     child: subprocess.Popen[bytes] | None = None
 
@@ -114,15 +149,17 @@ def supervise(argv: list[str], pidfile: Path) -> int:
     backoff = 1.0
     while not stopping:
         began = time.monotonic()
-        child = subprocess.Popen(argv)
+        child = subprocess.Popen(argv, stdout=subprocess.PIPE if log else None, stderr=subprocess.STDOUT)
         if stopping:  # SIGTERM came while it was being started (``child`` was not set yet)
             child.terminate()
-        print(f"[supervise] started pid {child.pid}: {' '.join(argv[:3])} ...", flush=True)
+        if log is not None:
+            threading.Thread(target=_copy, args=(child.stdout, log), daemon=True).start()
+        say(f"[supervise] started pid {child.pid}: {' '.join(argv[:3])} ...")
         code = child.wait()
         if stopping:
             break
         backoff = 1.0 if time.monotonic() - began > 60 else min(backoff * 2, MAX_BACKOFF)
-        print(f"[supervise] pid {child.pid} ended with code {code}: starting it again in {backoff:g} s", flush=True)
+        say(f"[supervise] pid {child.pid} ended with code {code}: starting it again in {backoff:g} s")
         deadline = time.monotonic() + backoff
         while not stopping and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -132,7 +169,7 @@ def supervise(argv: list[str], pidfile: Path) -> int:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-    print("[supervise] stopped", flush=True)
+    say("[supervise] stopped")
     return 0
 
 
@@ -140,10 +177,11 @@ def main(args: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flow_airflow.endpoints.supervise")
     parser.add_argument("--pidfile", type=Path, required=True)
     parser.add_argument("--log", type=Path, required=True)
+    parser.add_argument("--log-bytes", type=int, default=LOG_BYTES)
     parser.add_argument("argv", nargs=argparse.REMAINDER)
     given = parser.parse_args(args)
     argv = given.argv[1:] if given.argv[:1] == ["--"] else given.argv
-    return supervise(argv, given.pidfile)
+    return supervise(argv, given.pidfile, rotating_log(given.log, given.log_bytes))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 
 Every route resolves the caller with Airflow's own login (``flow_airflow.web.auth``), as the approvals
 and experiments pages do: unauthenticated, 401; an endpoint is seen by those who may read the runs
-of the flow (DAG) that deployed it, 403 otherwise; no such endpoint, 404. Trying an endpoint needs
+of the flow (DAG) that deployed it; no such endpoint, or one the caller may not see, 404 with the same
+answer (a user who may read nothing cannot tell which names exist). Trying an endpoint needs
 read access too (the page sends the request with the endpoint's key, on the server side: the key
 never reaches the browser). Stopping and rolling back need what stopping a run needs on the
-experiments page: Airflow's auth manager letting the caller edit the DAG's runs. Changes are JSON
-posts only, which a cross-site form cannot send (with the cookie's SameSite=Lax).
+experiments page: Airflow's auth manager letting the caller edit the DAG's runs. Changes need a JSON
+body or a bearer token (the web app's rule, :func:`flow_airflow.web.app.json_or_token`), which a form
+of another site or another port of the same host cannot send.
 """
 
 from __future__ import annotations
@@ -49,18 +51,17 @@ def endpoints_page(request: Request, who: CallerDep) -> HTMLResponse:
 
 
 def _find(who: Caller, name: str, edit: bool = False) -> Endpoint | JSONResponse:
-    """The endpoint ``name`` when the caller may see it (and edit its flow's runs, with ``edit``); else the refusal."""
+    """The endpoint ``name`` when the caller may see it (and edit its flow's runs, with ``edit``); else the refusal
+    (404 alike for an endpoint that does not exist and one the caller may not see)."""
     if who.user is None:
         return error(401, "Not signed in to Airflow")
     try:
         endpoint = api.store().get(name)
     except EndpointError as e:
         return error(404, str(e))
-    if endpoint is None:
-        return error(404, f"No endpoint {name}")
     with session() as db:
-        if endpoint.dag_id not in who.readable_dag_ids(db):
-            return error(403, f"{who.name} may not see the runs of {endpoint.dag_id}")
+        if endpoint is None or endpoint.dag_id not in who.readable_dag_ids(db):
+            return error(404, f"No endpoint {name}")  # the same for one the caller may not see: names stay hidden
     if edit and not _may_edit(who, endpoint):
         return error(403, f"{who.name} may not change the runs of {endpoint.dag_id}")
     return endpoint
@@ -95,6 +96,34 @@ def endpoint_logs(name: str, who: CallerDep, lines: int = Query(100, ge=1, le=50
     if isinstance(found, JSONResponse):
         return found
     return JSONResponse(api.logs(api.store(), found, lines))
+
+
+KEY_EVENT = "flow_airflow.endpoint_key_revealed"  # the audit log's event (Airflow's Browse > Audit Log)
+
+
+@router.post("/api/endpoints/{name}/key")
+def reveal_key(name: str, who: CallerDep) -> JSONResponse:
+    """The endpoint's API key, for a caller who may edit its flow's runs: ``{"key", "header", "variable"}``.
+
+    Each reveal is written to Airflow's audit log (event ``flow_airflow.endpoint_key_revealed``, the caller
+    as its owner, the DAG and the endpoint named); an open endpoint has no key (409).
+    """
+    from airflow.models.log import Log
+
+    from flow_airflow.endpoints import keys
+
+    found = _find(who, name, edit=True)
+    if isinstance(found, JSONResponse):
+        return found
+    if found.open:
+        return error(409, f"endpoint {name} is open: it needs no key")
+    key = keys.get(name)
+    if key is None:
+        return error(409, f"endpoint {name} has no key yet (it is made by its first deploy)")
+    with session() as db:
+        db.add(Log(event=KEY_EVENT, owner=who.name, dag_id=found.dag_id,
+                   extra=f"endpoint {name}: key ({keys.variable_name(name)}) shown on the endpoints page"))
+    return JSONResponse({"key": key, "header": keys.HEADER, "variable": keys.variable_name(name)})
 
 
 @router.post("/api/endpoints/{name}/stop")

@@ -27,8 +27,11 @@ HTTP (cnvrg's endpoint format; README "Serving a model endpoint"):
 Errors are JSON ``{"error": message}``: 400 for a bad body, 401 for a wrong or missing key, 404
 for another title, 413 for a body over ``MAX_CONTENT_LENGTH`` (64 MiB unless ``flask_config`` says),
 500 with the exception's message when predict raises (the traceback goes to stderr; the server
-keeps serving), 503 while the module failed to import. Each request logs one line to stdout:
-method, path, status, milliseconds (never the key nor the body).
+keeps serving), 503 while the module failed to import, 504 when the prediction takes longer than the
+config's ``timeout`` seconds: the hanging call cannot be ended inside the process, so under gunicorn
+the worker then stops gracefully (SIGTERM to itself, after the 504 is sent: the requests it holds
+finish) and gunicorn starts a fresh one; the hanging thread ends with the old worker. Each request
+logs one line to stdout: method, path, status, milliseconds (never the key nor the body).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import importlib.util
 import inspect
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -255,10 +259,11 @@ class _Endpoint:
             raise EndpointError(401, f"a valid API key is needed in the {KEY_HEADER} header")
         if self.broken:
             raise EndpointError(503, f"the endpoint is not ready: {self.broken}")
+        timeout = self.config.get("timeout")
         if not self.config.get("accept_files"):
-            return _predict(self.prep, self.predict, _input_params(flask.request))
+            return _bounded(self.prep, self.predict, _input_params(flask.request), timeout)
         with tempfile.TemporaryDirectory(prefix="endpoint-upload-") as folder:
-            return _predict(self.prep, self.predict, _file_input(flask.request, folder))
+            return _bounded(self.prep, self.predict, _file_input(flask.request, folder), timeout)
 
 
 def _start() -> None:
@@ -283,6 +288,40 @@ def _predict(prep: Any, predict: Any, value: Any) -> tuple[flask.Response, int]:
     except Exception as e:
         traceback.print_exc()
         return flask.jsonify(error=f"{type(e).__name__}: {e}"), 500
+
+
+def _bounded(prep: Any, predict: Any, value: Any, timeout: float | None) -> tuple[flask.Response, int]:
+    """:func:`_predict` within ``timeout`` seconds (None: unbounded), else 504 and this worker replaced."""
+    if timeout is None:
+        return _predict(prep, predict, value)
+    done: list[tuple[flask.Response, int] | BaseException] = []
+    app = flask.current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                done.append(_predict(prep, predict, value))
+            except BaseException as e:  # EndpointError (400): raised again in the request's thread
+                done.append(e)
+
+    worker = threading.Thread(target=run, name="predict", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not done:
+        print(f"the prediction took longer than {timeout:g} s: answered 504, this worker is replaced",
+              file=sys.stderr, flush=True)
+        response = flask.jsonify(error=f"the prediction took longer than {timeout:g} s")
+        if flask.request.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn"):
+            response.call_on_close(_replace_worker)
+        return response, 504
+    if isinstance(done[0], BaseException):
+        raise done[0]
+    return done[0]
+
+
+def _replace_worker() -> None:
+    """Stop this gunicorn worker gracefully (its master starts another): a prediction in it hangs."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def from_environment() -> flask.Flask:

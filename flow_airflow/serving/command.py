@@ -64,7 +64,8 @@ class EndpointConfig(BaseModel):
     ``function_name``: the predict function; ``prep_file`` / ``prep_function``: the optional
     preprocessing before it; ``accept_files``: the input is a file; ``flask_config``: Flask
     configuration; ``open``: no API key needed; ``input_example``: a request body's
-    ``input_params`` that must answer (the deploy check), or None.
+    ``input_params`` that must answer (the deploy check), or None; ``timeout``: seconds a prediction
+    may take (then 504, and the worker is replaced; ``[flow_airflow] endpoint_timeout``), None: no bound.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -80,15 +81,17 @@ class EndpointConfig(BaseModel):
     flask_config: dict[str, Any] = Field(default_factory=dict)
     open: bool = False
     input_example: Any = None
+    timeout: float | None = Field(None, gt=0)
 
     @classmethod
     def for_task(cls, task: DeployTask, *, title: str, version: str, project_dir: str,
-                 open: bool = False) -> EndpointConfig:
+                 open: bool = False, timeout: float | None = None) -> EndpointConfig:
         """The configuration of a deploy task's endpoint (blueprint ``''`` prep hooks mean none)."""
         return cls(title=title, version=version, project_dir=project_dir, file_name=task.file_name,
                    function_name=task.function_name, prep_file=task.prep_file or None,
                    prep_function=task.prep_function or None, accept_files=bool(task.accept_files),
-                   flask_config=flask_config_of(task), open=open, input_example=task.input_example)
+                   flask_config=flask_config_of(task), open=open, input_example=task.input_example,
+                   timeout=timeout)
 
 
 def flask_config_of(task: DeployTask) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The endpoints page on a real ``airflow standalone``, in headless Chromium: the blueprint sentiment flow
 deploys its endpoint (a worker's task starts it; it outlives the task), the page lists it as up, try-it
-answers ``{"text": "great food"}`` with positive, stop stops it; the refusals (401 without login, 403
-without read access, 403 for stop without edit access). Every endpoint is stopped at the end.
+answers ``{"text": "great food"}`` with positive, stop stops it; the refusals (401 without login, 404
+without read access (as for no such endpoint), 403 for stop without edit access). Every endpoint is stopped at the end.
 
 A screenshot is kept in the server's temp folder, ``endpoints.png``.
 """
@@ -59,7 +59,7 @@ def test_refusals_without_login_without_read_access_and_without_edit_access(
     assert httpx.get(api(server), timeout=30).status_code == 401
     dave = {"Authorization": f"Bearer {server.token_for('dave')}"}  # signed in, no role: reads no DAG
     refused = httpx.get(api(server, f"/{NAME}"), headers=dave, timeout=30)
-    assert refused.status_code == 403 and refused.json()["detail"] == f"dave may not see the runs of {DAG}"
+    assert refused.status_code == 404 and refused.json()["detail"] == f"No endpoint {NAME}"  # as for no such name
     assert httpx.get(api(server), headers=dave, timeout=30).json() == {"endpoints": []}
     carol = {"Authorization": f"Bearer {server.token_for('carol')}"}  # a viewer: may read and try, not stop
     seen = httpx.get(f"{server.base_url}/flow-airflow/endpoints", headers=carol, timeout=30)
@@ -76,7 +76,7 @@ def test_refusals_without_login_without_read_access_and_without_edit_access(
     assert [(e["task"], e["tags"]) for e in run.json()["experiments"]] == [("Sentiment Service", tags)]
 
 
-def test_the_page_lists_the_endpoint_try_it_answers_and_stop_stops_it(
+def test_the_page_lists_the_endpoint_try_it_answers_shows_the_key_and_stop_stops_it(
     airflow_server: AirflowServer, deployed: str, browser: Any  # noqa: F811
 ) -> None:
     from selenium.webdriver.common.by import By
@@ -91,12 +91,22 @@ def test_the_page_lists_the_endpoint_try_it_answers_and_stop_stops_it(
     assert predict_url.endswith(f"/api/v1/endpoints/{NAME}")
     assert deployed in card.find_element(By.CSS_SELECTOR, ".version").text
     assert card.find_element(By.CSS_SELECTOR, ".curl").text.startswith(f"curl -X POST {predict_url} ")
+    counted = int(card.find_element(By.CSS_SELECTOR, ".requests").text)
     body = card.find_element(By.CSS_SELECTOR, "textarea.body")
     body.clear()
     body.send_keys(json.dumps({"input_params": {"text": "great food"}}))
     card.find_element(By.CSS_SELECTOR, "button.send").click()
     WebDriverWait(browser, 30).until(lambda b: "positive" in card.find_element(By.CSS_SELECTOR, ".answer").text)
     assert card.find_element(By.CSS_SELECTOR, ".answer").text.startswith("200 ")
+    WebDriverWait(browser, 30).until(  # the counters refresh after try-it, without a reload
+        lambda b: int(card.find_element(By.CSS_SELECTOR, ".requests").text) == counted + 1)
+    card.find_element(By.CSS_SELECTOR, "button.reveal").click()  # admin may change the runs: the key is shown
+    WebDriverWait(browser, 30).until(lambda b: card.find_element(By.CSS_SELECTOR, ".key").is_displayed())
+    key = card.find_element(By.CSS_SELECTOR, ".key").text
+    assert card.find_element(By.CSS_SELECTOR, "button.copy").is_displayed()
+    with_key = httpx.post(predict_url, json={"input_params": {"text": "great food"}}, headers={"Cnvrg-Api-Key": key},
+                          timeout=30)
+    assert with_key.status_code == 200 and "positive" in with_key.text
     browser.save_screenshot(str(server.root / "endpoints.png"))
     # the key is needed: the same request without it is refused by the endpoint itself
     assert httpx.post(predict_url, json={"input_params": {"text": "great food"}}, timeout=30).status_code == 401

@@ -53,3 +53,17 @@ def test_a_pid_file_naming_another_program_is_not_that_programs_end(tmp_path: Pa
     pidfile.write_text(str(os.getpid()))  # this test's own process: not a supervisor
     assert not supervise.alive(pidfile)
     assert not supervise.stop(pidfile)
+
+
+def test_the_log_rotates_by_size(tmp_path: Path) -> None:
+    pidfile, log = tmp_path / "run" / "x.pid", tmp_path / "logs" / "x.log"
+    chatty = "import time\nfor i in range(2000): print(f'line {i:05d} ' + 'x' * 80, flush=True)\ntime.sleep(60)"
+    supervise.start([sys.executable, "-c", chatty], pidfile=pidfile, log=log, env=dict(os.environ), cwd=tmp_path,
+                    log_bytes=20_000)
+    wait_for(lambda: "line 01999" in log.read_text())
+    assert supervise.stop(pidfile)
+    files = sorted(log.parent.iterdir())
+    assert [f.name for f in files] == ["x.log", *[f"x.log.{i}" for i in range(1, supervise.LOG_BACKUPS + 1)]]
+    assert all(f.stat().st_size <= 20_000 for f in files)  # 2000 lines of 92 bytes: 184 kB, kept to 4 x 20 kB
+    assert "line 01999" in log.read_text() and "line 00000" not in "".join(f.read_text() for f in files)
+    assert log.read_text().rstrip().endswith("[supervise] stopped")

@@ -1,5 +1,6 @@
 """The endpoints page and its JSON API (endpoints/views.py) on an endpoint a real run deployed (local compute):
-listed with its probed status, try-it, roll back, stop; 401, 403 (no read access; no edit access), 404.
+listed with its probed status, try-it, roll back, stop; 401, 404 (no such endpoint, or no read access:
+the same answer), 403 (no edit access).
 The same in headless Chromium on airflow standalone: tests/e2e/test_endpoints_e2e.py."""
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from flow_airflow.endpoints import keys
 from flow_airflow.endpoints.store import EndpointStore
+from flow_airflow.endpoints.views import KEY_EVENT
 from flow_airflow.local_run import run_flow
 from flow_airflow.web import URL_PREFIX
 from flow_airflow.web.app import create_app
@@ -67,9 +70,13 @@ def test_the_page_and_its_api(endpoints: EndpointStore, datasets: Path, project:
     assert as_user(None).get(URL_PREFIX + "/endpoints").status_code == 401
     dave = as_user("dave")
     assert dave.get(API).json() == {"endpoints": []}
-    refused = dave.get(f"{API}/iris-classifier")
-    assert refused.status_code == 403 and refused.json()["detail"] == "dave may not see the runs of iris_to_endpoint"
-    assert dave.post(f"{API}/iris-classifier/predict", json=IRIS).status_code == 403
+    refused, unknown = dave.get(f"{API}/iris-classifier"), dave.get(f"{API}/iris-classifer")
+    assert refused.status_code == unknown.status_code == 404  # the same answer: dave cannot tell which names exist
+    assert refused.json()["detail"] == "No endpoint iris-classifier" and unknown.json()["detail"] == \
+        "No endpoint iris-classifer"
+    for path in ("predict", "stop", "rollback"):
+        assert dave.post(f"{API}/iris-classifier/{path}", json=IRIS).json() == {"detail": "No endpoint iris-classifier"}
+    assert dave.get(f"{API}/iris-classifier/logs").status_code == 404
     assert "No endpoint of a flow you may see" in dave.get(URL_PREFIX + "/endpoints").text
 
     carol = as_user("carol")
@@ -87,19 +94,45 @@ def test_the_page_and_its_api(endpoints: EndpointStore, datasets: Path, project:
     page = carol.get(URL_PREFIX + "/endpoints").text
     assert 'id="endpoint-iris-classifier"' in page and shown["predict_url"] in page
     assert 'class="reject stop"' not in page  # carol may not stop it
-    assert carol.post(f"{API}/iris-classifier/stop").status_code == 403
-    assert carol.post(f"{API}/iris-classifier/rollback").json()["detail"] == \
+    assert carol.post(f"{API}/iris-classifier/stop", json={}).status_code == 403
+    assert carol.post(f"{API}/iris-classifier/rollback", json={}).json()["detail"] == \
         "carol may not change the runs of iris_to_endpoint"
     assert carol.get(f"{API}/nope").status_code == 404
 
+    assert 'class="plain reveal"' not in page and "users who may change this flow's runs can show it" in page
+    assert carol.post(f"{API}/iris-classifier/key", json={}).status_code == 403
+    hidden = as_user("dave").post(f"{API}/iris-classifier/key", json={})
+    assert hidden.json() == {"detail": "No endpoint iris-classifier"}
+
     alice = as_user("alice")
     assert 'class="reject stop"' in alice.get(URL_PREFIX + "/endpoints").text
-    rolled = alice.post(f"{API}/iris-classifier/rollback").json()
+    assert 'class="plain reveal"' in alice.get(URL_PREFIX + "/endpoints").text
+    assert alice.post(f"{API}/iris-classifier/key", content=b"", headers={"Content-Type": "text/plain"}).status_code \
+        == 415
+    revealed = alice.post(f"{API}/iris-classifier/key", json={}).json()
+    assert revealed == {"key": keys.get("iris-classifier"), "header": "Cnvrg-Api-Key",
+                        "variable": "flow_airflow_endpoint_iris_classifier_api_key"}
+    from airflow.models.log import Log
+    from airflow.utils.session import create_session
+
+    with create_session() as db:  # audited, in Airflow's own audit log
+        [entry] = db.query(Log).filter(Log.event == KEY_EVENT, Log.owner == "alice").all()
+        assert entry.dag_id == "iris_to_endpoint" and "iris-classifier" in entry.extra
+        db.delete(entry)
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):  # a same-site form: refused, no change
+        for action in ("rollback", "stop"):
+            forged = alice.post(f"{API}/iris-classifier/{action}", content=b"x=1",
+                                headers={"Content-Type": content_type})
+            assert forged.status_code == 415 and "application/json" in forged.json()["detail"]
+    unchanged = alice.get(f"{API}/iris-classifier").json()
+    assert unchanged["status"] == "up" and unchanged["current"]["version"] == 2
+    assert [e["what"] for e in unchanged["history"]] == [e["what"] for e in shown["history"]]
+    rolled = alice.post(f"{API}/iris-classifier/rollback", json={}).json()
     assert rolled["current"]["version"] == 1 and rolled["history"][0]["by"] == "alice (endpoints page)"
     assert alice.post(f"{API}/iris-classifier/predict", json=IRIS).json()["answer"] == {"prediction": "setosa"}
-    assert alice.post(f"{API}/iris-classifier/rollback").status_code == 409  # nothing before version 1
+    assert alice.post(f"{API}/iris-classifier/rollback", json={}).status_code == 409  # nothing before version 1
     logs = alice.get(f"{API}/iris-classifier/logs?lines=5").json()
     assert "front" in logs and any("version 1 replica 0" in name for name in logs)
-    stopped = alice.post(f"{API}/iris-classifier/stop").json()
+    stopped = alice.post(f"{API}/iris-classifier/stop", json={}).json()
     assert stopped["status"] == "stopped" and stopped["current"] is None
     assert alice.post(f"{API}/iris-classifier/predict", json=IRIS).json()["status"] == 503

@@ -69,7 +69,7 @@ def test_the_config_file_is_what_the_app_reads() -> None:
     assert json.loads(blueprint.model_dump_json()) == {
         "title": "iris-classifier", "version": "3", "project_dir": "/runs/7/serve", "file_name": "predict.py",
         "function_name": "predict", "prep_file": None, "prep_function": None, "accept_files": True,
-        "flask_config": {"A": 1}, "open": False, "input_example": {"text": ""}}
+        "flask_config": {"A": 1}, "open": False, "input_example": {"text": ""}, "timeout": None}
 
 
 def test_a_title_must_be_url_safe_and_unknown_keys_are_refused() -> None:
