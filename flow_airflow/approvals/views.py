@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from flow_airflow import records
 from flow_airflow.approvals import store
+from flow_airflow.common import ids
 from flow_airflow.web.auth import CallerDep
 from flow_airflow.web.pages import error, page, session, signed_out
 
@@ -45,7 +46,7 @@ def shown_experiments(session: Session, approval: store.Approval,
         known[approval.dag_id] = records.flow_tasks(session, approval.dag_id)
     tasks = known[approval.dag_id]
     by_id = {t.task_id: t for t in tasks}
-    gated = by_id.get(approval.task_id.removesuffix(".approval") + records.RUN_TASK_SUFFIX)
+    gated = by_id.get(ids.run_task_id(ids.group_of(approval.task_id)))
     if gated is None:  # the DAG is no longer serialized: what the gate recorded
         return [{**e, "index": None, "passed": None} for e in approval.experiments]
     upstream: set[str] = set()
