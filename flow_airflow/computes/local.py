@@ -31,11 +31,14 @@ GRACE_SECONDS = 1.0  # after the task process died: SIGTERM to the command, SIGK
 # and removes the try's working directory (a killed try stores nothing; its retry has a directory of its
 # own). The removal is left to a child that leaves the group first (setsid), as SIGKILL to the group
 # ends the guard too; it waits until no process of the group is left (zombies aside: /proc).
+# Under Airflow's supervisor (a real worker, not dag.test), the guard also watches the supervisor, the task
+# process's parent (a pidfd): killing the worker's supervisor leaves the task process running, blocked on
+# the command, and its result could no longer be reported; the group is ended the same way.
 # A pipe rather than PR_SET_PDEATHSIG: that signal follows the *thread* that started the child, and
 # reaches the shell only, not its children. SIGTERM sent to the group (kill()) is left to the command:
 # the guard waits for the shell and ends as it ended (its exit code, or the same signal).
 GUARD = """
-import glob, os, shutil, signal, subprocess, sys, threading, time
+import glob, os, select, shutil, signal, subprocess, sys, threading, time
 signal.signal(signal.SIGTERM, lambda *_: None)
 def members(group):
     for stat in glob.glob("/proc/[0-9]*/stat"):
@@ -45,10 +48,22 @@ def members(group):
             continue
         if int(fields[2]) == group and fields[0] != "Z":
             yield stat
-shell = subprocess.Popen(sys.argv[4:])
+shell = subprocess.Popen(sys.argv[5:])
+def watched():
+    fds = [int(sys.argv[1])]
+    if int(sys.argv[4]):
+        try:
+            fds.append(os.pidfd_open(int(sys.argv[4])))
+        except ProcessLookupError:  # the supervisor is gone already
+            return
+        except OSError:  # no pidfd here: the task process alone is watched
+            pass
+    while True:
+        ready = select.select(fds, [], [])[0]
+        if fds[0] in ready and not os.read(fds[0], 1) or fds[1:] and fds[1] in ready:
+            return
 def watch():
-    while os.read(int(sys.argv[1]), 1):
-        pass
+    watched()
     ending.set()
     group = os.getpgid(0)
     os.killpg(group, signal.SIGTERM)
@@ -94,6 +109,16 @@ def _lines(stream: IO[str]) -> Iterator[str]:
             dropped += len(rest)
         dropped += len(rest.rstrip("\n"))
         yield f"{chunk} … [line cut: {dropped:,} more characters not shown]"
+
+
+def _supervisor() -> int:
+    """The pid of the Airflow supervisor of this task process (its parent, which forked it); 0 when the
+    task runs without one (``dag.test()``, ``flow-airflow run``: its in-process supervisor)."""
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    comms = getattr(runner, "SUPERVISOR_COMMS", None)
+    if comms is None or type(comms).__name__ == "InProcessSupervisorComms":
+        return 0
+    return os.getppid()
 
 
 class LocalSettings(ComputeSettings):
@@ -147,8 +172,8 @@ class LocalCompute(Compute):
     def _start(self, launch: Launch, shell: str, alive: int, split: bool) -> subprocess.Popen[str]:
         """The command under its guard (:data:`GUARD`), in a session of its own."""
         return subprocess.Popen(
-            [sys.executable, "-I", "-c", GUARD, str(alive), str(GRACE_SECONDS), str(launch.workspace), shell, "-c",
-             launch.command],
+            [sys.executable, "-I", "-c", GUARD, str(alive), str(GRACE_SECONDS), str(launch.workspace),
+             str(_supervisor()), shell, "-c", launch.command],
             pass_fds=(alive,),
             cwd=launch.cwd,
             env=dict(launch.env),

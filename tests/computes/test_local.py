@@ -93,3 +93,48 @@ def test_the_guard_keeps_exit_codes_signals_and_output(tmp_path: Path) -> None:
 
     assert compute.run(_launch(tmp_path, script), on_line) == 7
     assert seen[0] == "started" and seen[-1] == "stopping"
+
+
+SUPERVISED = """
+import subprocess, sys, time
+# a stand-in for Airflow's supervisor: the parent of the task process; it starts it and waits
+task = subprocess.Popen([sys.executable, "-c", sys.argv[1], *sys.argv[2:]])
+task.wait()
+"""
+UNDER_SUPERVISOR = """
+import sys
+from airflow.sdk.execution_time import task_runner
+task_runner.SUPERVISOR_COMMS = object()  # as task_runner.main() sets it: a supervisor's socket
+""" + TASK
+
+
+def _orphaned_by_the_supervisor(tmp_path: Path, task: str) -> tuple[int, subprocess.Popen[bytes]]:
+    """The command's shell pid once the 'supervisor' of its task process was SIGKILLed (the task lives on)."""
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    command = f"echo $$ > {tmp_path}/pid; sleep 60"
+    supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISED, task, str(ws), command])
+    shell = int(_wait_for(tmp_path / "pid", 60))
+    supervisor.send_signal(signal.SIGKILL)
+    supervisor.wait()
+    return shell, supervisor
+
+
+def test_the_command_dies_with_the_workers_supervisor_though_the_task_process_lives(tmp_path: Path) -> None:
+    """issue 29 item 3: kill -9 of the executor's worker (Airflow's supervisor, the task process's parent)."""
+    shell, _ = _orphaned_by_the_supervisor(tmp_path, UNDER_SUPERVISOR)
+    end = time.monotonic() + 5
+    while _alive(shell) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not _alive(shell), "the command outlived the supervisor of its task"
+
+
+def test_without_a_supervisor_the_parent_of_the_task_process_may_go(tmp_path: Path) -> None:
+    """dag.test() and flow-airflow run have none: a task process whose parent ends (nohup, a closed
+    terminal) keeps its command."""
+    shell, _ = _orphaned_by_the_supervisor(tmp_path, TASK)
+    time.sleep(2)
+    try:
+        assert _alive(shell), "the command died with the parent of a task process that has no supervisor"
+    finally:
+        os.killpg(os.getpgid(shell), signal.SIGKILL)
