@@ -50,6 +50,23 @@ SDK_TARGET = "/opt/flow-airflow/sdk"  # where a container (Docker, a pod) sees t
 DATA = ".cnvrg_data"  # <workspace>/.cnvrg_data/<dataset>: cnvrg's /data/<dataset>
 
 
+def supervisor_pid() -> int:
+    """The pid of the Airflow supervisor of this task process (its parent, which forked it), for the
+    guards that end a command when its task dies (the local and Docker computes); 0 when the task runs
+    without one (``dag.test()``, ``flow-airflow run``: an in-process supervisor).
+
+    Source of the rule: ``airflow.sdk.execution_time.task_runner.main`` sets ``SUPERVISOR_COMMS`` to
+    the supervisor's socket; ``InProcessTestSupervisor`` (``dag.test``) to ``InProcessSupervisorComms``.
+    """
+    import sys
+
+    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    comms = getattr(runner, "SUPERVISOR_COMMS", None)
+    if comms is None or type(comms).__name__ == "InProcessSupervisorComms":
+        return 0
+    return os.getppid()
+
+
 class ExperimentFailed(Exception):
     """The experiment failed or cannot start; the message says why in one line (the log has the details).
 

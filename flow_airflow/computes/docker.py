@@ -32,7 +32,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
-from flow_airflow.computes.base import Compute, ComputeSettings, ExperimentFailed, Launch, Layout, LineCallback
+from flow_airflow.computes.base import (
+    Compute,
+    ComputeSettings,
+    ExperimentFailed,
+    Launch,
+    Layout,
+    LineCallback,
+    supervisor_pid,
+)
 from flow_airflow.computes.local import MAX_LINE
 
 if TYPE_CHECKING:
@@ -44,11 +52,20 @@ STOP_SECONDS = 10  # docker stop: SIGTERM, then SIGKILL after this grace period
 # pipe whose write end only the task process has. The task process writes "d" once it is done with the
 # container (removed by run()); when the pipe ends without it, the task process died (even by SIGKILL,
 # which never reaches on_kill): the guard removes the container (force: SIGKILL to its processes) and the
-# try's working directory, as the local compute's guard does.
+# try's working directory, as the local compute's guard does. Under a real worker it also watches the
+# task's Airflow supervisor (a pidfd): killing it leaves the task process blocked on the container's log.
 GUARD = """
-import os, shutil, sys
+import os, select, shutil, sys
 import docker
-if os.read(int(sys.argv[1]), 1) == b"":
+fds = [int(sys.argv[1])]
+try:
+    fds += [os.pidfd_open(int(sys.argv[5]))] if int(sys.argv[5]) else []
+except ProcessLookupError:  # the supervisor is gone already
+    fds = []
+except OSError:  # no pidfd here: the task process alone is watched
+    pass
+ready = select.select(fds, [], [])[0] if fds else []
+if not (fds[:1] and fds[0] in ready and os.read(fds[0], 1) == b"d"):
     try:
         docker.APIClient(base_url=sys.argv[2]).remove_container(sys.argv[3], force=True)
     except Exception as e:
@@ -224,7 +241,8 @@ class DockerCompute(Compute):
         watched, done = os.pipe()
         try:
             guard = subprocess.Popen(
-                [sys.executable, "-c", GUARD, str(watched), self._url(), ident, str(launch.workspace)],
+                [sys.executable, "-c", GUARD, str(watched), self._url(), ident, str(launch.workspace),
+                 str(supervisor_pid())],
                 pass_fds=(watched,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 start_new_session=True,  # not in the task's process group, which may be killed
             )

@@ -17,7 +17,16 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from flow_airflow.computes.base import DATA, INPUT, Compute, ComputeSettings, Launch, Layout, LineCallback
+from flow_airflow.computes.base import (
+    DATA,
+    INPUT,
+    Compute,
+    ComputeSettings,
+    Launch,
+    Layout,
+    LineCallback,
+    supervisor_pid,
+)
 
 if TYPE_CHECKING:
     from flow_airflow.spec import models
@@ -111,16 +120,6 @@ def _lines(stream: IO[str]) -> Iterator[str]:
         yield f"{chunk} … [line cut: {dropped:,} more characters not shown]"
 
 
-def _supervisor() -> int:
-    """The pid of the Airflow supervisor of this task process (its parent, which forked it); 0 when the
-    task runs without one (``dag.test()``, ``flow-airflow run``: its in-process supervisor)."""
-    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
-    comms = getattr(runner, "SUPERVISOR_COMMS", None)
-    if comms is None or type(comms).__name__ == "InProcessSupervisorComms":
-        return 0
-    return os.getppid()
-
-
 class LocalSettings(ComputeSettings):
     """A template of kind ``local``: ``{"kind": "local"}`` (it has no other setting)."""
 
@@ -173,7 +172,7 @@ class LocalCompute(Compute):
         """The command under its guard (:data:`GUARD`), in a session of its own."""
         return subprocess.Popen(
             [sys.executable, "-I", "-c", GUARD, str(alive), str(GRACE_SECONDS), str(launch.workspace),
-             str(_supervisor()), shell, "-c", launch.command],
+             str(supervisor_pid()), shell, "-c", launch.command],
             pass_fds=(alive,),
             cwd=launch.cwd,
             env=dict(launch.env),

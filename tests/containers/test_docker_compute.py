@@ -205,3 +205,33 @@ def test_a_sigkilled_task_process_takes_its_container_and_workspace_along(
         time.sleep(0.2)
     assert not any(c["Labels"][LABEL] == name for c in ours(docker_engine)), "the container outlived its task"
     assert not workspace.exists(), "the killed try's working directory was left behind"
+
+
+def test_the_container_dies_with_the_workers_supervisor_though_the_task_process_lives(
+    tmp_path: Path, python_image: str, docker_engine: Any
+) -> None:
+    """issue 29 item 3: kill -9 of the executor's worker (the task process's parent, Airflow's supervisor)
+    leaves the task process blocked on the container's log: the guard removes the container."""
+    import signal
+    import subprocess
+    import sys
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    name = f"test.{tmp_path.name}.orphaned"
+    supervised = ("from airflow.sdk.execution_time import task_runner\n"
+                  "task_runner.SUPERVISOR_COMMS = object()  # as task_runner.main() sets it: a supervisor's socket\n"
+                  + TASK)
+    supervisor = subprocess.Popen(  # a stand-in for the supervisor: the task process's parent
+        [sys.executable, "-c", "import subprocess, sys; subprocess.Popen(sys.argv[1:]).wait()",
+         sys.executable, "-c", supervised, str(workspace), python_image, name])
+    end = time.monotonic() + 60
+    while not any(c["Labels"][LABEL] == name for c in ours(docker_engine)) and time.monotonic() < end:
+        time.sleep(0.2)
+    assert any(c["Labels"][LABEL] == name for c in ours(docker_engine)), "the container never started"
+    supervisor.send_signal(signal.SIGKILL)
+    supervisor.wait()
+    end = time.monotonic() + 20
+    while any(c["Labels"][LABEL] == name for c in ours(docker_engine)) and time.monotonic() < end:
+        time.sleep(0.2)
+    assert not any(c["Labels"][LABEL] == name for c in ours(docker_engine)), "the container outlived the supervisor"
