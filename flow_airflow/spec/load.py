@@ -72,7 +72,17 @@ def load_flow(file: str | Path, text: str | None = None) -> LoadedFlow:
     try:
         flow = models.Flow.model_validate(top).model_copy(update={"tasks": [t for _, t in tasks]})
     except ValidationError as e:
-        raise FlowError(issues + translate(e, source)) from None
+        issues += translate(e, source)
+        # the flow's other checks (titles, relations, references, computes) still run without the keys
+        # it refused, so that one pass lists every mistake; without a key it needs, they cannot
+        refused = {err["loc"][0] for err in e.errors() if err["loc"]}
+        if refused & {"flow", "title", "tasks", "relations"}:  # what the checks stand on: they would only guess
+            raise FlowError(issues) from None
+        try:
+            flow = models.Flow.model_validate({k: v for k, v in top.items() if k not in refused})
+        except ValidationError:
+            raise FlowError(issues) from None
+        flow = flow.model_copy(update={"tasks": [t for _, t in tasks]})
     flow, tasks, more = resolve_names(flow, tasks, titles, source)
     issues += more
     more, graph = check_flow(flow, tasks, titles, source)

@@ -368,6 +368,30 @@ relations:
     ]
 
 
+def test_a_flow_level_mistake_still_lets_the_flows_other_checks_run(tmp_path: Path) -> None:
+    """Issue 27, item 11: a refused key of the flow itself stopped the pass before the checks of its
+    tasks and relations; they run without that key."""
+    found = errors(
+        """\
+flow: Top Mistake
+single_mode: maybe
+tasks:
+  - title: A
+    type: exec
+    input: python3 a.py
+relations:
+  - from: A
+    to: C
+""",
+        tmp_path,
+    )
+    assert [e.split("flow.yaml", 1)[1] for e in found] == [
+        ":2:1: unknown key 'single_mode'",
+        ":4:5: task 'A' needs 'computes': the compute templates to try (for example 'computes: [local]')",
+        ":9:9: relation to 'C': no task has this title",
+    ]
+
+
 def test_a_brace_form_that_is_no_tag_reference_is_an_error_with_its_line(tmp_path: Path) -> None:
     """Issue 27, item 4: cnvrg's documentation writes '{ { Task.tag | hyper } }' (spaced); it was passed on as
     text. Any '{{' that is not a reference is refused; braces of other text (JSON) are not."""
