@@ -285,9 +285,9 @@ def test_stop_keeps_what_ended_fails_what_runs_and_skips_what_did_not_start(
     _mid_run(result)
     client = client_for({result.dag_id})
     monkeypatch.setattr(api, "may_edit_runs", lambda user, dag_id: False)
-    assert client.post(url(result) + "/stop").status_code == 403
+    assert client.post(url(result) + "/stop", json={}).status_code == 403
     monkeypatch.setattr(api, "may_edit_runs", lambda user, dag_id: True)
-    stopped = client.post(url(result) + "/stop")
+    stopped = client.post(url(result) + "/stop", json={})
     assert stopped.status_code == 200, stopped.text
     note = stopped.json()["note"]
     assert stopped.json()["state"] == "failed" and note.startswith("Stopped by bob at ") and note.endswith(" UTC")
@@ -307,7 +307,7 @@ def test_stop_keeps_what_ended_fails_what_runs_and_skips_what_did_not_start(
     assert body["note"] == note and body["state"] == "failed"
     assert [e["state"] for e in body["experiments"] if e["task_id"] == "grid_search_b.run"] == [
         "success", "failed", *["skipped"] * 7]
-    again = client.post(url(result) + "/stop")
+    again = client.post(url(result) + "/stop", json={})
     assert again.status_code == 409 and again.json()["detail"].endswith("has ended (failed): there is nothing to stop")
 
 
