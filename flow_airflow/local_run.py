@@ -12,8 +12,12 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +85,7 @@ def run_flow(file: str | Path, conf: dict[str, Any] | None = None, listener: Any
     if scheduler_alive():
         say(f"a scheduler serves this metadata DB: DAG '{dag_id}' is paused while this run runs, so that only "
             "this process runs its task instances (then as it was)")
-    with paused_for_the_scheduler(bag, dag_id):
+    with paused_for_the_scheduler(bag, dag_id) as restore, aborted_on_signal(dag_id, restore, say):
         run = bag.dags[dag_id].test(run_conf=conf)
     remove_empty_workspace(dag_id, run.run_id)
     return collect(dag_id, run.run_id, str(run.state), titles_of(flow))
@@ -104,8 +108,9 @@ def remove_empty_workspace(dag_id: str, run_id: str) -> None:
 
 
 @contextlib.contextmanager
-def paused_for_the_scheduler(bag: Any, dag_id: str) -> Iterator[None]:
+def paused_for_the_scheduler(bag: Any, dag_id: str) -> Iterator[Callable[[], None]]:
     """The DAG paused while this process runs it, then as it was: this run is this process's only.
+    Yields what puts it back as it was (for a process that ends before the block does).
 
     A scheduler on the same metadata DB (``./dev up`` beside) would queue the run's task instances
     to its own executor too, and two processes would run each one; it examines and queues those of
@@ -125,11 +130,87 @@ def paused_for_the_scheduler(bag: Any, dag_id: str) -> Iterator[None]:
     with create_session() as session:
         model = session.get(DagModel, dag_id)
         was_paused, model.is_paused = model.is_paused, True
+
+    def restore() -> None:
+        with create_session() as session:
+            session.get(DagModel, dag_id).is_paused = was_paused
+
+    try:
+        yield restore
+    finally:
+        restore()
+
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def aborted_on_signal(dag_id: str, restore: Callable[[], None], say: Callable[[str], object]) -> Iterator[None]:
+    """While ``dag.test`` runs: SIGINT (Ctrl-C), SIGTERM or SIGHUP aborts the run this process started, as the
+    experiments page's Stop does (:func:`flow_airflow.aborting.abort_run`: finished experiments kept, the
+    running ones failed, the rest skipped, the note "Interrupted: flow-airflow run got <signal> at <time> UTC"),
+    puts the DAG back as it was (``restore``) and ends the process with 128 + the signal's number.
+
+    The process ends at once (``os._exit``): ``dag.test`` would otherwise fail only the running task (Airflow's
+    task runner takes any exception for the task's failure) and run the next ones. The command of the
+    running experiment dies with this process (its compute's guard), and the try's working directory goes.
+    A run killed by SIGKILL stays "running" in the metadata DB (mark it failed in the UI).
+
+    :param say: tells the user what was aborted (one line).
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType
+    from sqlalchemy import select
+
+    from flow_airflow.aborting import abort_run
+
+    since = datetime.now(UTC)
+
+    def abort(signum: int, _frame: object) -> None:
+        now, name = datetime.now(UTC), signal.Signals(signum).name
+        note = f"Interrupted: flow-airflow run got {name} at {now.strftime('%Y-%m-%d %H:%M:%S')} UTC"
+        try:
+            with create_session() as session:  # the session dag.test holds (scoped): its changes are committed too
+                mine = session.scalars(select(DagRun.run_id).where(
+                    DagRun.dag_id == dag_id, DagRun.state == DagRunState.RUNNING,
+                    DagRun.triggered_by == DagRunTriggeredByType.TEST, DagRun.run_after >= since)).all()
+                for run_id in mine:
+                    abort_run(session, dag_id, run_id, note, now)
+            restore()
+            say(f"{name}: run {', '.join(mine) or '(none started yet)'} of {dag_id} aborted "
+                "(finished experiments kept, the running ones failed, the rest skipped)")
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    from airflow.listeners import hookimpl
+    from airflow.sdk.listener import get_listener_manager
+
+    class KeepHandler:
+        """Puts the handler back on SIGTERM as each task starts: Airflow's task runner replaced it with its own,
+        which only kills that task (``BaseOperator.on_kill``) and lets ``dag.test`` run the next ones."""
+
+        @hookimpl
+        def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
+            signal.signal(signal.SIGTERM, abort)
+
+    keeper = KeepHandler()
+    get_listener_manager().add_listener(keeper)
+    before = {s: signal.signal(s, abort) for s in INTERRUPTS}
     try:
         yield
     finally:
-        with create_session() as session:
-            session.get(DagModel, dag_id).is_paused = was_paused
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        get_listener_manager().pm.unregister(keeper)
+
 
 
 def scheduler_alive() -> bool:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flow_airflow import records
+from flow_airflow.aborting import abort_run
 from flow_airflow.common.ids import CONDITION, suffix
 
 if TYPE_CHECKING:
@@ -266,53 +267,19 @@ def may_edit_runs(user: Any, dag_id: str) -> bool:
                                                      details=DagDetails(id=dag_id), user=user))
 
 
-class NotStoppable(Exception):
-    """The run cannot be stopped (it has ended): the sentence says why."""
-
-
 def stop_run(session: Session, dag_id: str, run_id: str, user: Any, now: datetime | None = None) -> str:
-    """Stop a running run as cnvrg aborts one: what had ended stays as it ended, nothing starts after it.
-
-    The task instances that run (or are deferred, or wait for an approval) are failed, one by one;
-    those that have not started are skipped, without a start date; finished ones, and the records
-    their experiments left, are not touched. The run is failed, with the note "Stopped by <user> at
-    <time>". (Airflow's own ``PATCH dagRuns state=failed`` fails *every* instance of a mapped task of
-    which one still runs, finished experiments included: ``set_state`` is given whole tasks.)
+    """Stop a running run from the page (cnvrg's "Abort"): :func:`flow_airflow.aborting.abort_run`, with the
+    note "Stopped by <user> at <time> UTC".
 
     :param session: a metadata DB session; committed by the caller.
     :param user: Airflow's user who stops it (its name and id go into the note).
     :param now: the moment of the stop (UTC); None: now.
     :returns: the note.
-    :raises NotStoppable: no such run, or it has ended.
+    :raises flow_airflow.aborting.NotAbortable: no such run, or it has ended.
     """
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance as TI
-    from airflow.utils.state import DagRunState, State, TaskInstanceState
-    from sqlalchemy import select
-
-    run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id).with_for_update())
-    if run is None:
-        raise NotStoppable(f"No run {run_id} of {dag_id}")
-    if run.state in State.finished_dr_states:
-        raise NotStoppable(f"{run_id} has ended ({run.state}): there is nothing to stop")
     now = now or datetime.now(UTC)
-    running = {TaskInstanceState.RUNNING, TaskInstanceState.DEFERRED, TaskInstanceState.UP_FOR_RESCHEDULE,
-               TaskInstanceState.AWAITING_INPUT}
-    tis = session.scalars(select(TI).where(TI.dag_id == dag_id, TI.run_id == run_id).with_for_update()).all()
-    for ti in tis:
-        if ti.state in running:  # its worker sees the state and ends the task (as for Airflow's "mark failed")
-            ti.state, ti.end_date = TaskInstanceState.FAILED, now
-            ti.duration = (now - ti.start_date).total_seconds() if ti.start_date else None
-        elif ti.state not in State.finished:  # not started: never will (a queued one's worker is refused)
-            ti.state, ti.end_date = TaskInstanceState.SKIPPED, now
     note = f"Stopped by {user.get_name()} at {now.strftime('%Y-%m-%d %H:%M:%S')} UTC"
-    run.set_state(DagRunState.FAILED)
-    run.end_date = now
-    if run.dag_run_note is None:
-        run.note = (note, str(user.get_id()))
-    else:
-        run.dag_run_note.content, run.dag_run_note.user_id = note, str(user.get_id())
-    session.flush()
+    abort_run(session, dag_id, run_id, note, now, str(user.get_id()))
     return note
 
 

@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
+from flow_airflow.aborting import NotAbortable
 from flow_airflow.experiments import api, compare
 from flow_airflow.web.auth import Caller, CallerDep
 from flow_airflow.web.pages import error, page, session, signed_out
@@ -100,7 +101,7 @@ def stop(dag_id: str, run_id: str, who: CallerDep) -> JSONResponse:
             return error(404, f"No run {run_id} of {dag_id}")
         try:
             note = api.stop_run(db, dag_id, run_id, who.user)
-        except api.NotStoppable as refused:
+        except NotAbortable as refused:
             return error(409, str(refused))
     return JSONResponse({"state": "failed", "note": note})
 
