@@ -88,6 +88,9 @@ def experiment_env(
     """The experiment's environment: ``base``, then what the flow gives it (values naming cnvrg's roots mapped).
 
     Paths are as the command sees them (its compute's layout); ``sdk``: the folder of the ``cnvrg`` module;
+    ``passed_condition``: the input folders of the parent experiments that passed the task's condition, as
+    ``CNVRG_TASKS_PASSED_CONDITION`` (spec, "Conditions") and one ``CNVRG_<FOLDER>_PASSED_CONDITION=true``
+    each (what cnvrg's published compare components read: ``CNVRG_LOGISTIC_REGRESSION_PASSED_CONDITION``);
     ``datasets``: name -> its folder (cnvrg's ``/data/<name>``), as ``CNVRG_DATASET_<NAME>``.
     """
     paths = paths or {}
@@ -106,6 +109,8 @@ def experiment_env(
         own[env_name("CNVRG_DATASET", name)] = str(path)
     if passed_condition:
         own["CNVRG_TASKS_PASSED_CONDITION"] = ",".join(str(p) for p in passed_condition)
+        # what cnvrg's published compare components read: one per input folder that passed, by its name
+        own.update({env_name("CNVRG", p.name, "PASSED_CONDITION"): "true" for p in passed_condition})
     own["CNVRG_WORKDIR"] = str(workdir)
     own["CNVRG_OUTPUT_DIR"] = str(output_dir)
     env = dict(base)

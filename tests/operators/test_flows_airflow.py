@@ -117,6 +117,8 @@ def test_blueprint(run: Callable[..., RunResult]) -> None:
     models = result.of("Logistic Regression") + result.of("Random Forest")
     best = max(models, key=lambda e: float(e.tags["accuracy_score"]))
     assert result.of("Compare")[0].label == f"{best.task}: {best.label}"  # the winner it gathered, named
+    # found as cnvrg's compare components find it: CNVRG_<TASK>_PASSED_CONDITION=true
+    assert result.of("Compare")[0].tags == {"winner_task": best.task.lower().replace(" ", "_")}
 
 
 def test_condition_that_nothing_passes_skips_downstream(airflow_home: Path, tmp_path: Path) -> None:
