@@ -5,7 +5,7 @@ A :class:`Workload` is a list of tasks (params grid, parents). From it come
 - the flow file (cnvrg YAML) that flow-airflow compiles, and
 - a hand-written Airflow DAG file as an Airflow user would write it for the same pipeline:
   one ``BashOperator`` per task, mapped (``.expand``) over the same routes, running the same
-  command with the same ``--key=value`` arguments in the project folder, with the same
+  command with the same ``--key value`` arguments in the project folder, with the same
   dependencies.
 
 Routes are computed here on their own, by cnvrg's rule (a task runs once per permutation of
@@ -108,7 +108,8 @@ class Workload:
             f"with DAG(dag_id={dag_id!r}, schedule=None, catchup=False, tags=['bench']) as dag:",
         ]
         for task in self.tasks:
-            commands = [" ".join([task.command, *(shlex.quote(f"--{k}={v}") for k, v in params)])
+            commands = [" ".join([task.command, *(shlex.quote(w) for k, v in params
+                                                  for w in (f"--{k}", *shlex.split(v)))])
                         for params in routes[task.title]]
             out.append(f"    {task.slug} = BashOperator.partial(task_id={task.slug!r}, cwd=PROJECT).expand(")
             out.append("        bash_command=[")

@@ -100,7 +100,7 @@ def plan(args: argparse.Namespace) -> int:
 
 
 def _route_lines(task: TaskPlan) -> list[str]:
-    """How its routes are made: at run time, single mode, conditions, approvals, params without a value."""
+    """How its routes are made: at run time, single mode, conditions, approvals, params without a value, ranges."""
     lines = []
     if task.runtime_reason and task.count is not None:
         lines.append(f"planned at run time: {task.runtime_reason}")
@@ -112,6 +112,7 @@ def _route_lines(task: TaskPlan) -> list[str]:
         lines.append(f"waits for approval by {', '.join(task.approvers)}")
     if task.unset_params:
         lines.append(f"params without a value, not passed until given one: {', '.join(task.unset_params)}")
+    lines += [f"{p.key}: {p.describe_range()}" for p in getattr(task.spec, "params", []) if p.is_range]
     return lines
 
 

@@ -59,9 +59,9 @@ def test_a_run_read_back_as_the_cli_reads_it_and_without_titles(run: Any) -> Non
         missing = records.of_run(session, result.dag_id, "no such run")
     assert [(e.task, e.index, e.label, e.state, e.tags) for e in result.experiments] == [
         ("Params", 0, "no params", "success", {"route": "1,2,3"}),
-        ("Dynamic", 0, "route=1", "success", {"args": "--route=1"}),
-        ("Dynamic", 1, "route=2", "success", {"args": "--route=2"}),
-        ("Dynamic", 2, "route=3", "success", {"args": "--route=3"}),
+        ("Dynamic", 0, "route=1", "success", {"args": "--route 1"}),
+        ("Dynamic", 1, "route=2", "success", {"args": "--route 2"}),
+        ("Dynamic", 2, "route=3", "success", {"args": "--route 3"}),
     ]
     # without titles: every "*.run" task, titled as its records say, in task id order
     assert [e.task_id for e in every] == ["dynamic.run"] * 3 + ["params.run"]

@@ -195,13 +195,16 @@ def _stage_dataset(store: DatasetStore, info: dict, target: Path, layout: Layout
 
 def command_line(spec: models.ExecTask, params: list[list[str]], roots: Mapping[str, PurePath], inputs: Path,
                  log: logging.Logger) -> tuple[str, str]:
-    """The command line: the task's script, then ``--key=value`` per param, each quoted.
+    """The command line: the task's script, then ``--key`` and the words of its value per param, as cnvrg
+    passes them (:func:`param_words`), each word quoted so that no shell reads it.
 
     Also the line as the log shows it: the value of a secret-named param (``api_token``) as ``***``.
 
     cnvrg's absolute paths (``/input/<task>/...``, ``/cnvrg/...``, ``/data/<name>/...``) in the
-    script and at the start of a param value mean ``roots`` (the layout's folders). ``inputs``:
+    script and at the start of a param's word mean ``roots`` (the layout's folders). ``inputs``:
     the workspace's input folder on the worker, to warn of an input that is not there.
+
+    :raises ExperimentFailed: a value whose quote marks are not closed (it has no words).
     """
     script = spec.script
     mapped = map_command(script, roots)
@@ -210,17 +213,33 @@ def command_line(spec: models.ExecTask, params: list[list[str]], roots: Mapping[
         if names_roots(script):
             log.warning("the command names cnvrg's absolute paths, which cannot be mapped here: "
                         "the local folders' names need shell quoting")
-    args = [[k, map_path(v, roots)] for k, v in params]
-    if mapped != script or args != params:
+    words = [(k, param_words(k, v)) for k, v in params]
+    args = [(k, [map_path(w, roots) for w in ws]) for k, ws in words]
+    if mapped != script or args != words:
         log.info("cnvrg's absolute paths mean this experiment's own folders here: %s",
                  ", ".join(f"{root} -> {local}" for root, local in roots.items()))
-        check_inputs([script, *(v for _, v in params)], inputs, log)
-    shown = [[k, report.MASK if report.hidden(k) else v] for k, v in args]
+        check_inputs([script, *(w for _, ws in words for w in ws)], inputs, log)
+    shown = [(k, [report.MASK] if report.hidden(k) else ws) for k, ws in args]
 
-    def line(pairs: list[list[str]]) -> str:
-        return " ".join([mapped, *(shlex.quote(f"--{k}={v}") for k, v in pairs)])
+    def line(pairs: list[tuple[str, list[str]]]) -> str:
+        return " ".join([mapped, *(shlex.quote(w) for k, ws in pairs for w in (f"--{k}", *ws))])
 
     return line(args), line(shown)
+
+
+def param_words(key: str, value: str) -> list[str]:
+    """The words a param's value reaches the command as, after ``--<key>``: cnvrg passes ``--key value``, the
+    value split into words as a shell splits it (quote marks group words, ``\\`` escapes), never run by one:
+    ``"a 'b c'"`` is ``a`` and ``b c``; ``$HOME``, ``;``, ``*`` stay as written.
+
+    :raises ExperimentFailed: the value's quote marks are not closed.
+    """
+    try:
+        return shlex.split(value)
+    except ValueError as e:
+        why = f"param '{key}': its value {value!r} cannot be split into words ({e})"
+        raise ExperimentFailed(f"{why}: quote marks group words, as a shell reads them; close the quote or escape "
+                               "it with \\") from None
 
 
 def check_inputs(texts: list[str], inputs: Path, log: logging.Logger) -> None:

@@ -11,7 +11,9 @@ tasks in :mod:`flow_airflow.spec.references`.
 
 from __future__ import annotations
 
+import math
 import re
+import shlex
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -27,6 +29,10 @@ METRIC_OBJECTIVES = tuple(METRICS)  # gt, lt, eq, min, max: common.conditions.OB
 OBJECTIVES = (*METRIC_OBJECTIVES, "human_validation")
 ENDPOINT_TITLE = re.compile(r"^[A-Za-z0-9-]+$")
 TEMPLATE = ROUTE_TEMPLATE  # `{{ Task.tag }}` and `{{ Task.tag | hyper }}`
+RANGE_SCALES = ("linear", "log", "log2", "log10")  # of a range param
+LOG_SCALES = frozenset(RANGE_SCALES[1:])
+QUOTING = re.compile(r"['\"\\\\]")  # what makes splitting a value into words fail
+MAX_STEPS = 100_000  # values of one range param (a flow's routes have their own limit)
 
 
 def is_empty(value: Any) -> bool:
@@ -85,8 +91,14 @@ class Param(Model):
     keep_null: ClassVar[frozenset[str]] = frozenset({"value", "values"})
     key: str
     value: Scalar | list[Scalar] | None = None
-    type: Literal["categorical", "discrete"] | None = None
+    type: Literal["categorical", "discrete", "integer", "float"] | None = None
     values: list[Scalar] | None = None
+    # a range (cnvrg's flow page and grid files): `steps` values from `min` (inclusive) to `max` (not
+    # inclusive); `steps: 0` (the page's default beside listed `values`) means no range
+    min: float | None = None
+    max: float | None = None
+    scale: Literal[RANGE_SCALES] | None = None
+    steps: int | None = Field(None, ge=0, le=MAX_STEPS)
 
     @field_validator("key")
     @classmethod
@@ -109,9 +121,66 @@ class Param(Model):
     def _one_value_form(self) -> Param:
         if self.values is not None and self.value is not None:
             raise ValueError(f"param '{self.key}' has both 'value' and 'values'; use one")
-        if not self.model_fields_set & {"value", "values"}:
+        if self.is_range:
+            self._check_range()
+        elif self.min or self.max:  # the page writes min: 0, max: 0, steps: 0 beside listed values
+            raise ValueError(f"param '{self.key}' has 'min' and 'max' but no 'steps': the number of values of "
+                             "the range (or leave the range out and list the values)")
+        elif not self.model_fields_set & {"value", "values"}:
             raise ValueError(f"param '{self.key}' has no 'value'")
+        for value in self.grid():
+            if QUOTING.search(value) and "{{" not in value:  # a reference's value is split when it is known
+                try:
+                    shlex.split(value)
+                except ValueError as e:
+                    raise ValueError(f"param '{self.key}': the value {value!r} cannot be split into words ({e}); "
+                                     "cnvrg passes '--key value', the value split into words as a shell "
+                                     "splits it: close the quote, or escape it with \\") from None
         return self
+
+    @property
+    def is_range(self) -> bool:
+        """A range param (``steps`` above 0): its values are made from ``min``, ``max``, ``scale``, ``steps``."""
+        return bool(self.steps)
+
+    def _check_range(self) -> None:
+        where = f"param '{self.key}' is a range (steps: {self.steps})"
+        if self.values or (self.value is not None and self.value != []):
+            raise ValueError(f"{where} and also lists values; use one: the values, or the range with 'values: []'")
+        if self.type not in ("integer", "float"):
+            raise ValueError(f"{where}: a range needs 'type: integer' or 'type: float', not "
+                             f"{repr(self.type) if self.type else 'no type'}")
+        if self.min is None or self.max is None:
+            raise ValueError(f"{where}: it needs 'min' and 'max'")
+        if not self.min < self.max:
+            raise ValueError(f"{where}: 'min' ({self.min:g}) must be below 'max' ({self.max:g}), which is not included")
+        if self.scale in LOG_SCALES and self.min <= 0:
+            raise ValueError(f"{where}: a '{self.scale}' scale needs 'min' above 0, not {self.min:g}")
+        values = self.range_values()
+        if len(set(values)) < len(values):
+            raise ValueError(f"{where}: the integers {', '.join(values)} repeat (values are floored); "
+                             "use fewer steps or a wider range")
+
+    def range_values(self) -> list[str]:
+        """The values of a range param, as cnvrg makes them (its grid files: "a range of possible values between
+        a minimum (inclusive) and maximum (not inclusive) values. Values are floored (0.7 => 0)", ``steps`` "the
+        number of linear steps to produce"): value i of n is min + i * (max - min) / n on the linear scale, and
+        min * (max / min) ** (i / n) on a log scale (evenly spaced in log space; any base gives the same values);
+        integers floored, floats as Python writes them (12 significant digits).
+        """
+        lo, hi, n = float(self.min or 0), float(self.max or 0), int(self.steps or 0)
+        if self.scale in LOG_SCALES:
+            raw = [lo * (hi / lo) ** (i / n) for i in range(n)]
+        else:
+            raw = [lo + i * (hi - lo) / n for i in range(n)]
+        if self.type == "integer":
+            return [str(math.floor(v + 1e-9)) for v in raw]  # 1e-9: 0.1 * 3 steps is 0.3, not 0.29999...
+        return [repr(float(f"{v:.12g}")) for v in raw]
+
+    def describe_range(self) -> str:
+        """``5, 8, 12, 16 (integer, linear, 4 steps from 5 to 20, 20 not included)``, as ``plan`` shows it."""
+        bounds = f"from {self.min:g} to {self.max:g}, {self.max:g} not included"
+        return f"{', '.join(self.range_values())} ({self.type}, {self.scale or 'linear'}, {self.steps} steps {bounds})"
 
     @property
     def unset(self) -> bool:
@@ -124,6 +193,8 @@ class Param(Model):
         A list gives one value per item, a comma-separated text one per non-empty item
         (``"0.1, 0.01,"`` is 0.1 and 0.01, as ``| hyper`` splits a tag), ``values`` one per item.
         """
+        if self.is_range:
+            return self.range_values()
         raw = self.values if self.values is not None else self.value
         if raw is None:
             return []

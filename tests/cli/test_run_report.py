@@ -30,14 +30,14 @@ def test_run_prints_a_line_per_experiment_then_a_summary(tmp_path: Path) -> None
     assert re.fullmatch(r"\[1/1\+\] Params +no params  success  \d+\.\ds  route=1,2,3", lines[1])
     progress = sorted(lines[2:5], key=lambda line: line.split("route=")[1])
     for n, line in enumerate(progress, start=1):
-        assert re.fullmatch(rf"\[[234]/4\] Dynamic +route={n}  success  \d+\.\ds  args=--route={n}", line), line
+        assert re.fullmatch(rf"\[[234]/4\] Dynamic +route={n}  success  \d+\.\ds  args=--route {n}", line), line
     assert re.fullmatch(r"DAG 'dynamic_routes', run manual__\S+: success \(4 experiments: 4 success\) in \d+\.\ds",
                         lines[5])
     assert lines[6:] == [
         "  Params #0 [no params] success  tags: route=1,2,3",
-        "  Dynamic #0 [route=1] success  tags: args=--route=1",
-        "  Dynamic #1 [route=2] success  tags: args=--route=2",
-        "  Dynamic #2 [route=3] success  tags: args=--route=3",
+        "  Dynamic #0 [route=1] success  tags: args=--route 1",
+        "  Dynamic #1 [route=2] success  tags: args=--route 2",
+        "  Dynamic #2 [route=3] success  tags: args=--route 3",
         f"Airflow's log of this run: {log_file}",
     ]
     assert "[DAG TEST]" not in done.stdout + done.stderr  # Airflow's own lines are in the log file

@@ -134,7 +134,7 @@ def test_a_new_kind_is_one_class_and_one_entry_and_gets_cnvrgs_container_layout(
     )
     record = experiment.run()
     [launch] = FakeContainerCompute.launches
-    assert launch.command == "python3 /cnvrg/train.py --data /input/prepare/output/a.csv --out=/cnvrg/output/m"
+    assert launch.command == "python3 /cnvrg/train.py --data /input/prepare/output/a.csv --out /cnvrg/output/m"
     assert str(launch.cwd) == "/cnvrg" and launch.image == "python:3.11"
     assert launch.resources == {"cpu": 2.0, "memory": 4.0}
     env = launch.env

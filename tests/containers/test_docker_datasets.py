@@ -97,7 +97,7 @@ READ = """import errno, os, sys
 folder = os.environ["CNVRG_DATASET_NUMBERS"]
 print("cnvrg_tag_folder:", folder)
 print("cnvrg_tag_total:", sum(int(open(os.path.join(folder, f)).read()) for f in sorted(os.listdir(folder))))
-given = dict(arg[2:].split("=", 1) for arg in sys.argv[1:])
+given = dict(zip((a[2:] for a in sys.argv[1::2]), sys.argv[2::2]))
 print("cnvrg_tag_data:", open(given["file"]).read())  # /data/numbers/b.txt in a param means the dataset
 mount = [line.split() for line in open("/proc/self/mountinfo") if line.split()[4] == folder]
 print("cnvrg_tag_mount:", ",".join(sorted(set(mount[-1][5].split(",")) & {"ro", "rw"})) if mount else "none")

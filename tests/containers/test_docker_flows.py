@@ -78,9 +78,6 @@ def test_example_flows_give_the_same_on_docker_as_on_local(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     local_file = project(name)
-    if name == "regressions/absolute_input_paths":  # prepare.py leaves output/ratings.csv (as test_runtime_flows)
-        text = local_file.read_text()
-        local_file.write_text(text.replace("'/input/prepare/ratings.csv'", "'/input/prepare/output/ratings.csv'"))
     docker_file = on_docker(local_file)
     local = run_flow(local_file)
     capfd.readouterr()

@@ -279,7 +279,7 @@ tasks:
 relations: []
 """
 GRID = """import os, sys
-n = sys.argv[1].split("=")[1]
+n = sys.argv[2]
 os.makedirs("output", exist_ok=True)
 open("output/n.txt", "w").write(n)
 print("cnvrg_tag_n:", n)

@@ -70,7 +70,7 @@ READ = """import os, sys
 folder = os.environ["CNVRG_DATASET_NUMBERS"]
 print("cnvrg_tag_total:", sum(int(open(os.path.join(folder, f)).read()) for f in sorted(os.listdir(folder))))
 print("cnvrg_tag_mode:", oct(os.stat(os.path.join(folder, "a.txt")).st_mode & 0o777))
-given = dict(arg[2:].split("=", 1) for arg in sys.argv[1:])
+given = dict(zip((a[2:] for a in sys.argv[1::2]), sys.argv[2::2]))
 print("cnvrg_tag_data:", open(given["file"]).read())  # /data/numbers/b.txt in a param means the dataset
 """
 

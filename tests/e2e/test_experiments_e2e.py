@@ -152,7 +152,7 @@ def test_the_api_pages_grid_three(airflow_server: AirflowServer, runs: dict[str,
                     e["params"]["c"]) for e in c}) == sorted(
         {(a, b, c) for a in ("1", "2") for b in "xyz" for c in ("10", "20", "30", "40", "50")})
     assert all(e["params"]["fixed"] == "same-for-all"
-               and e["tags"]["args"] == f"--c={e['params']['c']} --fixed=same-for-all" for e in c)
+               and e["tags"]["args"] == f"--c {e['params']['c']} --fixed same-for-all" for e in c)
     # the same records as Airflow's own XComs hold
     assert server.xcom(GRID, run_id, "grid_search_c.run", map_index=29)["params"] == c[29]["params"]
 
@@ -171,8 +171,8 @@ def test_grid_three_page_lists_every_experiment_and_draws_charts(
     assert [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#tabs button")] == [
         "All (35)", "Grid Search A (2)", "Grid Search B (3)", "Grid Search C (30)"]
     assert [r["task"] for r in table] == ["Grid Search A"] * 2 + ["Grid Search B"] * 3 + ["Grid Search C"] * 30
-    assert [(r["param:a"], r["tag:args"]) for r in table[:2]] == [("1", "--a=1"), ("2", "--a=2")]
-    assert [(r["param:b"], r["tag:args"]) for r in table[2:5]] == [("x", "--b=x"), ("y", "--b=y"), ("z", "--b=z")]
+    assert [(r["param:a"], r["tag:args"]) for r in table[:2]] == [("1", "--a 1"), ("2", "--a 2")]
+    assert [(r["param:b"], r["tag:args"]) for r in table[2:5]] == [("x", "--b x"), ("y", "--b y"), ("z", "--b z")]
     assert table[5]["param:c"] == "10" and table[5]["param:fixed"] == "same-for-all"
     assert table[5]["param:a"] == "1" and table[5]["param:b"] == "x"  # the route's params before it
     assert all(r["state"] == "success" and r["log"] == "log" for r in table)

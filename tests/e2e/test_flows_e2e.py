@@ -41,9 +41,9 @@ def test_a_dropped_flow_appears_runs_and_maps_its_routes(server) -> None:
 
     first = by_task["grid_search_c.run"][0]
     record = server.xcom("three_grid_searches", run_id, "grid_search_c.run", first["map_index"])
-    assert record["task"] == "Grid Search C" and record["tags"]["args"].startswith("--c=")
+    assert record["task"] == "Grid Search C" and record["tags"]["args"].startswith("--c ")
     log = server.task_log("three_grid_searches", run_id, "grid_search_c.run", first["map_index"])
-    assert "running on compute 'local'" in log and "cnvrg_tag_args: --c=" in log
+    assert "running on compute 'local'" in log and "cnvrg_tag_args: --c " in log
 
 
 def test_broken_flows_are_import_errors_and_the_others_keep_working(server) -> None:

@@ -52,12 +52,12 @@ def test_a_trigger_with_conf_overriding_a_grid_runs_the_overridden_routes(server
     # the DAG has 2 task instances of Train (its file's grid): each runs its share of the 3 routes
     train = records(server, run_id, "train.run")
     assert [(r["params"], r["tags"]) for r in train] == [
-        ({"lr": lr}, {"args": f"--lr={lr}"}) for lr in ("0.5", "0.05", "0.005")]
+        ({"lr": lr}, {"args": f"--lr {lr}"}) for lr in ("0.5", "0.05", "0.005")]
     assert [r["label"] for r in train] == ["lr=0.5", "lr=0.05", "lr=0.005"]
     evaluate = records(server, run_id, "evaluate.run")
     assert sorted(r["label"] for r in evaluate) == sorted(
         f"split={s} | Train: lr={lr}" for s in ("val", "test") for lr in ("0.5", "0.05", "0.005"))
-    assert sorted(r["tags"]["args"] for r in evaluate) == ["--split=test"] * 3 + ["--split=val"] * 3
+    assert sorted(r["tags"]["args"] for r in evaluate) == ["--split test"] * 3 + ["--split val"] * 3
     labels = [ti["rendered_map_index"] for ti in server.task_instances(DAG_ID, run_id, "train.run")]
     assert labels == ["2 routes: lr=0.5 … lr=0.05", "lr=0.005"]
     log = server.task_log(DAG_ID, run_id, "train.run", 0)

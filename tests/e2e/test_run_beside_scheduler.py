@@ -50,8 +50,7 @@ def test_run_beside_a_scheduler_runs_each_experiment_once_in_its_own_process(air
         env=airflow_server.env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     runs = ledger.read_text().splitlines()
-    assert sorted(line.split(" ")[0] for line in runs) == ["['--seed=1']", "['--seed=2']", "['--seed=3']",
-                                                           "['--seed=4']"], runs
+    assert sorted(line.rsplit(" ", 1)[0] for line in runs) == [f"['--seed', '{n}']" for n in (1, 2, 3, 4)], runs
     assert "(4 experiments: 4 success)" in done.stdout
     assert "a scheduler serves this metadata DB: DAG 'beside_scheduler' is paused while this run runs" in done.stdout
     assert airflow_server.get_dag("beside_scheduler")["is_paused"] is False  # as it was before the run

@@ -125,7 +125,7 @@ NOTHING_PASSES = """flow: Nothing Passes
 tasks:
   - title: Train
     type: exec
-    input: python3 -c "import sys; print('cnvrg_tag_loss:', sys.argv[1].split('=')[1])"
+    input: python3 -c "import sys; print('cnvrg_tag_loss:', sys.argv[2])"
     computes: [local]
     params:
       - key: loss
@@ -215,7 +215,7 @@ relations: []
 """
 FIT = """import sys
 from cnvrg import Experiment
-lr = float(sys.argv[1].split("=")[1])
+lr = float(sys.argv[2])
 e = Experiment()
 e.log_metric("loss", Ys=[1.0, 0.5])
 e.log_metric("loss", Ys=[lr])

@@ -66,7 +66,7 @@ flow: Skipped Branch
 tasks:
   - title: Train
     type: exec
-    input: python3 -c "import sys; print('cnvrg_tag_acc:', sys.argv[1].split('=')[1])"
+    input: python3 -c "import sys; print('cnvrg_tag_acc:', sys.argv[2])"
     computes: [local]
     params: [{key: acc, value: ["0.1", "0.2"]}]
   - title: Gate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,7 @@ def test_grid_two(run: Callable[..., RunResult]) -> None:
     a, b = result.of("Grid Search A"), result.of("Grid Search B")
     assert len(a) == 3 and len(b) == 9
     assert [e.label for e in a] == ["lr=0.1", "lr=0.01", "lr=0.001"]
-    assert sorted(e.tags["args"] for e in b) == sorted(f"--depth={d}" for d in (2, 4, 8) for _ in range(3))
+    assert sorted(e.tags["args"] for e in b) == sorted(f"--depth {d}" for d in (2, 4, 8) for _ in range(3))
     lrs = ("0.1", "0.01", "0.001")
     assert {e.label for e in b} == {f"depth={d} | Grid Search A: lr={lr}" for d in (2, 4, 8) for lr in lrs}
 
@@ -37,7 +38,7 @@ def test_grid_three(run: Callable[..., RunResult]) -> None:
     assert result.state == "success"
     assert [len(result.of(t)) for t in ("Grid Search A", "Grid Search B", "Grid Search C")] == [2, 3, 30]
     args = {e.tags["args"] for e in result.of("Grid Search C")}
-    assert args == {f"--c={c} --fixed=same-for-all" for c in (10, 20, 30, 40, 50)}
+    assert args == {f"--c {c} --fixed same-for-all" for c in (10, 20, 30, 40, 50)}
     labels = {e.label for e in result.of("Grid Search C")}
     assert len(labels) == 30 and not any("fixed=" in label for label in labels)  # the same on every route
 
@@ -88,7 +89,7 @@ def test_dynamic_routes(run: Callable[..., RunResult]) -> None:
     assert result.of("Params")[0].tags == {"route": "1,2,3"}
     dynamic = result.of("Dynamic")
     assert [e.params for e in dynamic] == [{"route": "1"}, {"route": "2"}, {"route": "3"}]
-    assert [e.tags["args"] for e in dynamic] == ["--route=1", "--route=2", "--route=3"]
+    assert [e.tags["args"] for e in dynamic] == ["--route 1", "--route 2", "--route 3"]
     assert [e.label for e in dynamic] == ["route=1", "route=2", "route=3"]
 
 
@@ -129,7 +130,7 @@ flow: Nothing Passes
 tasks:
   - title: Train
     type: exec
-    input: python3 -c "import sys; print('cnvrg_tag_acc:', sys.argv[1].split('=')[1])"
+    input: python3 -c "import sys; print('cnvrg_tag_acc:', sys.argv[2])"
     computes: [local]
     params: [{key: acc, value: [0.1, 0.2]}]
   - title: Deploy
@@ -190,18 +191,19 @@ tasks:
     computes: [local]
     params:
       - key: evil
-        value: ["$(touch {marker})", "`touch {marker}`; touch {marker}", "it's \\"quoted\\" & | > x"]
+        value: ["$(touch {marker})", "`touch {marker}`; touch {marker}", "\\"it's quoted\\" & | > x $HOME *"]
 relations: []
 """,
-        {"show.py": "import sys\nprint('cnvrg_tag_arg:', sys.argv[1])\n"},
+        {"show.py": "import json, sys\nprint('cnvrg_tag_arg:', json.dumps(sys.argv[1:]))\n"},
     )
     result = run_flow(file)
     assert result.state == "success"
     assert not marker.exists()
-    assert [e.tags["arg"] for e in result.of("A")] == [
-        f"--evil=$(touch {marker})",
-        f"--evil=`touch {marker}`; touch {marker}",
-        '--evil=it\'s "quoted" & | > x',
+    # each value split into words as a shell splits it (cnvrg's "--key value"), never run by one
+    assert [json.loads(e.tags["arg"]) for e in result.of("A")] == [
+        ["--evil", "$(touch", f"{marker})"],
+        ["--evil", "`touch", f"{marker}`;", "touch", str(marker)],
+        ["--evil", "it's quoted", "&", "|", ">", "x", "$HOME", "*"],
     ]
 
 

@@ -89,7 +89,7 @@ def test_a_run_with_a_grid_overridden_runs_the_overridden_routes(
     b = result.of("Grid Search B")
     lrs = ("0.5", "0.05")
     assert sorted(e.label for e in b) == sorted(f"depth={d} | Grid Search A: lr={lr}" for d in (7, 9) for lr in lrs)
-    assert sorted(e.tags["args"] for e in b) == ["--depth=7", "--depth=7", "--depth=9", "--depth=9"]
+    assert sorted(e.tags["args"] for e in b) == ["--depth 7", "--depth 7", "--depth 9", "--depth 9"]
     assert sorted(e.params["lr"] for e in result.of("Grid Search A")) == ["0.05", "0.5"]
 
     same = run_flow(file, conf={"Grid Search A": {"lr": ["0.1", "0.01", "0.001"]}})  # the trigger form's defaults

@@ -34,7 +34,7 @@ def test_yaml_typed_param_values_reach_the_script_as_written(
     assert show.params == written
     assert show.label == "no params"  # each has one value: the same on every route
     argvs, env = printed(capfd)
-    assert argvs == [[f"--{k}={v}" for k, v in written.items()]]
+    assert argvs == [[w for k, v in written.items() for w in (f"--{k}", v)]]
     assert sorted(env) == sorted(f"CNVRG_TAG_{k.upper()} {v!r}" for k, v in written.items())
 
 
@@ -46,8 +46,8 @@ def test_date_params_are_text(run: Callable[..., RunResult], capfd: pytest.Captu
         {"start_date": "2024-01-15", "end_date": "2024-03-01"},
     ]
     argvs, env = printed(capfd)
-    assert sorted(argvs) == [["--start_date=2024-01-15", "--end_date=2024-02-01"],
-                             ["--start_date=2024-01-15", "--end_date=2024-03-01"]]  # in the order they ran
+    assert sorted(argvs) == [["--start_date", "2024-01-15", "--end_date", "2024-02-01"],
+                             ["--start_date", "2024-01-15", "--end_date", "2024-03-01"]]  # in the order they ran
     assert "CNVRG_TAG_START_DATE '2024-01-15'" in env
 
 
@@ -57,7 +57,7 @@ def test_merge_keys_give_way_to_the_tasks_own(run: Callable[..., RunResult], cap
     assert [e.params for e in result.of("Train Small")] == [{"size": "small"}]
     assert [e.params for e in result.of("Train Large")] == [{"size": "large"}]
     argvs, _ = printed(capfd)
-    assert sorted(argvs) == [["--size=large"], ["--size=small"]]
+    assert sorted(argvs) == [["--size", "large"], ["--size", "small"]]
 
 
 def test_merge_key_without_override(run: Callable[..., RunResult], capfd: pytest.CaptureFixture[str]) -> None:
@@ -75,7 +75,7 @@ def test_csv_grid_and_hyper_drop_empty_items(run: Callable[..., RunResult], capf
     assert [e.params for e in result.of("Sweep")] == expected
     assert [e.params for e in result.of("Dynamic")] == expected
     argvs, _ = printed(capfd)
-    assert sorted(argvs) == sorted([[f"--lr={v}"] for v in ("0.1", "0.01", "0.001")] * 2)
+    assert sorted(argvs) == sorted([["--lr", v] for v in ("0.1", "0.01", "0.001")] * 2)
 
 
 def test_realworld_empty_values_are_not_passed(run: Callable[..., RunResult]) -> None:

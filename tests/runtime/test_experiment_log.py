@@ -99,7 +99,7 @@ def test_the_log_opens_with_route_inputs_variables_compute_and_ends_with_tags_an
     assert "CNVRG_EXPERIMENT_TITLE=Prepare #0" in variables
     compute = section(prepare, "Compute: local (local), image python:3.11-slim")
     assert "image: python:3.11-slim (not used by the local compute: the command runs on the worker)" in compute
-    assert "command: python3 prepare.py '--api_token=***' --size=10 '--password=***'" in compute
+    assert "command: python3 prepare.py --api_token '***' --size 10 --password '***'" in compute
     # said nowhere in its log (but in the route's label, which Airflow's XCom line shows: labels are not masked yet)
     assert not [m for _, m in prepare if SECRET in m and not m.startswith("Pushing xcom")]
     # the masked values are registered with Airflow's secrets masker, which hides them in every task log line

@@ -135,21 +135,23 @@ def test_absolute_input_paths_mean_the_experiments_own_folders(
     airflow_home: Path, project: Callable[..., Path], capfd: pytest.CaptureFixture[str]
 ) -> None:
     file = project("regressions/absolute_input_paths")
-    # prepare.py writes output/ratings.csv: its end state holds it at /input/prepare/output/ratings.csv
-    file.write_text(file.read_text().replace("'/input/prepare/ratings.csv'", "'/input/prepare/output/ratings.csv'"))
+    # prepare.py writes ratings.csv in its working directory: its end state holds it at /input/prepare/ratings.csv
     result = run_flow(file)
     assert result.state == "success"
-    assert result.of("Data Validation")[0].params == {"filename": "/input/prepare/output/ratings.csv"}
+    assert result.of("Data Validation")[0].params == {"filename": "/input/prepare/ratings.csv"}
     text = logs(capfd)
     assert "user,item,rating" in text
-    assert "/data_validation/0.try1/input/prepare/output/ratings.csv" in text  # what validate.py was given
+    assert "/data_validation/0.try1/input/prepare/ratings.csv" in text  # what validate.py was given
     assert text.count("cnvrg's absolute paths mean this experiment's own folders here: /cnvrg -> ") == 1  # once
 
 
 def test_an_absolute_input_path_that_is_not_there_says_where_the_file_is(
-    run: Callable[..., RunResult], capfd: pytest.CaptureFixture[str]
+    airflow_home: Path, project: Callable[..., Path], capfd: pytest.CaptureFixture[str]
 ) -> None:
-    result = run("regressions/absolute_input_paths")  # names /input/prepare/ratings.csv as published
+    file = project("regressions/absolute_input_paths")  # names /input/prepare/ratings.csv as published
+    (file.parent / "prepare.py").write_text(  # but this prepare.py writes it in output/
+        "import os\nos.makedirs('output', exist_ok=True)\nopen('output/ratings.csv', 'w').write('user,item\\n')\n")
+    result = run_flow(file)
     assert [e.state for e in result.of("Data Validation", None)] == ["failed"]
     assert ("/input/prepare/ratings.csv is named, but its task did not leave it (it left "
             "/input/prepare/output/ratings.csv: a task's files keep their paths)") in logs(capfd)
@@ -174,9 +176,10 @@ relations:
             "use.py": """\
 import os, sys
 here = os.getcwd()
-first, second, third, fourth, data, other = sys.argv[1:]
-assert first == second == os.path.join(here, "input/prepare/output/n.txt") == data.split("=", 1)[1], sys.argv
-assert (third, fourth, other) == ("/inputs/x", "a/input/b", "--other=/datasets/x"), sys.argv
+first, second, third, fourth, data_key, data, other_key, other = sys.argv[1:]
+assert first == second == os.path.join(here, "input/prepare/output/n.txt") == data, sys.argv
+assert (data_key, other_key) == ("--data", "--other"), sys.argv
+assert (third, fourth, other) == ("/inputs/x", "a/input/b", "/datasets/x"), sys.argv
 assert os.environ["CNVRG_TAG_DATA"] == os.path.join(here, "input/prepare/output/n.txt")
 print("cnvrg_tag_n:", open(first).read().strip())
 """,

@@ -19,7 +19,7 @@ FLOW = """flow: Gated Best
 tasks:
   - title: Train
     type: exec
-    input: python3 -c "import sys; print('cnvrg_tag_accuracy: ' + sys.argv[1].split('=')[1])"
+    input: python3 -c "import sys; print('cnvrg_tag_accuracy: ' + sys.argv[2])"
     computes: [local]
     params:
       - key: accuracy

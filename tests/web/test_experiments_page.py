@@ -101,7 +101,7 @@ relations:
 """
 MIN_TRAIN = """import sys
 from cnvrg import Experiment
-mse = sys.argv[1].split("=")[1]
+mse = sys.argv[2]
 print("cnvrg_tag_note: some words")
 print("cnvrg_tag_commit: " + "0123456789abcdef" * 2 + "01234567")
 e = Experiment()

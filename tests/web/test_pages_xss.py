@@ -31,7 +31,7 @@ FLOW_TITLE = f"XSS {payload('flow')}"
 
 TRAIN = f"""import sys
 from cnvrg import Experiment
-lr = [a.split("=")[-1] for a in sys.argv[1:] if a.startswith("--lr=")][0]
+lr = sys.argv[sys.argv.index("--lr") + 1]
 print({json.dumps("cnvrg_tag_" + TAG + ": ")} + lr)
 print("cnvrg_tag_accuracy: " + lr)
 print({json.dumps("cnvrg_tag_note: " + payload("tag_value"))})

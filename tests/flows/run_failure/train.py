@@ -1,6 +1,6 @@
 import sys
 
-lr = sys.argv[1].split("=", 1)[1]
+lr = sys.argv[2]  # --lr <value>
 if lr == "0.2":
     print("diverged: loss is nan", file=sys.stderr)
     sys.exit(3)

@@ -2,7 +2,7 @@
 import sys
 import time
 
-n = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--n=")), "0")
+n = sys.argv[sys.argv.index("--n") + 1] if "--n" in sys.argv else "0"
 print("cnvrg_tag_n:", n)
 if n != "0":
     time.sleep(600)
