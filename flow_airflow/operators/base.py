@@ -20,12 +20,13 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from flow_airflow.common.records import Record, Status, not_succeeded, reason_of, status_of
+from flow_airflow.common.routes import LABEL_LIMIT
 from flow_airflow.operators.setup import TaskSetup
 
 # The label of a mapped task instance in the UI: the route's varying params, then those of the tasks
 # before it, named, e.g. "depth=8 | Grid Search A: lr=0.1" (flow_airflow.common.routes.label_text).
 ROUTE_LABEL = "{{ task.route_label }}"
-LABEL_LIMIT = 250  # Airflow's rendered_map_index column
+
 
 class FlowTaskOperator(BaseOperator):
     """Runs a flow task for one route (or a batch of routes) and returns the record(s) (XCom).
