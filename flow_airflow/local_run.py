@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flow_airflow import records, settings
+from flow_airflow import run_experiments, settings
 from flow_airflow.common.ids import run_task_id
 from flow_airflow.common.routes import slug
 from flow_airflow.plan.flow_plan import dag_id_for
-from flow_airflow.records import Experiment
+from flow_airflow.run_experiments import ExperimentInstance
 from flow_airflow.spec.load import LoadedFlow, load_flow
 
 BUNDLE = "flow-airflow-run"
@@ -40,14 +40,14 @@ globals().update(load_dags(__file__, files=[Path({file!r})]))
 
 @dataclass
 class RunResult:
-    """A run of ``flow-airflow run``: the DAG run and its experiments (``flow_airflow.records``)."""
+    """A run of ``flow-airflow run``: the DAG run and its experiments (``flow_airflow.run_experiments``)."""
 
     dag_id: str
     run_id: str
     state: str
-    experiments: list[Experiment]
+    experiments: list[ExperimentInstance]
 
-    def of(self, title: str, state: str | None = "success") -> list[Experiment]:
+    def of(self, title: str, state: str | None = "success") -> list[ExperimentInstance]:
         """The experiments of one flow task (in the given state; any when None)."""
         return [e for e in self.experiments if e.task == title and (state is None or e.state == state)]
 
@@ -242,11 +242,11 @@ def _add_bundle(path: Path) -> None:
 
 
 def collect(dag_id: str, run_id: str, state: str, titles: dict[str, str]) -> RunResult:
-    """The experiments of a DAG run, from the metadata DB (``flow_airflow.records.of_run``).
+    """The experiments of a DAG run, from the metadata DB (``flow_airflow.run_experiments.of_run``).
 
     ``titles`` maps the run task ids to the flow tasks' titles.
     """
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        return RunResult(dag_id, run_id, state, records.of_run(session, dag_id, run_id, titles))
+        return RunResult(dag_id, run_id, state, run_experiments.of_run(session, dag_id, run_id, titles))

@@ -20,7 +20,8 @@ from typing import IO, Any
 
 from airflow.listeners import hookimpl
 
-from flow_airflow.records import shown_label
+from flow_airflow.common.records import flatten
+from flow_airflow.run_experiments import shown_label
 
 TAGS_SHOWN = 3  # tags on a progress line; the summary has them all
 VALUE_WIDTH = 30
@@ -120,7 +121,7 @@ class Progress:
             return
         seconds = time.monotonic() - self.started.get((ti.task_id, ti.map_index), time.monotonic())
         value = _own_result(ti) if state != "failed" else None
-        records = value if isinstance(value, list) else [value or {}]
+        records = flatten(value) or [{}]  # none: the line all the same, without its tags
         for record in records:
             self.done += 1
             label = record.get("label") or shown_label(getattr(ti, "rendered_map_index", None), ti.map_index,

@@ -3,7 +3,7 @@
 Read from the source with ``ast`` (nothing is imported), counting imports inside functions too:
 a lazy import keeps parse time low but is still a dependency. From the bottom up:
 
-- ``common``: what compile time and run time share (routes, graph, ids, conditions): no other
+- ``common``: what compile time and run time share (records, routes, graph, ids, conditions): no other
   package of flow_airflow, and no Airflow;
 - ``spec``: the flow format (load, models, checks): ``common`` only;
 - ``plan``: a flow's routes and counts: ``spec``, ``common``, ``computes`` (what a compute will not

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select, update
 
-from flow_airflow import records
+from flow_airflow import run_experiments
 from flow_airflow.approvals import APPROVE, REJECT, SENSOR, page_path
 from flow_airflow.common import ids
 
@@ -228,7 +228,7 @@ def experiments_before(session: Session, ti: Any) -> list[dict[str, Any]]:
               if t in upstream and ids.is_role(t, ids.RUN)}
     found = [
         {"task": e.record.get("task", ""), "label": e.record.get("label", ""), "params": e.params, "tags": e.tags}
-        for e in records.of_run(session, ti.dag_id, ti.run_id, titles) if e.record is not None
+        for e in run_experiments.of_run(session, ti.dag_id, ti.run_id, titles) if e.record is not None
     ]
     return found[:EXPERIMENTS_SHOWN]
 

@@ -16,9 +16,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-from flow_airflow import records
+from flow_airflow import run_experiments
 from flow_airflow.approvals import store
 from flow_airflow.common import ids
+from flow_airflow.run_experiments import ExperimentInstance, FlowTask
 from flow_airflow.web.auth import CallerDep
 from flow_airflow.web.pages import error, page, session, signed_out
 
@@ -30,7 +31,7 @@ TITLE = "Approvals"
 
 
 def shown_experiments(session: Session, approval: store.Approval,
-                      known: dict[str, list[records.FlowTask]] | None = None) -> list[dict[str, Any]]:
+                      known: dict[str, list[FlowTask]] | None = None) -> list[dict[str, Any]]:
     """The experiments before the gate ``approval``, as its page shows them: every experiment of the
     tasks upstream of the gated task that left a record, in the flow's order, those that passed the
     gated task's condition first (cnvrg: what the approver is asked about).
@@ -43,7 +44,7 @@ def shown_experiments(session: Session, approval: store.Approval,
     """
     known = {} if known is None else known
     if approval.dag_id not in known:
-        known[approval.dag_id] = records.flow_tasks(session, approval.dag_id)
+        known[approval.dag_id] = run_experiments.flow_tasks(session, approval.dag_id)
     tasks = known[approval.dag_id]
     by_id = {t.task_id: t for t in tasks}
     gated = by_id.get(ids.run_task_id(ids.group_of(approval.task_id)))
@@ -57,23 +58,23 @@ def shown_experiments(session: Session, approval: store.Approval,
             upstream.add(task_id)
             todo += by_id[task_id].parents if task_id in by_id else []
     titles = {t.task_id: t.title for t in tasks if t.task_id in upstream}
-    choices = records.condition_choices(session, approval.dag_id, approval.run_id).get(gated.condition or "")
+    choices = run_experiments.condition_choices(session, approval.dag_id, approval.run_id).get(gated.condition or "")
     parents = {by_id[p].title for p in gated.parents if p in by_id}
 
-    def passed(e: records.Experiment) -> bool | None:
+    def passed(e: ExperimentInstance) -> bool | None:
         if gated.condition is None or e.task not in parents:
             return None
         return choices is not None and e.index in choices.get(e.task, [])
 
     found = [{"task": e.task, "index": e.index, "label": (e.record or {}).get("label", ""), "params": e.params,
               "tags": e.tags, "passed": passed(e)}
-             for e in records.of_run(session, approval.dag_id, approval.run_id, titles) if e.record is not None]
+             for e in run_experiments.of_run(session, approval.dag_id, approval.run_id, titles) if e.record is not None]
     found.sort(key=lambda e: e["passed"] is not True)  # stable: the flow's order within each part
     return found[:store.EXPERIMENTS_SHOWN]
 
 
 def _as_json(session: Session, approval: store.Approval,
-             known: dict[str, list[records.FlowTask]] | None = None) -> dict[str, Any]:
+             known: dict[str, list[FlowTask]] | None = None) -> dict[str, Any]:
     return {**approval.as_json(), "experiments": shown_experiments(session, approval, known)}
 
 
@@ -115,7 +116,7 @@ def list_approvals(who: CallerDep) -> JSONResponse:
         return error(401, "Not signed in to Airflow")
     with session() as db:
         readable = who.readable_dag_ids(db)
-        known: dict[str, list[records.FlowTask]] = {}
+        known: dict[str, list[FlowTask]] = {}
         body = {"pending": [_as_json(db, a, known) for a in store.pending(db, readable)],
                 "history": [_as_json(db, a, known) for a in store.history(db, readable)]}
     return JSONResponse(body)

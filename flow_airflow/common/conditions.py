@@ -20,7 +20,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from flow_airflow.common.routes import Record, succeeded
+from flow_airflow.common.records import Record, Status, status_of, succeeded
 
 BOOLEANS = {"true": True, "false": False}
 Key = tuple[str, int]  # an experiment: (task title, index)
@@ -157,7 +157,7 @@ def judge(
     tested = {t for test in tests for t in ([test.task] if test.task else parents)}
     passing = {title: succeeded(parents.get(title, [])) for title in tested}
     report = [([_key(r)], f"{_name(r)}: left out, it did not succeed ({r.get('failed')})")
-              for title in parents if title in tested for r in parents[title] if r.get("failed")]
+              for title in parents if title in tested for r in parents[title] if status_of(r) is not Status.SUCCESS]
     for test in tests:
         pool = [r for title in ([test.task] if test.task else list(parents)) for r in succeeded(parents.get(title, []))]
         winners, lines = _winners(test, pool)
@@ -170,7 +170,7 @@ def judge(
 
 def decisions(tests: Sequence[MetricCondition], parents: Mapping[str, list[Record]]) -> list[dict[str, object]]:
     """What the condition decided on each experiment of its tested parents, as the condition task records it
-    (XCom ``decisions``, read by ``flow_airflow.records.condition_decisions``)::
+    (XCom ``decisions``, read by ``flow_airflow.run_experiments.condition_decisions``)::
 
         [{"task": parent title, "index": int, "passed": bool, "why": [line, ...]}]
 

@@ -16,31 +16,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NotRequired, TypedDict
 
+from flow_airflow.common.records import Record, Status, status_of
+
 # Each name ends at its last non-blank character (no lazy group before '\s*': linear in the text).
 TEMPLATE = re.compile(
     r"\{\{\s*(?P<task>[^.{}|]*[^.{}|\s])\s*\.\s*(?P<tag>[^{}|]*[^{}|\s])\s*(?P<hyper>\|\s*hyper\s*)?\}\}"
 )
 LABEL_LIMIT = 250  # Airflow's rendered_map_index column
-
-
-class Record(TypedDict, total=False):
-    """What one experiment leaves for the tasks after it."""
-
-    task: str
-    index: int
-    params: dict[str, str]
-    tags: dict[str, str]
-    output: str | None  # where the artifact store keeps its output folder
-    route: dict[str, int]  # task title -> experiment index, for every task on this route
-    upstream: dict[str, dict[str, dict[str, str]]]  # title -> {"params", "tags"} of tasks before
-    label: str  # what the UI shows for its task instance: see label_text
-    labels: dict[str, str]  # the parts of its label: "" -> its own varying params, title -> a task's before it
-    series: dict[str, dict[str, list[Any]]]  # metric -> {"ys", "xs"}: what log_metric(key, Ys=[...]) logged
-    failed: str  # set when the experiment did not succeed: why (it failed, or was skipped after a failed parent)
-    # a data task's version of its dataset: {"name", "commit", "query", "patterns", "names", "files", "use_cached"}
-    dataset: dict[str, Any]
-    # a deploy task's endpoint: {"name", "url", "version", "compute"} (flow_airflow.operators.deploy)
-    endpoint: dict[str, Any]
 
 
 class Route(TypedDict):
@@ -74,11 +56,6 @@ def split_values(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def succeeded(records: Iterable[Record]) -> list[Record]:
-    """The records of experiments that succeeded (a failed experiment leaves a record with ``failed``)."""
-    return [r for r in records if not r.get("failed")]
-
-
 def lineage(chosen: Mapping[str, list[Record]], gathered: Iterable[str] = ()) -> dict[str, int]:
     """Which experiment of every task upstream a route follows (gathered parents name none)."""
     gathered = set(gathered)
@@ -87,6 +64,14 @@ def lineage(chosen: Mapping[str, list[Record]], gathered: Iterable[str] = ()) ->
         if title not in gathered and len(records) == 1:
             result.update(records[0].get("route", {}))
     return result
+
+
+def record_route(
+    title: str, index: int, chosen: Mapping[str, list[Record]], gathered: Iterable[str] = ()
+) -> dict[str, int]:
+    """A record's ``route``: the :func:`lineage` of experiment ``index`` of ``title`` that follows ``chosen``
+    (title -> the parent experiments), and itself."""
+    return {**lineage(chosen, gathered), title: index}
 
 
 def combinations(parents: Mapping[str, list[Record]], gathered: Iterable[str] = ()) -> list[dict[str, list[Record]]]:
@@ -204,6 +189,15 @@ def label_text(parts: Mapping[str, str]) -> str:
     return text[: LABEL_LIMIT - 11] + f"… #{digest}"
 
 
+def route_label(
+    route: Mapping[str, Any], chosen: Mapping[str, list[Record]], varies: Iterable[str]
+) -> tuple[str, dict[str, str]]:
+    """The label of a route that follows ``chosen``, and its parts (:func:`labels`): as planned
+    (``route["label"]``), else made from its params (``[key, value]`` pairs) and ``chosen``."""
+    parts = labels(route["params"], chosen, varies)
+    return route.get("label") or label_text(parts), parts
+
+
 def label(params: list[list[str]], chosen: Mapping[str, list[Record]], varies: Iterable[str] | None = None) -> str:
     """A route's label (see :func:`labels`); ``varies`` None: all its own params."""
     return label_text(labels(params, chosen, [k for k, _ in params] if varies is None else varies))
@@ -226,7 +220,7 @@ def plan_routes(
     varies = varying(params)
     routes: list[Route] = []
     for chosen in choices:
-        failed = any(r.get("failed") for records in chosen.values() for r in records)
+        failed = any(status_of(r) is not Status.SUCCESS for records in chosen.values() for r in records)
         for permutation in grid(params, upstream_of(chosen), keep_hyper=failed):
             routes.append(
                 Route(
@@ -245,18 +239,14 @@ def stand_in_records(title: str, routes: list[Route], parents: Mapping[str, list
     by_index = {t: {r["index"]: r for r in records} for t, records in parents.items()}
     records = []
     for index, route in enumerate(routes):
-        lineage: dict[str, int] = {}
         chosen = {parent: [by_index[parent][i] for i in indexes] for parent, indexes in route["parents"].items()}
-        for parent, indexes in route["parents"].items():
-            if len(indexes) == 1:
-                lineage.update(by_index[parent][indexes[0]].get("route", {}))
         records.append(
             Record(
                 task=title,
                 index=index,
                 params=dict(route["params"]),
                 tags={},
-                route={**lineage, title: index},
+                route=record_route(title, index, chosen),
                 upstream={},
                 label=route["label"],
                 labels=labels(route["params"], chosen, varies),

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flow_airflow.common.routes import Record, upstream_of
+from flow_airflow.common.records import Record
+from flow_airflow.common.routes import upstream_of
 from flow_airflow.computes.base import Compute
 from flow_airflow.endpoints.store import Endpoint, EndpointStore, Version
 from flow_airflow.spec import models

@@ -1,4 +1,4 @@
-"""What the experiments page shows of a DAG run, as JSON: built on ``flow_airflow.records``.
+"""What the experiments page shows of a DAG run, as JSON: built on ``flow_airflow.run_experiments``.
 
 ``run_view(session, dag_id, run_id, offset, limit)`` is the body of
 ``GET /flow-airflow/api/experiments/<dag_id>/<run_id>``::
@@ -26,9 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flow_airflow import records
+from flow_airflow import run_experiments
 from flow_airflow.aborting import abort_run
 from flow_airflow.common.ids import CONDITION, suffix
+from flow_airflow.run_experiments import ExperimentInstance, FlowTask
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -45,15 +46,15 @@ def run_view(session: Session, dag_id: str, run_id: str, offset: int = 0, limit:
     run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
     if run is None:
         return None
-    tasks = records.flow_tasks(session, dag_id)
-    every, spares = without_spares(ordered(records.of_run(session, dag_id, run_id), tasks))
+    tasks = run_experiments.flow_tasks(session, dag_id)
+    every, spares = without_spares(ordered(run_experiments.of_run(session, dag_id, run_id), tasks))
     limit = max(0, min(limit, MAX_LIMIT))
     shown = every[offset:offset + limit]
     marks = condition_marks(session, dag_id, run_id, tasks, every)
     return {
         "dag_id": dag_id, "run_id": run_id, "state": str(run.state), "note": run.note, "conf": run.conf or {},
         "paused": held(run, paused_dags(session, {dag_id})),
-        "start_date": records.iso(run.start_date), "end_date": records.iso(run.end_date),
+        "start_date": run_experiments.iso(run.start_date), "end_date": run_experiments.iso(run.end_date),
         "total": len(every), "offset": offset, "limit": limit,
         "tasks": task_summaries(tasks, every, spares),
         "spare": spare_summary(spares),
@@ -66,7 +67,7 @@ def run_view(session: Session, dag_id: str, run_id: str, offset: int = 0, limit:
     }
 
 
-def ordered(experiments: list[records.Experiment], tasks: list[records.FlowTask]) -> list[records.Experiment]:
+def ordered(experiments: list[ExperimentInstance], tasks: list[FlowTask]) -> list[ExperimentInstance]:
     """The run's experiments in the flow's order (parents first), titled as the DAG names its tasks
     (a task not yet run has no record to name it), each task's in route order."""
     place = {t.task_id: i for i, t in enumerate(tasks)}
@@ -78,18 +79,18 @@ def ordered(experiments: list[records.Experiment], tasks: list[records.FlowTask]
 SPARE_LABEL = "spare:"  # how a spare task instance is labelled (flow_airflow.operators.base)
 
 
-def is_spare(e: records.Experiment) -> bool:
+def is_spare(e: ExperimentInstance) -> bool:
     """A spare task instance: one of the mapped task instances the DAG lists beyond the routes this run
     planned (its params or conf gave fewer), skipped without running anything. Not an experiment."""
     return e.record is None and e.state == "skipped" and e.label.startswith(SPARE_LABEL)
 
 
-def without_spares(every: list[records.Experiment]) -> tuple[list[records.Experiment], list[records.Experiment]]:
+def without_spares(every: list[ExperimentInstance]) -> tuple[list[ExperimentInstance], list[ExperimentInstance]]:
     """The experiments of a run, and apart from them its spare task instances (see :func:`is_spare`)."""
     return [e for e in every if not is_spare(e)], [e for e in every if is_spare(e)]
 
 
-def spare_summary(spares: list[records.Experiment]) -> list[dict[str, Any]]:
+def spare_summary(spares: list[ExperimentInstance]) -> list[dict[str, Any]]:
     """Per task with spare task instances: how many, and their label (e.g. ``spare: 17 route(s) in this run``)."""
     found: dict[str, dict[str, Any]] = {}
     for e in spares:
@@ -97,14 +98,14 @@ def spare_summary(spares: list[records.Experiment]) -> list[dict[str, Any]]:
     return list(found.values())
 
 
-def task_summaries(tasks: list[records.FlowTask], every: list[records.Experiment],
-                   spares: list[records.Experiment] | None = None) -> list[dict[str, Any]]:
+def task_summaries(tasks: list[FlowTask], every: list[ExperimentInstance],
+                   spares: list[ExperimentInstance] | None = None) -> list[dict[str, Any]]:
     """Per flow task: its experiments' count and states, its spare task instances' count (not counted
     as experiments), its parents' titles and its condition task."""
     titles = {t.task_id: t.title for t in tasks}
     found: dict[str, dict[str, Any]] = {}
 
-    def summary(e: records.Experiment) -> dict[str, Any]:
+    def summary(e: ExperimentInstance) -> dict[str, Any]:
         return found.setdefault(e.task_id, {"task": e.task, "task_id": e.task_id, "total": 0, "states": {},
                                             "condition": None, "parents": [], "spare": 0})
 
@@ -119,7 +120,7 @@ def task_summaries(tasks: list[records.FlowTask], every: list[records.Experiment
     return list(found.values())
 
 
-def columns(every: list[records.Experiment]) -> dict[str, list[str]]:
+def columns(every: list[ExperimentInstance]) -> dict[str, list[str]]:
     """The param and tag keys of the whole run (the table's columns, in first-seen order), and the
     params with more than one value among the experiments that have them ("only the params that differ")."""
     params: dict[str, set[str]] = {}
@@ -132,13 +133,13 @@ def columns(every: list[records.Experiment]) -> dict[str, list[str]]:
     return {"param_keys": list(params), "tag_keys": list(tags), "differing": differing}
 
 
-def condition_marks(session: Session, dag_id: str, run_id: str, tasks: list[records.FlowTask],
-                    every: list[records.Experiment]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+def condition_marks(session: Session, dag_id: str, run_id: str, tasks: list[FlowTask],
+                    every: list[ExperimentInstance]) -> dict[tuple[str, int], list[dict[str, Any]]]:
     """(task title, route index) -> what each condition after it decided on it: ``{"task": the task with
     the condition, "condition": its task id, "passed": bool, "why": [the condition's lines on it]}`` (``why``
     is empty for a parent the condition does not test); nothing for a condition not decided yet."""
-    choices = records.condition_choices(session, dag_id, run_id)
-    decided = records.condition_decisions(session, dag_id, run_id)
+    choices = run_experiments.condition_choices(session, dag_id, run_id)
+    decided = run_experiments.condition_decisions(session, dag_id, run_id)
     titles = {t.task_id: t.title for t in tasks}
     skipped = _skipped_conditions(session, dag_id, run_id)
     marks: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -224,7 +225,7 @@ def flow_goal(session: Session, dag_id: str) -> dict[str, str] | None:
     return min(found, key=lambda f: f[0])[1] if found else None
 
 
-def artifacts(e: records.Experiment) -> list[str]:
+def artifacts(e: ExperimentInstance) -> list[str]:
     """The files of an experiment's stored output folder (relative paths, at most ``ARTIFACTS_SHOWN``)."""
     output = (e.record or {}).get("output")
     if not output:
@@ -246,7 +247,7 @@ def artifact_file(session: Session, dag_id: str, run_id: str, task_id: str, inde
     inside that experiment's output folder (which lies in the artifact store); else None."""
     from flow_airflow import settings
 
-    found = [e for e in records.of_run(session, dag_id, run_id) if e.task_id == task_id and e.index == index]
+    found = [e for e in run_experiments.of_run(session, dag_id, run_id) if e.task_id == task_id and e.index == index]
     output = (found[0].record or {}).get("output") if found else None
     if not output:
         return None
@@ -333,7 +334,7 @@ def best_value(session: Session, dag_id: str, run_id: str, goal: dict[str, str] 
     if goal is None:
         return None
     scored = []
-    for e in records.of_run(session, dag_id, run_id):
+    for e in run_experiments.of_run(session, dag_id, run_id):
         try:
             scored.append((float(e.tags[goal["tag"]]), e))
         except (KeyError, TypeError, ValueError):
@@ -391,8 +392,8 @@ def recent_runs(session: Session, dag_ids: set[str], limit: int = RECENT, best: 
             "dag_id": r.dag_id, "flow": titles.get(r.dag_id) or r.dag_id, "run_id": r.run_id,
             "run_label": short_run_id(r.run_id), "state": state,
             "status": run_status(state, r.note, held(r, paused), (r.dag_id, r.run_id) in waiting),
-            "run_after": records.iso(r.run_after), "queued_at": records.iso(r.queued_at),
-            "start_date": records.iso(r.start_date), "end_date": records.iso(r.end_date),
+            "run_after": run_experiments.iso(r.run_after), "queued_at": run_experiments.iso(r.queued_at),
+            "start_date": run_experiments.iso(r.start_date), "end_date": run_experiments.iso(r.end_date),
             "run_type": str(r.run_type), "triggered_by_user": r.triggering_user_name, "triggered": triggered_by(r),
             **({"best": best_value(session, r.dag_id, r.run_id, goals.get(r.dag_id))} if best else {}),
         })

@@ -14,15 +14,16 @@
      "experiments": [run view's experiment + {"run_id"}]}  # run by run (newest first), each in flow order
 
 The chosen runs: ``run_ids`` (at most ``MAX_RUNS``), else the ``last`` newest (``DEFAULT_RUNS``).
-Each run is read as its own page reads it (``flow_airflow.experiments.api``, ``flow_airflow.records``).
+Each run is read as its own page reads it (``flow_airflow.experiments.api``, ``flow_airflow.run_experiments``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flow_airflow import records
+from flow_airflow import run_experiments
 from flow_airflow.experiments import api
+from flow_airflow.run_experiments import ExperimentInstance
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -61,22 +62,23 @@ def flow_view(session: Session, dag_id: str, run_ids: list[str], last: int = DEF
     :raises UnknownRuns: see :func:`chosen_runs`.
     """
     runs = chosen_runs(session, dag_id, run_ids, last)
-    tasks = records.flow_tasks(session, dag_id)
-    every: list[tuple[str, records.Experiment, dict[tuple[str, int], list[dict[str, Any]]]]] = []
+    tasks = run_experiments.flow_tasks(session, dag_id)
+    every: list[tuple[str, ExperimentInstance, dict[tuple[str, int], list[dict[str, Any]]]]] = []
     summaries = []
     paused = api.paused_dags(session, {dag_id})
-    spares: list[records.Experiment] = []
+    spares: list[ExperimentInstance] = []
     spare_lines: list[dict[str, Any]] = []
     for run in runs:
-        experiments, spare = api.without_spares(api.ordered(records.of_run(session, dag_id, run.run_id), tasks))
+        experiments, spare = api.without_spares(api.ordered(run_experiments.of_run(session, dag_id, run.run_id), tasks))
         spares += spare
         spare_lines += [{"run_id": run.run_id, **line} for line in api.spare_summary(spare)]
         marks = api.condition_marks(session, dag_id, run.run_id, tasks, experiments)
         every += [(run.run_id, e, marks) for e in experiments]
         summaries.append({"run_id": run.run_id, "state": str(run.state),
                           "paused": api.held(run, paused),
-                          "run_after": records.iso(run.run_after),
-                          "start_date": records.iso(run.start_date), "end_date": records.iso(run.end_date),
+                          "run_after": run_experiments.iso(run.run_after),
+                          "start_date": run_experiments.iso(run.start_date),
+                          "end_date": run_experiments.iso(run.end_date),
                           "conf": run.conf or {}, "total": len(experiments)})
     limit = max(0, min(limit, api.MAX_LIMIT))
     experiments = [e for _, e, _ in every]

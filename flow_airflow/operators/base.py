@@ -19,13 +19,14 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from flow_airflow.common.routes import Record
+from flow_airflow.common.records import Record, Status, not_succeeded, reason_of, status_of
+from flow_airflow.common.routes import LABEL_LIMIT
 from flow_airflow.operators.setup import TaskSetup
 
 # The label of a mapped task instance in the UI: the route's varying params, then those of the tasks
 # before it, named, e.g. "depth=8 | Grid Search A: lr=0.1" (flow_airflow.common.routes.label_text).
 ROUTE_LABEL = "{{ task.route_label }}"
-LABEL_LIMIT = 250  # Airflow's rendered_map_index column
+
 
 class FlowTaskOperator(BaseOperator):
     """Runs a flow task for one route (or a batch of routes) and returns the record(s) (XCom).
@@ -138,8 +139,8 @@ class FlowTaskOperator(BaseOperator):
 
         batched = isinstance(self.route, list)
         failed = [f"route {r['index']} ({r['label'] or 'no params'})" for r in records
-                  if r.get("failed", "").startswith("failed")]
-        skipped = [r["failed"] for r in records if r.get("failed") and not r["failed"].startswith("failed")]
+                  if status_of(r) is Status.FAILED]
+        skipped = [r["failed"] for r in records if status_of(r) is Status.SKIPPED]
         value: Any = records if batched else records[0]
         if failed or len(skipped) == len(records):
             ti.xcom_push(key="return_value", value=value)
@@ -169,7 +170,7 @@ class FlowTaskOperator(BaseOperator):
 
         from flow_airflow.common.routes import plan_routes
         from flow_airflow.operators.overrides import task_params
-        from flow_airflow.operators.records import parent_states, pull_records
+        from flow_airflow.operators.xcom import parent_states, pull_records
 
         plan = self.setup.replan
         assert plan is not None
@@ -197,29 +198,28 @@ class FlowTaskOperator(BaseOperator):
 
     def _run(self, ti: Any, route: dict[str, Any], index: int, project_env: dict[str, str]) -> Record:
         """One route: its parent experiments, then :meth:`run_route`; its record (``failed`` if it did not succeed)."""
-        from flow_airflow.common.routes import label_text, labels, lineage
-        from flow_airflow.operators.records import pull_chosen
+        from flow_airflow.common.routes import record_route, route_label
+        from flow_airflow.operators.xcom import pull_chosen
 
         title = self.setup.task.title
         try:
             parents = pull_chosen(ti, self.setup.parents, route["parents"], self.batch)
         except LookupError as e:  # a parent experiment that left no record (its task instance never ran)
             self.log.warning("%s [%s] does not run: %s", title, _label(route, self._varies), e)
-            return Record(task=title, index=index, params=dict(route["params"]), tags={}, output=None,
-                          route={title: index}, upstream={}, label=_label(route, self._varies),
-                          failed=f"skipped: {e}")
-        parts = labels(route["params"], parents, self._varies or ())
+            return not_succeeded(Record(task=title, index=index, params=dict(route["params"]), tags={}, output=None,
+                                        route={title: index}, upstream={}, label=_label(route, self._varies)),
+                                 Status.SKIPPED, str(e))
+        label, parts = route_label(route, parents, self._varies or ())
         record = Record(task=title, index=index, params=dict(route["params"]), tags={}, output=None,
-                        route={**lineage(parents, self.setup.gathered), title: index}, upstream={},
-                        label=route.get("label") or label_text(parts), labels=parts)
-        after = [r for records in parents.values() for r in records if r.get("failed")]
+                        route=record_route(title, index, parents, self.setup.gathered), upstream={},
+                        label=label, labels=parts)
+        after = [r for records in parents.values() for r in records if status_of(r) is not Status.SUCCESS]
         if after:
             names = ", ".join(f"'{r['task']}' #{r['index']}" + (f" [{r['label']}]" if r.get("label") else "")
                               for r in after)
-            record["failed"] = f"skipped: it follows {names}, which did not succeed"
+            not_succeeded(record, Status.SKIPPED, f"it follows {names}, which did not succeed")
             route["label"] = record["label"]  # the task instance's label in the UI
-            self.log.warning("%s [%s] does not run: %s", title, record["label"] or "no params",
-                             record["failed"][len("skipped: "):])
+            self.log.warning("%s [%s] does not run: %s", title, record["label"] or "no params", reason_of(record))
             return record
         from airflow.sdk.exceptions import TaskDeferred
 
@@ -242,7 +242,7 @@ class FlowTaskOperator(BaseOperator):
         message = str(e) if isinstance(e, ExperimentFailed) else f"{type(e).__name__}: {e}"
         record["label"] = route.get("label") or record["label"]
         record["labels"] = self.rendered_labels() or record["labels"]  # with its params rendered
-        record["failed"] = "failed: " + message.splitlines()[0].split(". Last lines of its output")[0]
+        not_succeeded(record, Status.FAILED, message.splitlines()[0].split(". Last lines of its output")[0])
         if not isinstance(e, Exception):
             return
         if not isinstance(e, ExperimentFailed):

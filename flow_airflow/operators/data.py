@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flow_airflow.common.routes import Record
+from flow_airflow.common.records import Record
 from flow_airflow.operators.base import FlowTaskOperator
 
 
@@ -26,7 +26,7 @@ class DataTaskOperator(FlowTaskOperator):
     def run_route(self, ti: Any, route: dict[str, Any], index: int, parents: dict[str, list[Record]],
                   project_env: dict[str, str]) -> Record:
         """The version of the dataset for this run: its record, with ``dataset`` telling the tasks after it."""
-        from flow_airflow.common.routes import lineage
+        from flow_airflow.common.routes import record_route
         from flow_airflow.spec import models
 
         task = self.setup.task
@@ -40,7 +40,7 @@ class DataTaskOperator(FlowTaskOperator):
         if task.data_query:
             tags["query"] = task.data_query
         return Record(task=task.title, index=index, params=dict(route["params"]), tags=tags, output=None,
-                      route={**lineage(parents, self.setup.gathered), task.title: index}, upstream={},
+                      route=record_route(task.title, index, parents, self.setup.gathered), upstream={},
                       label=route.get("label") or "", labels={},
                       dataset={"name": task.dataset, "commit": selection.commit, "query": task.data_query,
                                "patterns": patterns, "names": selection.names, "files": len(selection.files),

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flow_airflow.common.routes import Record
+from flow_airflow.common.records import Record
 from flow_airflow.operators.base import FlowTaskOperator
 
 
@@ -45,7 +45,7 @@ class DeployTaskOperator(FlowTaskOperator):
                   project_env: dict[str, str]) -> Record:
         """Deploy, switch, record; :class:`ExperimentFailed` saying why the endpoint was not updated."""
         from flow_airflow import computes
-        from flow_airflow.common.routes import label_text, labels, lineage
+        from flow_airflow.common.routes import record_route, route_label
         from flow_airflow.endpoints import keys
         from flow_airflow.endpoints.rollout import RolloutFailed, predict_url
         from flow_airflow.endpoints.store import EndpointError, endpoint_name
@@ -74,11 +74,11 @@ class DeployTaskOperator(FlowTaskOperator):
         self.log.info("endpoint %s: version %d serves at %s (%s)", name, version.version, url,
                       "open: no API key" if endpoint.open else f"API key in the header {keys.HEADER}: the Airflow "
                       f"Variable {keys.variable_name(name)}")
-        parts = labels(route["params"], parents, self._varies or ())
+        label, parts = route_label(route, parents, self._varies or ())
         return Record(task=task.title, index=index, params={}, output=None,
                       tags={"endpoint": name, "endpoint_url": url, "endpoint_version": str(version.version)},
-                      route={**lineage(parents, setup.gathered), task.title: index}, upstream={},
-                      label=route.get("label") or label_text(parts), labels=parts,
+                      route=record_route(task.title, index, parents, setup.gathered), upstream={},
+                      label=label, labels=parts,
                       endpoint={"name": name, "url": url, "version": version.version,
                                 "compute": compute.get("name"), "replicas": len(version.replicas)})
 

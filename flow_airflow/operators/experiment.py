@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flow_airflow.common.routes import Record
+from flow_airflow.common.records import Record
 from flow_airflow.operators.base import LABEL_LIMIT, ROUTE_LABEL, FlowTaskOperator
 
 __all__ = ["LABEL_LIMIT", "ROUTE_LABEL", "ExperimentOperator"]

@@ -65,13 +65,14 @@ class OutcomeOperator(BaseOperator):
 
     def _failed_labels(self, ti: Any, task_ids: set[str]) -> dict[tuple[str, int], list[str]]:
         """The labels of failed experiments, from the records they left: (task id, map index) -> labels."""
-        from flow_airflow.operators.records import pull_records
+        from flow_airflow.common.records import Status, status_of
+        from flow_airflow.operators.xcom import pull_records
 
         wanted = {t: t for t in task_ids if t in self.titles}
         labels: dict[tuple[str, int], list[str]] = {}
         for task_id, records in pull_records(ti, wanted).items():
             for r in records:
-                if str(r.get("failed", "")).startswith("failed") and r.get("label"):
+                if status_of(r) is Status.FAILED and r.get("label"):
                     map_index = r["index"] // self.batch if self.batch > 1 else r["index"]
                     labels.setdefault((task_id, map_index), []).append(r["label"])
         return labels

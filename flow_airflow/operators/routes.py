@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from flow_airflow.common.records import Status, status_of
 from flow_airflow.operators.setup import RoutesSetup
 
 
@@ -27,7 +28,7 @@ def mapped(routes: list[Any], batch: int) -> list[Any]:
     from airflow.configuration import conf
     from airflow.sdk.exceptions import AirflowException
 
-    from flow_airflow.operators.records import batches
+    from flow_airflow.common.records import batches
 
     items = batches(routes, batch)
     limit = conf.getint("core", "max_map_length", fallback=1024)
@@ -61,7 +62,7 @@ class RoutesOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from flow_airflow.operators.overrides import task_params
-        from flow_airflow.operators.records import parent_states, pull_records
+        from flow_airflow.operators.xcom import parent_states, pull_records
 
         setup = self.setup
         title = setup.title
@@ -79,7 +80,8 @@ class RoutesOperator(BaseOperator):
         if not routes:
             raise AirflowSkipException(f"'{title}' does not run: it has no route")
         self.log.info("%d route(s): %s", len(routes), "; ".join(r["label"] or "-" for r in routes[:50]))
-        not_succeeded = {(t, r["index"]) for t, records in parents.items() for r in records if r.get("failed")}
+        not_succeeded = {(t, r["index"]) for t, records in parents.items() for r in records
+                         if status_of(r) is not Status.SUCCESS}
         failed = sum(1 for r in routes if any((t, i) in not_succeeded for t, ix in r["parents"].items() for i in ix))
         if failed:
             self.log.info("%d of them follow experiments that did not succeed: they are skipped", failed)

@@ -10,9 +10,9 @@ from typing import Any
 
 from flow_airflow import computes
 from flow_airflow.common.conditions import MetricCondition
+from flow_airflow.common.records import Record
 from flow_airflow.common.routes import (
     TEMPLATE,
-    Record,
     Route,
     combinations,
     plan_routes,

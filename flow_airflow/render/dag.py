@@ -24,12 +24,12 @@ from airflow.sdk import DAG, TaskGroup
 from flow_airflow import settings
 from flow_airflow.assets import dataset_asset
 from flow_airflow.common.ids import APPROVAL, CONDITION, OUTCOME, ROUTES, RUN, run_task_id
+from flow_airflow.common.records import batches_of_json
 from flow_airflow.operators.base import ROUTE_LABEL, FlowTaskOperator
 from flow_airflow.operators.data import DataTaskOperator
 from flow_airflow.operators.deploy import DeployTaskOperator
 from flow_airflow.operators.experiment import ExperimentOperator
 from flow_airflow.operators.outcome import OutcomeOperator
-from flow_airflow.operators.records import batches_of_json
 from flow_airflow.operators.routes import ConditionOperator, RoutesOperator
 from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan
 from flow_airflow.render.params import PARAMS_DOC, flow_params

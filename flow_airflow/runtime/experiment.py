@@ -21,7 +21,18 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from flow_airflow import computes, settings
-from flow_airflow.common.routes import Record, Route, RouteError, label_text, labels, render, slug, upstream_of, varying
+from flow_airflow.common.records import Record
+from flow_airflow.common.routes import (
+    Route,
+    RouteError,
+    label_text,
+    labels,
+    record_route,
+    render,
+    slug,
+    upstream_of,
+    varying,
+)
 from flow_airflow.computes.base import Compute, DeferrableCompute, Launch
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
@@ -170,7 +181,7 @@ class Experiment:
         shutil.rmtree(workdir, ignore_errors=True)
         title = self.spec.title
         return Record(task=title, index=self.index, params=dict(params), tags=tags, output=output,
-                      route={**self._lineage(), title: self.index}, upstream=upstream,
+                      route=record_route(title, self.index, self.parents, self.gathered), upstream=upstream,
                       label=self.route["label"], labels=self.parts,
                       **({"series": tag_log.series} if tag_log.series else {}))
 
@@ -234,14 +245,6 @@ class Experiment:
         (should a killed try's command still write)."""
         run = settings.workspaces_root() / self.dag_id / safe(self.run_id)
         return run / self.slug / f"{self.index}.try{self.try_number}"
-
-    def _lineage(self) -> dict[str, int]:
-        """Task title -> experiment index of every task before it on its route (gathered parents left out)."""
-        lineage: dict[str, int] = {}
-        for title, records in self.parents.items():
-            if title not in self.gathered and len(records) == 1:
-                lineage.update(records[0].get("route", {}))
-        return lineage
 
     def _check_compute(self) -> Compute:
         """The task's compute; refuse what it cannot run, say what was skipped choosing it."""

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flow_airflow.common.routes import Record, slug
+from flow_airflow.common.records import Record
+from flow_airflow.common.routes import slug
 from flow_airflow.computes.base import DATA, INPUT, ExperimentFailed, Layout, Mount
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flow_airflow.common.routes import Record
+from flow_airflow.common.records import Record
 
 if TYPE_CHECKING:
     from flow_airflow.computes.base import Compute, Launch

@@ -110,7 +110,7 @@ class ApprovalSensor(BaseSensorOperator):
 
     def _experiments_before(self, ti: Any) -> list[dict[str, Any]]:
         """Label, params and tags of every experiment upstream of the gate, in the DAG's task order."""
-        from flow_airflow.operators.records import pull_records
+        from flow_airflow.operators.xcom import pull_records
 
         upstream = self.get_flat_relative_ids(upstream=True)
         run_ids = [t for t in self.dag.task_ids if t in upstream and is_role(t, RUN)]

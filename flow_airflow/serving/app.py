@@ -65,7 +65,7 @@ ROUTE = "/api/v1/endpoints/<title>"
 MAX_BODY = 64 * 1024 * 1024
 
 
-class EndpointError(Exception):
+class RequestRefused(Exception):
     """A request the endpoint refuses: answered ``status`` with ``{"error": message}``."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -150,7 +150,7 @@ def _call(function: Any, value: Any) -> Any:
         inspect.signature(function).bind(*args)
     except TypeError as e:
         shown = f"a list of {len(args)}, spread over the arguments" if isinstance(value, list) else "one argument"
-        raise EndpointError(400, f"input_params ({shown}) does not fit {function.__name__}"
+        raise RequestRefused(400, f"input_params ({shown}) does not fit {function.__name__}"
                                  f"{inspect.signature(function)}: {e}"
                                  + ("; to pass one list, send [[...]]" if isinstance(value, list) else "")) from e
     except ValueError:
@@ -163,18 +163,18 @@ def _file_input(request: flask.Request, folder: str) -> str:
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file") or next(iter(request.files.values()), None)
         if upload is None:
-            raise EndpointError(400, "a multipart request carries the file in the field 'file'")
+            raise RequestRefused(400, "a multipart request carries the file in the field 'file'")
         path = os.path.join(folder, secure_filename(upload.filename or "") or "upload")
         upload.save(path)
         return path
     encoded = _input_params(request)
     if not isinstance(encoded, str):
-        raise EndpointError(400, "this endpoint accepts files: input_params is one base64-encoded file "
+        raise RequestRefused(400, "this endpoint accepts files: input_params is one base64-encoded file "
                                  "(or send a multipart upload, field 'file')")
     try:
         content = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as e:
-        raise EndpointError(400, f"input_params is not base64: {e}") from e
+        raise RequestRefused(400, f"input_params is not base64: {e}") from e
     path = os.path.join(folder, "input")
     Path(path).write_bytes(content)
     return path
@@ -183,13 +183,13 @@ def _file_input(request: flask.Request, folder: str) -> str:
 def _input_params(request: flask.Request) -> Any:
     """``input_params`` of the JSON body (whatever the content type says); 400 when there is none."""
     if request.mimetype == "multipart/form-data":
-        raise EndpointError(400, "this endpoint does not accept files: send JSON {\"input_params\": ...}")
+        raise RequestRefused(400, "this endpoint does not accept files: send JSON {\"input_params\": ...}")
     try:
         body = json.loads(request.get_data(cache=True, parse_form_data=False) or b"null")
     except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than Python's JSON reads
-        raise EndpointError(400, f"the body is not JSON: {type(e).__name__}: {e}") from e
+        raise RequestRefused(400, f"the body is not JSON: {type(e).__name__}: {e}") from e
     if not isinstance(body, dict) or "input_params" not in body:
-        raise EndpointError(400, "the body must be a JSON object with \"input_params\" (cnvrg's request format)")
+        raise RequestRefused(400, "the body must be a JSON object with \"input_params\" (cnvrg's request format)")
     return body["input_params"]
 
 
@@ -218,7 +218,7 @@ def create_app(config: dict[str, Any], *, api_key: str | None = None) -> flask.F
     app.before_request(_start)
     app.after_request(endpoint.log)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(EndpointError, _refused)
+    app.register_error_handler(RequestRefused, _refused)
     app.add_url_rule("/health", view_func=endpoint.health, methods=["GET"])
     app.add_url_rule("/stats", view_func=endpoint.statistics, methods=["GET"])
     app.add_url_rule(ROUTE, view_func=endpoint.query, methods=["POST"])
@@ -254,11 +254,11 @@ class _Endpoint:
     def query(self, title: str) -> tuple[flask.Response, int]:
         """``POST /api/v1/endpoints/<title>``: ``{"prediction": ...}`` or ``{"error": ...}``."""
         if title != self.title:
-            raise EndpointError(404, f"no endpoint '{title}' here (this is '{self.title}')")
+            raise RequestRefused(404, f"no endpoint '{title}' here (this is '{self.title}')")
         if not _authorized(flask.request, self.key):
-            raise EndpointError(401, f"a valid API key is needed in the {KEY_HEADER} header")
+            raise RequestRefused(401, f"a valid API key is needed in the {KEY_HEADER} header")
         if self.broken:
-            raise EndpointError(503, f"the endpoint is not ready: {self.broken}")
+            raise RequestRefused(503, f"the endpoint is not ready: {self.broken}")
         timeout = self.config.get("timeout")
         if not self.config.get("accept_files"):
             return _bounded(self.prep, self.predict, _input_params(flask.request), timeout)
@@ -274,7 +274,7 @@ def _http_error(e: HTTPException) -> tuple[flask.Response, int]:
     return flask.jsonify(error=f"{e.name}: {e.description}"), e.code or 500
 
 
-def _refused(e: EndpointError) -> tuple[flask.Response, int]:
+def _refused(e: RequestRefused) -> tuple[flask.Response, int]:
     return flask.jsonify(error=str(e)), e.status
 
 
@@ -283,7 +283,7 @@ def _predict(prep: Any, predict: Any, value: Any) -> tuple[flask.Response, int]:
     try:
         result = predict(_call(prep, value)) if prep is not None else _call(predict, value)
         return flask.jsonify(prediction=result), 200
-    except EndpointError:
+    except RequestRefused:
         raise
     except Exception as e:
         traceback.print_exc()
@@ -301,7 +301,7 @@ def _bounded(prep: Any, predict: Any, value: Any, timeout: float | None) -> tupl
         with app.app_context():
             try:
                 done.append(_predict(prep, predict, value))
-            except BaseException as e:  # EndpointError (400): raised again in the request's thread
+            except BaseException as e:  # RequestRefused (400): raised again in the request's thread
                 done.append(e)
 
     worker = threading.Thread(target=run, name="predict", daemon=True)

@@ -28,7 +28,7 @@ A new page is a router module with a ``templates/`` folder beside it, and one ``
         with session() as db:
             if dag_id not in who.readable_dag_ids(db):
                 return page(request, "message.html", who, status_code=403, title="Not allowed", text="...")
-            found = records.of_run(db, dag_id, run_id)
+            found = run_experiments.of_run(db, dag_id, run_id)
         return page(request, "experiments.html", who, experiments=found)  # {% extends "base.html" %}
 
     # and here, in PAGES:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from flow_airflow.common.conditions import MetricCondition, evaluate
-from flow_airflow.common.routes import Record, plan_routes
+from flow_airflow.common.records import Record
+from flow_airflow.common.routes import plan_routes
 
 
 def train(*accuracies: str | None, task: str = "Train") -> list[Record]:

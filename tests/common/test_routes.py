@@ -6,15 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from flow_airflow.common.records import Record, succeeded
 from flow_airflow.common.routes import (
-    Record,
     RouteError,
     lineage,
     plan_routes,
     render,
     slug,
     stand_in_records,
-    succeeded,
     varying,
 )
 from flow_airflow.plan.flow_plan import plan_flow

@@ -195,10 +195,10 @@ def test_the_run_page_and_the_runs_of_the_flow(conditions_run: Any, client: Test
 def test_an_unknown_dag_has_no_flow_tasks(airflow_home: Any, run: Callable[..., Any]) -> None:
     from airflow.utils.session import create_session
 
-    from flow_airflow import records
+    from flow_airflow import run_experiments
 
     with create_session() as session:
-        assert records.flow_tasks(session, "no_such_dag") == []
+        assert run_experiments.flow_tasks(session, "no_such_dag") == []
         assert api.run_view(session, "no_such_dag", "x") is None
 
 
@@ -279,7 +279,7 @@ def test_stop_keeps_what_ended_fails_what_runs_and_skips_what_did_not_start(
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from flow_airflow import records
+    from flow_airflow import run_experiments
 
     result = run("grid_two")
     _mid_run(result)
@@ -301,7 +301,8 @@ def test_stop_keeps_what_ended_fails_what_runs_and_skips_what_did_not_start(
         dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == result.dag_id,
                                                       DagRun.run_id == result.run_id))
         assert (dag_run.state, dag_run.note) == ("failed", note) and dag_run.dag_run_note.user_id == "7"
-        b = [e for e in records.of_run(session, result.dag_id, result.run_id) if e.task_id == "grid_search_b.run"]
+        b = [e for e in run_experiments.of_run(session, result.dag_id, result.run_id)
+             if e.task_id == "grid_search_b.run"]
     assert b[0].record is not None and b[0].tags == result.experiments[3].tags  # its record kept
     body = client.get(url(result)).json()
     assert body["note"] == note and body["state"] == "failed"
@@ -318,7 +319,7 @@ def test_a_run_failed_by_airflow_still_shows_the_experiments_that_ended_well(run
     from airflow.models.serialized_dag import SerializedDagModel
     from airflow.utils.session import create_session
 
-    from flow_airflow import records
+    from flow_airflow import run_experiments
 
     result = run("grid_two")
     _mid_run(result)
@@ -327,5 +328,6 @@ def test_a_run_failed_by_airflow_still_shows_the_experiments_that_ended_well(run
         set_dag_run_state_to_failed(dag=dag, run_id=result.run_id, commit=True, session=session)
     assert _states(result)[("grid_search_b.run", 0)][0] == "failed"  # what Airflow does
     with create_session() as session:
-        b = [e for e in records.of_run(session, result.dag_id, result.run_id) if e.task_id == "grid_search_b.run"]
+        b = [e for e in run_experiments.of_run(session, result.dag_id, result.run_id)
+             if e.task_id == "grid_search_b.run"]
     assert [e.state for e in b] == ["success", *["failed"] * 8]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from flow_airflow import settings
+from flow_airflow.common.records import batches, batches_of_json
 from flow_airflow.local_run import RunResult, run_flow
 from flow_airflow.operators.experiment import ExperimentOperator
-from flow_airflow.operators.records import batches, batches_of_json
 from flow_airflow.operators.setup import TaskSetup
 
 

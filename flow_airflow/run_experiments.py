@@ -2,10 +2,10 @@
 
 An experiment is one route of a flow task: a mapped task instance of ``<task slug>.run`` (or
 one route of a batch of them, ``[flow_airflow] batch_routes``), its state and times, and its
-record (the task instance's ``return_value`` XCom: ``flow_airflow.common.routes.Record``, a
+record (the task instance's ``return_value`` XCom: ``flow_airflow.common.records.Record``, a
 list of them for a batch). ``flow-airflow run``'s summary (``local_run``), the approvals page
 (``approvals.store``) and the experiments page read them here. A running task reads the records
-of the tasks before it through its own XCom pulls instead (``operators.records``).
+of the tasks before it through its own XCom pulls instead (``operators.xcom``).
 
 Imports no web framework (the CLI uses it); Airflow and SQLAlchemy only inside functions.
 """
@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flow_airflow.common import ids
+from flow_airflow.common.records import Status, flatten, status_of
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Experiment:
-    """One experiment of a run: where it ran (``task_id``, ``map_index``), what it was and what it did.
+class ExperimentInstance:
+    """One experiment of a run as the metadata DB has it: where it ran (``task_id``, ``map_index``), what it was
+    and what it did (the task instance, or one route of its batch, and its record).
 
     ``record`` is its record as the experiment returned it (None: it left none, e.g. it failed,
     was skipped or never ran); ``params``, ``tags`` and ``label`` are read from it, the label
@@ -74,7 +76,9 @@ def iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def of_run(session: Session, dag_id: str, run_id: str, titles: Mapping[str, str] | None = None) -> list[Experiment]:
+def of_run(
+    session: Session, dag_id: str, run_id: str, titles: Mapping[str, str] | None = None
+) -> list[ExperimentInstance]:
     """Every experiment of the DAG run ``dag_id`` / ``run_id``, task by task, in route order.
 
     :param titles: run task id (``<slug>.run``) -> flow task title, for the tasks wanted and their
@@ -102,7 +106,7 @@ def of_run(session: Session, dag_id: str, run_id: str, titles: Mapping[str, str]
     values = {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in xcoms}
     titles = titles if titles is not None else _titles(tis, values)
     order = list(titles)
-    experiments: list[Experiment] = []
+    experiments: list[ExperimentInstance] = []
     place = {task_id: i for i, task_id in enumerate(order)}
     for ti in sorted(tis, key=lambda t: (place[t.task_id], t.map_index)):
         experiments += _experiments(ti, titles[ti.task_id], values.get((ti.task_id, ti.map_index)))
@@ -114,26 +118,26 @@ def _titles(tis: list[Any], values: Mapping[tuple[str, int], Any]) -> dict[str, 
     rows of mapped tasks do not keep the task's display name), else the task id."""
     titles = {t: t for t in sorted({ti.task_id for ti in tis})}
     for (task_id, _), value in values.items():
-        record = (value[0] if value else None) if isinstance(value, list) else value
-        if isinstance(record, dict) and record.get("task"):
-            titles[task_id] = str(record["task"])
+        first = next(iter(flatten(value)), None)
+        if first is not None and first.get("task"):
+            titles[task_id] = str(first["task"])
     return titles
 
 
-def _experiments(ti: Any, title: str, value: Any) -> list[Experiment]:
+def _experiments(ti: Any, title: str, value: Any) -> list[ExperimentInstance]:
     """The experiments of one task instance: one, or a route each of a batch (its XCom is a list)."""
     common = {"task": title, "task_id": ti.task_id, "map_index": ti.map_index, "state": str(ti.state),
               "start_date": ti.start_date, "end_date": ti.end_date}
     if isinstance(value, list):  # a batch of routes ([flow_airflow] batch_routes): a record each
         return [
-            Experiment(**{**common, "state": ended_as(common["state"], r)}, index=r.get("index", 0),
-                       label=r.get("label") or "no params",
-                       params=r.get("params", {}), tags=r.get("tags", {}), record=r)
-            for r in value
+            ExperimentInstance(**{**common, "state": ended_as(common["state"], r)}, index=r.get("index", 0),
+                               label=r.get("label") or "no params",
+                               params=r.get("params", {}), tags=r.get("tags", {}), record=r)
+            for r in flatten(value)
         ]
     record = value if isinstance(value, dict) else None
     common["state"] = ended_as(common["state"], record)
-    return [Experiment(
+    return [ExperimentInstance(
         **common, index=max(ti.map_index, 0), label=shown_label(ti.rendered_map_index, ti.map_index, bool(value)),
         params=(record or {}).get("params", {}), tags=(record or {}).get("tags", {}), record=record,
     )]
@@ -144,7 +148,7 @@ def ended_as(state: str, record: Any) -> str:
     record of success (no ``failed`` in it): the experiment ended well and its task instance was failed
     afterwards (Airflow's "mark run as failed" fails every instance of a mapped task of which one still
     ran, or the rest of its batch failed): ``success``, as it ended."""
-    if state == "failed" and isinstance(record, dict) and not record.get("failed"):
+    if state == "failed" and isinstance(record, dict) and status_of(record) is Status.SUCCESS:
         return "success"
     return state
 
@@ -232,10 +236,8 @@ def condition_choices(session: Session, dag_id: str, run_id: str) -> dict[str, d
     )).all()
     choices: dict[str, dict[str, list[int]] | None] = {}
     for x in xcoms:
-        routes = XComModel.deserialize_value(x) or []
-        flat = [r for item in routes for r in (item if isinstance(item, list) else [item])]
         passed: dict[str, set[int]] = {}
-        for route in flat:
+        for route in flatten(XComModel.deserialize_value(x)):  # its routes, batched as its experiments are
             for parent, indexes in (route.get("parents") or {}).items():
                 passed.setdefault(parent, set()).update(indexes)
         choices[x.task_id] = {p: sorted(ix) for p, ix in passed.items()}

@@ -1,25 +1,19 @@
-"""Reading experiment records of upstream tasks from XCom."""
+"""The experiment records of other tasks of the run, pulled from XCom by a running task (the tasks before
+it, or all of them for ``flow-outcome``); the metadata DB's view of a whole run is ``flow_airflow.run_experiments``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from flow_airflow.common.routes import Record
-
-
-def _records(values: Any) -> list[Record]:
-    """The records in XCom values: one per task instance, or a list per batch of routes."""
-    values = [values] if isinstance(values, dict) else list(values or [])
-    flat = [r for v in values for r in (v if isinstance(v, list) else [v])]
-    return [r for r in flat if isinstance(r, dict)]
+from flow_airflow.common.records import Record, flatten
 
 
 def pull_records(ti: Any, task_ids: Mapping[str, str]) -> dict[str, list[Record]]:
     """Every experiment record of each task (title -> run task id), in experiment order."""
     result: dict[str, list[Record]] = {}
     for title, task_id in task_ids.items():
-        result[title] = sorted(_records(ti.xcom_pull(task_ids=task_id)), key=lambda r: r["index"])
+        result[title] = sorted(flatten(ti.xcom_pull(task_ids=task_id)), key=lambda r: r["index"])
     return result
 
 
@@ -55,25 +49,12 @@ def pull_chosen(
     result: dict[str, list[Record]] = {}
     for title, indexes in chosen.items():
         map_indexes = sorted({i // batch for i in indexes})
-        found = {r["index"]: r for r in _records(ti.xcom_pull(task_ids=task_ids[title], map_indexes=map_indexes))}
+        found = {r["index"]: r for r in flatten(ti.xcom_pull(task_ids=task_ids[title], map_indexes=map_indexes))}
         if any(i not in found for i in indexes):
-            found = {r["index"]: r for r in _records(ti.xcom_pull(task_ids=task_ids[title]))}
+            found = {r["index"]: r for r in flatten(ti.xcom_pull(task_ids=task_ids[title]))}
         missing = [i for i in indexes if i not in found]
         if missing:
             raise LookupError(f"no result of '{title}' experiment(s) {missing} was found in this run")
         result[title] = [found[i] for i in indexes]
     return result
 
-
-def batches(routes: list[Any], batch: int) -> list[Any]:
-    """What a task's experiments are mapped over: a route each, or a list of ``batch`` routes each."""
-    if batch <= 1:
-        return routes
-    return [routes[i : i + batch] for i in range(0, len(routes), batch)]
-
-
-def batches_of_json(routes: list[str], batch: int) -> list[str]:
-    """:func:`batches` of routes given as JSON text, as JSON text."""
-    if batch <= 1:
-        return routes
-    return ["[" + ",".join(chunk) + "]" for chunk in batches(routes, batch)]
