@@ -10,6 +10,7 @@ from flow_airflow.operators.experiment import ExperimentOperator
 from flow_airflow.operators.setup import TaskSetup
 from flow_airflow.plan.flow_plan import plan_flow
 from flow_airflow.render.dag import build_dag
+from flow_airflow.render.setups import setups_of
 from flow_airflow.spec.load import load_flow
 
 FLOWS = Path(__file__).parents[1] / "flows"
@@ -23,5 +24,6 @@ def test_each_task_type_gets_its_operator_family_and_its_setup_as_json_text() ->
         "iris": DataTaskOperator, "train": ExperimentOperator, "serve": DeployTaskOperator}
     for task in plan.tasks:
         setup = runs[task.slug].partial_kwargs["setup"]
-        assert isinstance(setup, str) and setup == task.setup_json  # one string: quick to serialize
+        assert isinstance(setup, str) and setup == setups_of(plan).runs[task.title]  # one string: quick to serialize
         assert TaskSetup.model_validate_json(setup).task == task.spec
+
