@@ -50,11 +50,12 @@ def new_version(store: EndpointStore, endpoint: Endpoint, preparation: Preparati
     launch = instance.launch(f"{endpoint.name}.v{number}")  # no command: its replicas run the serving app
     config = _write_config(folder, spec, endpoint, number, str(launch.cwd))
     workdir = instance.workspace
+    env = launch.container_env() if launch.mounts else launch.own_env()  # a container: no PYTHONPATH of the worker
     return Version(
         version=number, dag_id=dag_id, run_id=run_id, task=spec.title, compute=dataclasses.asdict(choice),
         folder=str(folder),
         launch={
-            "config": str(config), "env": launch.container_env() if launch.mounts else launch.own_env(),
+            "config": str(config), "env": env,
             "cwd": str(workdir), "workspace": str(workdir), "image": launch.image,
             "gunicorn": [[kv.key, kv.value] for kv in spec.gunicorn_config], "example": spec.input_example,
             "max_replica": spec.max_replica, "resources": dict(launch.resources),
