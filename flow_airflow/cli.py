@@ -43,7 +43,11 @@ def validate(args: argparse.Namespace) -> int:
             print(repeat.issue(), file=sys.stderr)
         for file in files:
             try:
-                plan = compile_file(file) if path.is_dir() else plan_flow(load_flow(file))
+                if path.is_dir():
+                    found = compile_file(file)
+                    plan = found.plan if found else None
+                else:
+                    plan = plan_flow(load_flow(file))
                 if plan is not None and plan.dag_id in seen:
                     raise FlowError.single(file, f"the flow title '{plan.flow.spec.name}' gives the DAG id "
                                                  f"'{plan.dag_id}', already used by {seen[plan.dag_id]}", 1, 1)
@@ -372,10 +376,10 @@ def _flow_of_dag_id(dags: Path, dag_id: str, besides: Path) -> Path | None:
         if besides == file or besides in file.parents:
             continue
         try:
-            plan = compile_file(file)
+            found = compile_file(file)
         except FlowError:
             continue
-        if plan is not None and plan.dag_id == dag_id:
+        if found is not None and found.plan.dag_id == dag_id:
             return file
     return None
 

@@ -128,27 +128,28 @@ def flow_text(file: Path) -> str | None:
 
 
 def compile_file(file: Path, only: str | None = None) -> Any:
-    """The plan of the flow in ``file``; None when the file is no flow (or, with ``only``, another flow's).
+    """The flow in ``file`` compiled (:class:`~flow_airflow.plan.cache.Compiled`: its plan and the setups
+    of its DAG's operators); None when the file is no flow (or, with ``only``, another flow's).
 
     Raises :class:`FlowError` with the flow's mistakes. Shared by the loader and ``validate``,
     so that both see the same files the same way.
     """
     from flow_airflow.plan import cache
-    from flow_airflow.render.setups import add_setups
+    from flow_airflow.render.setups import setups_of
     from flow_airflow.spec.source import is_flow_document
 
     text = flow_text(file)
     if text is None:
         return None
     try:
-        plan = cache.plan_of(file, text, only, finish=add_setups)
+        found = cache.compiled(file, text, only, render=setups_of)
     except FlowError:
         if not is_flow_document(text):
             return None  # YAML with a 'tasks' key somewhere, but no flow
         raise
-    if isinstance(plan, str) or (only and plan.dag_id != only):
+    if isinstance(found, str) or (only and found.plan.dag_id != only):
         return None  # another flow than the one a worker is parsing for
-    return plan
+    return found
 
 
 class OverBudget(BaseException):
@@ -252,9 +253,10 @@ def _compile_and_build(file: Path, only: str | None, sources: dict[str, Path], c
 
     A DAG id that a file before it has (in this share, or ``claims``: a file of another share,
     relative to ``folder``, whose path sorts first) is an error of this file."""
-    plan = compile_file(file, only)
-    if plan is None:
+    found = compile_file(file, only)
+    if found is None:
         return None
+    plan = found.plan
     first = sources.get(plan.dag_id)
     other = claims.get(plan.dag_id)
     if first is None and other is not None and other < _relative(file, folder):
@@ -272,7 +274,7 @@ def _compile_and_build(file: Path, only: str | None, sources: dict[str, Path], c
 
     registered = set(DagContext.autoregistered_dags)
     try:
-        return build_dag(plan)
+        return build_dag(plan, found.rendered)
     except BaseException:
         # A DAG leaving its ``with`` block registers itself, even on an exception: take it back.
         DagContext.autoregistered_dags.difference_update(set(DagContext.autoregistered_dags) - registered)

@@ -94,14 +94,16 @@ def test_tasks_after_a_big_grid_are_still_counted(tmp_path: Path) -> None:
 
 
 def test_experiment_operator_takes_its_arguments_as_json_text() -> None:
+    from flow_airflow.computes import ComputeChoice
     from flow_airflow.operators.experiment import ExperimentOperator
 
     route = {"params": [["lr", "0.1"]], "parents": {}, "label": "lr=0.1"}
     task = {"title": "T", "type": "exec", "input": "true"}
-    setup = {"task": task, "parents": {"A": "a.run"}, "project_dir": "/p", "compute": {"name": "local"}}
+    setup = {"task": task, "parents": {"A": "a.run"}, "project_dir": "/p",
+             "compute": {"name": "local", "kind": "local"}}
     op = ExperimentOperator(task_id="t", setup=json.dumps(setup), route=json.dumps(route))
     assert op.route == route and op.setup.task.model_dump(exclude_defaults=True) == task
-    assert op.setup.compute.model_dump(exclude_unset=True) == {"name": "local"}
+    assert op.setup.compute == ComputeChoice("local", "local")
     assert op.setup.parents == {"A": "a.run"} and op.setup.gathered == [] and op.setup.project_dir == "/p"
 
 

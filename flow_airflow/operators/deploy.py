@@ -2,7 +2,7 @@
 
 Per route (spec, "Deploy tasks"): the endpoint is ``endpoint_title`` (created, or updated when this
 flow made it before), or ``endpoint_id`` (an existing endpoint: updated), else the task's title
-made a name. A new version is prepared like an experiment (:mod:`flow_airflow.endpoints.prepare`:
+made a name. A new version is prepared like an experiment (:mod:`flow_airflow.endpoints.versions`:
 the project and the parents' end states, the model in ``input/<task>``), started on the task's
 compute beside the version serving now, checked (``/health``, and its ``input_example`` must
 answer), switched to, and the old version stopped (:mod:`flow_airflow.endpoints.rollout`); when the
@@ -44,7 +44,6 @@ class DeployTaskOperator(FlowTaskOperator):
     def run_route(self, ti: Any, route: dict[str, Any], index: int, parents: dict[str, list[Record]],
                   project_env: dict[str, str]) -> Record:
         """Deploy, switch, record; :class:`ExperimentFailed` saying why the endpoint was not updated."""
-        from flow_airflow import computes
         from flow_airflow.common.routes import record_route, route_label
         from flow_airflow.endpoints import keys
         from flow_airflow.endpoints.rollout import RolloutFailed, predict_url
@@ -61,13 +60,12 @@ class DeployTaskOperator(FlowTaskOperator):
         _refuse(task)
         for note in [*setup.compute.notes, *_notes(task, setup.compute.kind, setup.compute.name)]:
             self.log.warning("%s", note)
-        compute = setup.compute.model_dump()
-        runner = computes.create(compute)
+        runner = setup.compute.compute()
         if refusal := runner.refusal(task):
             raise ExperimentFailed(refusal)
         name = endpoint_name(task)
         try:
-            endpoint, version = self._deploy(name, ti, parents, project_env, runner, compute)
+            endpoint, version = self._deploy(name, ti, parents, project_env, runner)
         except (RolloutFailed, EndpointError) as e:
             raise ExperimentFailed(f"'{task.title}' did not update endpoint {name}: {e}") from None
         url = predict_url(endpoint)
@@ -80,27 +78,28 @@ class DeployTaskOperator(FlowTaskOperator):
                       route=record_route(task.title, index, parents, setup.gathered), upstream={},
                       label=label, labels=parts,
                       endpoint={"name": name, "url": url, "version": version.version,
-                                "compute": compute.get("name"), "replicas": len(version.replicas)})
+                                "compute": setup.compute.name, "replicas": len(version.replicas)})
 
     def _deploy(self, name: str, ti: Any, parents: dict[str, list[Record]], project_env: dict[str, str],
-                runner: Any, compute: dict[str, Any]) -> tuple[Any, Any]:
+                runner: Any) -> tuple[Any, Any]:
         """A new version of endpoint ``name`` from this run, serving (holding the endpoint's lock): the
         endpoint and the version. :class:`RolloutFailed` or :class:`EndpointError` when it cannot."""
         from flow_airflow import settings
         from flow_airflow.endpoints import keys
-        from flow_airflow.endpoints.prepare import new_version, prune
         from flow_airflow.endpoints.rollout import roll_out
         from flow_airflow.endpoints.store import EndpointStore, Event
+        from flow_airflow.endpoints.versions import new_version, prune
+        from flow_airflow.runtime.prepare import Preparation
 
-        task = self.setup.task
+        setup, task = self.setup, self.setup.task
+        preparation = Preparation(task, parents, setup.gathered, Path(setup.project_dir),  # type: ignore[arg-type]
+                                  {**os.environ, **project_env}, self.log)
         store = EndpointStore(settings.endpoints_root())
         with store.locked(name):
             endpoint = self._endpoint(store, name, task, ti.dag_id)
             key = None if endpoint.open else keys.ensure(name)
-            version = new_version(store, endpoint, spec=task, parents=parents,  # type: ignore[arg-type]
-                                  gathered=self.setup.gathered, project_dir=Path(self.setup.project_dir),
-                                  runner=runner, compute=compute, dag_id=ti.dag_id, run_id=ti.run_id,
-                                  base_env={**os.environ, **project_env}, log=self.log)
+            version = new_version(store, endpoint, preparation, runner, setup.compute, dag_id=ti.dag_id,
+                                  run_id=ti.run_id)
             self._pending = (store, endpoint, version)
             roll_out(store, endpoint, version, max(task.min_replica or 1, 1), key,  # type: ignore[union-attr]
                      task.input_example, say=self.log.info)  # type: ignore[union-attr]

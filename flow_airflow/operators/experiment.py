@@ -32,7 +32,7 @@ class ExperimentOperator(FlowTaskOperator):
         setup = self.setup
         self._experiment = None  # not the last route's, should this one not start
         self._experiment = Experiment(
-            task=setup.task.model_dump(mode="json", exclude_defaults=True),
+            spec=setup.task,  # type: ignore[arg-type]  # an exec task (render.dag.OPERATORS)
             route=route,
             parents=parents,
             gathered=setup.gathered,
@@ -40,7 +40,7 @@ class ExperimentOperator(FlowTaskOperator):
             run_id=ti.run_id,
             index=index,
             project_dir=Path(setup.project_dir),
-            compute=setup.compute.model_dump(),
+            compute=setup.compute,
             base_env={**os.environ, **project_env},
             log=self.log,
             varies=self._varies,

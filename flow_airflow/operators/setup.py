@@ -1,9 +1,12 @@
 """What the DAG hands a flow task's operators: one pydantic model per operator, shared by both ends.
 
-The plan writes each setup once (``model_dump_json``, kept in the plan cache with the plan, see
-:func:`flow_airflow.plan.flow_plan.plan_flow`); the DAG passes it to the operator as JSON text
-(one string is what Airflow serializes fastest, in every parse of the DAG file); the operator
-reads it back when its task instance runs (``model_validate_json``). No Airflow import here.
+The renderer writes each setup once per plan (``model_dump_json``:
+:func:`flow_airflow.render.setups.setups_of`, kept in the plan cache beside the plan); the DAG
+passes it to the operator as JSON text (one string is what Airflow serializes fastest, in every
+parse of the DAG file); the operator reads it back once when its task instance runs
+(``model_validate_json``) and hands its models on as they are: the flow task (:mod:`flow_airflow.spec.models`)
+and the compute (:class:`~flow_airflow.computes.ComputeChoice`, the plan's own, which pydantic reads
+and writes as the dataclass it is). No Airflow import here.
 
 - :class:`TaskSetup`: the experiments of a task, ``<task>.run``
   (:mod:`flow_airflow.operators.base` and its families by task type).
@@ -13,11 +16,10 @@ reads it back when its task instance runs (``model_validate_json``). No Airflow 
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from flow_airflow.common.conditions import MetricCondition
+from flow_airflow.computes import DEFAULT, ComputeChoice
 from flow_airflow.spec import models
 
 #: A task's params as the run plans them: ``[(key, values)]`` in the file's order, ``[]`` when not set.
@@ -28,13 +30,9 @@ class Setup(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ComputeSetup(Setup):
-    """The compute template a task runs on (:class:`flow_airflow.computes.ComputeChoice`)."""
-
-    name: str = "local"
-    kind: str = "local"
-    settings: dict[str, Any] = Field(default_factory=dict)
-    notes: list[str] = Field(default_factory=list)  # what was skipped choosing it: logged by every experiment
+def default_compute() -> ComputeChoice:
+    """The default compute template (``local``): of a task that chose none (a data task runs no command)."""
+    return ComputeChoice(DEFAULT, DEFAULT)
 
 
 class Replan(Setup):
@@ -55,7 +53,7 @@ class TaskSetup(Setup):
     parents: dict[str, str] = Field(default_factory=dict)  # parent title -> its run task id
     gathered: list[str] = Field(default_factory=list)  # parents whose passing experiments come as a group
     project_dir: str
-    compute: ComputeSetup = Field(default_factory=ComputeSetup)
+    compute: ComputeChoice = Field(default_factory=default_compute)  # as chosen at compile time; its notes logged
     warnings: list[str] = Field(default_factory=list)  # from the flow file: keys that have no effect
     replan: Replan | None = None
 

@@ -7,9 +7,10 @@ time; that is most of a parse. The plan is kept in ``cache_folder`` (``$AIRFLOW_
 one file per flow file, under a key made of the flow's text and place, flow-airflow's code
 (file sizes and times), the Python and pydantic versions and the ``[flow_airflow]`` settings.
 Any other key, or an entry that cannot be read, and the flow is compiled anew (and stored).
-The DAG is always built from the plan again: only the plan is kept (with what the DAG's operators
-receive, made once). Entries are pickles: the folder must be as trusted as the dags folder (it is
-under ``$AIRFLOW_HOME`` by default).
+The DAG is always built from the plan again: only the plan is kept, and beside it what the loader
+rendered of it (what the DAG's operators receive, made once; opaque here: :class:`Compiled`).
+Entries are pickles: the folder must be as trusted as the dags folder (it is under
+``$AIRFLOW_HOME`` by default).
 ``cache_folder`` set to an empty value turns the cache off.
 """
 
@@ -25,13 +26,23 @@ import pickle
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flow_airflow import settings
 from flow_airflow.plan.flow_plan import FlowPlan, plan_flow
 from flow_airflow.spec.load import load_flow
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A flow file compiled: its plan, and what the loader rendered of it to keep beside it (None: nothing)."""
+
+    plan: FlowPlan
+    rendered: Any = None  # the loader's: the setups of the DAG's operators (flow_airflow.render.setups.Setups)
 
 
 def folder() -> Path | None:
@@ -80,8 +91,8 @@ def _entry(file: Path) -> Path | None:
     return root / f"{hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:32]}.pickle"
 
 
-def lookup(file: Path, text: str, dag_id: str | None = None) -> tuple[str, FlowPlan | None] | None:
-    """``(dag id, plan)`` of the flow in ``file`` when its plan is kept, else None.
+def lookup(file: Path, text: str, dag_id: str | None = None) -> tuple[str, Compiled | None] | None:
+    """``(dag id, compiled)`` of the flow in ``file`` when its plan is kept, else None.
 
     With ``dag_id`` given, the plan of a flow of another DAG id is not read: ``(its id, None)``.
     """
@@ -99,16 +110,16 @@ def lookup(file: Path, text: str, dag_id: str | None = None) -> tuple[str, FlowP
             # everything the parsing process holds, for nothing: none of them is garbage yet.
             gc.disable()
             try:
-                plan = pickle.load(f)
+                kept = pickle.load(f)
             finally:
                 gc.enable()
     except Exception:  # missing, half-written, from another version: compile anew
         return None
-    return (plan.dag_id, plan) if isinstance(plan, FlowPlan) else None
+    return (kept.plan.dag_id, kept) if isinstance(kept, Compiled) else None
 
 
-def store(file: Path, text: str, plan: FlowPlan) -> None:
-    """Keep ``plan`` for the next parse; quietly not, when the folder cannot be written."""
+def store(file: Path, text: str, compiled: Compiled) -> None:
+    """Keep ``compiled`` for the next parse; quietly not, when the folder cannot be written."""
     entry = _entry(file)
     if entry is None:
         return
@@ -117,8 +128,9 @@ def store(file: Path, text: str, plan: FlowPlan) -> None:
         fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".pickle")
         try:
             with os.fdopen(fd, "wb") as f:
-                pickle.dump({"key": _key(file, text), "dag_id": plan.dag_id}, f, protocol=pickle.HIGHEST_PROTOCOL)
-                pickle.dump(plan, f, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump({"key": _key(file, text), "dag_id": compiled.plan.dag_id}, f,
+                            protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(compiled, f, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, entry)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -128,21 +140,28 @@ def store(file: Path, text: str, plan: FlowPlan) -> None:
         log.debug("flow-airflow could not keep the plan of %s in %s: %r", file, entry, e)
 
 
-def plan_of(file: Path, text: str, dag_id: str | None = None,
-            finish: Callable[[FlowPlan], None] | None = None) -> FlowPlan | str:
-    """The plan of the flow ``text`` of ``file``: kept, or compiled now and kept.
+def compiled(file: Path, text: str, dag_id: str | None = None,
+             render: Callable[[FlowPlan], Any] | None = None) -> Compiled | str:
+    """The flow ``text`` of ``file`` compiled: kept, or compiled now and kept.
 
     Raises :class:`~flow_airflow.spec.errors.FlowError` for a broken flow (never kept). With
     ``dag_id`` given and a kept plan of another DAG id: that id, as a string (the plan unread).
-    ``finish``: what to add to a plan compiled now before it is kept (the loader adds what the DAG's
-    operators receive, :func:`flow_airflow.render.setups.add_setups`).
+    ``render``: what to make of a plan and keep beside it (the loader's:
+    :func:`flow_airflow.render.setups.setups_of`), made now when not kept yet.
     """
     found = lookup(file, text, dag_id)
-    if found is not None:
-        other, plan = found
-        return plan if plan is not None else other
-    plan = plan_flow(load_flow(file, text))
-    if finish is not None:
-        finish(plan)
-    store(file, text, plan)
-    return plan
+    if found is not None and found[1] is None:
+        return found[0]  # another flow's
+    kept = found[1] if found is not None else None
+    if kept is not None and (render is None or kept.rendered is not None):
+        return kept
+    plan = kept.plan if kept is not None else plan_flow(load_flow(file, text))
+    made = Compiled(plan, render(plan) if render is not None else None)
+    store(file, text, made)
+    return made
+
+
+def plan_of(file: Path, text: str, dag_id: str | None = None) -> FlowPlan | str:
+    """The plan of the flow ``text`` of ``file``, as :func:`compiled` gives it (a string: another flow's DAG id)."""
+    found = compiled(file, text, dag_id)
+    return found if isinstance(found, str) else found.plan

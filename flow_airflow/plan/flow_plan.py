@@ -46,11 +46,6 @@ class TaskPlan:
     approvers: list[str] = field(default_factory=list)
     compute: computes.ComputeChoice | None = None
     tunable: bool = False  # its routes may change with the run's params (its own, or those of a task before it)
-    # What its operators receive (flow_airflow.operators.setup) as JSON text, made by the DAG's build
-    # (flow_airflow.render.setups) and kept in the plan cache with the plan: a parse of the DAG file
-    # passes them on as they are, without dumping a model.
-    setup_json: str = ""  # TaskSetup, of its experiments
-    planner_json: str = ""  # RoutesSetup, of the task planning its routes at run time ("" when known at compile time)
 
     @property
     def title(self) -> str:

@@ -34,10 +34,10 @@ from flow_airflow.operators.routes import ConditionOperator, RoutesOperator
 from flow_airflow.plan.flow_plan import FlowPlan, TaskPlan
 from flow_airflow.render.params import PARAMS_DOC, flow_params
 from flow_airflow.render.schedule import schedule_of
-from flow_airflow.render.setups import add_setups
+from flow_airflow.render.setups import Setups, setups_of
 from flow_airflow.sensors.approval import ApprovalSensor
 
-__all__ = ["OPERATORS", "FlowTaskGroup", "build_dag"]
+__all__ = ["OPERATORS", "FlowDAG", "FlowTaskGroup", "build_dag"]
 
 #: The operator of a task's experiments by the task's type, as astronomer-cosmos chooses one operator
 #: class per execution mode.
@@ -46,6 +46,20 @@ OPERATORS: dict[str, type[FlowTaskOperator]] = {
     "data": DataTaskOperator,
     "deploy": DeployTaskOperator,
 }
+
+
+class FlowDAG(DAG):
+    """A flow's DAG, hashed and equal as the one object it is.
+
+    Airflow's DAG hashes a tuple of all its task ids, and setting a relation (``a >> b``) hashes the
+    DAG of every task on both sides (``DependencyMixin._set_relatives``): building a DAG of n tasks
+    cost O(n²) (500 tasks: some 10 ms of every parse). Those checks ask whether the tasks share one
+    DAG object; serialization does not record the class.
+    """
+
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
 
 
 class FlowTaskGroup(TaskGroup):
@@ -61,15 +75,14 @@ class FlowTaskGroup(TaskGroup):
     __ne__ = object.__ne__
 
 
-def build_dag(plan: FlowPlan) -> DAG:
-    """The DAG of ``plan``; what its operators receive is made now unless the plan cache kept it."""
-    if any(not task.setup_json for task in plan.tasks):
-        add_setups(plan)
+def build_dag(plan: FlowPlan, setups: Setups | None = None) -> FlowDAG:
+    """The DAG of ``plan``; ``setups``: what its operators receive, as the plan cache kept it (made now when None)."""
+    setups = setups or setups_of(plan)
     flow = plan.flow
     spec = flow.spec
     version = [f"version:{spec.version}"] if spec.version else []
     batch = settings.batch_routes(plan.dag_id)
-    dag = DAG(
+    dag = FlowDAG(
         dag_id=plan.dag_id,
         dag_display_name=spec.name,
         description=(spec.description or "").strip().splitlines()[0][:200] if spec.description else None,
@@ -87,7 +100,7 @@ def build_dag(plan: FlowPlan) -> DAG:
                 group_display_name=task.title,
                 tooltip=(task.spec.description or task.describe_count()),
             ):
-                first, run = _task_group(plan, task, batch)
+                first, run = _task_group(plan, task, setups, batch)
             for parent in task.parents:
                 runs[parent] >> first
                 has_children.add(parent)
@@ -103,7 +116,7 @@ def build_dag(plan: FlowPlan) -> DAG:
     return dag
 
 
-def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
+def _task_group(plan: FlowPlan, task: TaskPlan, setups: Setups, batch: int) -> tuple[Any, Any]:
     """The tasks of one flow task: (the first, which its parents precede; ``run``)."""
     static, tunable = task.static, task.tunable  # tunable: its routes may change with the run's params
     gate = ApprovalSensor(
@@ -117,7 +130,7 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
     experiment = OPERATORS[task.kind].partial(
         task_id=RUN,
         task_display_name=task.title,
-        setup=task.setup_json,
+        setup=setups.runs[task.title],
         map_index_template=ROUTE_LABEL,
         batch=batch,
         trigger_rule="all_done" if static and tunable and task.parents and not gate else "all_success",
@@ -130,20 +143,20 @@ def _task_group(plan: FlowPlan, task: TaskPlan, batch: int) -> tuple[Any, Any]:
         if gate:
             gate >> run
         return gate or run, run
-    planner = _planner(task, batch)
+    planner = _planner(task, setups.planners[task.title], batch)
     run = experiment.expand(route=planner.output)
     if gate:
         planner >> gate >> run
     return planner, run
 
 
-def _planner(task: TaskPlan, batch: int) -> RoutesOperator:
+def _planner(task: TaskPlan, setup: str, batch: int) -> RoutesOperator:
     """The task that plans the routes of a task known only at run time (conditions, ``| hyper``, big grids)."""
     kind = ConditionOperator if task.tests else RoutesOperator
     return kind(
         task_id=CONDITION if task.tests else ROUTES,
         task_display_name=f"{task.title}: {CONDITION if task.tests else ROUTES}",
-        setup=task.planner_json,
+        setup=setup,
         batch=batch,
         trigger_rule="all_done" if task.parents else "all_success",
     )

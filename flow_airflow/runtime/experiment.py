@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from flow_airflow import computes, settings
 from flow_airflow.common.records import Record
 from flow_airflow.common.routes import (
@@ -33,22 +31,10 @@ from flow_airflow.common.routes import (
     upstream_of,
     varying,
 )
-from flow_airflow.computes.base import Compute, DeferrableCompute, Launch
+from flow_airflow.computes.base import INPUT, Compute, DeferrableCompute, Launch
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
-from flow_airflow.runtime.environment import SDK_PATH, experiment_env
-from flow_airflow.runtime.prepare import (
-    ExperimentFailed,
-    Staged,
-    command_line,
-    datasets_to_fetch,
-    make_workspace,
-    safe,
-    seen,
-    stage_datasets,
-    stage_inputs,
-    uses_git,
-)
+from flow_airflow.runtime.prepare import ExperimentFailed, Preparation, Staged, command_line, safe, uses_git
 from flow_airflow.runtime.tags import TagLog
 from flow_airflow.spec import models
 
@@ -62,7 +48,7 @@ SYNC_SECONDS = 60.0
 class Experiment:
     """Everything one experiment needs; built by the operator from its task instance."""
 
-    task: dict  # the flow task as validated at compile time (models.Task, dumped)
+    spec: models.ExecTask  # the flow task, as validated at compile time
     route: Route
     parents: dict[str, list[Record]]  # the parent experiments this route follows
     gathered: list[str]  # parents tested by a condition: their experiments come as a group
@@ -70,7 +56,7 @@ class Experiment:
     run_id: str
     index: int
     project_dir: Path
-    compute: dict  # the compute chosen at compile time: {"name", "kind", "settings", "notes"}
+    compute: computes.ComputeChoice  # the template chosen at compile time, and what was skipped choosing it
     base_env: Mapping[str, str]
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("flow_airflow.experiment"))
     varies: set[str] | None = None  # its params that differ between its routes in this run; None: as in the file
@@ -80,7 +66,6 @@ class Experiment:
     try_number: int = 1  # the task instance's try: each try has a working directory of its own
 
     def __post_init__(self) -> None:
-        self.spec = TypeAdapter(models.Task).validate_python(self.task)
         self.slug = slug(self.spec.title)
         self.runner: Compute | None = None
         self.staged: Staged = {}
@@ -187,58 +172,22 @@ class Experiment:
 
     def _prepare(self, runner: Compute, spec: models.ExecTask, params: list[list[str]],
                  upstream: Mapping[str, Mapping[str, Mapping[str, str]]]) -> tuple[Launch, workspace.Snapshot | None]:
-        """The workspace with its inputs, and the launch of the command laid out for ``runner``.
+        """The workspace with its inputs (:class:`~flow_airflow.runtime.prepare.Preparation`), and the
+        launch of the command laid out for ``runner``.
 
         Also the workspace's snapshot before the run (None when it came from Git: then only the
-        output folder is passed on).
+        output folder is passed on), taken before the output folder is made.
         """
-        try:
-            workdir, from_git = make_workspace(spec, self._workdir(), self.project_dir, self.log)
-        except workspace.WorkspaceError as e:
-            raise ExperimentFailed(f"'{spec.title}' cannot start: {e}") from None
-        baseline = None if from_git else workspace.snapshot(workdir)  # to pass on only what the run changed
-        inputs, passed, self.staged = stage_inputs(spec, self.parents, self.gathered, workdir,
-                                                   self._store())
-        output_dir = workspace.inside(workdir, spec.output_dir or "output")
-        output_dir.mkdir(parents=True, exist_ok=True)
-        layout = runner.layout(workdir, SDK_PATH)
-        mounts: tuple = ()
-        if runner.fetches_datasets:  # cnvrg's /data/<name>: the compute brings the files
-            datasets, fetched = datasets_to_fetch(self.parents, workdir, self.log)
-        else:
-            (datasets, mounts), fetched = stage_datasets(self.parents, workdir, layout, self.log), ()
-        layout = dataclasses.replace(layout, mounts=layout.mounts + mounts)
-        roots = layout.roots()
-        env = experiment_env(
-            params=params,
-            upstream=upstream,
-            inputs={folder: seen(path, workdir, layout) for folder, path in inputs.items()},
-            passed_condition=[seen(path, workdir, layout) for path in passed],
-            workdir=layout.cnvrg,
-            output_dir=seen(output_dir, workdir, layout),
-            base=self.base_env,
-            paths=roots,
-            datasets={name: seen(path, workdir, layout) for name, path in datasets.items()},
-            sdk=layout.sdk,
-            warn=self.log.warning,
-        )
-        env["CNVRG_EXPERIMENT_TITLE"] = f"{spec.title} #{self.index}"
-        command, shown = command_line(spec, params, roots, workdir / "input", self.log)
-        launch = Launch(
-            name=f"{self.dag_id}.{safe(self.run_id)}.{self.slug}.{self.index}",
-            command=command,
-            shown=shown,
-            workspace=workdir,
-            cwd=layout.cnvrg,
-            env=env,
-            layout=layout,
-            inputs=inputs,
-            image=spec.image,
-            resources=spec.resources.model_dump(exclude_none=True) if spec.resources else {},
-            mount_folders=tuple(spec.mount_folders),
-            datasets=fetched,
-        )
-        return launch, baseline
+        preparation = Preparation(spec, self.parents, self.gathered, self.project_dir, self.base_env, self.log)
+        instance = preparation.prepare(self._workdir(), runner, self._store(), title=f"{spec.title} #{self.index}",
+                                       params=params, upstream=upstream, fetch_datasets=runner.fetches_datasets)
+        self.staged = instance.staged
+        workdir = instance.workspace
+        baseline = None if instance.from_git else workspace.snapshot(workdir)  # to pass on only what the run changed
+        instance.output_dir.mkdir(parents=True, exist_ok=True)
+        command, shown = command_line(spec, params, instance.layout.roots(), workdir / INPUT, self.log)
+        name = f"{self.dag_id}.{safe(self.run_id)}.{self.slug}.{self.index}"
+        return instance.launch(name, command, shown), baseline
 
     def _workdir(self) -> Path:
         """``<workspaces>/<dag id>/<run id>/<task slug>/<index>.try<n>``: a try never sees an earlier try's files
@@ -249,18 +198,12 @@ class Experiment:
     def _check_compute(self) -> Compute:
         """The task's compute; refuse what it cannot run, say what was skipped choosing it."""
         spec = self.spec
-        if not isinstance(spec, models.ExecTask):
-            raise ExperimentFailed(
-                f"'{spec.title}' is a {spec.type} task: running {spec.type} tasks is not supported yet "
-                "by flow-airflow (the flow loads and shows it, but cannot run it)"
-            )
-        for note in self.compute.get("notes", []):
+        for note in self.compute.notes:
             self.log.warning("%s", note)
         try:
-            runner = computes.create(self.compute)
+            runner = self.compute.compute()
         except ValueError as e:
-            name = self.compute.get("name")
-            raise ExperimentFailed(f"'{spec.title}' cannot start on compute '{name}': {e}") from None
+            raise ExperimentFailed(f"'{spec.title}' cannot start on compute '{self.compute.name}': {e}") from None
         refusal = runner.refusal(spec)
         if refusal:
             raise ExperimentFailed(refusal)

@@ -1,25 +1,33 @@
-"""Preparing an experiment, the same on every compute: its workspace, its inputs, its command line.
+"""Preparing a task instance, the same for every task type and compute: one module to change how it is done.
 
-The workspace is on the worker; the command sees cnvrg's folders where its compute's
-:class:`~flow_airflow.computes.base.Layout` puts them (the workspace itself on the local compute,
-``/cnvrg``, ``/input``, ``/data`` in a container). :func:`seen` turns a worker path into the
-command's; cnvrg's absolute paths named in the command and its params are mapped to the layout.
+:meth:`Preparation.prepare` makes an exec task's experiment and a deploy task's endpoint version
+alike: a fresh workspace on the worker (a copy of the project, or of its Git revision), the
+parents' end states staged in ``input/<task>``, the data tasks' datasets at ``.cnvrg_data/<name>``,
+cnvrg's environment, all laid out for the task's compute: an :class:`Instance`, which gives the
+compute its :class:`~flow_airflow.computes.base.Launch`. The command sees cnvrg's folders where
+its compute's :class:`~flow_airflow.computes.base.Layout` puts them (the workspace itself on the
+local compute, ``/cnvrg``, ``/input``, ``/data`` in a container). :func:`seen` turns a worker path
+into the command's; cnvrg's absolute paths named in the command and its params are mapped to the
+layout (:func:`command_line`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shlex
 import subprocess
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flow_airflow.common.records import Record
 from flow_airflow.common.routes import slug
-from flow_airflow.computes.base import DATA, INPUT, ExperimentFailed, Layout, Mount
+from flow_airflow.computes.base import DATA, INPUT, Compute, ExperimentFailed, Launch, Layout, Mount
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
+from flow_airflow.runtime.environment import SDK_PATH, experiment_env
 from flow_airflow.runtime.paths import input_references, map_command, map_path, names_roots
 from flow_airflow.spec import models
 
@@ -28,6 +36,113 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Staged = dict[str, tuple[Path, str, str]]  # input folder -> (its path on the worker, parent experiment, source)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A task instance prepared on the worker: its files, laid out for its compute, and its environment.
+
+    Paths in ``env`` are as the command sees them (``layout``); ``workspace``, ``inputs`` and
+    ``output_dir`` are on the worker (the output folder is not made: an experiment makes it once it
+    has taken its snapshot, see :meth:`Preparation.prepare`).
+    """
+
+    spec: models.ExecTask | models.DeployTask
+    workspace: Path  # the instance's working directory on the worker
+    from_git: bool  # its files are a Git revision of the project: only the output folder is passed on
+    layout: Layout  # the compute's, with ``dataset_mounts``
+    inputs: dict[str, Path]  # the parents' end states by folder (``prepare``, ``train_2``), under ``input/``
+    staged: Staged  # what the log lists of them
+    output_dir: Path
+    env: dict[str, str]  # its whole environment: the base, then cnvrg's variables
+    dataset_mounts: tuple[Mount, ...] = ()  # what a container compute binds of the datasets staged for it
+    datasets: tuple[dict, ...] = ()  # what a compute that fetches datasets brings (``Launch.datasets``)
+
+    def launch(self, name: str, command: str = "", shown: str = "") -> Launch:
+        """What its compute runs: ``command`` (``shown``: as the log shows it) in the instance's files.
+
+        ``name``: readable and unique (container names); a deploy version has no command (its
+        replicas run the serving app).
+        """
+        spec = self.spec
+        return Launch(
+            name=name,
+            command=command,
+            shown=shown,
+            workspace=self.workspace,
+            cwd=self.layout.cnvrg,
+            env=self.env,
+            layout=self.layout,
+            inputs=self.inputs,
+            image=spec.image,
+            resources=spec.resources.model_dump(exclude_none=True) if spec.resources else {},
+            mount_folders=tuple(getattr(spec, "mount_folders", ())),
+            datasets=self.datasets,
+        )
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """What a task instance is prepared from: its task, the parent experiments it follows, the project.
+
+    ``gathered``: the parents a condition tested, whose passing experiments come as a group;
+    ``base_env``: the worker's environment with the project's ``env`` (``[flow_airflow] project_env``).
+    """
+
+    spec: models.ExecTask | models.DeployTask
+    parents: Mapping[str, list[Record]]
+    gathered: list[str]
+    project_dir: Path
+    base_env: Mapping[str, str]
+    log: logging.Logger
+
+    def prepare(self, root: Path, compute: Compute, store: ArtifactStore, *, title: str, params: list[list[str]],
+                upstream: Mapping[str, Mapping[str, Mapping[str, str]]], fetch_datasets: bool = False) -> Instance:
+        """The instance's files at ``root`` on the worker, laid out for ``compute``, and its environment.
+
+        Steps: the workspace (:func:`make_workspace`), the parents' end states from ``store``
+        (:func:`stage_inputs`), the compute's layout, the datasets (staged on the worker, or with
+        ``fetch_datasets`` left for the compute to bring: a pod), cnvrg's variables
+        (:func:`~flow_airflow.runtime.environment.experiment_env`) with ``params`` (rendered),
+        ``upstream`` (the tags before it) and ``title`` (``CNVRG_EXPERIMENT_TITLE``). Only an exec
+        task's experiment gets ``CNVRG_TASKS_PASSED_CONDITION``: a deploy version serves the model
+        staged for it.
+
+        :raises ExperimentFailed: the workspace or an input cannot be made (the project, a Git
+            revision, a dataset), saying which.
+        :raises ValueError: the task's ``output_dir`` leads out of the workspace.
+        """
+        spec, log = self.spec, self.log
+        try:
+            workdir, from_git = make_workspace(spec, root, self.project_dir, log)
+        except workspace.WorkspaceError as e:
+            raise ExperimentFailed(f"'{spec.title}' cannot start: {e}") from None
+        inputs, passed, staged = stage_inputs(spec, self.parents, self.gathered, workdir, store)
+        output_dir = workspace.inside(workdir, getattr(spec, "output_dir", None) or "output")
+        layout = compute.layout(workdir, SDK_PATH)
+        mounts: tuple[Mount, ...] = ()
+        fetched: tuple[dict, ...] = ()
+        if fetch_datasets:  # cnvrg's /data/<name>: the compute brings the files
+            datasets, fetched = datasets_to_fetch(self.parents, workdir, log)
+        else:
+            datasets, mounts = stage_datasets(self.parents, workdir, layout, log)
+        layout = dataclasses.replace(layout, mounts=layout.mounts + mounts)
+        env = experiment_env(
+            params=params,
+            upstream=upstream,
+            inputs={folder: seen(path, workdir, layout) for folder, path in inputs.items()},
+            passed_condition=[seen(path, workdir, layout) for path in passed] if spec.type == "exec" else [],
+            workdir=layout.cnvrg,
+            output_dir=seen(output_dir, workdir, layout),
+            base=self.base_env,
+            paths=layout.roots(),
+            datasets={name: seen(path, workdir, layout) for name, path in datasets.items()},
+            sdk=layout.sdk,
+            warn=log.warning,
+        )
+        env["CNVRG_EXPERIMENT_TITLE"] = title
+        return Instance(spec=spec, workspace=workdir, from_git=from_git, layout=layout, inputs=inputs,
+                        staged=staged, output_dir=output_dir, env=env, dataset_mounts=mounts, datasets=fetched)
 
 
 def seen(path: Path, workspace_dir: Path, layout: Layout) -> PurePath:
@@ -47,7 +162,8 @@ def uses_git(spec: models.ExecTask, project_dir: Path) -> bool:
     return bool(spec.revision or spec.git_branch) and _git(project_dir, "rev-parse", "--show-prefix") is not None
 
 
-def make_workspace(spec: models.ExecTask, root: Path, project_dir: Path, log: logging.Logger) -> tuple[Path, bool]:
+def make_workspace(spec: models.ExecTask | models.DeployTask, root: Path, project_dir: Path,
+                   log: logging.Logger) -> tuple[Path, bool]:
     """A fresh copy of the project folder; of a Git revision of it when the task names one.
 
     Also whether it came from Git: then only the output folder is passed on (spec, "Artifacts Flow").
@@ -75,7 +191,7 @@ def make_workspace(spec: models.ExecTask, root: Path, project_dir: Path, log: lo
 
 
 def stage_inputs(
-    spec: models.ExecTask, parents: Mapping[str, list[Record]], gathered: list[str], workdir: Path,
+    spec: models.ExecTask | models.DeployTask, parents: Mapping[str, list[Record]], gathered: list[str], workdir: Path,
     store: ArtifactStore,
 ) -> tuple[dict[str, Path], list[Path], Staged]:
     """Copy parent outputs to ``input/<task>`` (``input/<task>_<n>`` for several experiments).

@@ -108,6 +108,7 @@ def test_the_local_compute_runs_a_launch_and_kill_stops_it(tmp_path: Path) -> No
 def test_a_new_kind_is_one_class_and_one_entry_and_gets_cnvrgs_container_layout(
     fake_kind: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from flow_airflow.computes import ComputeChoice
     from flow_airflow.runtime.artifacts import ArtifactStore
     from flow_airflow.runtime.experiment import Experiment
 
@@ -123,14 +124,15 @@ def test_a_new_kind_is_one_class_and_one_entry_and_gets_cnvrgs_container_layout(
     handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
     log.setLevel(logging.INFO)
     experiment = Experiment(
-        task={"title": "Train", "type": "exec", "computes": ["box"], "image": "python:3.11",
-              "input": "python3 /cnvrg/train.py --data /input/prepare/output/a.csv",
-              "params": [{"key": "out", "value": "/cnvrg/output/m"}], "requirements": {"cpu": 2, "memory": 4}},
+        spec=ExecTask.model_validate({
+            "title": "Train", "type": "exec", "computes": ["box"], "image": "python:3.11",
+            "input": "python3 /cnvrg/train.py --data /input/prepare/output/a.csv",
+            "params": [{"key": "out", "value": "/cnvrg/output/m"}], "requirements": {"cpu": 2, "memory": 4}}),
         route={"params": [["out", "/cnvrg/output/m"]], "parents": {}},
         parents={"Prepare": [{"task": "Prepare", "index": 0, "params": {}, "tags": {"rows": "2"},
                               "output": str(parent), "route": {"Prepare": 0}, "upstream": {}}]},
         gathered=[], dag_id="d", run_id="r", index=0, project_dir=tmp_path / "project",
-        compute={"name": "box", "kind": "fake", "settings": {"kind": "fake"}, "notes": []}, base_env={}, log=log,
+        compute=ComputeChoice("box", "fake", {"kind": "fake"}), base_env={}, log=log,
     )
     record = experiment.run()
     [launch] = FakeContainerCompute.launches

@@ -115,6 +115,7 @@ def test_killing_the_experiment_stops_its_container(tmp_path: Path, python_image
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """What the operator's ``on_kill`` calls (the task was killed or timed out): the container stops at once,
     the experiment fails saying its command exited 143, and no container is left."""
+    from flow_airflow.computes import ComputeChoice
     from flow_airflow.runtime.experiment import Experiment
     from flow_airflow.spec.models import ExecTask
 
@@ -128,9 +129,9 @@ def test_killing_the_experiment_stops_its_container(tmp_path: Path, python_image
     (project / "long.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(600)\n")
     task = ExecTask.model_validate({"title": "Long", "type": "exec", "input": "python3 long.py"})
     experiment = Experiment(
-        task=task.model_dump(), route={"params": [], "parents": {}}, parents={}, gathered=[], dag_id="kill",
+        spec=task, route={"params": [], "parents": {}}, parents={}, gathered=[], dag_id="kill",
         run_id="r1", index=0, project_dir=project, base_env=dict(os.environ),
-        compute={"name": "docker", "kind": "docker", "settings": {"image": python_image, "network_mode": "none"}},
+        compute=ComputeChoice("docker", "docker", {"image": python_image, "network_mode": "none"}),
     )
     failure: list[BaseException] = []
 

@@ -328,8 +328,10 @@ def test_the_sdk_logs_one_parseable_line_per_tag(capfd: pytest.CaptureFixture[st
 def test_periodic_sync_keeps_the_end_state_while_the_command_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from flow_airflow.computes import ComputeChoice
     from flow_airflow.runtime import experiment
     from flow_airflow.runtime.artifacts import ArtifactStore
+    from flow_airflow.spec.models import ExecTask
 
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__ARTIFACTS_FOLDER", str(tmp_path / "store"))
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__WORKSPACES_FOLDER", str(tmp_path / "ws"))
@@ -337,11 +339,12 @@ def test_periodic_sync_keeps_the_end_state_while_the_command_runs(
     kept = ArtifactStore(tmp_path / "store").location("d", "r", "sync", 0)
     (tmp_path / "project").mkdir()
     run = experiment.Experiment(
-        task={"title": "Sync", "type": "exec", "computes": ["local"], "periodic_sync": True,
-              "input": f"echo 1 > output/a.txt; sleep 1; test -f {kept}/output/a.txt && echo 'cnvrg_tag_seen: yes'"},
+        spec=ExecTask.model_validate({
+            "title": "Sync", "type": "exec", "computes": ["local"], "periodic_sync": True,
+            "input": f"echo 1 > output/a.txt; sleep 1; test -f {kept}/output/a.txt && echo 'cnvrg_tag_seen: yes'"}),
         route={"params": [], "parents": {}},
         parents={}, gathered=[], dag_id="d", run_id="r", index=0, project_dir=tmp_path / "project",
-        compute={"name": "local", "kind": "local"}, base_env=dict(os.environ),
+        compute=ComputeChoice("local", "local"), base_env=dict(os.environ),
     )
     record = run.run()
     assert record["tags"] == {"seen": "yes"}
