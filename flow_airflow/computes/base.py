@@ -31,9 +31,10 @@ union on ``kind``, resolved through the registry so that only configured kinds a
 
 from __future__ import annotations
 
+import codecs
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -48,6 +49,54 @@ LineCallback = Callable[[str], None]
 INPUT = "input"  # <workspace>/input/<task>: the parents' end states (cnvrg's /input/<task>)
 SDK_TARGET = "/opt/flow-airflow/sdk"  # where a container (Docker, a pod) sees the cnvrg-compatible SDK
 DATA = ".cnvrg_data"  # <workspace>/.cnvrg_data/<dataset>: cnvrg's /data/<dataset>
+MAX_LINE = 1024 * 1024  # characters of one output line kept in memory and in the log (longer ones are cut)
+
+
+def lines(chunks: Iterable[str]) -> Iterator[str]:
+    """The lines of a command's output, from its text in ``chunks`` of any length, without their line break.
+
+    A line of :data:`MAX_LINE` characters or more is cut to its first ``MAX_LINE``, saying how many more
+    it had (``… [line cut: 2,000,000 more characters not shown]``): memory stays bounded whatever the
+    command prints (a line of gigabytes without a break). A last line without a break is given as it is.
+    Only ``"\\n"`` ends a line; a compute that reads with universal newlines (the local one) has turned
+    ``"\\r"`` and ``"\\r\\n"`` into it, one that reads bytes (:func:`decoded`) keeps a ``"\\r"`` in its line.
+    """
+    shown = ""  # the line so far; once it is cut, its first MAX_LINE characters
+    dropped = -1  # characters of the line not shown; -1 while it is not cut
+    for chunk in chunks:
+        *ended, rest = chunk.split("\n")
+        for part in ended:  # each ends a line
+            if dropped >= 0:
+                yield _cut(shown, dropped + len(part))
+            elif len(shown) + len(part) < MAX_LINE:
+                yield shown + part
+            else:
+                line = shown + part
+                yield _cut(line[:MAX_LINE], len(line) - MAX_LINE)
+            shown, dropped = "", -1
+        if dropped >= 0:
+            dropped += len(rest)
+        elif len(shown) + len(rest) < MAX_LINE:
+            shown += rest
+        else:
+            line = shown + rest
+            shown, dropped = line[:MAX_LINE], len(line) - MAX_LINE
+    if dropped >= 0:
+        yield _cut(shown, dropped)
+    elif shown:
+        yield shown
+
+
+def _cut(shown: str, dropped: int) -> str:
+    return f"{shown} … [line cut: {dropped:,} more characters not shown]"
+
+
+def decoded(chunks: Iterable[bytes]) -> Iterator[str]:
+    """UTF-8 ``chunks`` as text, a character split between two chunks kept whole (bad bytes: U+FFFD)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for chunk in chunks:
+        yield decoder.decode(chunk)
+    yield decoder.decode(b"", final=True)
 
 
 def supervisor_pid() -> int:
