@@ -40,7 +40,7 @@ def image() -> str:
 
 def _compute(workspace: Path, tag: str) -> float:
     from flow_airflow.computes.base import Launch
-    from flow_airflow.computes.docker import DockerCompute
+    from flow_airflow.computes.docker.compute import DockerCompute
     from flow_airflow.runtime.environment import SDK_PATH
 
     start = time.perf_counter()

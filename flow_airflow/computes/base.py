@@ -12,17 +12,23 @@ An experiment runs in three steps (``flow_airflow.runtime.experiment``):
    streamed line by line; :meth:`Compute.kill` stops it (the task was killed or timed out).
 3. **finish** (the runtime): tags, the end state into the artifact store, the record.
 
-How a new kind plugs in (e.g. ``docker``):
+How a new kind plugs in (e.g. ``docker``): one folder, ``flow_airflow/computes/docker/``, and one
+entry in ``flow_airflow.computes.KINDS``: ``"docker": Kind("flow_airflow.computes.docker.compute:DockerCompute",
+"flow_airflow.computes.docker.replicas:DockerReplicas")``. The folder holds
 
-- one module, ``flow_airflow/computes/docker.py``, with ``class DockerCompute(Compute)``:
-  ``kind = "docker"``, a nested ``class Settings(ComputeSettings)`` with
-  ``kind: Literal["docker"] = "docker"`` and its template keys (pydantic fields; unknown keys are
-  refused), :meth:`Compute.layout` (its mounts), :meth:`Compute.run` and :meth:`Compute.kill`,
-  and where it differs from the default, :meth:`Compute.plan_notes` (what ``plan`` warns of),
-  :meth:`Compute.refusal` (what it cannot run at all) and :meth:`Compute.ignores` (what the
-  log's compute section says it leaves out). Import the provider (``airflow.providers.docker``) *inside* methods only:
-  the module is imported when a template of its kind is read, which happens at DAG parse time.
-- one registry entry in ``flow_airflow.computes.KINDS``: ``"docker": "flow_airflow.computes.docker:DockerCompute"``.
+- ``compute.py`` with ``class DockerCompute(Compute)``: ``kind = "docker"``, a nested ``class
+  Settings(ComputeSettings)`` with ``kind: Literal["docker"] = "docker"`` and its template keys
+  (pydantic fields; unknown keys are refused), :meth:`Compute.layout` (its mounts),
+  :meth:`Compute.run` and :meth:`Compute.kill`, and where it differs from the default,
+  :meth:`Compute.plan_notes` (what ``plan`` warns of), :meth:`Compute.refusal` (what it cannot run at
+  all) and :meth:`Compute.ignores` (what the log's compute section says it leaves out); a
+  :class:`DeferrableCompute` when its command can run while the task is deferred;
+- ``replicas.py`` with ``class DockerReplicas(Replicas)`` (``computes.replicas``): an endpoint's
+  replicas on it (deploy tasks);
+- an ``__init__.py`` saying what the kind is (importing nothing).
+
+Import the provider (``airflow.providers.docker``) *inside* methods only: the module ``compute`` is
+imported when a template of its kind is read, which happens at DAG parse time.
 
 Templates are configured in ``[flow_airflow] computes`` (JSON: name -> ``{"kind": ..., ...}``);
 each is validated against its kind's ``Settings`` when the setting is read (a discriminated
@@ -47,7 +53,9 @@ if TYPE_CHECKING:
 LineCallback = Callable[[str], None]
 
 INPUT = "input"  # <workspace>/input/<task>: the parents' end states (cnvrg's /input/<task>)
-SDK_TARGET = "/opt/flow-airflow/sdk"  # where a container (Docker, a pod) sees the cnvrg-compatible SDK
+# The cnvrg-compatible SDK (the ``cnvrg`` module): its folder on the worker, and where a container sees it
+SDK_PATH = Path(__file__).parents[1] / "runtime" / "sdk"
+SDK_TARGET = "/opt/flow-airflow/sdk"  # (Docker, a pod; read-only: Layout.container)
 DATA = ".cnvrg_data"  # <workspace>/.cnvrg_data/<dataset>: cnvrg's /data/<dataset>
 MAX_LINE = 1024 * 1024  # characters of one output line kept in memory and in the log (longer ones are cut)
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from flow_airflow import computes
 from flow_airflow.computes.base import MAX_LINE, Launch, decoded, lines
-from flow_airflow.computes.docker import DockerCompute
+from flow_airflow.computes.docker.compute import DockerCompute
 from flow_airflow.spec.models import ExecTask
 
 

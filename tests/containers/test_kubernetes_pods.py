@@ -26,7 +26,7 @@ from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
 
 from flow_airflow import settings
 from flow_airflow.computes.base import decoded, lines
-from flow_airflow.computes.kubernetes import KubernetesCompute, pod_dict
+from flow_airflow.computes.kubernetes.compute import KubernetesCompute, pod_dict
 from flow_airflow.local_run import run_flow
 from tests.computes.test_kubernetes import validate
 from tests.containers.test_docker_flows import EXAMPLES, outcome

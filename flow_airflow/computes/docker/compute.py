@@ -272,7 +272,7 @@ class DockerCompute(Compute):
 
     def engine(self) -> Any:
         """The ``docker.APIClient`` of the template's engine, from the docker provider's ``DockerHook`` (also what
-        the endpoints' Docker replicas use, ``endpoints.docker_replicas``)."""
+        the endpoints' Docker replicas use, ``computes.docker.replicas``)."""
         if self._client is None:
             from airflow.providers.docker.hooks.docker import DockerHook
 
