@@ -1,4 +1,4 @@
-"""The Kubernetes compute's pod (``computes.kubernetes.pod_for``), validated against Kubernetes' OpenAPI schema.
+"""The Kubernetes compute's pod (``computes.kubernetes.pods.pod_for``), validated against Kubernetes' OpenAPI schema.
 
 Fast tier: no Airflow process, no cluster. The pods of the example flows, run on Docker, are in
 ``tests/containers/test_kubernetes_pods.py``.

@@ -4,7 +4,6 @@ serves its endpoint from the toy kind's replicas, which answer; nothing else nam
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,10 +53,10 @@ def toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Modul
     """The kind ``toy`` registered (its module ``toy_kind``), a template ``toy`` of it, and an endpoint store
     of the test's own (its endpoints stopped after the test, while the kind is still registered)."""
     from flow_airflow.endpoints.rollout import stop_all
+    from tests.computes import toy_kind
 
-    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # toy_kind.py, beside this file
-    toy_kind = importlib.import_module("toy_kind")
-    monkeypatch.setitem(computes.KINDS, "toy", computes.Kind("toy_kind:ToyCompute", "toy_kind:ToyReplicas"))
+    monkeypatch.setitem(computes.KINDS, "toy", computes.Kind("tests.computes.toy_kind:ToyCompute",
+                                                            "tests.computes.toy_kind:ToyReplicas"))
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__COMPUTES", json.dumps({"toy": {"kind": "toy"}}))
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__ENDPOINTS_FOLDER", str(tmp_path / "endpoints"))
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__OPEN_ENDPOINTS", '["toy-endpoint"]')  # no key: no Variable left

@@ -1,4 +1,4 @@
-"""A toy compute kind, plugged in by one entry of ``computes.KINDS`` alone (tests/computes/test_toy_kind.py).
+"""A toy compute kind, plugged in by one entry of ``computes.KINDS`` alone (``test_toy_kind.py``).
 
 Its compute runs the launch's command as a plain subprocess of the task (no guard, no container); its
 replicas run gunicorn as plain subprocesses of the worker (no supervisor). Both say what they did in

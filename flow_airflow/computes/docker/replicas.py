@@ -8,7 +8,7 @@ The network is the host's (the template's ``network_mode`` when set to another; 
 127.0.0.1:<a free port>, which the front reaches on the host network only), the restart policy
 ``unless-stopped`` (the engine starts a replica that dies again, and after an engine restart), the
 user the worker's. The engine, its connection and the image pulling are the Docker compute's
-(:class:`~flow_airflow.computes.docker.DockerCompute`). The image needs python3 with Flask and
+(:class:`~flow_airflow.computes.docker.compute.DockerCompute`). The image needs python3 with Flask and
 gunicorn (the ``python`` test image has them).
 """
 

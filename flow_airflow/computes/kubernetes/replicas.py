@@ -1,7 +1,7 @@
 """An endpoint on the Kubernetes compute: serve's manifests applied through the cncf-kubernetes provider's hook.
 
 Minimal, and never run against a cluster here (no cluster on these machines): the tests check the
-manifests chosen (``tests/endpoints/test_kubernetes_replicas.py``), not an apply. A version is one
+manifests chosen (``tests/computes/test_kubernetes_replicas.py``), not an apply. A version is one
 apply of :func:`flow_airflow.computes.kubernetes.manifests.endpoint_manifests` (Secret with the key, ConfigMap,
 Deployment of ``min_replica`` pods with a readiness probe on ``/health``, Service,
 HorizontalPodAutoscaler between ``min_replica`` and ``max_replica``) with server-side apply: the
