@@ -7,7 +7,8 @@ and its :class:`~flow_airflow.computes.replicas.Replicas` (``replicas.py``: the 
 task), and one entry in :data:`KINDS` naming both. Each is imported only when a template of its kind
 is read or used, so that a kind's provider (docker, cncf-kubernetes) is imported only by the flows
 that use it. What kinds share: ``computes.base`` (the launch, its layout, the SDK's place on the
-worker and in a container, output lines cut to a limit) and ``computes.replicas``."""
+worker and in a container, output lines cut to a limit) and ``computes.replicas``.
+"""
 
 from __future__ import annotations
 
