@@ -4,7 +4,7 @@ One 1-second experiment (``python3`` sleeps a second and logs a tag) in the loca
 image (``docker/images/build.py``), with cnvrg's layout bound (the workspace at ``/cnvrg``, its
 ``input`` at ``/input``, ``.cnvrg_data`` at ``/data``, the SDK read-only), Docker's init, no network:
 
-- flow-airflow: a fresh :class:`~flow_airflow.computes.docker.DockerCompute` per experiment (as a
+- flow-airflow: a fresh :class:`~flow_airflow.computes.docker.compute.DockerCompute` per experiment (as a
   task makes one), ``run`` of the launch: the client from ``DockerHook``, create, start, both log
   streams followed line by line, wait, remove;
 - by hand: ``docker run --rm --init --network none -v ... -w /cnvrg <image> sh -c <command>``, its
@@ -40,7 +40,7 @@ def image() -> str:
 
 def _compute(workspace: Path, tag: str) -> float:
     from flow_airflow.computes.base import Launch
-    from flow_airflow.computes.docker import DockerCompute
+    from flow_airflow.computes.docker.compute import DockerCompute
     from flow_airflow.runtime.environment import SDK_PATH
 
     start = time.perf_counter()

@@ -11,7 +11,9 @@ a lazy import keeps parse time low but is still a dependency. From the bottom up
 - ``render``: the Airflow DAG of a plan: ``plan``, ``spec``, ``common``, ``operators``, ``sensors`` (the
   classes it instantiates), ``assets``, ``settings``;
 - ``runtime``: what an experiment does at run time: never the compile side (``render``, ``plan``,
-  ``loader``) nor the operators and commands that call it.
+  ``loader``) nor the operators and commands that call it;
+- ``computes``: the compute kinds, each one's compute and endpoint replicas (plug-ins): never the compile
+  side, nor what calls them (``runtime``, ``endpoints``, the operators).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ ALLOWED = {
 #: package -> packages it must not import
 FORBIDDEN = {
     "runtime": {"render", "plan", "loader", "operators", "sensors", "cli", "plugin", "local_run"},
-    "computes": {"render", "plan", "loader", "operators", "cli", "plugin", "local_run"},
+    "computes": {"render", "plan", "loader", "operators", "cli", "plugin", "local_run", "runtime", "endpoints"},
     "settings": {"computes"},  # settings reads the section; computes.templates checks templates against their kinds
 }
 #: packages that must not import Airflow (they are used where Airflow is not loaded)

@@ -1,10 +1,13 @@
-"""Computes: where an experiment's command runs. One class per kind, one interface (``computes.base``).
+"""Computes: where an experiment's command runs, and an endpoint's replicas. One folder per kind.
 
-Choosing a compute happens at compile time (``plan`` shows it) and again at run time. The
-registry :data:`KINDS` names each kind's class as ``"module:Class"``, imported only when a
-template of that kind is read or used, so that a kind's provider (docker, cncf-kubernetes) is
-imported only by the flows that use it. A new kind is one module and one entry here (see
-``computes.base`` for what the module provides).
+Choosing a compute happens at compile time (``plan`` shows it) and again at run time. Each kind is a
+folder beside this module (``local/``, ``docker/``, ``kubernetes/``) holding its
+:class:`~flow_airflow.computes.base.Compute` (``compute.py``: the experiments of exec and data tasks)
+and its :class:`~flow_airflow.computes.replicas.Replicas` (``replicas.py``: the endpoint of a deploy
+task), and one entry in :data:`KINDS` naming both. Each is imported only when a template of its kind
+is read or used, so that a kind's provider (docker, cncf-kubernetes) is imported only by the flows
+that use it. What kinds share: ``computes.base`` (the launch, its layout, the SDK's place on the
+worker and in a container, output lines cut to a limit) and ``computes.replicas``.
 """
 
 from __future__ import annotations
@@ -13,17 +16,30 @@ import functools
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flow_airflow.computes.base import Compute
+    from flow_airflow.computes.replicas import Replicas
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Where a compute kind's two classes are, each as ``"module:Class"`` (imported only when used)."""
+
+    compute: str  # its Compute: runs the experiments of exec and data tasks (``computes/<kind>/compute.py``)
+    replicas: str  # its Replicas: runs an endpoint's replicas, for deploy tasks (``computes/<kind>/replicas.py``)
+
 
 DEFAULT = "local"
-# kind -> "module:Class" of its Compute subclass
-KINDS: dict[str, str] = {
-    "local": "flow_airflow.computes.local:LocalCompute",
-    "docker": "flow_airflow.computes.docker:DockerCompute",
-    "kubernetes": "flow_airflow.computes.kubernetes:KubernetesCompute",
+KINDS: dict[str, Kind] = {
+    "local": Kind("flow_airflow.computes.local.compute:LocalCompute",
+                  "flow_airflow.computes.local.replicas:LocalReplicas"),
+    "docker": Kind("flow_airflow.computes.docker.compute:DockerCompute",
+                   "flow_airflow.computes.docker.replicas:DockerReplicas"),
+    "kubernetes": Kind("flow_airflow.computes.kubernetes.compute:KubernetesCompute",
+                       "flow_airflow.computes.kubernetes.replicas:KubernetesReplicas"),
 }
 
 
@@ -31,14 +47,24 @@ class UnknownKind(ValueError):
     """A compute kind that is not in the registry; the message names the kinds there are."""
 
 
+def _load(kind: str, role: str) -> Any:
+    found = KINDS.get(kind)
+    if found is None:
+        raise UnknownKind(f"there is no compute of kind '{kind}': the kinds are {', '.join(sorted(KINDS))}")
+    module, name = getattr(found, role).split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 @functools.cache
 def compute_class(kind: str) -> type[Compute]:
-    """The class of ``kind``, imported now; :class:`UnknownKind` naming the kinds when there is none."""
-    where = KINDS.get(kind)
-    if where is None:
-        raise UnknownKind(f"there is no compute of kind '{kind}': the kinds are {', '.join(sorted(KINDS))}")
-    module, name = where.split(":")
-    return getattr(importlib.import_module(module), name)
+    """The compute class of ``kind``, imported now; :class:`UnknownKind` naming the kinds when there is none."""
+    return _load(kind, "compute")
+
+
+@functools.cache
+def replicas_class(kind: str) -> type[Replicas]:
+    """The replicas class of ``kind``, imported now; :class:`UnknownKind` naming the kinds when there is none."""
+    return _load(kind, "replicas")
 
 
 def templates() -> dict[str, dict[str, Any]]:
@@ -72,6 +98,15 @@ def create(choice: Mapping[str, Any]) -> Compute:
     kind = choice.get("kind", DEFAULT)
     settings = choice.get("settings") or {"kind": kind}
     return compute_class(kind)(choice.get("name") or kind, {"kind": kind, **settings})
+
+
+def replicas_on(choice: Mapping[str, Any], folder: Path) -> Replicas:
+    """The replicas, on the compute ``choice`` (``{"name", "kind", "settings"}``, as a version keeps it), of
+    the endpoint whose folder in the endpoint store is ``folder``.
+
+    :raises UnknownKind: a kind not in :data:`KINDS` (a version deployed where it was one).
+    """
+    return replicas_class(choice.get("kind", DEFAULT))(folder, choice)
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,23 @@ An experiment runs in three steps (``flow_airflow.runtime.experiment``):
    streamed line by line; :meth:`Compute.kill` stops it (the task was killed or timed out).
 3. **finish** (the runtime): tags, the end state into the artifact store, the record.
 
-How a new kind plugs in (e.g. ``docker``):
+How a new kind plugs in (e.g. ``docker``): one folder, ``flow_airflow/computes/docker/``, and one
+entry in ``flow_airflow.computes.KINDS``: ``"docker": Kind("flow_airflow.computes.docker.compute:DockerCompute",
+"flow_airflow.computes.docker.replicas:DockerReplicas")``. The folder holds
 
-- one module, ``flow_airflow/computes/docker.py``, with ``class DockerCompute(Compute)``:
-  ``kind = "docker"``, a nested ``class Settings(ComputeSettings)`` with
-  ``kind: Literal["docker"] = "docker"`` and its template keys (pydantic fields; unknown keys are
-  refused), :meth:`Compute.layout` (its mounts), :meth:`Compute.run` and :meth:`Compute.kill`,
-  and where it differs from the default, :meth:`Compute.plan_notes` (what ``plan`` warns of),
-  :meth:`Compute.refusal` (what it cannot run at all) and :meth:`Compute.ignores` (what the
-  log's compute section says it leaves out). Import the provider (``airflow.providers.docker``) *inside* methods only:
-  the module is imported when a template of its kind is read, which happens at DAG parse time.
-- one registry entry in ``flow_airflow.computes.KINDS``: ``"docker": "flow_airflow.computes.docker:DockerCompute"``.
+- ``compute.py`` with ``class DockerCompute(Compute)``: ``kind = "docker"``, a nested ``class
+  Settings(ComputeSettings)`` with ``kind: Literal["docker"] = "docker"`` and its template keys
+  (pydantic fields; unknown keys are refused), :meth:`Compute.layout` (its mounts),
+  :meth:`Compute.run` and :meth:`Compute.kill`, and where it differs from the default,
+  :meth:`Compute.plan_notes` (what ``plan`` warns of), :meth:`Compute.refusal` (what it cannot run at
+  all) and :meth:`Compute.ignores` (what the log's compute section says it leaves out); a
+  :class:`DeferrableCompute` when its command can run while the task is deferred;
+- ``replicas.py`` with ``class DockerReplicas(Replicas)`` (``computes.replicas``): an endpoint's
+  replicas on it (deploy tasks);
+- an ``__init__.py`` saying what the kind is (importing nothing).
+
+Import the provider (``airflow.providers.docker``) *inside* methods only: the module ``compute`` is
+imported when a template of its kind is read, which happens at DAG parse time.
 
 Templates are configured in ``[flow_airflow] computes`` (JSON: name -> ``{"kind": ..., ...}``);
 each is validated against its kind's ``Settings`` when the setting is read (a discriminated
@@ -31,9 +37,10 @@ union on ``kind``, resolved through the registry so that only configured kinds a
 
 from __future__ import annotations
 
+import codecs
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -46,8 +53,58 @@ if TYPE_CHECKING:
 LineCallback = Callable[[str], None]
 
 INPUT = "input"  # <workspace>/input/<task>: the parents' end states (cnvrg's /input/<task>)
-SDK_TARGET = "/opt/flow-airflow/sdk"  # where a container (Docker, a pod) sees the cnvrg-compatible SDK
+# The cnvrg-compatible SDK (the ``cnvrg`` module): its folder on the worker, and where a container sees it
+SDK_PATH = Path(__file__).parents[1] / "runtime" / "sdk"
+SDK_TARGET = "/opt/flow-airflow/sdk"  # (Docker, a pod; read-only: Layout.container)
 DATA = ".cnvrg_data"  # <workspace>/.cnvrg_data/<dataset>: cnvrg's /data/<dataset>
+MAX_LINE = 1024 * 1024  # characters of one output line kept in memory and in the log (longer ones are cut)
+
+
+def lines(chunks: Iterable[str]) -> Iterator[str]:
+    """The lines of a command's output, from its text in ``chunks`` of any length, without their line break.
+
+    A line of :data:`MAX_LINE` characters or more is cut to its first ``MAX_LINE``, saying how many more
+    it had (``… [line cut: 2,000,000 more characters not shown]``): memory stays bounded whatever the
+    command prints (a line of gigabytes without a break). A last line without a break is given as it is.
+    Only ``"\\n"`` ends a line; a compute that reads with universal newlines (the local one) has turned
+    ``"\\r"`` and ``"\\r\\n"`` into it, one that reads bytes (:func:`decoded`) keeps a ``"\\r"`` in its line.
+    """
+    shown = ""  # the line so far; once it is cut, its first MAX_LINE characters
+    dropped = -1  # characters of the line not shown; -1 while it is not cut
+    for chunk in chunks:
+        *ended, rest = chunk.split("\n")
+        for part in ended:  # each ends a line
+            if dropped >= 0:
+                yield _cut(shown, dropped + len(part))
+            elif len(shown) + len(part) < MAX_LINE:
+                yield shown + part
+            else:
+                line = shown + part
+                yield _cut(line[:MAX_LINE], len(line) - MAX_LINE)
+            shown, dropped = "", -1
+        if dropped >= 0:
+            dropped += len(rest)
+        elif len(shown) + len(rest) < MAX_LINE:
+            shown += rest
+        else:
+            line = shown + rest
+            shown, dropped = line[:MAX_LINE], len(line) - MAX_LINE
+    if dropped >= 0:
+        yield _cut(shown, dropped)
+    elif shown:
+        yield shown
+
+
+def _cut(shown: str, dropped: int) -> str:
+    return f"{shown} … [line cut: {dropped:,} more characters not shown]"
+
+
+def decoded(chunks: Iterable[bytes]) -> Iterator[str]:
+    """UTF-8 ``chunks`` as text, a character split between two chunks kept whole (bad bytes: U+FFFD)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for chunk in chunks:
+        yield decoder.decode(chunk)
+    yield decoder.decode(b"", final=True)
 
 
 def supervisor_pid() -> int:

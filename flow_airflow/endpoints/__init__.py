@@ -4,11 +4,11 @@
   versions and history;
 - ``keys``: each endpoint's API key, an Airflow Variable masked in logs (unless it is open);
 - ``prepare``: a new version's files and configuration, prepared like an experiment;
-- ``replicas`` (local), ``docker_replicas``, ``kubernetes_replicas``: where its replicas run;
-- ``supervise``: a supervised process that outlives the Airflow task (local replicas, the front);
 - ``front``: the endpoint's stable URL, a reverse proxy to the serving version's replicas;
 - ``rollout``: start, check, switch, stop the old; stop; roll back;
 - ``api``, ``views``: the endpoints page; ``cli``: ``flow-airflow endpoints list|stop|logs``.
 
-The serving app itself (Flask under gunicorn) is ``flow_airflow.serving``.
+Where its replicas run is the deploy task's compute kind's (``computes/<kind>/replicas.py``, through
+``computes.replicas_on``); the front runs under ``computes.local.supervise``. The serving app itself
+(Flask under gunicorn) is ``flow_airflow.serving``.
 """

@@ -16,8 +16,8 @@ import json
 import shlex
 from typing import Any
 
+from flow_airflow import computes
 from flow_airflow.endpoints import keys
-from flow_airflow.endpoints.replicas import for_compute
 from flow_airflow.endpoints.rollout import predict_url
 from flow_airflow.endpoints.store import Endpoint, EndpointStore
 
@@ -119,12 +119,12 @@ def try_it(endpoint: Endpoint, body: Any) -> tuple[int, Any]:
 
 def logs(store: EndpointStore, endpoint: Endpoint, lines: int = 100) -> dict[str, str]:
     """The last ``lines`` lines of the front's log and of each replica's of the serving version, by name."""
-    from flow_airflow.endpoints.replicas import tail
+    from flow_airflow.computes.replicas import tail
 
     found = {"front": tail(store.folder(endpoint.name) / "logs" / "front.log", lines)}
     serving = endpoint.serving() or (endpoint.versions[-1] if endpoint.versions else None)
     if serving is not None:
-        runner = for_compute(store.folder(endpoint.name), serving.compute)
+        runner = computes.replicas_on(serving.compute, store.folder(endpoint.name))
         for index, replica in enumerate(serving.replicas):
             found[f"version {serving.version} replica {index} ({replica.url})"] = runner.log_tail(replica, lines)
     return found

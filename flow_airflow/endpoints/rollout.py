@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flow_airflow import computes
+from flow_airflow.computes.replicas import Replica, Replicas
 from flow_airflow.endpoints import keys
-from flow_airflow.endpoints.replicas import Replicas, for_compute
-from flow_airflow.endpoints.store import Endpoint, EndpointError, EndpointStore, Event, Replica, Version
+from flow_airflow.endpoints.store import Endpoint, EndpointError, EndpointStore, Event, Version
 
 PREDICT = "/api/v1/endpoints/{name}"  # the serving app's route (flow_airflow/serving/app.py)
 SWITCH_GRACE = 1.0  # seconds between the switch and stopping the old replicas (requests already sent)
@@ -38,8 +39,8 @@ def predict_url(endpoint: Endpoint) -> str:
 
 def ensure_front(store: EndpointStore, endpoint: Endpoint) -> None:
     """Start the endpoint's front (supervised, detached) unless it runs; wait until it answers."""
-    from flow_airflow.endpoints import supervise
-    from flow_airflow.endpoints.replicas import free_port
+    from flow_airflow.computes.local import supervise
+    from flow_airflow.computes.replicas import free_port
 
     folder = store.folder(endpoint.name)
     pidfile = folder / "run" / "front.pid"
@@ -68,7 +69,7 @@ def roll_out(store: EndpointStore, endpoint: Endpoint, version: Version, count: 
 
     :raises RolloutFailed: the new version failed its check (the old one still serves).
     """
-    runner = for_compute(store.folder(endpoint.name), version.compute)
+    runner = computes.replicas_on(version.compute, store.folder(endpoint.name))
     old = endpoint.serving()
     say(f"starting {count} replica(s) of version {version.version} on compute '{version.compute.get('name')}'")
     version.replicas = runner.start(version, count, key)
@@ -158,7 +159,7 @@ def _wait_healthy(runner: Replicas, replica: Replica) -> str | None:
 
 def stop_endpoint(store: EndpointStore, name: str, by: str) -> Endpoint:
     """Stop ``name``: its replicas, then its front; its versions stay (for a later deploy or roll back)."""
-    from flow_airflow.endpoints import supervise
+    from flow_airflow.computes.local import supervise
 
     with store.locked(name):
         endpoint = store.load(name)
@@ -207,7 +208,7 @@ def roll_back(store: EndpointStore, name: str, by: str, say: Callable[[str], Non
 
 def _stop_version(store: EndpointStore, endpoint: Endpoint, version: Version, status: str) -> None:
     """Stop ``version``'s replicas, but those the serving version shares (a Kubernetes Deployment, updated in place)."""
-    runner = for_compute(store.folder(endpoint.name), version.compute)
+    runner = computes.replicas_on(version.compute, store.folder(endpoint.name))
     serving = endpoint.serving()
     shared = {r.ident for r in serving.replicas} if serving and serving is not version else set()
     for replica in version.replicas:

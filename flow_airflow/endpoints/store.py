@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flow_airflow.computes.replicas import Replica
+
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")  # cnvrg's endpoint_title: letters, digits, hyphens
 
 VersionStatus = Literal["starting", "serving", "retired", "failed", "stopped"]
@@ -50,14 +52,6 @@ def endpoint_name(task: Any) -> str:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-class Replica(BaseModel):
-    """One running copy of a version: where it answers and what runs it (a pid file, a container)."""
-
-    url: str  # http://127.0.0.1:<port>
-    ident: str  # local: its supervisor's pid file; docker: the container id; kubernetes: the Deployment
-    log: str = ""  # local: its log file
 
 
 class Version(BaseModel):

@@ -33,11 +33,11 @@ class DeployTaskOperator(FlowTaskOperator):
         """The task is killed while a new version starts: stop its replicas (the old version keeps serving)."""
         if self._pending is None:
             return
-        from flow_airflow.endpoints.replicas import for_compute
+        from flow_airflow import computes
 
         store, endpoint, version = self._pending
         if version.status != "serving":
-            runner = for_compute(store.folder(endpoint.name), version.compute)
+            runner = computes.replicas_on(version.compute, store.folder(endpoint.name))
             for replica in version.replicas:
                 runner.stop(replica)
 
@@ -116,8 +116,8 @@ class DeployTaskOperator(FlowTaskOperator):
         :raises EndpointError: ``endpoint_id`` names none; ``endpoint_title`` names another flow's endpoint.
         """
         from flow_airflow import settings
+        from flow_airflow.computes.replicas import free_port
         from flow_airflow.endpoints import keys
-        from flow_airflow.endpoints.replicas import free_port
         from flow_airflow.endpoints.store import Endpoint, EndpointError
 
         found = store.get(name)
@@ -148,8 +148,10 @@ def _refuse(task: Any) -> None:
 
 def _notes(task: Any, kind: str, name: str) -> list[str]:
     """What the compute does not honour of the task (the log says it)."""
+    from flow_airflow import computes
+
     low = max(task.min_replica or 1, 1)
-    if kind != "kubernetes" and task.max_replica and task.max_replica > low:
+    if task.max_replica and task.max_replica > low and not computes.replicas_class(kind).autoscales:
         return [f"max_replica: {task.max_replica} is not honoured on the {kind} compute '{name}': {low} "
                 "replica(s) (min_replica) serve; autoscaling between min_replica and max_replica needs the "
                 "Kubernetes compute"]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
+from flow_airflow.computes.base import SDK_PATH
 from flow_airflow.runtime.paths import map_path
 
-SDK_PATH = Path(__file__).parent / "sdk"  # holds the cnvrg-compatible ``cnvrg`` module
 # Names cnvrg (and flow-airflow) set themselves: a tag or param never takes them over.
 RESERVED = frozenset(
     {

@@ -15,7 +15,7 @@ import pytest
 
 from flow_airflow import computes
 from flow_airflow.computes.base import Compute, ComputeSettings, Launch, Layout, LineCallback
-from flow_airflow.computes.local import LocalCompute
+from flow_airflow.computes.local.compute import LocalCompute
 from flow_airflow.spec.models import ExecTask
 
 
@@ -50,7 +50,8 @@ class FakeContainerCompute(Compute):
 
 @pytest.fixture
 def fake_kind(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setitem(computes.KINDS, "fake", f"{__name__}:FakeContainerCompute")
+    monkeypatch.setitem(computes.KINDS, "fake", computes.Kind(f"{__name__}:FakeContainerCompute",
+                                                             "flow_airflow.computes.local.replicas:LocalReplicas"))
     computes.compute_class.cache_clear()
     FakeContainerCompute.launches = []
     yield
@@ -61,6 +62,17 @@ def test_an_unknown_kind_is_an_error_naming_the_kinds() -> None:
     with pytest.raises(computes.UnknownKind, match="no compute of kind 'gpu': the kinds are docker, kubernetes, local"):
         computes.compute_class("gpu")
     assert computes.compute_class("local") is LocalCompute
+
+
+def test_each_kind_gives_its_compute_and_its_replicas_from_its_folder() -> None:
+    for kind in ("local", "docker", "kubernetes"):
+        compute, replicas = computes.compute_class(kind), computes.replicas_class(kind)
+        assert compute.kind == replicas.kind == kind
+        assert compute.__module__ == f"flow_airflow.computes.{kind}.compute"
+        assert replicas.__module__ == f"flow_airflow.computes.{kind}.replicas"
+    assert [k for k in computes.KINDS if computes.replicas_class(k).autoscales] == ["kubernetes"]  # max_replica
+    with pytest.raises(computes.UnknownKind, match="no compute of kind 'gpu'"):
+        computes.replicas_on({"name": "big", "kind": "gpu"}, Path("/endpoints/e"))
 
 
 def test_choose_skips_templates_it_cannot_use_saying_why() -> None:

@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from flow_airflow import computes
-from flow_airflow.computes.base import Launch
-from flow_airflow.computes.docker import MAX_LINE, DockerCompute, lines
+from flow_airflow.computes.base import MAX_LINE, Launch, decoded, lines
+from flow_airflow.computes.docker.compute import DockerCompute
 from flow_airflow.spec.models import ExecTask
 
 
@@ -115,7 +115,7 @@ def test_requirements_become_limits(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_lines_as_printed_whatever_the_chunks() -> None:
     chunks = [b"cnvrg_tag_a: 1\ncnvrg_", b"tag_b: 2\n", b"caf\xc3", b"\xa9\n", b"no newline at the end"]
-    assert list(lines(chunks)) == ["cnvrg_tag_a: 1", "cnvrg_tag_b: 2", "café", "no newline at the end"]
+    assert list(lines(decoded(chunks))) == ["cnvrg_tag_a: 1", "cnvrg_tag_b: 2", "café", "no newline at the end"]
 
 
 def test_a_huge_line_is_cut_memory_bounded() -> None:
@@ -125,7 +125,7 @@ def test_a_huge_line_is_cut_memory_bounded() -> None:
             yield b"x" * MAX_LINE
         yield b"\nafter\n"
 
-    out = list(lines(chunks()))
+    out = list(lines(decoded(chunks())))
     assert out[0] == "start" and out[2] == "after" and len(out) == 3
     assert out[1].startswith("x" * 100) and out[1].endswith(f"[line cut: {9 * MAX_LINE:,} more characters not shown]")
 

@@ -1,4 +1,4 @@
-"""The Kubernetes compute's pod (``computes.kubernetes.pod_for``), validated against Kubernetes' OpenAPI schema.
+"""The Kubernetes compute's pod (``computes.kubernetes.pods.pod_for``), validated against Kubernetes' OpenAPI schema.
 
 Fast tier: no Airflow process, no cluster. The pods of the example flows, run on Docker, are in
 ``tests/containers/test_kubernetes_pods.py``.
@@ -14,7 +14,13 @@ import pytest
 
 from flow_airflow.computes import compute_class
 from flow_airflow.computes.base import Launch, Layout
-from flow_airflow.computes.kubernetes import KubernetesCompute, KubernetesSettings, pod_dict, pod_for, resources_of
+from flow_airflow.computes.kubernetes.compute import (
+    KubernetesCompute,
+    KubernetesSettings,
+    pod_dict,
+    pod_for,
+    resources_of,
+)
 
 K8S_VERSION = "1.35.0"  # a current Kubernetes that kubernetes-validate ships the schema of
 

@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 from flow_airflow.computes.base import Launch, Layout
-from flow_airflow.computes.local import LocalCompute
+from flow_airflow.computes.local.compute import LocalCompute
 
 TASK = """
 import sys
 from pathlib import Path
 from flow_airflow.computes.base import Launch, Layout
-from flow_airflow.computes.local import LocalCompute
+from flow_airflow.computes.local.compute import LocalCompute
 
 ws = Path(sys.argv[1])
 launch = Launch(name="t", command=sys.argv[2], shown="", workspace=ws, cwd=ws, env={"PATH": "/usr/bin:/bin"},

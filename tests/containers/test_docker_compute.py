@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from flow_airflow.computes.base import Launch
-from flow_airflow.computes.docker import LABEL, DockerCompute
+from flow_airflow.computes.docker.compute import LABEL, DockerCompute
 from flow_airflow.runtime.environment import SDK_PATH
 from flow_airflow.runtime.prepare import ExperimentFailed
 
@@ -169,7 +169,7 @@ TASK = """
 import sys
 from pathlib import Path
 from flow_airflow.computes.base import Launch
-from flow_airflow.computes.docker import DockerCompute
+from flow_airflow.computes.docker.compute import DockerCompute
 from flow_airflow.runtime.environment import SDK_PATH
 
 compute = DockerCompute("docker", {"kind": "docker", "image": sys.argv[2], "network_mode": "none"})

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from flow_airflow import settings
+from flow_airflow.computes.docker.replicas import LABEL
 from flow_airflow.endpoints import keys
-from flow_airflow.endpoints.docker_replicas import LABEL
 from flow_airflow.endpoints.store import EndpointStore
 from flow_airflow.local_run import run_flow
 from tests.containers.conftest import docker_engine, image_builder, python_image  # noqa: F401 (fixtures)

@@ -91,7 +91,7 @@ def test_example_flows_give_the_same_on_docker_as_on_local(
 
 def left_behind(engine: Any, run: Any) -> list[str]:
     """Containers of ``run``'s experiments still on the engine (others' containers, run at the same time, aside)."""
-    from flow_airflow.computes.docker import LABEL
+    from flow_airflow.computes.docker.compute import LABEL
 
     return [c["Id"] for c in engine.containers(all=True, filters={"label": LABEL})
             if c["Labels"][LABEL].startswith(f"{run.dag_id}.")]

@@ -25,8 +25,8 @@ import pytest
 from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
 
 from flow_airflow import settings
-from flow_airflow.computes.docker import lines
-from flow_airflow.computes.kubernetes import KubernetesCompute, pod_dict
+from flow_airflow.computes.base import decoded, lines
+from flow_airflow.computes.kubernetes.compute import KubernetesCompute, pod_dict
 from flow_airflow.local_run import run_flow
 from tests.computes.test_kubernetes import validate
 from tests.containers.test_docker_flows import EXAMPLES, outcome
@@ -73,7 +73,7 @@ def run_on_docker(client: Any, pod: dict[str, Any], workspace: Path, exchange: P
         try:
             client.start(ident)
             if container["name"] == "experiment":
-                for line in lines(client.logs(ident, stream=True, follow=True)):
+                for line in lines(decoded(client.logs(ident, stream=True, follow=True))):
                     on_line(line)
             code = int(client.wait(ident)["StatusCode"])
             if code and container["name"] != "experiment":

@@ -143,7 +143,7 @@ def test_a_pod_stager_fetches_a_dataset_from_the_bucket(s3, bucket: str, tmp_pat
     import json
     import tarfile
 
-    from flow_airflow.computes import pod_stage
+    from flow_airflow.computes.kubernetes import pod_stage
 
     url = f"s3://{s3.conn_id}@{bucket}/data"
     store = DatasetStore(url, cache=tmp_path / "cache")

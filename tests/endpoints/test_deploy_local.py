@@ -153,7 +153,7 @@ def test_a_version_that_fails_its_check_leaves_the_old_one_serving(
     assert predict(url, IRIS, key).json()["prediction"] == "setosa"  # version 1 still serves
     endpoint = endpoints.load("iris-classifier")
     assert [(v.version, v.status) for v in endpoint.versions] == [(1, "serving"), (2, "failed")]
-    from flow_airflow.endpoints import supervise
+    from flow_airflow.computes.local import supervise
 
     assert [supervise.alive(Path(r.ident)) for r in endpoint.versions[1].replicas] == [False]  # stopped
     assert endpoint.history[-1].what == "failed"

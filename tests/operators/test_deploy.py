@@ -53,7 +53,7 @@ def test_a_deploy_task_killed_while_its_new_version_starts_stops_that_version(tm
     import sys
     from pathlib import Path
 
-    from flow_airflow.endpoints import supervise
+    from flow_airflow.computes.local import supervise
     from flow_airflow.endpoints.store import Endpoint, EndpointStore, Replica, Version
 
     store = EndpointStore(tmp_path)

@@ -155,7 +155,7 @@ raise SystemExit("out of memory at epoch 3")
 
 def test_the_local_compute_gives_stderr_lines_apart(tmp_path: Path) -> None:
     from flow_airflow.computes.base import Launch
-    from flow_airflow.computes.local import LocalCompute
+    from flow_airflow.computes.local.compute import LocalCompute
 
     out: list[str] = []
     err: list[str] = []

@@ -352,8 +352,8 @@ def test_periodic_sync_keeps_the_end_state_while_the_command_runs(
 
 
 def test_an_endless_output_line_is_cut_and_its_tag_refused(tmp_path: Path) -> None:
-    from flow_airflow.computes.base import Launch
-    from flow_airflow.computes.local import MAX_LINE, LocalCompute
+    from flow_airflow.computes.base import MAX_LINE, Launch
+    from flow_airflow.computes.local.compute import LocalCompute
 
     lines: list[str] = []
     command = "python3 -c \"import sys; sys.stdout.write('cnvrg_tag_big: ' + 'x' * 3_000_000 + '\\\\nafter\\\\n')\""

@@ -3,7 +3,7 @@
 1. The test image (Debian's python3 with Debian's Flask and gunicorn, ``docker/images/build.py``)
    serves ``app.py`` bind-mounted from this checkout: the blueprint sentiment endpoint answers.
 2. The Kubernetes Deployment's pod, run as the kubelet would: its ``stage-inputs`` init container
-   unpacks the deploy task's ``workspace.tar`` (made by ``computes.pod_stage.pack_to``) into the
+   unpacks the deploy task's ``workspace.tar`` (made by ``computes.kubernetes.pod_stage.pack_to``) into the
    pod's ``emptyDir``, then its ``serve`` container runs with the manifest's command, environment
    (the key from the Secret manifest), working directory and mounts (the ConfigMap's files, the
    workspace at ``/cnvrg``, ``/input``, ``/data``). The iris endpoint answers ``setosa``.
@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from flow_airflow.computes.kubernetes import KubernetesSettings
-from flow_airflow.computes.pod_stage import pack_to
+from flow_airflow.computes.kubernetes.compute import KubernetesSettings
+from flow_airflow.computes.kubernetes.manifests import endpoint_manifests
+from flow_airflow.computes.kubernetes.pod_stage import pack_to
 from flow_airflow.serving.command import EndpointConfig, gunicorn_argv
-from flow_airflow.serving.kubernetes import endpoint_manifests
 from tests.containers.conftest import container, docker_engine, image_builder, python_image  # noqa: F401 (fixtures)
 from tests.serving.conftest import APP_DIR, FLOWS, KEY, free_port
 

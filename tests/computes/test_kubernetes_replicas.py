@@ -1,4 +1,4 @@
-"""Endpoints on the Kubernetes compute (endpoints/kubernetes_replicas.py): the manifests chosen for a version.
+"""Endpoints on the Kubernetes compute (computes/kubernetes/replicas.py): the manifests chosen for a version.
 
 No cluster here: applying them (server-side apply through the provider's KubernetesHook) is not run. The
 manifests themselves are validated against Kubernetes' schema by tests/serving (serve's endpoint_manifests)."""
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flow_airflow import settings
-from flow_airflow.endpoints.kubernetes_replicas import KubernetesReplicas
+from flow_airflow.computes.kubernetes.replicas import KubernetesReplicas
 from flow_airflow.endpoints.store import Version
 from flow_airflow.serving.command import EndpointConfig
 

@@ -1,6 +1,6 @@
 """A supervised process that outlives the Airflow task that starts it: a local replica, an endpoint's front.
 
-``python -m flow_airflow.endpoints.supervise --pidfile P --log L -- ARGV...`` runs ARGV, its output
+``python -m flow_airflow.computes.local.supervise --pidfile P --log L -- ARGV...`` runs ARGV, its output
 appended to L, and starts it again when it dies (after 1 s, doubling to at most 30 s while it keeps
 dying within a minute of starting). L rotates by size: past ``--log-bytes`` (``LOG_BYTES``, 10 MiB)
 it becomes ``L.1`` (``L.1`` becomes ``L.2``, up to ``LOG_BACKUPS``; the oldest is removed), as
@@ -30,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+MODULE = "flow_airflow.computes.local.supervise"  # what a supervisor's command line runs (how pid_of knows one)
+FORMERLY = ("flow_airflow.endpoints.supervise",)  # its name before: supervisors started then are still known
 GRACE = 30.0  # seconds the supervised process may take to finish its requests after SIGTERM
 MAX_BACKOFF = 30.0
 LOG_BYTES = 10 * 1024 * 1024  # a log file rotates past this size ...
@@ -46,8 +48,8 @@ def start(argv: Sequence[str], *, pidfile: Path, log: Path, env: Mapping[str, st
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:  # the supervisor's own failure to start, if any; its output goes through rotation
         process = subprocess.Popen(
-            [sys.executable, "-m", "flow_airflow.endpoints.supervise", "--pidfile", str(pidfile), "--log", str(log),
-             "--log-bytes", str(log_bytes), "--", *argv],
+            [sys.executable, "-m", MODULE, "--pidfile", str(pidfile), "--log", str(log), "--log-bytes",
+             str(log_bytes), "--", *argv],
             cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out,
             start_new_session=True, close_fds=True,
         )
@@ -74,7 +76,7 @@ def pid_of(pidfile: Path) -> int | None:
             command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    return pid if b"flow_airflow.endpoints.supervise" in command and _running(pid) else None
+    return pid if any(name.encode() in command for name in (MODULE, *FORMERLY)) and _running(pid) else None
 
 
 def alive(pidfile: Path) -> bool:
@@ -116,7 +118,7 @@ def rotating_log(path: Path, max_bytes: int = LOG_BYTES) -> logging.Logger:
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=LOG_BACKUPS,
                                                    encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger(f"flow_airflow.endpoints.supervise.{path}")
+    logger = logging.getLogger(f"{MODULE}.{path}")
     logger.propagate, logger.level = False, logging.INFO
     logger.addHandler(handler)
     return logger
@@ -174,7 +176,7 @@ def supervise(argv: list[str], pidfile: Path, log: logging.Logger | None = None)
 
 
 def main(args: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flow_airflow.endpoints.supervise")
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
     parser.add_argument("--pidfile", type=Path, required=True)
     parser.add_argument("--log", type=Path, required=True)
     parser.add_argument("--log-bytes", type=int, default=LOG_BYTES)

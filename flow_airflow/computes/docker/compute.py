@@ -26,7 +26,7 @@ import secrets
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,9 +39,10 @@ from flow_airflow.computes.base import (
     Launch,
     Layout,
     LineCallback,
+    decoded,
+    lines,
     supervisor_pid,
 )
-from flow_airflow.computes.local import MAX_LINE
 
 if TYPE_CHECKING:
     from flow_airflow.spec import models
@@ -271,7 +272,7 @@ class DockerCompute(Compute):
 
     def engine(self) -> Any:
         """The ``docker.APIClient`` of the template's engine, from the docker provider's ``DockerHook`` (also what
-        the endpoints' Docker replicas use, ``endpoints.docker_replicas``)."""
+        the endpoints' Docker replicas use, ``computes.docker.replicas``)."""
         if self._client is None:
             from airflow.providers.docker.hooks.docker import DockerHook
 
@@ -365,7 +366,7 @@ def _stream(client: Any, ident: str, on_line: LineCallback, on_error_line: LineC
 
     def pump(stdout: bool, callback: Callable[[str], None]) -> None:
         chunks = client.logs(ident, stdout=stdout, stderr=not stdout, stream=True, follow=True)
-        for line in lines(chunks):
+        for line in lines(decoded(chunks)):  # split on "\n" only (a "\r" stays in its line)
             with lock:
                 callback(line)
 
@@ -373,37 +374,3 @@ def _stream(client: Any, ident: str, on_line: LineCallback, on_error_line: LineC
     errors.start()
     pump(True, on_line)
     errors.join()
-
-
-def lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    """The lines of a byte stream without their line break; a line over MAX_LINE characters is cut, saying so.
-
-    Memory stays bounded whatever the command prints (as on the local compute).
-    """
-    pending = b""
-    head: str | None = None  # the shown part of a line being cut
-    dropped = 0  # characters of that line not shown so far
-
-    def cut() -> str:
-        return f"{head} … [line cut: {dropped:,} more characters not shown]"
-
-    for chunk in chunks:
-        pending += chunk
-        *whole, pending = pending.split(b"\n")
-        for line in whole:
-            if head is None:
-                yield line.decode(errors="replace")
-                continue
-            dropped += len(line.decode(errors="replace"))
-            yield cut()
-            head = None
-        if head is None and len(pending) > MAX_LINE * 4:  # 4: the most bytes a character takes
-            text = pending.decode(errors="replace")
-            head, dropped, pending = text[:MAX_LINE], len(text) - MAX_LINE, b""
-        elif head is not None:
-            dropped += len(pending.decode(errors="replace"))
-            pending = b""
-    if head is not None:
-        yield cut()
-    elif pending:
-        yield pending.decode(errors="replace")

@@ -7,31 +7,33 @@ says so); network folders (``mount_folders``) cannot be mounted: such a task fai
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from flow_airflow.computes.base import (
     DATA,
     INPUT,
+    MAX_LINE,
     Compute,
     ComputeSettings,
     Launch,
     Layout,
     LineCallback,
+    lines,
     supervisor_pid,
 )
 
 if TYPE_CHECKING:
     from flow_airflow.spec import models
 
-MAX_LINE = 1024 * 1024  # characters of one output line kept in memory and in the log
 GRACE_SECONDS = 1.0  # after the task process died: SIGTERM to the command, SIGKILL after this
 
 # The command's guard: a small parent of the shell, the leader of the command's process group. It holds
@@ -102,22 +104,6 @@ if code < 0:
     os.kill(os.getpid(), -code)
 sys.exit(code)
 """
-
-
-def _lines(stream: IO[str]) -> Iterator[str]:
-    """The lines of ``stream`` without their line break; a line over MAX_LINE is cut, saying so.
-
-    Memory stays bounded whatever the command prints (a line of gigabytes without a break).
-    """
-    while chunk := stream.readline(MAX_LINE):
-        if chunk.endswith("\n") or len(chunk) < MAX_LINE:
-            yield chunk.rstrip("\n")
-            continue
-        dropped = 0
-        while (rest := stream.readline(MAX_LINE)) and not rest.endswith("\n"):
-            dropped += len(rest)
-        dropped += len(rest.rstrip("\n"))
-        yield f"{chunk} … [line cut: {dropped:,} more characters not shown]"
 
 
 class LocalSettings(ComputeSettings):
@@ -191,7 +177,8 @@ class LocalCompute(Compute):
         lock = threading.Lock()
 
         def pump(stream: IO[str], callback: Callable[[str], None]) -> None:
-            for line in _lines(stream):
+            # read with universal newlines ("\r", "\r\n" become "\n"), at most MAX_LINE characters at a time
+            for line in lines(iter(functools.partial(stream.readline, MAX_LINE), "")):
                 with lock:
                     callback(line)
 

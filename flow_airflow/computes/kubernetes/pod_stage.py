@@ -1,6 +1,6 @@
 """Both ends of a pod's workspace (the Kubernetes compute): packed on the worker, unpacked in the pod, back.
 
-In the pod (the stager image, ``python3 -m flow_airflow.computes.pod_stage in|out <exchange> <folder>``):
+In the pod (the stager image, ``python3 -m flow_airflow.computes.kubernetes.pod_stage in|out <exchange> <folder>``):
 
 - ``in``: ``<exchange>/workspace.tar`` unpacked into ``<folder>`` (the pod's workspace volume), then the
   datasets it lists (``FETCH``) fetched from the dataset store into ``<folder>/.cnvrg_data/<name>``

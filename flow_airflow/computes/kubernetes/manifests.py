@@ -12,7 +12,7 @@
    ``<exchange>/workspace.tar`` into an ``emptyDir``: the project at ``/cnvrg``, the parents' end
    states at ``/input/<task>``, datasets at ``/data``), then container ``serve`` (the task's image)
    runs gunicorn (:func:`~flow_airflow.serving.command.gunicorn_argv`) on ``port``.
-   ``requirements`` are requests = limits (``computes.pods.resources_of``); without a ``cpu``
+   ``requirements`` are requests = limits (``computes.kubernetes.pods.resources_of``); without a ``cpu``
    requirement the container requests ``250m`` CPU (no limit), as the autoscaler measures CPU
    against the request. Readiness: ``GET /health`` (200 once the predict module imported);
    liveness: ``GET /stats`` (the process answers). Updates roll (``maxUnavailable: 0``): a new
@@ -39,8 +39,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flow_airflow.computes.kubernetes import KubernetesSettings
-from flow_airflow.computes.pods import STAGE, resources_of
+from flow_airflow.computes.kubernetes.compute import KubernetesSettings
+from flow_airflow.computes.kubernetes.pods import STAGE, resources_of
 from flow_airflow.serving.command import APP_FILE, EndpointConfig, gunicorn_argv
 
 APP_DIR = "/opt/flow-airflow/serving"  # where the ConfigMap is mounted in the serving container
@@ -155,9 +155,9 @@ def _serving_container(served: EndpointConfig, image: str, name: str, port: int,
 def _deployment(name: str, settings: KubernetesSettings, labels: dict[str, str], container: dict[str, Any],
                 exchange: str, replicas: int) -> dict[str, Any]:
     stager = {"name": "stage-inputs", "image": settings.stager_image,
-              "command": ["python3", "-m", "flow_airflow.computes.pod_stage", "in", exchange, STAGE],
+              "command": ["python3", "-m", "flow_airflow.computes.kubernetes.pod_stage", "in", exchange, STAGE],
               "volumeMounts": [{"name": "workspace", "mountPath": STAGE}]}
-    if settings.stager_secrets:  # the bucket's connection, as the experiments' stager has it (computes.pods)
+    if settings.stager_secrets:  # the bucket's connection, as the experiments' stager has it (computes.kubernetes.pods)
         stager["envFrom"] = [{"secretRef": {"name": secret}} for secret in settings.stager_secrets]
     spec: dict[str, Any] = {
         "initContainers": [stager], "containers": [container],

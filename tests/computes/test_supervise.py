@@ -1,4 +1,5 @@
-"""A supervised process (endpoints/supervise.py): outlives its starter, restarted when it dies, stopped on request."""
+"""A supervised process (computes/local/supervise.py): outlives its starter, restarted when it dies, stopped
+on request."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from flow_airflow.endpoints import supervise
+from flow_airflow.computes.local import supervise
 
 SERVER = "import http.server; http.server.HTTPServer(('127.0.0.1', int(__import__('sys').argv[1])), " \
          "http.server.SimpleHTTPRequestHandler).serve_forever()"
@@ -27,7 +28,7 @@ def wait_for(condition: object, timeout: float = 15) -> None:
 
 
 def test_a_dead_process_is_started_again_and_stop_ends_both(tmp_path: Path) -> None:
-    from flow_airflow.endpoints.replicas import free_port
+    from flow_airflow.computes.replicas import free_port
 
     pidfile, log = tmp_path / "run" / "x.pid", tmp_path / "logs" / "x.log"
     pid = supervise.start([sys.executable, "-c", SERVER, str(free_port())], pidfile=pidfile, log=log,

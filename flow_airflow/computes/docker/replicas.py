@@ -8,7 +8,7 @@ The network is the host's (the template's ``network_mode`` when set to another; 
 127.0.0.1:<a free port>, which the front reaches on the host network only), the restart policy
 ``unless-stopped`` (the engine starts a replica that dies again, and after an engine restart), the
 user the worker's. The engine, its connection and the image pulling are the Docker compute's
-(:class:`~flow_airflow.computes.docker.DockerCompute`). The image needs python3 with Flask and
+(:class:`~flow_airflow.computes.docker.compute.DockerCompute`). The image needs python3 with Flask and
 gunicorn (the ``python`` test image has them).
 """
 
@@ -20,8 +20,17 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flow_airflow.endpoints.replicas import CONFIG_ENV, KEY_ENV, LOCALHOST, Replicas, argv, free_port, serving_dir
-from flow_airflow.endpoints.store import Replica, Version
+from flow_airflow.computes.replicas import (
+    CONFIG_ENV,
+    KEY_ENV,
+    LOCALHOST,
+    Replica,
+    Replicas,
+    Served,
+    argv,
+    free_port,
+    serving_dir,
+)
 
 APP_TARGET = "/opt/flow-airflow/serving"
 CONFIG_TARGET = "/opt/flow-airflow/endpoint.json"
@@ -44,7 +53,7 @@ class DockerReplicas(Replicas):
         super().__init__(folder, compute)
         self.docker: Any = computes.create(compute)  # a DockerCompute: its engine, its image pulling
 
-    def start(self, version: Version, count: int, key: str | None) -> list[Replica]:
+    def start(self, version: Served, count: int, key: str | None) -> list[Replica]:
         from docker.errors import APIError, ImageNotFound
 
         from flow_airflow.computes.base import ExperimentFailed
@@ -71,10 +80,9 @@ class DockerReplicas(Replicas):
             raise ExperimentFailed(f"the Docker compute '{self.docker.name}' cannot start a replica: "
                                    f"{getattr(e, 'explanation', None) or e}") from None
 
-    def _start_one(self, client: Any, version: Version, image: str, index: int, key: str | None) -> Replica:
-        from flow_airflow.computes.base import Layout
-        from flow_airflow.computes.docker import worker_user
-        from flow_airflow.runtime.environment import SDK_PATH
+    def _start_one(self, client: Any, version: Served, image: str, index: int, key: str | None) -> Replica:
+        from flow_airflow.computes.base import SDK_PATH, Layout
+        from flow_airflow.computes.docker.compute import worker_user
 
         launch = version.launch
         port = free_port()

@@ -1,8 +1,8 @@
 """An endpoint on the Kubernetes compute: serve's manifests applied through the cncf-kubernetes provider's hook.
 
 Minimal, and never run against a cluster here (no cluster on these machines): the tests check the
-manifests chosen (``tests/endpoints/test_kubernetes_replicas.py``), not an apply. A version is one
-apply of :func:`flow_airflow.serving.kubernetes.endpoint_manifests` (Secret with the key, ConfigMap,
+manifests chosen (``tests/computes/test_kubernetes_replicas.py``), not an apply. A version is one
+apply of :func:`flow_airflow.computes.kubernetes.manifests.endpoint_manifests` (Secret with the key, ConfigMap,
 Deployment of ``min_replica`` pods with a readiness probe on ``/health``, Service,
 HorizontalPodAutoscaler between ``min_replica`` and ``max_replica``) with server-side apply: the
 Deployment keeps its name across versions, so Kubernetes itself rolls the pods over, a new pod
@@ -17,8 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flow_airflow.endpoints.replicas import Replicas
-from flow_airflow.endpoints.store import Replica, Version
+from flow_airflow.computes.replicas import Replica, Replicas, Served
 
 MANAGER = "flow-airflow"  # the field manager of server-side apply
 PORT = 8080  # the serving container's port (the Service's is serve's: 80)
@@ -29,6 +28,7 @@ class KubernetesReplicas(Replicas):
 
     kind = "kubernetes"
     ready_seconds = 600.0
+    autoscales = True  # its HorizontalPodAutoscaler, between min_replica and max_replica
 
     def __init__(self, folder: Path, compute: Any):
         from flow_airflow import computes
@@ -36,10 +36,10 @@ class KubernetesReplicas(Replicas):
         super().__init__(folder, compute)
         self.cluster: Any = computes.create(compute)  # a KubernetesCompute: its settings, its exchange
 
-    def manifests(self, version: Version, count: int, key: str | None) -> list[dict[str, Any]]:
+    def manifests(self, version: Served, count: int, key: str | None) -> list[dict[str, Any]]:
         """The version's manifests (serve's ``endpoint_manifests``) for ``count`` replicas at least."""
+        from flow_airflow.computes.kubernetes.manifests import endpoint_manifests
         from flow_airflow.serving.command import EndpointConfig
-        from flow_airflow.serving.kubernetes import endpoint_manifests
 
         launch = version.launch
         config = EndpointConfig.model_validate_json(Path(launch["config"]).read_text(encoding="utf-8"))
@@ -50,13 +50,12 @@ class KubernetesReplicas(Replicas):
             env=launch.get("env", {}), gunicorn_config=[tuple(pair) for pair in launch.get("gunicorn", [])],
             port=PORT)
 
-    def exchange(self, version: Version) -> str:
+    def exchange(self, version: Served) -> str:
         return f"{self.cluster.exchange_root()}/endpoints/{self.folder.name}/v{version.version}"
 
-    def start(self, version: Version, count: int, key: str | None) -> list[Replica]:
-        from flow_airflow.computes import pod_stage
-        from flow_airflow.computes.base import ExperimentFailed
-        from flow_airflow.runtime.environment import SDK_PATH
+    def start(self, version: Served, count: int, key: str | None) -> list[Replica]:
+        from flow_airflow.computes.base import SDK_PATH, ExperimentFailed
+        from flow_airflow.computes.kubernetes import pod_stage
 
         if self.cluster.exchange_root() is None:
             raise ExperimentFailed(f"the Kubernetes compute '{self.cluster.name}' needs artifacts_folder on object "

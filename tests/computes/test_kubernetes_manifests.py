@@ -1,4 +1,4 @@
-"""An endpoint's Kubernetes manifests (``serving.kubernetes.endpoint_manifests``), validated strictly
+"""An endpoint's Kubernetes manifests (``computes.kubernetes.manifests.endpoint_manifests``), validated strictly
 against Kubernetes' OpenAPI schema (the version the pod tests use). Fast tier: no cluster, no engine;
 the serving container runs on Docker in ``tests/serving/test_containers.py``.
 """
@@ -11,9 +11,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from flow_airflow.computes.kubernetes import KubernetesSettings
+from flow_airflow.computes.kubernetes.compute import KubernetesSettings
+from flow_airflow.computes.kubernetes.manifests import APP_FILE, endpoint_manifests, resource_name
 from flow_airflow.serving.command import EndpointConfig, GunicornConfigError
-from flow_airflow.serving.kubernetes import APP_FILE, endpoint_manifests, resource_name
 from tests.computes.test_kubernetes import K8S_VERSION
 
 SETTINGS = KubernetesSettings(
@@ -76,7 +76,7 @@ def test_the_deployment_stages_the_workspace_and_serves_with_gunicorn() -> None:
     pod = spec["template"]["spec"]
     stage, = pod["initContainers"]
     assert stage["image"] == "flow-airflow:0.1"
-    assert stage["command"] == ["python3", "-m", "flow_airflow.computes.pod_stage", "in",
+    assert stage["command"] == ["python3", "-m", "flow_airflow.computes.kubernetes.pod_stage", "in",
                                 "s3://store/.endpoints/iris/4", "/workspace"]
     serve, = pod["containers"]
     assert serve["image"] == "registry.local/iris:2" and serve["workingDir"] == "/cnvrg"

@@ -22,7 +22,7 @@ A template ``{"kind": "kubernetes", "namespace": ..., "image": ..., "stager_imag
 ``<exchange>`` is a folder of the artifact store (``artifacts_folder`` on object storage, e.g.
 ``s3://...``) per launch: inputs and outputs travel through it, the user's image needs nothing but
 ``/bin/sh``. The worker uploads ``workspace.tar`` before the pod and unpacks ``end.tar`` into the
-launch's workspace after it (``flow_airflow.computes.pod_stage`` does both ends).
+launch's workspace after it (``flow_airflow.computes.kubernetes.pod_stage`` does both ends).
 
 Run here: the pods of the example flows are validated against Kubernetes' OpenAPI schema and their
 three containers are run in order on a Docker engine (``tests/containers/test_kubernetes_pod.py``).
@@ -54,7 +54,7 @@ from flow_airflow.computes.base import (
     Layout,
     LineCallback,
 )
-from flow_airflow.computes.pods import (  # the pod's parts, here too for those who import them from here
+from flow_airflow.computes.kubernetes.pods import (  # the pod's parts, here too for those who import them from here
     EXPERIMENT,
     nfs_volume,
     pod_dict,
@@ -185,7 +185,7 @@ class KubernetesCompute(DeferrableCompute):
 
     def _prepared(self, launch: Launch) -> k8s.V1Pod:
         """The launch's pod, its workspace uploaded to its exchange (``<exchange root>/<pod name>``)."""
-        from flow_airflow.computes import pod_stage
+        from flow_airflow.computes.kubernetes import pod_stage
 
         try:
             name = pod_name(launch)
@@ -198,7 +198,7 @@ class KubernetesCompute(DeferrableCompute):
         return pod
 
     def _fetch_end_state(self, name: str, workspace: Path) -> None:
-        from flow_airflow.computes import pod_stage
+        from flow_airflow.computes.kubernetes import pod_stage
 
         try:
             pod_stage.unpack_from(f"{self.exchange_root()}/{name}/end.tar", workspace)

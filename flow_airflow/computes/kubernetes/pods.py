@@ -1,5 +1,5 @@
 """The Kubernetes compute's pod, built with the cncf-kubernetes provider's ``kubernetes.client`` models
-(see :mod:`flow_airflow.computes.kubernetes` for its three containers); pure, no API server."""
+(see :mod:`flow_airflow.computes.kubernetes.compute` for its three containers); pure, no API server."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flow_airflow.computes.base import DATA, Launch
-from flow_airflow.computes.pod_stage import EXIT_FILE, SDK_FOLDER
+from flow_airflow.computes.kubernetes.pod_stage import EXIT_FILE, SDK_FOLDER
 
 if TYPE_CHECKING:
     from kubernetes.client import models as k8s
 
-    from flow_airflow.computes.kubernetes import KubernetesSettings
+    from flow_airflow.computes.kubernetes.compute import KubernetesSettings
 
 STAGE = "/workspace"  # where the stager containers see the workspace volume
 LABEL = "flow-airflow-experiment"
@@ -88,7 +88,7 @@ def _stager(name: str, settings: KubernetesSettings, step: str, exchange: str) -
     secrets = [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=s)) for s in settings.stager_secrets]
     return k8s.V1Container(
         name=name, image=settings.stager_image,
-        command=["python3", "-m", "flow_airflow.computes.pod_stage", step, exchange, STAGE],
+        command=["python3", "-m", "flow_airflow.computes.kubernetes.pod_stage", step, exchange, STAGE],
         volume_mounts=[k8s.V1VolumeMount(name="workspace", mount_path=STAGE)], env_from=secrets or None,
     )
 
