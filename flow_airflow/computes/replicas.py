@@ -25,6 +25,19 @@ CONFIG_ENV = "CNVRG_ENDPOINT_CONFIG"
 KEY_ENV = "CNVRG_ENDPOINT_API_KEY"
 
 
+def serving_env(launch: Mapping[str, Any], config: str, key: str | None,
+                base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A replica's environment: ``base`` (the worker's, for a process on it), the version's own variables, where
+    the app's configuration is (``config``, as the replica sees it) and the endpoint's key: only the one given,
+    never one the version's variables brought (None: the endpoint has no key).
+    """
+    env = {**(base or {}), **launch.get("env", {}), CONFIG_ENV: config}
+    env.pop(KEY_ENV, None)
+    if key:
+        env[KEY_ENV] = key
+    return env
+
+
 class Replica(BaseModel):
     """One running copy of a version: where it answers and what runs it (a pid file, a container)."""
 

@@ -16,8 +16,6 @@ from typing import Literal
 
 from flow_airflow.computes.base import DATA, INPUT, Compute, ComputeSettings, Launch, Layout, LineCallback, lines
 from flow_airflow.computes.replicas import (
-    CONFIG_ENV,
-    KEY_ENV,
     LOCALHOST,
     Replica,
     Replicas,
@@ -25,6 +23,7 @@ from flow_airflow.computes.replicas import (
     argv,
     free_port,
     serving_dir,
+    serving_env,
 )
 
 CALLS: list[tuple[str, str]] = []  # (what, of what): ("run", launch name), ("start", url), ("stop", url)
@@ -64,10 +63,7 @@ class ToyReplicas(Replicas):
 
     def start(self, version: Served, count: int, key: str | None) -> list[Replica]:
         launch = version.launch
-        env = {**os.environ, **launch.get("env", {}), CONFIG_ENV: launch["config"]}
-        env.pop(KEY_ENV, None)
-        if key:
-            env[KEY_ENV] = key
+        env = serving_env(launch, launch["config"], key, base=os.environ)
         started = []
         for _ in range(count):
             port = free_port()

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from flow_airflow.computes.replicas import (
-    CONFIG_ENV,
-    KEY_ENV,
     LOCALHOST,
     Replica,
     Replicas,
@@ -30,6 +28,7 @@ from flow_airflow.computes.replicas import (
     argv,
     free_port,
     serving_dir,
+    serving_env,
 )
 
 APP_TARGET = "/opt/flow-airflow/serving"
@@ -92,10 +91,7 @@ class DockerReplicas(Replicas):
         binds += [f"{source}:{target}:{'ro' if ro else 'rw'}" for source, target, ro in launch.get("mounts", [])]
         binds += [f"{serving_dir()}:{APP_TARGET}:ro", f"{launch['config']}:{CONFIG_TARGET}:ro",
                   *self.docker.settings.mounts]
-        env = {**launch.get("env", {}), CONFIG_ENV: CONFIG_TARGET}
-        env.pop(KEY_ENV, None)
-        if key:
-            env[KEY_ENV] = key
+        env = serving_env(launch, CONFIG_TARGET, key)
         config = client.create_host_config(binds=binds, network_mode="host", init=True,
                                            restart_policy={"Name": "unless-stopped"}, log_config=LOG_CONFIG)
         name = re.sub(r"[^a-zA-Z0-9_.-]", "_", f"endpoint.{self.folder.name}.v{version.version}.r{index}")

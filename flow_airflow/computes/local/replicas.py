@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 
 from flow_airflow.computes.replicas import (
-    CONFIG_ENV,
-    KEY_ENV,
     LOCALHOST,
     Replica,
     Replicas,
@@ -21,6 +19,7 @@ from flow_airflow.computes.replicas import (
     argv,
     free_port,
     serving_dir,
+    serving_env,
     tail,
 )
 
@@ -34,10 +33,7 @@ class LocalReplicas(Replicas):
         from flow_airflow.computes.local import supervise
 
         launch = version.launch
-        env = {**os.environ, **launch.get("env", {}), CONFIG_ENV: launch["config"]}
-        env.pop(KEY_ENV, None)
-        if key:
-            env[KEY_ENV] = key
+        env = serving_env(launch, launch["config"], key, base=os.environ)
         started = []
         for index in range(count):
             port = free_port()
