@@ -53,13 +53,14 @@ def dag_id_for(title: str) -> str:
 
 
 def task_slug(title: str) -> str:
-    """cnvrg's folder name for a task (lower case, spaces to underscores, other symbols removed).
+    """cnvrg's folder name for a task (lower case, spaces and hyphens to underscores, other symbols removed:
+    ``Train-Valid Split`` -> ``train_valid_split``, as cnvrg's published blueprints read ``/input/<task>``).
 
     Also the task's TaskGroup id. A title that is not ASCII gets its hash appended (see the
     module's docstring); one without any letter or digit gives '' (refused by the checks).
     """
     text, exact = ascii_of(title.strip())
-    base = re.sub(r"[^a-z0-9_]", "", text.strip().lower().replace(" ", "_"))
+    base = re.sub(r"[^a-z0-9_]", "", re.sub(r"[ -]", "_", text.strip().lower()))
     if exact or not any(ch.isalnum() for ch in title):
         return base if exact else ""
     return f"{base.strip('_') or 'task'}_{title_hash(title)}"

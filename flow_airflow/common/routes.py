@@ -19,8 +19,9 @@ from typing import Any, NotRequired, TypedDict
 from flow_airflow.common.records import Record, Status, status_of
 
 # Each name ends at its last non-blank character (no lazy group before '\s*': linear in the text).
+# The braces may be spaced, as cnvrg's documentation writes them: '{ { Task A.model accuracy } }'.
 TEMPLATE = re.compile(
-    r"\{\{\s*(?P<task>[^.{}|]*[^.{}|\s])\s*\.\s*(?P<tag>[^{}|]*[^{}|\s])\s*(?P<hyper>\|\s*hyper\s*)?\}\}"
+    r"\{\s*\{\s*(?P<task>[^.{}|]*[^.{}|\s])\s*\.\s*(?P<tag>[^{}|]*[^{}|\s])\s*(?P<hyper>\|\s*hyper\s*)?\}\s*\}"
 )
 LABEL_LIMIT = 250  # Airflow's rendered_map_index column
 
@@ -38,7 +39,7 @@ class RouteError(Exception):
 
 
 def slug(title: str) -> str:
-    """cnvrg's folder name for a task: lower case, spaces to underscores, other symbols removed.
+    """cnvrg's folder name for a task: lower case, spaces and hyphens to underscores, other symbols removed.
 
     A title in another script than ASCII is transliterated, with a hash (see common/ids.py).
     """

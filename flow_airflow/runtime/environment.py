@@ -37,12 +37,13 @@ Warn = Callable[[str], None]
 def env_name(*parts: str) -> str:
     """``CNVRG_TASK_A_MODEL_ACCURACY`` from ('CNVRG', 'Task A', 'model accuracy').
 
-    Accents are dropped (``é`` -> ``E``), spaces become ``_``, any other symbol is left out.
+    Accents are dropped (``é`` -> ``E``), spaces and hyphens become ``_`` (``Data-Preprocessing`` ->
+    ``DATA_PREPROCESSING``, as cnvrg's published blueprints read them), any other symbol is left out.
     """
     names = []
     for part in parts:
         ascii_text = unicodedata.normalize("NFKD", part).encode("ascii", "ignore").decode()
-        names.append(re.sub(r"[^A-Z0-9_]", "", ascii_text.strip().upper().replace(" ", "_")))
+        names.append(re.sub(r"[^A-Z0-9_]", "", re.sub(r"[ -]", "_", ascii_text.strip().upper())))
     return "_".join(names)
 
 

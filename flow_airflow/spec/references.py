@@ -45,22 +45,17 @@ def _param_issues(task: ExecTask, param: Param, graph: Graph, where: tuple, sour
     return issues
 
 
-OPENING = re.compile(r"\{\s*\{")  # what opens a reference, also spaced: '{{', '{ {'
-SPACED = re.compile(r"\{\s*\{(?P<inner>[^{}]*)\}\s*\}")
+OPENING = re.compile(r"\{\s*\{")  # what opens a reference: '{{', or spaced '{ {' as cnvrg's documentation writes it
 
 
 def _not_understood(value: str) -> str | None:
     """Why a '{{' (or '{ {') in a param value is no tag reference, or None: such text is never passed
-    on as it is (issue 27: cnvrg's documentation writes '{ { Task.tag | hyper } }', spaced)."""
+    on as it is (an unclosed '{{ Task.tag', '{{ ds }}')."""
     rest = TEMPLATE.sub("", value)
     found = OPENING.search(rest)
     if found is None:
         return None
-    spaced = SPACED.search(rest, found.start())
-    shown = spaced[0] if spaced else rest[found.start():found.start() + 40]
-    if spaced and TEMPLATE.fullmatch("{{" + spaced["inner"] + "}}"):
-        return f"'{shown}' is read as a tag reference only without spaces between the braces: write " \
-               f"'{{{{{spaced['inner']}}}}}'"
+    shown = rest[found.start():found.start() + 40]
     return f"'{shown}' is not understood: a tag reference is '{{{{ Task.tag }}}}' or '{{{{ Task.tag | hyper }}}}' " \
            "(a task that runs before, and one of its tags)"
 

@@ -280,3 +280,53 @@ def test_the_tiny_ml_example_of_dags(airflow_home: Path, tmp_path: Path) -> None
     best = min(fits, key=lambda e: float(e.tags["mse"]))
     assert result.of("Report")[0].label == f"Fit: {best.label}"
     assert abs(float(result.of("Report")[0].tags["a"]) - 3) < 0.1
+
+
+def test_names_as_published_blueprints_read_them(airflow_home: Path, tmp_path: Path) -> None:
+    """Issue 25, item 3: a hyphen in a title is an underscore in ``/input/<task>``, ``INPUT_<TASK>`` and
+    ``CNVRG_<TASK>_<TAG>`` (``Data-Preprocessing`` -> ``input/data_preprocessing``, as cnvrg's churn blueprint
+    reads it), and the spaced reference form of cnvrg's documentation, ``{ { Task.tag | hyper } }``, is a
+    reference: one route per value, each value reaching the script."""
+    file = write_flow(
+        tmp_path,
+        """\
+flow: Published Names
+tasks:
+  - title: Data-Preprocessing
+    type: exec
+    input: python3 emit.py
+    computes: [local]
+  - title: Train-Valid Split
+    type: exec
+    input: python3 read.py
+    computes: [local]
+    params:
+      - key: route
+        value: "{ { Data-Preprocessing.route | hyper } }"
+      - key: rows
+        value: "{ {Data-Preprocessing.rows} }"
+relations:
+  - {from: Data-Preprocessing, to: Train-Valid Split}
+""",
+        {
+            "emit.py": """\
+import os
+os.makedirs("output", exist_ok=True)
+open("output/clean.csv", "w").write("x\\n1\\n")
+print("cnvrg_tag_route: a,b")
+print("cnvrg_tag_rows: 1")
+""",
+            "read.py": """\
+import os, sys
+print("cnvrg_tag_csv:", open("/input/data_preprocessing/output/clean.csv".lstrip("/")).read().split()[1])
+print("cnvrg_tag_input:", os.environ["INPUT_DATA_PREPROCESSING"].endswith("input/data_preprocessing"))
+print("cnvrg_tag_rows_env:", os.environ["CNVRG_DATA_PREPROCESSING_ROWS"])
+print("cnvrg_tag_argv:", " ".join(sys.argv[1:]))
+""",
+        },
+    )
+    result = run_flow(file)
+    assert result.state == "success"
+    split = result.of("Train-Valid Split")
+    assert [e.tags["argv"] for e in split] == ["--route a --rows 1", "--route b --rows 1"]
+    assert all(e.tags["csv"] == "1" and e.tags["input"] == "True" and e.tags["rows_env"] == "1" for e in split)
