@@ -136,7 +136,8 @@ def choose(requested: list[str], templates: dict[str, dict[str, Any]]) -> Comput
             continue
         kind = template.get("kind", "local")
         if kind not in KINDS:
-            notes.append(f"compute template '{name}' is of kind '{kind}', which is not supported yet; skipped")
+            notes.append(f"compute template '{name}' is of kind '{kind}', which no compute here runs (kinds: "
+                         f"{', '.join(KINDS)}); skipped")
             continue
         return ComputeChoice(name, kind, template, tuple(notes))
     if requested:

@@ -80,7 +80,8 @@ def test_choose_skips_templates_it_cannot_use_saying_why() -> None:
     choice = computes.choose(["gpu", "hpc", "medium"], templates)
     assert (choice.name, choice.kind) == ("medium", "local")
     assert choice.notes == ("compute template 'gpu' is not configured here; skipped",
-                            "compute template 'hpc' is of kind 'slurm', which is not supported yet; skipped")
+                            "compute template 'hpc' is of kind 'slurm', which no compute here runs (kinds: "
+                            f"{', '.join(computes.KINDS)}); skipped")
     assert isinstance(choice.compute(), LocalCompute) and choice.compute().name == "medium"
 
 
