@@ -204,7 +204,7 @@ class Launch:
     cwd: PurePath  # where the command runs, as it sees it (the layout's ``cnvrg``)
     # Its whole environment: the worker's (the operator's base, with the project's ``env``), then cnvrg's
     # variables. A container compute should not pass the worker's own variables (PATH, HOME) into the
-    # container: the base arrives merged (``Experiment.base_env``), so it passes :meth:`own_env`.
+    # container: the base arrives merged (``ExperimentRun.base_env``), so it passes :meth:`own_env`.
     env: Mapping[str, str]
     layout: Layout
     # the parents' end states staged, by folder (``prepare``, ``train_2``): on the worker, under

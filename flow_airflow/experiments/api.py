@@ -12,7 +12,7 @@
      "pending": [{"task", "url"}],              # gates waiting for an approval
      "params": {task title: {param: value}},    # this run's params (the flow's, overridden by its conf)
      "goal": {"tag", "direction", "task"} | None,  # the metric the flow's own conditions seek (flow_goal)
-     "experiments": [Experiment.as_json() + {"conditions": [...], "artifacts": [...]}]}
+     "experiments": [ExperimentInstance.as_json() + {"conditions": [...], "artifacts": [...]}]}
 
 ``stop_run`` is ``POST .../<dag_id>/<run_id>/stop``, the page's "Stop": see its docstring.
 

@@ -1,5 +1,5 @@
 """The operator of an exec task's experiments: runs the task's command for each route
-(:class:`flow_airflow.runtime.experiment.Experiment`), mapped over the task's routes.
+(:class:`flow_airflow.runtime.experiment.ExperimentRun`), mapped over the task's routes.
 
 On a deferrable compute (kubernetes), a task instance of one route defers while its pod runs, as the
 cncf-kubernetes provider's ``KubernetesPodOperator(deferrable=True)`` does: the pod is created, the
@@ -27,11 +27,11 @@ class ExperimentOperator(FlowTaskOperator):
     def run_route(self, ti: Any, route: dict[str, Any], index: int, parents: dict[str, list[Record]],
                   project_env: dict[str, str]) -> Record:
         """The route's experiment, from a fresh workspace to its record."""
-        from flow_airflow.runtime.experiment import Experiment
+        from flow_airflow.runtime.experiment import ExperimentRun
 
         setup = self.setup
         self._experiment = None  # not the last route's, should this one not start
-        self._experiment = Experiment(
+        self._experiment = ExperimentRun(
             spec=setup.task,  # type: ignore[arg-type]  # an exec task (render.dag.OPERATORS)
             route=route,
             parents=parents,

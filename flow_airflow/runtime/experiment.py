@@ -38,15 +38,17 @@ from flow_airflow.runtime.prepare import ExperimentFailed, Preparation, Staged, 
 from flow_airflow.runtime.tags import TagLog
 from flow_airflow.spec import models
 
-__all__ = ["Experiment", "ExperimentFailed"]
+__all__ = ["ExperimentFailed", "ExperimentRun"]
 
 LAST_LINES = 20
 SYNC_SECONDS = 60.0
 
 
 @dataclass
-class Experiment:
-    """Everything one experiment needs; built by the operator from its task instance."""
+class ExperimentRun:
+    """One try of one experiment (a route of a flow task) and everything it needs; built by the operator
+    from its task instance. Not the SDK's ``cnvrg.Experiment`` (what a script calls), nor
+    :class:`~flow_airflow.run_experiments.ExperimentInstance` (an experiment read back from a run)."""
 
     spec: models.ExecTask  # the flow task, as validated at compile time
     route: Route

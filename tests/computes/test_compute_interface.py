@@ -123,7 +123,7 @@ def test_a_new_kind_is_one_class_and_one_entry_and_gets_cnvrgs_container_layout(
 ) -> None:
     from flow_airflow.computes import ComputeChoice
     from flow_airflow.runtime.artifacts import ArtifactStore
-    from flow_airflow.runtime.experiment import Experiment
+    from flow_airflow.runtime.experiment import ExperimentRun
 
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__ARTIFACTS_FOLDER", str(tmp_path / "store"))
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__WORKSPACES_FOLDER", str(tmp_path / "ws"))
@@ -136,7 +136,7 @@ def test_a_new_kind_is_one_class_and_one_entry_and_gets_cnvrgs_container_layout(
     log.addHandler(handler := logging.Handler())
     handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
     log.setLevel(logging.INFO)
-    experiment = Experiment(
+    experiment = ExperimentRun(
         spec=ExecTask.model_validate({
             "title": "Train", "type": "exec", "computes": ["box"], "image": "python:3.11",
             "input": "python3 /cnvrg/train.py --data /input/prepare/output/a.csv",

@@ -116,7 +116,7 @@ def test_killing_the_experiment_stops_its_container(tmp_path: Path, python_image
     """What the operator's ``on_kill`` calls (the task was killed or timed out): the container stops at once,
     the experiment fails saying its command exited 143, and no container is left."""
     from flow_airflow.computes import ComputeChoice
-    from flow_airflow.runtime.experiment import Experiment
+    from flow_airflow.runtime.experiment import ExperimentRun
     from flow_airflow.spec.models import ExecTask
 
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__WORKSPACES_FOLDER", str(tmp_path / "ws"))
@@ -128,7 +128,7 @@ def test_killing_the_experiment_stops_its_container(tmp_path: Path, python_image
     project.mkdir()
     (project / "long.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(600)\n")
     task = ExecTask.model_validate({"title": "Long", "type": "exec", "input": "python3 long.py"})
-    experiment = Experiment(
+    experiment = ExperimentRun(
         spec=task, route={"params": [], "parents": {}}, parents={}, gathered=[], dag_id="kill",
         run_id="r1", index=0, project_dir=project, base_env=dict(os.environ),
         compute=ComputeChoice("docker", "docker", {"image": python_image, "network_mode": "none"}),

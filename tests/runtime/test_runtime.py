@@ -338,7 +338,7 @@ def test_periodic_sync_keeps_the_end_state_while_the_command_runs(
     monkeypatch.setattr(experiment, "SYNC_SECONDS", 0.2)
     kept = ArtifactStore(tmp_path / "store").location("d", "r", "sync", 0)
     (tmp_path / "project").mkdir()
-    run = experiment.Experiment(
+    run = experiment.ExperimentRun(
         spec=ExecTask.model_validate({
             "title": "Sync", "type": "exec", "computes": ["local"], "periodic_sync": True,
             "input": f"echo 1 > output/a.txt; sleep 1; test -f {kept}/output/a.txt && echo 'cnvrg_tag_seen: yes'"}),
