@@ -16,7 +16,7 @@ import re
 import shlex
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from flow_airflow.common.conditions import OBJECTIVES as METRICS
 from flow_airflow.common.datasets import name_problem
@@ -351,8 +351,8 @@ class ExecTask(RunnableTask):
 
     @field_validator("parallel_jobs", "max_jobs")
     @classmethod
-    def _limit(cls, v: int | None, info: Any) -> int | None:
-        return page_limit(info.field_name, v)
+    def _limit(cls, v: int | None, info: ValidationInfo) -> int | None:
+        return page_limit(info.field_name or "", v)
 
     @field_validator("algorithm")
     @classmethod
@@ -364,7 +364,7 @@ class ExecTask(RunnableTask):
 
     @field_validator("objective", "objective_goal")
     @classmethod
-    def _no_optimizer(cls, v: str | None, info: Any) -> str | None:
+    def _no_optimizer(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None:
             raise ValueError(f"'{info.field_name}: {v}' steers an optimizing search, and a grid search runs every "
                              "route: leave it empty, and to keep the best experiment put a condition after the "
