@@ -123,7 +123,8 @@ class DeployTaskOperator(FlowTaskOperator):
     def _endpoint(self, store: Any, name: str, task: Any, dag_id: str) -> Any:
         """The endpoint to update, or a new one (its stable port chosen now).
 
-        :raises EndpointError: ``endpoint_id`` names none; ``endpoint_title`` names another flow's endpoint.
+        :raises EndpointError: ``endpoint_id`` (or a task without code: an update) names none; ``endpoint_title``
+            of a task with its code names another flow's endpoint.
         """
         from flow_airflow import settings
         from flow_airflow.computes.replicas import free_port
@@ -133,7 +134,9 @@ class DeployTaskOperator(FlowTaskOperator):
         found = store.get(name)
         if found is None and (task.endpoint_id or not task.serves_own_code):  # an update: it must be there
             store.load(name)  # raises, naming the endpoints there are
-        if found is not None and not task.endpoint_id and found.dag_id and found.dag_id != dag_id:
+        # a title another flow created is that flow's, unless the task says it updates it (endpoint_id, or no code)
+        claimed = bool(task.endpoint_id) or not task.serves_own_code
+        if found is not None and not claimed and found.dag_id and found.dag_id != dag_id:
             raise EndpointError(f"endpoint {name} was created by the flow {found.dag_id}: to update it from this "
                                 f"flow, name it with endpoint_id: {name}")
         opened = keys.is_open(name)

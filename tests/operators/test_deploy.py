@@ -96,6 +96,11 @@ def test_which_endpoint_a_deploy_task_updates(tmp_path: Any, monkeypatch: pytest
         op._endpoint(store, "nope", task(endpoint_id="nope"), "flow_b")
     new = op._endpoint(store, "fresh", task(endpoint_title="fresh"), "flow_b")
     assert (new.dag_id, new.open, new.host) == ("flow_b", False, "127.0.0.1") and new.port > 0
+    # a task without code updates the endpoint it names, whichever flow created it; one that is not there fails
+    update = DeployTask.model_validate({"title": "Serve", "type": "deploy", "endpoint_title": "iris"})
+    assert op._endpoint(store, "iris", update, "flow_b").dag_id == "flow_a"
+    with pytest.raises(EndpointError, match=r"there is no endpoint 'gone' \(the endpoints: iris\)"):
+        op._endpoint(store, "gone", update.model_copy(update={"endpoint_title": "gone"}), "flow_b")
     # cnvrg's flow page exports an update with both: its cnvrg id names none here, its title does
     assert _resolved_name(store, task(endpoint_id="xld8pojmcgej8tesugw8", endpoint_title="iris")) == "iris"
     assert _resolved_name(store, task(endpoint_id="iris", endpoint_title="other")) == "iris"
