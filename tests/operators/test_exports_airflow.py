@@ -34,3 +34,31 @@ def test_a_run_whose_grid_passes_max_jobs_fails_saying_so(airflow_home: Path, pr
     assert result.of("Train") == [] and len(result.of("Train", "failed")) == 8  # none ran: the grid is never cut
     assert ("'Train' does not run: its grid has 12 experiments, more than its max_jobs (8): flow-airflow runs every "
             "route of a grid, never a part of it") in text
+
+
+def test_a_grid_made_at_run_time_past_max_jobs_fails_saying_so(airflow_home: Path, tmp_path: Path,
+                                                              capfd: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "flow.yaml"
+    file.write_text("""\
+flow: Hyper Past Max Jobs
+tasks:
+  - title: Params
+    type: exec
+    input: python3 -c "print('cnvrg_tag_route: 1,2,3')"
+    computes: [local]
+  - title: Dynamic
+    type: exec
+    input: "true"
+    computes: [local]
+    max_jobs: 2
+    params:
+      - key: route
+        value: "{{ Params.route | hyper }}"
+relations:
+  - from: Params
+    to: Dynamic
+""")
+    result = run_flow(file)
+    text = "".join(capfd.readouterr())
+    assert result.state == "failed" and result.of("Dynamic") == []
+    assert "'Dynamic' does not run: its grid has 3 experiments, more than its max_jobs (2)" in text
