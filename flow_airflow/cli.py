@@ -117,6 +117,18 @@ def _route_lines(task: TaskPlan) -> list[str]:
     if task.unset_params:
         lines.append(f"params without a value, not passed until given one: {', '.join(task.unset_params)}")
     lines += [f"{p.key}: {p.describe_range()}" for p in getattr(task.spec, "params", []) if p.is_range]
+    return lines + _page_lines(task.spec)
+
+
+def _page_lines(spec: Task) -> list[str]:
+    """What the keys of cnvrg's flow page do here: the concurrency limit, the grid's cap, the cnvrg queue."""
+    lines = []
+    if parallel := getattr(spec, "parallel_jobs", None):
+        lines.append(f"at most {parallel} experiment(s) at once (parallel_jobs: Airflow's max_active_tis_per_dagrun)")
+    if cap := getattr(spec, "max_jobs", None):
+        lines.append(f"at most {cap} experiment(s) in its grid (max_jobs: a larger grid is refused)")
+    if queue := getattr(spec, "queue_slug", None):
+        lines.append(f"cnvrg queue {queue} (queue_slug): not used, Airflow's workers take it from the default queue")
     return lines
 
 
@@ -203,8 +215,13 @@ def _deploy_lines(spec: DeployTask) -> list[str]:
 
     from flow_airflow.endpoints.store import endpoint_name
 
-    serves = f"{spec.file_name}:{spec.function_name}" + (f" ({spec.kind})" if spec.kind else "")
-    lines = [f"serves {serves} as endpoint '{endpoint_name(spec)}'"]
+    kind = f" ({spec.kind})" if spec.kind else ""
+    if spec.serves_own_code:
+        lines = [f"serves {spec.file_name}:{spec.function_name}{kind} as endpoint '{endpoint_name(spec)}'"]
+    else:
+        names = " or ".join(f"'{n}'" for n in dict.fromkeys(n for n in (spec.endpoint_id, spec.endpoint_title) if n))
+        lines = [f"updates the existing endpoint {names}{kind}: the code it serves now, with this run's inputs"
+                 + ("" if spec.computes else ", on its compute")]
     details = [
         ("command", spec.command),
         ("image", spec.image),

@@ -383,7 +383,7 @@ def report(dag_file: Path, error: FlowError) -> None:
     result.errors.append(
         DagImportError(
             file_path=file_path,
-            message="\n".join(str(replace(issue, file=file_path)) for issue in error.issues),
+            message="\n".join(str(replace(issue, file=file_path)) for issue in error.summary),
             error_type="flow",
             line_number=first.line if first else None,
             column_number=first.column if first else None,

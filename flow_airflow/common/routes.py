@@ -210,19 +210,29 @@ def plan_routes(
     *,
     single_mode: bool = False,
     gathered: Iterable[str] = (),
+    max_jobs: int | None = None,
 ) -> list[Route]:
     """The routes of a task, given its params and the experiments of its parents.
 
     ``{{ Task.tag }}`` values stay as they are: the experiment renders them when it starts. A
     route after a failed experiment (a record with ``failed``) is planned too, with its ``| hyper``
     values unexpanded: its experiment does not run, it is marked skipped saying why.
+
+    :param max_jobs: the task's ``max_jobs`` (cnvrg's flow page): at most that many experiments in its own grid
+        (per route of the tasks before it); None: no limit.
+    :raises RouteError: the grid is larger than ``max_jobs`` (a grid is never cut: which routes to drop is a guess).
     """
     choices = [{}] if single_mode else combinations(parents, gathered)
     varies = varying(params)
     routes: list[Route] = []
     for chosen in choices:
         failed = any(status_of(r) is not Status.SUCCESS for records in chosen.values() for r in records)
-        for permutation in grid(params, upstream_of(chosen), keep_hyper=failed):
+        permutations = grid(params, upstream_of(chosen), keep_hyper=failed)
+        if max_jobs and len(permutations) > max_jobs:
+            raise RouteError(f"its grid has {len(permutations)} experiments, more than its max_jobs ({max_jobs}): "
+                             "flow-airflow runs every route of a grid, never a part of it; raise max_jobs "
+                             "(-1: no limit) or give fewer values")
+        for permutation in permutations:
             routes.append(
                 Route(
                     params=permutation,

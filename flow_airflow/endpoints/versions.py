@@ -64,6 +64,45 @@ def new_version(store: EndpointStore, endpoint: Endpoint, preparation: Preparati
     )
 
 
+def current_code(endpoint: Endpoint, task: models.DeployTask,
+                 choice: ComputeChoice) -> tuple[models.DeployTask, Path, ComputeChoice]:
+    """What a deploy task without a predict function of its own deploys (cnvrg's flow page exports an update of an
+    existing endpoint as ``endpoint_id`` alone): the code of the version serving now with this run's inputs.
+
+    :returns: the task with the serving version's predict function, prep hook, ``accept_files``, flask and
+        gunicorn settings, ``input_example`` and replicas wherever the task gives none; the project folder to
+        copy (that version's workspace: its ``input/`` is left out and staged again from this run's parents);
+        the compute template (the task's when it names ``computes``, else that version's).
+    :raises EndpointError: no version serves now, or its files are gone.
+    """
+    from flow_airflow.endpoints.store import EndpointError
+    from flow_airflow.serving.command import EndpointConfig
+
+    serving = endpoint.serving()
+    config = Path(serving.launch.get("config", "")) if serving else None
+    workspace = Path(serving.launch.get("workspace", "")) if serving else None
+    if serving is None or not (config and config.is_file() and workspace and workspace.is_dir()):
+        raise EndpointError(f"'{task.title}' names no predict function (file_name, function_name): it serves the "
+                            f"code endpoint {endpoint.name} serves now with this run's inputs, and no version of "
+                            "it serves now (or its files are gone); deploy it first with a task that names them")
+    served = EndpointConfig.model_validate_json(config.read_text(encoding="utf-8"))
+    given = task.model_fields_set
+    update: dict[str, object] = {"file_name": served.file_name, "function_name": served.function_name,
+                                 "prep_file": served.prep_file, "prep_function": served.prep_function}
+    defaults = {
+        "accept_files": served.accept_files,
+        "input_example": served.input_example,
+        "flask_config": [models.KeyValue(key=k, value=v) for k, v in served.flask_config.items()
+                         if isinstance(v, str | int | float | bool)],
+        "gunicorn_config": [models.KeyValue(key=k, value=v) for k, v in serving.launch.get("gunicorn", [])],
+        "min_replica": len(serving.replicas) or 1,
+        "max_replica": serving.launch.get("max_replica"),
+    }
+    update |= {key: value for key, value in defaults.items() if key not in given}
+    compute = choice if task.computes else ComputeChoice(**{**serving.compute, "notes": ()})
+    return task.model_copy(update=update), workspace, compute
+
+
 def _write_config(folder: Path, spec: models.DeployTask, endpoint: Endpoint, number: int, project_dir: str) -> Path:
     """``endpoint_config.json``: what the serving app reads (``CNVRG_ENDPOINT_CONFIG``)."""
     from flow_airflow import settings

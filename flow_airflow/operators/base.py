@@ -170,6 +170,7 @@ class FlowTaskOperator(BaseOperator):
 
         from flow_airflow.common.routes import plan_routes
         from flow_airflow.operators.overrides import task_params
+        from flow_airflow.operators.routes import planned
         from flow_airflow.operators.xcom import parent_states, pull_records
 
         plan = self.setup.replan
@@ -181,7 +182,9 @@ class FlowTaskOperator(BaseOperator):
             raise AirflowSkipException(f"'{title}' does not run: " + "; ".join(
                 f"'{p}' has no experiment in this run ({states[p]})" for p in empty))
         params = task_params(context, title, [list(p) for p in plan.params], self.log)
-        routes = plan_routes(params, {} if plan.single_mode else parents, single_mode=plan.single_mode)
+        routes = planned(title, lambda: plan_routes(params, {} if plan.single_mode else parents,
+                                                    single_mode=plan.single_mode,
+                                                    max_jobs=plan.max_jobs))
         instances = max(-(-plan.routes // self.batch), 1)  # as the DAG has them
         per_instance = self.batch if isinstance(self.route, list) else 1  # as the DAG lists them
         size = per_instance if len(routes) <= instances * per_instance else -(-len(routes) // instances)

@@ -44,10 +44,11 @@ class DeployTaskOperator(FlowTaskOperator):
     def run_route(self, ti: Any, route: dict[str, Any], index: int, parents: dict[str, list[Record]],
                   project_env: dict[str, str]) -> Record:
         """Deploy, switch, record; :class:`ExperimentFailed` saying why the endpoint was not updated."""
+        from flow_airflow import settings
         from flow_airflow.common.routes import record_route, route_label
         from flow_airflow.endpoints import keys
         from flow_airflow.endpoints.rollout import RolloutFailed, predict_url
-        from flow_airflow.endpoints.store import EndpointError, endpoint_name
+        from flow_airflow.endpoints.store import EndpointError, EndpointStore, endpoint_name
         from flow_airflow.runtime.prepare import ExperimentFailed
         from flow_airflow.spec import models
 
@@ -58,14 +59,11 @@ class DeployTaskOperator(FlowTaskOperator):
                                    "one model, deployed by route 0. Put a condition (max or min) before it to "
                                    "choose the experiment it serves")
         _refuse(task)
-        for note in [*setup.compute.notes, *_notes(task, setup.compute.kind, setup.compute.name)]:
-            self.log.warning("%s", note)
-        runner = setup.compute.compute()
-        if refusal := runner.refusal(task):
-            raise ExperimentFailed(refusal)
+        store = EndpointStore(settings.endpoints_root())
         name = endpoint_name(task)
         try:
-            endpoint, version = self._deploy(name, ti, parents, project_env, runner)
+            name = _resolved_name(store, task)
+            endpoint, version, choice = self._deploy(store, name, ti, parents, project_env)
         except (RolloutFailed, EndpointError) as e:
             raise ExperimentFailed(f"'{task.title}' did not update endpoint {name}: {e}") from None
         url = predict_url(endpoint)
@@ -78,42 +76,55 @@ class DeployTaskOperator(FlowTaskOperator):
                       route=record_route(task.title, index, parents, setup.gathered), upstream={},
                       label=label, labels=parts,
                       endpoint={"name": name, "url": url, "version": version.version,
-                                "compute": setup.compute.name, "replicas": len(version.replicas)})
+                                "compute": choice.name, "replicas": len(version.replicas)})
 
-    def _deploy(self, name: str, ti: Any, parents: dict[str, list[Record]], project_env: dict[str, str],
-                runner: Any) -> tuple[Any, Any]:
+    def _deploy(self, store: Any, name: str, ti: Any, parents: dict[str, list[Record]],
+                project_env: dict[str, str]) -> tuple[Any, Any, Any]:
         """A new version of endpoint ``name`` from this run, serving (holding the endpoint's lock): the
-        endpoint and the version. :class:`RolloutFailed` or :class:`EndpointError` when it cannot."""
-        from flow_airflow import settings
+        endpoint, the version and the compute template it runs on. A task without a predict function of its
+        own serves the code the endpoint serves now (:func:`~flow_airflow.endpoints.versions.current_code`).
+        :class:`RolloutFailed` or :class:`EndpointError` when it cannot; :class:`ExperimentFailed` when
+        the compute refuses the task."""
         from flow_airflow.endpoints import keys
         from flow_airflow.endpoints.rollout import roll_out
-        from flow_airflow.endpoints.store import EndpointStore, Event
-        from flow_airflow.endpoints.versions import new_version, prune
-        from flow_airflow.runtime.prepare import Preparation
+        from flow_airflow.endpoints.store import Event
+        from flow_airflow.endpoints.versions import current_code, new_version, prune
+        from flow_airflow.runtime.prepare import ExperimentFailed, Preparation
 
         setup, task = self.setup, self.setup.task
-        preparation = Preparation(task, parents, setup.gathered, Path(setup.project_dir),  # type: ignore[arg-type]
-                                  {**os.environ, **project_env}, self.log)
-        store = EndpointStore(settings.endpoints_root())
         with store.locked(name):
             endpoint = self._endpoint(store, name, task, ti.dag_id)
+            spec, project_dir, choice = task, Path(setup.project_dir), setup.compute
+            if not task.serves_own_code:  # type: ignore[union-attr]
+                spec, project_dir, choice = current_code(endpoint, task, setup.compute)  # type: ignore[arg-type]
+                self.log.info("'%s' names no predict function: the new version serves the code of version %s "
+                              "(%s:%s) with this run's inputs", task.title, endpoint.current,
+                              spec.file_name, spec.function_name)
+            for note in [*choice.notes, *_notes(spec, choice.kind, choice.name)]:
+                self.log.warning("%s", note)
+            runner = choice.compute()
+            if refusal := runner.refusal(spec):
+                raise ExperimentFailed(refusal)
+            preparation = Preparation(spec, parents, setup.gathered, project_dir,  # type: ignore[arg-type]
+                                      {**os.environ, **project_env}, self.log)
             key = None if endpoint.open else keys.ensure(name)
-            version = new_version(store, endpoint, preparation, runner, setup.compute, dag_id=ti.dag_id,
+            version = new_version(store, endpoint, preparation, runner, choice, dag_id=ti.dag_id,
                                   run_id=ti.run_id)
             self._pending = (store, endpoint, version)
-            roll_out(store, endpoint, version, max(task.min_replica or 1, 1), key,  # type: ignore[union-attr]
-                     task.input_example, say=self.log.info)  # type: ignore[union-attr]
+            roll_out(store, endpoint, version, max(spec.min_replica or 1, 1), key,  # type: ignore[union-attr]
+                     spec.input_example, say=self.log.info)  # type: ignore[union-attr]
             self._pending = None
             endpoint.history.append(Event(what="deployed", version=version.version,
                                           by=f"{ti.dag_id}/{ti.run_id}/{task.title}"))
             prune(endpoint, self.log)
             store.save(endpoint)
-        return endpoint, version
+        return endpoint, version, choice
 
     def _endpoint(self, store: Any, name: str, task: Any, dag_id: str) -> Any:
         """The endpoint to update, or a new one (its stable port chosen now).
 
-        :raises EndpointError: ``endpoint_id`` names none; ``endpoint_title`` names another flow's endpoint.
+        :raises EndpointError: ``endpoint_id`` (or a task without code: an update) names none; ``endpoint_title``
+            of a task with its code names another flow's endpoint.
         """
         from flow_airflow import settings
         from flow_airflow.computes.replicas import free_port
@@ -121,9 +132,11 @@ class DeployTaskOperator(FlowTaskOperator):
         from flow_airflow.endpoints.store import Endpoint, EndpointError
 
         found = store.get(name)
-        if found is None and task.endpoint_id:
+        if found is None and (task.endpoint_id or not task.serves_own_code):  # an update: it must be there
             store.load(name)  # raises, naming the endpoints there are
-        if found is not None and not task.endpoint_id and found.dag_id and found.dag_id != dag_id:
+        # a title another flow created is that flow's, unless the task says it updates it (endpoint_id, or no code)
+        claimed = bool(task.endpoint_id) or not task.serves_own_code
+        if found is not None and not claimed and found.dag_id and found.dag_id != dag_id:
             raise EndpointError(f"endpoint {name} was created by the flow {found.dag_id}: to update it from this "
                                 f"flow, name it with endpoint_id: {name}")
         opened = keys.is_open(name)
@@ -141,9 +154,25 @@ def _refuse(task: Any) -> None:
     if task.env_setup == "r_endpoint":
         raise ExperimentFailed(f"'{task.title}' is an R endpoint (env_setup: r_endpoint), which flow-airflow cannot "
                                "serve: its endpoints run Python functions (env_setup: python_3)")
-    if task.endpoint_id and task.endpoint_title:
-        raise ExperimentFailed(f"'{task.title}' names both endpoint_title and endpoint_id: use one (spec, "
-                               "\"Deploy Task Keys\")")
+
+
+def _resolved_name(store: Any, task: Any) -> str:
+    """The endpoint a deploy task updates: as :func:`~flow_airflow.endpoints.store.endpoint_name` says; when it
+    names both ``endpoint_id`` and ``endpoint_title`` (cnvrg's flow page exports both for an update), the first of
+    the two that names an endpoint here (a migrated flow's cnvrg id names none: its title does).
+
+    :raises EndpointError: neither names one.
+    """
+    from flow_airflow.endpoints.store import EndpointError, endpoint_name
+
+    if not (task.endpoint_id and task.endpoint_title):
+        return endpoint_name(task)
+    names = [task.endpoint_id.strip(), task.endpoint_title.strip()]
+    for name in names:
+        if store.get(name) is not None:
+            return name
+    raise EndpointError(f"it updates an existing endpoint, and neither its endpoint_id '{names[0]}' nor its "
+                        f"endpoint_title '{names[1]}' names one (the endpoints: {', '.join(store.names()) or 'none'})")
 
 
 def _notes(task: Any, kind: str, name: str) -> list[str]:

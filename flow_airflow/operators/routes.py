@@ -12,6 +12,7 @@ among the others. The task's own params come from the flow file, or from the run
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -95,7 +96,8 @@ class RoutesOperator(BaseOperator):
         from flow_airflow.common.routes import plan_routes
 
         single_mode = self.setup.single_mode
-        return plan_routes(params, {} if single_mode else parents, single_mode=single_mode)
+        return planned(self.setup.title, lambda: plan_routes(params, {} if single_mode else parents,
+                                                             single_mode=single_mode, max_jobs=self.setup.max_jobs))
 
 
 class ConditionOperator(RoutesOperator):
@@ -126,6 +128,19 @@ class ConditionOperator(RoutesOperator):
         if untested := [p for p in empty if p not in passing]:
             raise AirflowSkipException(f"'{self.setup.title}' does not run: "
                                        + "; ".join(f"'{p}' has no experiment in this run" for p in untested))
-        routes = plan_routes(params, {**parents, **passing}, gathered=passing)
+        routes = planned(self.setup.title, lambda: plan_routes(params, {**parents, **passing}, gathered=passing,
+                                                               max_jobs=self.setup.max_jobs))
         self.log.info("%d route(s) on the experiments that passed", len(routes))
         return routes
+
+
+def planned(title: str, plan: Callable[[], list[Any]]) -> list[Any]:
+    """``plan()``'s routes; a grid larger than the task's ``max_jobs`` fails the task instance, saying so."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from flow_airflow.common.routes import RouteError
+
+    try:
+        return plan()
+    except RouteError as e:
+        raise AirflowFailException(f"'{title}' does not run: {e}") from None

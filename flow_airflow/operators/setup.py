@@ -44,6 +44,7 @@ class Replan(Setup):
     params: Params
     single_mode: bool = False
     routes: int = 1  # how many the DAG lists: its task instances are as many, or as many batches
+    max_jobs: int | None = None  # the task's cap on its own grid (cnvrg's flow page); None: no limit
 
 
 class TaskSetup(Setup):
@@ -66,3 +67,4 @@ class RoutesSetup(Setup):
     parents: dict[str, str] = Field(default_factory=dict)  # parent title -> its run task id
     single_mode: bool = False
     tests: list[MetricCondition] = Field(default_factory=list)  # its metric conditions
+    max_jobs: int | None = None  # the task's cap on its own grid (cnvrg's flow page); None: no limit

@@ -135,6 +135,7 @@ def _task_group(plan: FlowPlan, task: TaskPlan, setups: Setups, batch: int) -> t
         batch=batch,
         trigger_rule="all_done" if static and tunable and task.parents and not gate else "all_success",
         **_retries(task),
+        **_concurrency(task),
         **_inlets(task),
         **_notifications(plan, task),
     )
@@ -166,6 +167,13 @@ def _inlets(task: TaskPlan) -> dict[str, Any]:
     """A data task reads its dataset: the asset ``cnvrg-dataset://<name>`` is its inlet (Airflow's asset graph)."""
     dataset = getattr(task.spec, "dataset", None)
     return {"inlets": [dataset_asset(dataset)]} if task.kind == "data" and dataset else {}
+
+
+def _concurrency(task: TaskPlan) -> dict[str, Any]:
+    """``parallel_jobs`` (cnvrg's flow page): at most that many experiments of the task at once in a run, Airflow's
+    ``max_active_tis_per_dagrun`` on its mapped task (a task instance runs its batch's routes in turn)."""
+    limit = getattr(task.spec, "parallel_jobs", None)
+    return {"max_active_tis_per_dagrun": limit} if limit else {}
 
 
 def _retries(task: TaskPlan) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def setups_of(plan: FlowPlan) -> Setups:
         if not task.static:
             planners[task.title] = RoutesSetup(
                 title=task.title, params=ordered_params(task), parents=parents, single_mode=task.single_mode,
-                tests=task.tests,
+                tests=task.tests, max_jobs=getattr(task.spec, "max_jobs", None),
             ).model_dump_json(exclude_defaults=True)
     return Setups(runs, planners)
 
@@ -43,7 +43,7 @@ def task_setup(plan: FlowPlan, task: TaskPlan, parents: dict[str, str]) -> TaskS
     replan = None
     if task.static and task.tunable:  # listed in the DAG, but the run's params may change them
         replan = Replan(title=task.title, params=ordered_params(task), single_mode=task.single_mode,
-                        routes=len(task.route_texts or []))
+                        routes=len(task.route_texts or []), max_jobs=getattr(task.spec, "max_jobs", None))
     return TaskSetup(
         task=task.spec,
         parents=parents,

@@ -16,7 +16,7 @@ import re
 import shlex
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from flow_airflow.common.conditions import OBJECTIVES as METRICS
 from flow_airflow.common.datasets import name_problem
@@ -33,6 +33,8 @@ RANGE_SCALES = ("linear", "log", "log2", "log10")  # of a range param
 LOG_SCALES = frozenset(RANGE_SCALES[1:])
 QUOTING = re.compile(r"['\"\\\\]")  # what makes splitting a value into words fail
 MAX_STEPS = 100_000  # values of one range param (a flow's routes have their own limit)
+ALGORITHMS = ("GridSearch",)  # cnvrg's flow page: how a task's experiments are chosen; a grid runs them all
+NO_LIMIT = -1  # the flow page's `parallel_jobs` and `max_jobs` when there is no limit
 
 
 def is_empty(value: Any) -> bool:
@@ -78,6 +80,21 @@ class KeyValue(Model):
 
     key: str
     value: Scalar
+
+
+def drop_empty_pairs(v: Any) -> Any:
+    """A list of ``{key, value}`` pairs without the empty ones (``{key: '', value: ''}``: cnvrg's page
+    exports one where nothing was filled in)."""
+    if isinstance(v, list):
+        return [item for item in v if not (isinstance(item, dict) and all(is_empty(x) for x in item.values()))]
+    return v
+
+
+def page_limit(key: str, v: int | None) -> int | None:
+    """``parallel_jobs`` / ``max_jobs``: ``-1`` (no limit) or a number of experiments, at least 1."""
+    if v is not None and v != NO_LIMIT and v < 1:
+        raise ValueError(f"'{key}' must be -1 (no limit) or a number of experiments (at least 1), not {v}")
+    return None if v == NO_LIMIT else v
 
 
 class Param(Model):
@@ -294,7 +311,9 @@ class RunnableTask(TaskBase):
 
     @property
     def revision(self) -> str | None:
-        return self.git_commit or self.commit
+        """The Git revision to check out; ``git_commit: latest`` (the flow page's) is the branch's newest, as empty."""
+        commit = None if (self.git_commit or "").strip().lower() == "latest" else self.git_commit
+        return commit or self.commit
 
 
 class ExecTask(RunnableTask):
@@ -313,6 +332,44 @@ class ExecTask(RunnableTask):
     emails: list[str] = Field(default_factory=list)
     single_mode: bool = False
     output_dir: str | None = None
+    # keys of cnvrg's flow page, which its exports carry (README: "Files exported from cnvrg's flow page")
+    standalone_mode: bool | None = None  # the page's name of single_mode
+    parallel_jobs: int | None = None  # at most this many experiments of the task at once; -1: no limit
+    max_jobs: int | None = None  # at most this many experiments in the task's own grid; -1: no limit
+    algorithm: str | None = Field(None, json_schema_extra={"enum": list(ALGORITHMS)})
+    objective: str | None = None  # what an optimizing algorithm steers by: none here (refused when set)
+    objective_goal: str | None = None
+    objective_function: Literal["min", "max"] | None = None  # the page's default, beside an empty objective
+    queue_slug: str | None = None  # the cnvrg queue it ran on: shown by plan, not Airflow's queue
+
+    @model_validator(mode="before")
+    @classmethod
+    def _standalone_is_single(cls, data: Any) -> Any:
+        if isinstance(data, dict) and is_empty(data.get("single_mode")) and not is_empty(data.get("standalone_mode")):
+            return {**data, "single_mode": data["standalone_mode"]}
+        return data
+
+    @field_validator("parallel_jobs", "max_jobs")
+    @classmethod
+    def _limit(cls, v: int | None, info: ValidationInfo) -> int | None:
+        return page_limit(info.field_name or "", v)
+
+    @field_validator("algorithm")
+    @classmethod
+    def _grid_search(cls, v: str | None) -> str | None:
+        if v is not None and v not in ALGORITHMS:
+            raise ValueError(f"algorithm '{v}' is not run here: flow-airflow runs every route of a task's grid, "
+                             "as cnvrg's GridSearch does (algorithm: GridSearch)")
+        return v
+
+    @field_validator("objective", "objective_goal")
+    @classmethod
+    def _no_optimizer(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None:
+            raise ValueError(f"'{info.field_name}: {v}' steers an optimizing search, and a grid search runs every "
+                             "route: leave it empty, and to keep the best experiment put a condition after the "
+                             "task (objective: max or min, tag_key: <the tag>)")
+        return v
 
     @field_validator("emails", mode="before", json_schema_input_type=str | list[str])
     @classmethod
@@ -325,6 +382,9 @@ class ExecTask(RunnableTask):
             raise ValueError("an exec task has both 'input' and 'command'; use one")
         if not (self.input or self.command):
             raise ValueError("an exec task needs 'input' (or 'command' in the blueprint format): the command")
+        if self.standalone_mode is not None and self.standalone_mode != self.single_mode:
+            raise ValueError("'standalone_mode' (the flow page's name of 'single_mode') and 'single_mode' differ; "
+                             "keep one")
         return self
 
     @property
@@ -340,6 +400,18 @@ class DataTask(TaskBase):
     data_commit: str | None = None
     data_query: str | None = None
     use_cached: bool | None = None
+    # the flow page's: how the version's files reach the experiment; sync_all (as they are in the version)
+    # is what a data task does here; sync_flatten is refused (its README row says why)
+    sync_type: str | None = Field(None, json_schema_extra={"enum": ["sync_all"]})
+
+    @field_validator("sync_type")
+    @classmethod
+    def _synced_as_they_are(cls, v: str | None) -> str | None:
+        if v is not None and v != "sync_all":
+            flat = " (every file at the top of the folder)" if v == "sync_flatten" else ""
+            raise ValueError(f"sync_type '{v}'{flat} is not done here: a data task gives the dataset version's files "
+                             "as they are in it, in their folders (sync_type: sync_all)")
+        return v
 
     @field_validator("dataset")
     @classmethod
@@ -365,11 +437,13 @@ class DeployTask(RunnableTask):
 
     type: Literal["deploy"]
     command: str | None = None
-    kind: Literal["webservice"] | None = None
+    kind: Literal["webservice", "webserver"] | None = None  # the flow page exports webserver: the same
     endpoint_title: str | None = Field(None, json_schema_extra={"pattern": ENDPOINT_TITLE.pattern})
     endpoint_id: str | None = None
-    file_name: str
-    function_name: str
+    # the predict function; neither given: the task updates an existing endpoint (endpoint_id or endpoint_title)
+    # with the code it serves now (cnvrg's flow page exports such tasks), see `serves_own_code`
+    file_name: str | None = None
+    function_name: str | None = None
     env_setup: Literal["python_3", "r_endpoint"] | None = None
     min_replica: int | None = Field(None, ge=0)
     max_replica: int | None = Field(None, ge=1)
@@ -382,11 +456,28 @@ class DeployTask(RunnableTask):
     output_schema: Any = None
     gunicorn_config: list[KeyValue] = Field(default_factory=list)
     flask_config: list[KeyValue] = Field(default_factory=list)
+    # a Kafka stream endpoint's keys (cnvrg's flow page): refused when set (task_checks: nothing serves them)
+    kafka_brokers: Any = None
+    kafka_input_topics: Any = None
+    kafka_output_topics: Any = None
+    nginx_config: Any = None
+
+    @field_validator("gunicorn_config", "flask_config", "kafka_brokers", "kafka_input_topics", "kafka_output_topics",
+                     "nginx_config", mode="before")
+    @classmethod
+    def _without_empty_pairs(cls, v: Any) -> Any:
+        return drop_empty_pairs(v)
 
     @field_validator("input_example", "input_schema", "output_schema")
     @classmethod
     def _as_yaml_data(cls, v: Any) -> Any:
         return yaml_value(v)  # data passed on as JSON: numbers and booleans typed as YAML reads them
+
+    @property
+    def serves_own_code(self) -> bool:
+        """It names its predict function; else it updates an existing endpoint, serving the code that endpoint
+        serves now with this run's inputs (the new model)."""
+        return bool(self.file_name or self.function_name)
 
     @field_validator("config_vars", mode="before", json_schema_input_type=str | list[str])
     @classmethod
@@ -448,6 +539,7 @@ class Flow(Model):
     author_email: str | None = None
     tags: list[str] = Field(default_factory=list)
     icon: Any = None
+    next_run_utc: Any = None  # the flow page's: when cnvrg would run it next (made from `recurring`)
 
     keep_empty: ClassVar[frozenset[str]] = frozenset({"relations", "tasks"})
 

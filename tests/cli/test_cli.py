@@ -26,7 +26,7 @@ def test_validate_prints_every_mistake_and_exits_1() -> None:
     assert f"{FLOWS}/grid_two/flow.yaml: OK, flow 'Two Grid Searches' with 2 task(s)" in done.stdout
     errors = done.stderr.splitlines()
     assert f"{FLOWS}/invalid/cycle.yaml:7:5: the relations make a cycle: A -> B -> A" in errors
-    assert len([e for e in errors if "bad_endpoint.yaml" in e]) == 3
+    assert len([e for e in errors if "bad_endpoint.yaml" in e]) == 2  # endpoint_id beside endpoint_title: an update
     assert "Traceback" not in done.stderr
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from flow_airflow.endpoints.store import endpoint_name
-from flow_airflow.operators.deploy import DeployTaskOperator
+from flow_airflow.operators.deploy import DeployTaskOperator, _resolved_name
 from flow_airflow.operators.setup import TaskSetup
 from flow_airflow.spec.models import DeployTask
 
@@ -27,7 +27,6 @@ def failed(task: dict[str, Any], index: int = 0) -> str:
 
 @pytest.mark.parametrize("extra, message", [
     ({"env_setup": "r_endpoint"}, "'Serve' is an R endpoint (env_setup: r_endpoint), which flow-airflow cannot serve"),
-    ({"endpoint_title": "a", "endpoint_id": "a"}, "'Serve' names both endpoint_title and endpoint_id: use one"),
 ])
 def test_what_a_deploy_task_refuses_before_deploying(extra: dict[str, str], message: str) -> None:
     assert failed({**SERVE, **extra}).startswith(message)
@@ -97,4 +96,15 @@ def test_which_endpoint_a_deploy_task_updates(tmp_path: Any, monkeypatch: pytest
         op._endpoint(store, "nope", task(endpoint_id="nope"), "flow_b")
     new = op._endpoint(store, "fresh", task(endpoint_title="fresh"), "flow_b")
     assert (new.dag_id, new.open, new.host) == ("flow_b", False, "127.0.0.1") and new.port > 0
+    # a task without code updates the endpoint it names, whichever flow created it; one that is not there fails
+    update = DeployTask.model_validate({"title": "Serve", "type": "deploy", "endpoint_title": "iris"})
+    assert op._endpoint(store, "iris", update, "flow_b").dag_id == "flow_a"
+    with pytest.raises(EndpointError, match=r"there is no endpoint 'gone' \(the endpoints: iris\)"):
+        op._endpoint(store, "gone", update.model_copy(update={"endpoint_title": "gone"}), "flow_b")
+    # cnvrg's flow page exports an update with both: its cnvrg id names none here, its title does
+    assert _resolved_name(store, task(endpoint_id="xld8pojmcgej8tesugw8", endpoint_title="iris")) == "iris"
+    assert _resolved_name(store, task(endpoint_id="iris", endpoint_title="other")) == "iris"
+    with pytest.raises(EndpointError, match="it updates an existing endpoint, and neither its endpoint_id 'x1' nor "
+                                            r"its endpoint_title 'gone' names one \(the endpoints: iris\)"):
+        _resolved_name(store, task(endpoint_id="x1", endpoint_title="gone"))
     settings.reset()

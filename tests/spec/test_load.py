@@ -52,7 +52,6 @@ def test_example_flows_load(name: str) -> None:
             "bad_endpoint.yaml",
             [
                 ":5:21: task 'Serve': endpoint_title 'my endpoint!' may contain only letters",
-                ":6:18: task 'Serve': use either 'endpoint_title'",
                 ":10:18: task 'Serve': min_replica (3) is greater than max_replica (1)",
             ],
         ),
