@@ -281,6 +281,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         conf = json.loads(args.conf) if args.conf else None
+        if args.reuse:
+            if conf is not None and not isinstance(conf, dict):
+                print("--conf must be a JSON object to go with --reuse", file=sys.stderr)
+                return 2
+            conf = {**(conf or {}), "flow_airflow": {**(conf or {}).get("flow_airflow", {}), "reuse": True}}
         flow_plan = plan_flow(load_flow(args.file))
     except FlowError as e:
         print(e, file=sys.stderr)
@@ -525,6 +530,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="the flow YAML file")
     p.add_argument("--conf", metavar="JSON",
                    help="the run's conf as JSON, as a trigger from the UI or REST API gives it")
+    p.add_argument("--reuse", action="store_true",
+                   help="take each experiment whose key (command line, image, files, parents, environment) an "
+                        "earlier experiment that succeeded has, instead of running it (conf "
+                        '{"flow_airflow": {"reuse": true}})')
     p.add_argument("--verbose", "-v", action="store_true",
                    help="show Airflow's own output (else it goes to a log file named in the summary)")
     p.set_defaults(func=run)

@@ -48,6 +48,12 @@ class ExperimentInstance:
     record: dict[str, Any] | None = None
 
     @property
+    def reused(self) -> dict[str, Any] | None:
+        """The earlier experiment it was taken from, when it was reused (``dag_id``, ``run_id``, ``task``,
+        ``index``, ``when``); None when it ran (:mod:`flow_airflow.runtime.reuse`)."""
+        return (self.record or {}).get("reused")
+
+    @property
     def duration(self) -> float | None:
         """Seconds the task instance ran (the whole batch, for a batch of routes), None if it did not end."""
         if self.start_date is None or self.end_date is None:
@@ -59,7 +65,8 @@ class ExperimentInstance:
         times (ISO 8601, duration in seconds), ``lineage`` (task title -> experiment index on its route),
         ``upstream`` (the params and tags of the tasks before it), ``output`` (its artifacts' location in
         the artifact store), ``failed`` (why it did not succeed) and ``series`` (metric -> values logged
-        with ``log_metric(key, Ys=[...])``), from its record; ``has_record``: it left one."""
+        with ``log_metric(key, Ys=[...])``), ``key`` (what decides its result) and ``reused`` (the earlier
+        experiment it was taken from, or None), from its record; ``has_record``: it left one."""
         record = self.record or {}
         return {
             "task": self.task, "task_id": self.task_id, "map_index": self.map_index, "index": self.index,
@@ -67,7 +74,7 @@ class ExperimentInstance:
             "start_date": iso(self.start_date), "end_date": iso(self.end_date), "duration": self.duration,
             "lineage": record.get("route", {}), "upstream": record.get("upstream", {}),
             "output": record.get("output"), "failed": record.get("failed"), "series": record.get("series", {}),
-            "has_record": self.record is not None,
+            "key": record.get("key"), "reused": record.get("reused"), "has_record": self.record is not None,
         }
 
 

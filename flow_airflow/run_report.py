@@ -154,12 +154,15 @@ def summary(result: Any, seconds: float, log_file: Path | None) -> list[str]:
     states: dict[str, int] = {}
     for e in result.experiments:
         states[e.state] = states.get(e.state, 0) + 1
-    counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    reused = sum(e.reused is not None for e in result.experiments)
+    counts = ", ".join([f"{n} {state}" for state, n in sorted(states.items())]
+                       + ([f"{reused} of them reused"] if reused else []))
     lines = [f"DAG '{result.dag_id}', run {result.run_id}: {result.state} "
              f"({len(result.experiments)} experiments: {counts or 'none'}) in {seconds:.1f}s"]
     for e in result.experiments:
         tags = ", ".join(f"{k}={v}" for k, v in e.tags.items())
-        lines.append(f"  {e.task} #{e.index} [{e.label or '-'}] {e.state}" + (f"  tags: {tags}" if tags else ""))
+        state = f"{e.state} (reused: {e.reused['run_id']} #{e.reused['index']})" if e.reused else e.state
+        lines.append(f"  {e.task} #{e.index} [{e.label or '-'}] {state}" + (f"  tags: {tags}" if tags else ""))
     if log_file is not None:
         lines.append(f"Airflow's log of this run: {log_file}")
     return lines

@@ -84,6 +84,11 @@ class FlowAirflowSettings(BaseModel):
         1, description="Routes one task instance runs in turn, JSON: a number for every flow, or one per DAG id "
         "with '*' for the others.",
         json_schema_extra=_expects("a whole number >= 1 (or a JSON object of them)", '{"big_grid": 100, "*": 1}'))
+    reuse: bool = Field(
+        False, description="Whether a run reuses an earlier experiment of the same key (everything that decides its "
+        "result: command line, image, files, parents, environment) that succeeded, instead of running it; a run's "
+        'conf {"flow_airflow": {"reuse": true|false}} overrides it.',
+        json_schema_extra=_expects("true or false"))
     cache_folder: str | None = Field(
         None, description="Compiled plans of unchanged flow files ($AIRFLOW_HOME/flow_cache when not set; "
         "set empty: no cache).", json_schema_extra=_expects("a folder, or empty for no cache"))

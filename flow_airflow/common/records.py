@@ -34,6 +34,10 @@ class Record(TypedDict, total=False):
     dataset: dict[str, Any]
     # a deploy task's endpoint: {"name", "url", "version", "compute"} (flow_airflow.operators.deploy)
     endpoint: dict[str, Any]
+    key: str  # an exec experiment's key: what decides its result (flow_airflow.runtime.reuse)
+    # set when it was not run but taken from an earlier experiment of the same key: {"dag_id", "run_id",
+    # "task", "index", "when"} of that one
+    reused: dict[str, Any]
 
 
 class Status(StrEnum):

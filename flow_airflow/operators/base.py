@@ -58,6 +58,7 @@ class FlowTaskOperator(BaseOperator):
         self._done: list[Record] = []  # the records of this batch's routes so far
         self._first = 0  # the index of this task instance's first route, when planned again
         self._varies: set[str] | None = None  # its params that differ between its routes in this run
+        self._reuse = False  # this run reuses experiments of the same key (operators.overrides.reuse_asked)
 
     @property
     def route_label(self) -> str:
@@ -92,7 +93,7 @@ class FlowTaskOperator(BaseOperator):
 
     def _begin(self, context: Any, ti: Any) -> None:
         """The flow file's warnings; this task instance's routes, when the run changes them; its varying params."""
-        from flow_airflow.operators.overrides import run_overrides
+        from flow_airflow.operators.overrides import reuse_asked, run_overrides
 
         for warning in self.setup.warnings:
             self.log.warning("%s", warning)
@@ -102,6 +103,7 @@ class FlowTaskOperator(BaseOperator):
         elif not self.setup.parents:  # the run's params are the file's: the routes the DAG lists
             run_overrides(context, self.log)  # the run's first tasks refuse a conf that does not fit the flow
         self._varies = self._varying(context)
+        self._reuse = reuse_asked(context)
 
     def _project_env(self) -> dict[str, str]:
         """``[flow_airflow] project_env``, its secrets masked in the logs."""

@@ -48,6 +48,8 @@ class ExperimentOperator(FlowTaskOperator):
             defer=None if isinstance(self.route, list) else self._defer_pod,
             resume=self._event,
             try_number=ti.try_number,
+            project_env=project_env,
+            reuse=self._reuse,
         )
         return self._experiment.run()
 

@@ -6,8 +6,10 @@ The shape (the DAG's params, Airflow's trigger form, see :func:`flow_airflow.ren
 
 A list is a grid, a text is one value or a comma-separated grid (as in the flow file), ``null``,
 ``""`` or ``[]`` mean "not set" (the param is not passed). Tasks and params left out keep the
-file's values. Airflow checks the shape when the run is triggered (each task's JSON Schema); a
-key naming no task with params, which Airflow cannot refuse, fails the run at its first task.
+file's values. The key ``flow_airflow`` holds options of the run, not a task's params:
+``{"flow_airflow": {"reuse": true}}`` (:func:`reuse_asked`). Airflow checks the shape when the run
+is triggered (each task's JSON Schema); a key naming no task with params, which Airflow cannot
+refuse, fails the run at its first task.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 Scalar = (str, int, float, bool)
+OPTIONS = "flow_airflow"  # the conf's key of the run's options
+RUN_OPTIONS = {"reuse": bool}  # option -> its type
 
 
 class ConfError(ValueError):
@@ -35,6 +39,9 @@ def check(conf: Any, known: Mapping[str, list[str]]) -> dict[str, dict[str, list
         raise ConfError(f"the run's conf must be an object of tasks, not {_kind(conf)}")
     result: dict[str, dict[str, list[str] | None]] = {}
     for title, given in conf.items():
+        if title == OPTIONS and title not in known:
+            _check_options(given)
+            continue
         if title not in known:
             tasks = ", ".join(f"'{t}'" for t in known) or "none"
             raise ConfError(f"the run's conf names '{title}', which is no task with params of this flow "
@@ -49,6 +56,30 @@ def check(conf: Any, known: Mapping[str, list[str]]) -> dict[str, dict[str, list
                                 f"(its params: {', '.join(known[title])})")
             result[title][key] = values_of(title, key, value)
     return result
+
+
+def _check_options(given: Any) -> None:
+    if not isinstance(given, Mapping):
+        raise ConfError(f"conf '{OPTIONS}' holds the run's options, an object such as {{\"reuse\": true}}, "
+                        f"not {_kind(given)}")
+    for option, value in given.items():
+        if option not in RUN_OPTIONS:
+            raise ConfError(f"conf '{OPTIONS}' names the option '{option}', which is none of "
+                            f"{', '.join(RUN_OPTIONS)}")
+        if not isinstance(value, RUN_OPTIONS[option]):
+            raise ConfError(f"conf '{OPTIONS}' option '{option}' is true or false, not {_kind(value)}")
+
+
+def reuse_asked(context: Any) -> bool:
+    """Whether this run reuses experiments of the same key (:mod:`flow_airflow.runtime.reuse`): its conf's
+    ``{"flow_airflow": {"reuse": ...}}``, else ``[flow_airflow] reuse`` (false by default)."""
+    from flow_airflow import settings
+
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    options = conf.get(OPTIONS) if isinstance(conf, Mapping) else None
+    if isinstance(options, Mapping) and isinstance(options.get("reuse"), bool):
+        return bool(options["reuse"])
+    return bool(settings.value("reuse"))
 
 
 def values_of(title: str, key: str, value: Any) -> list[str] | None:

@@ -31,10 +31,19 @@ from flow_airflow.common.routes import (
     upstream_of,
     varying,
 )
-from flow_airflow.computes.base import INPUT, Compute, DeferrableCompute, Launch
+from flow_airflow.computes.base import DATA, INPUT, Compute, DeferrableCompute, Launch
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
-from flow_airflow.runtime.prepare import ExperimentFailed, Preparation, Staged, command_line, safe, uses_git
+from flow_airflow.runtime.prepare import (
+    ExperimentFailed,
+    Preparation,
+    Staged,
+    command_line,
+    param_words,
+    safe,
+    uses_git,
+)
+from flow_airflow.runtime.reuse import KeyParts, Reused, ReuseIndex, experiment_key, files_digest, parent_keys
 from flow_airflow.runtime.tags import TagLog
 from flow_airflow.spec import models
 
@@ -66,9 +75,12 @@ class ExperimentRun:
     defer: Callable[[Any], None] | None = None
     resume: Mapping[str, Any] | None = None  # the trigger's event: the command ran while the task was deferred
     try_number: int = 1  # the task instance's try: each try has a working directory of its own
+    project_env: Mapping[str, str] = field(default_factory=dict)  # [flow_airflow] env: part of its key
+    reuse: bool = False  # take an earlier experiment of the same key instead of running (runtime.reuse)
 
     def __post_init__(self) -> None:
         self.slug = slug(self.spec.title)
+        self._gone: bool = False  # the reuse index's entry of its key has no stored end state: replace it
         self.runner: Compute | None = None
         self.staged: Staged = {}
         self.parts: dict[str, str] | None = None  # its label's parts, once made (see plan.routes.labels)
@@ -97,6 +109,9 @@ class ExperimentRun:
             return self._resumed(runner, spec, params, upstream)
         launch, baseline = self._prepare(runner, spec, params, upstream)
         workdir = launch.workspace
+        key = self._key(spec, params, workdir)
+        if key and self.reuse and (reused := self._reused(key, params, upstream, workdir)):
+            return reused
 
         def save(folder: Path) -> None:
             """The end state: without Git what the run created or changed, with Git the output folder."""
@@ -116,7 +131,7 @@ class ExperimentRun:
         except ExperimentFailed:
             self._keep_failed(store, save, tags.tags, workdir)
             raise
-        return self._finish(store, save, tags, params, upstream, workdir)
+        return self._finish(store, save, tags, params, upstream, workdir, key)
 
     def _defer(self, runner: DeferrableCompute, launch: Launch) -> None:
         """Start the command on ``runner`` and defer the task while it runs (the workspace went with it)."""
@@ -160,17 +175,88 @@ class ExperimentRun:
             raise ExperimentFailed(f"'{self.spec.title}' cannot start: the artifact store: {e}") from None
 
     def _finish(self, store: ArtifactStore, save: Callable[[Path], None], tag_log: TagLog,
-                params: list[list[str]], upstream: dict[str, dict[str, dict[str, str]]], workdir: Path) -> Record:
-        """The end state into the store, the log's closing, the workspace removed: the experiment's record."""
+                params: list[list[str]], upstream: dict[str, dict[str, dict[str, str]]], workdir: Path,
+                key: str | None = None) -> Record:
+        """The end state into the store, the log's closing, the workspace removed: the experiment's record
+        (with ``key``, also written into the reuse index)."""
         tags = tag_log.tags
         output = store.put(save, self.dag_id, self.run_id, self.slug, self.index)
         report.closing(self.log, tags, output)
         shutil.rmtree(workdir, ignore_errors=True)
+        record = self._record(params, upstream, tags, output, tag_log.series)
+        if key:
+            record["key"] = key
+            self._remember(key, record)
+        return record
+
+    def _record(self, params: list[list[str]], upstream: dict[str, dict[str, dict[str, str]]],
+                tags: dict[str, str], output: str | None, series: Mapping[str, Any] | None) -> Record:
         title = self.spec.title
         return Record(task=title, index=self.index, params=dict(params), tags=tags, output=output,
                       route=record_route(title, self.index, self.parents, self.gathered), upstream=upstream,
-                      label=self.route["label"], labels=self.parts,
-                      **({"series": tag_log.series} if tag_log.series else {}))
+                      label=self.route["label"], labels=self.parts, **({"series": dict(series)} if series else {}))
+
+    # --- reuse (runtime.reuse): the key of this experiment, and an earlier one of the same key -------------
+    def _key(self, spec: models.ExecTask, params: list[list[str]], workdir: Path) -> str | None:
+        """This experiment's key (:func:`~flow_airflow.runtime.reuse.experiment_key`); None when a parent
+        experiment has none (then it is never reused, nor reused from)."""
+        parents = parent_keys(self.parents)
+        if parents is None:
+            return None
+        kind = self.compute.kind
+        image = "" if kind == "local" else (spec.image or str(self.compute.settings.get("image") or ""))
+        skip = (INPUT, workspace.PACKAGES, DATA)
+        try:
+            files = files_digest(workdir, skip)
+        except OSError as e:
+            self.log.warning("no reuse key: the working directory cannot be read (%s)", e)
+            return None
+        return experiment_key(KeyParts(script=spec.script, words=[(k, param_words(k, v)) for k, v in params],
+                                       image=image, kind=kind, files=files, parents=parents, env=self.project_env))
+
+    def _index(self) -> ReuseIndex:
+        return ReuseIndex(settings.artifacts_root(), self.log)
+
+    def _reused(self, key: str, params: list[list[str]], upstream: dict[str, dict[str, dict[str, str]]],
+                workdir: Path) -> Record | None:
+        """The record of an earlier experiment of ``key`` that succeeded, its end state copied as this
+        experiment's; None (logged) when there is none or its end state is no longer stored: then it runs."""
+        try:
+            entry = self._index().get(key)
+        except (OSError, ValueError) as e:
+            self.log.warning("reuse asked, but the reuse index cannot be read (%s): the experiment runs", e)
+            return None
+        if entry is None:
+            self.log.info("reuse asked: no experiment of the same key (%s) succeeded before: it runs", key[:12])
+            return None
+        store = self._store()
+        earlier = entry.record.get("output")
+        try:
+            output = store.put(lambda folder: store.get(str(earlier), folder), self.dag_id, self.run_id,
+                               self.slug, self.index) if earlier else None
+        except (OSError, ValueError) as e:
+            self.log.warning("reuse asked: %s has the same key, but its end state is no longer stored (%s): the "
+                             "experiment runs", entry.mention(), e)
+            self._gone = True
+            return None
+        shutil.rmtree(workdir, ignore_errors=True)
+        self.log.info("reused: same key as %s", entry.mention())
+        old = entry.record
+        record = self._record(params, upstream, dict(old.get("tags") or {}), output, old.get("series"))
+        record["key"] = key
+        record["reused"] = entry.origin()
+        return record
+
+    def _remember(self, key: str, record: Record) -> None:
+        """Write the experiment that just succeeded into the reuse index (a failure to is logged, not fatal)."""
+        from datetime import UTC, datetime
+
+        entry = Reused(key=key, dag_id=self.dag_id, run_id=self.run_id, task=self.spec.title, index=self.index,
+                       when=datetime.now(UTC).isoformat(timespec="seconds"), record=record)
+        try:
+            self._index().put(entry, replace=self._gone)
+        except (OSError, ValueError) as e:
+            self.log.warning("the experiment could not be written into the reuse index: %s", e)
 
     def _prepare(self, runner: Compute, spec: models.ExecTask, params: list[list[str]],
                  upstream: Mapping[str, Mapping[str, Mapping[str, str]]]) -> tuple[Launch, workspace.Snapshot | None]:

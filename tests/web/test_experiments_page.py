@@ -181,3 +181,25 @@ def test_best_comes_from_the_flow_condition_and_rows_are_one_line(
     assert link.get_attribute("title") == min_run.run_id
     assert link.text == "manual " + min_run.run_id[8:27].replace("T", " ")
     pages.shot(browser, "min-loss-flow")
+
+
+def test_a_reused_experiment_is_marked_and_links_to_its_run(
+    airflow_home: Path, tmp_path_factory: pytest.TempPathFactory, pages: Pages, browser: Any
+) -> None:
+    """Issue 28: an experiment taken from an earlier one of the same key says so, and links to that run."""
+    from selenium.webdriver.common.by import By
+
+    run_of(tmp_path_factory, "grid_two")
+    again = run_of(tmp_path_factory, "grid_two", {"flow_airflow": {"reuse": True}})
+    assert again.state == "success"
+    body = httpx.get(run_page(pages, again).replace("/experiments/", "/api/experiments/"), timeout=30).json()
+    origins = [e["reused"] for e in body["experiments"]]
+    assert len(origins) == 12 and all(o and o["run_id"] != again.run_id for o in origins)
+    browser.get(run_page(pages, again))
+    wait_rows(browser, 12)
+    links = browser.find_elements(By.CSS_SELECTOR, "a.badge.reused")
+    assert len(links) == 12
+    first = origins[0]
+    assert links[0].get_attribute("href").endswith(f"/experiments/{first['dag_id']}/{quote(first['run_id'], safe='')}")
+    assert links[0].get_attribute("title").startswith(f"same key as {first['run_id']} {first['task']} #")
+    pages.shot(browser, "reused")

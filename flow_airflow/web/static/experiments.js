@@ -139,7 +139,14 @@
         td.append(el("a", { href, download: "", text: name }), el("br"));
       }
     } else if (col.key === "conditions") conditionsCell(td, e);
-    else if (col.key === "run") td.append(el("a", { href: `${cfg.prefix}/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(e.run_id)}`, text: short(e.run_id), title: e.run_id })); else if (col.key === "state") td.append(el("span", { class: `badge state-${e.state}`, text: e.state === "None" ? "not run yet" : e.state }));
+    else if (col.key === "run") td.append(el("a", { href: `${cfg.prefix}/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(e.run_id)}`, text: short(e.run_id), title: e.run_id })); else if (col.key === "state") {
+      td.append(el("span", { class: `badge state-${e.state}`, text: e.state === "None" ? "not run yet" : e.state }));
+      if (e.reused) {  // taken from an earlier experiment of the same key (runtime/reuse.py): link to its run
+        const r = e.reused;
+        td.append(" ", el("a", { class: "badge reused", href: `${cfg.prefix}/experiments/${encodeURIComponent(r.dag_id)}/${encodeURIComponent(r.run_id)}`,
+          text: "reused", title: `same key as ${r.run_id} ${r.task} #${r.index} (${r.when})` }));
+      }
+    }
     else {
       const full = text(col.get(e));
       td.textContent = col.kind ? short(full) : full;
