@@ -10,6 +10,8 @@ Three parts, each measured side by side in this one run (see bench/RESULTS.md):
   hand-written DAG; API latency during the runs; per-route cost;
 - docker (not in the default parts: it needs a Docker engine): a 1-second experiment on the Docker
   compute against the same command under ``docker run`` by hand;
+- reuse (not in the default parts, about 4 minutes): grid_three with 3-second experiments run again with
+  one value changed, reuse on against reuse off;
 - thousand (not in the default parts, about 13 minutes): 1,000 flows of 20 tasks under the 16 loader
   files against 1,000 hand-written DAG files, parsed by ``airflow dag-processor`` cold and warm.
 
@@ -37,7 +39,7 @@ def _ints(text: str) -> list[int]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="parse,run,scale",
-                        help="parts to run, comma separated (parse,run,scale; also docker, thousand)")
+                        help="parts to run, comma separated (parse,run,scale; also docker, reuse, thousand)")
     parser.add_argument("--smoke", action="store_true", help="the smallest sizes, one repetition: does it all run")
     parser.add_argument("--parse-sizes", type=_ints, default=[10, 100, 500], help="flow sizes in tasks (10,100,500)")
     parser.add_argument("--grid", type=int, default=10_000, help="the big grid against a 3-route one (10000)")
@@ -55,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale-mapped", type=int, default=100,
                         help="routes of the grid run one task instance per route, flow and hand-written (100)")
     parser.add_argument("--docker-reps", type=int, default=10, help="experiments of each side of the docker part (10)")
+    parser.add_argument("--reuse-seconds", type=float, default=3.0, help="seconds each experiment of the reuse "
+                        "part works (3)")
     parser.add_argument("--thousand-flows", type=int, default=1000,
                         help="flows in the dags folder of the thousand part (1000)")
     parser.add_argument("--thousand-tasks", type=int, default=20, help="tasks per flow of the thousand part (20)")
@@ -72,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.parse_sizes, args.grid, args.parse_reps, args.cold_reps = [10], 300, 1, 0
         args.run_reps, args.scale_routes, args.scale_batch, args.scale_mapped = 1, 20, 10, 5
-        args.docker_reps, args.thousand_flows, args.thousand_tasks = 1, 20, 5
+        args.docker_reps, args.thousand_flows, args.thousand_tasks, args.reuse_seconds = 1, 20, 5, 0.0
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(parts) - {"parse", "run", "scale", "docker", "thousand"}
+    unknown = set(parts) - {"parse", "run", "scale", "docker", "reuse", "thousand"}
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
 
@@ -105,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
 
             _say(f"docker: a 1-second experiment on the Docker compute and by `docker run`, {args.docker_reps} each")
             rows += docker.run(root / "docker", args.docker_reps)
+        if "reuse" in parts:
+            from bench import reuse
+
+            _say(f"reuse: grid_three, {args.reuse_seconds:g} s per experiment, again with one value changed")
+            rows += reuse.run(root / "reuse", args.reuse_seconds)
         if "thousand" in parts:
             from bench import thousand
 
