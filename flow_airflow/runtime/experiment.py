@@ -35,6 +35,7 @@ from flow_airflow.computes.base import INPUT, Compute, DeferrableCompute, Launch
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
 from flow_airflow.runtime.prepare import ExperimentFailed, Preparation, Staged, command_line, safe, uses_git
+from flow_airflow.runtime.sdk_calls import commit_puts, without_sdks
 from flow_airflow.runtime.tags import TagLog
 from flow_airflow.spec import models
 
@@ -70,6 +71,7 @@ class Experiment:
         self.runner: Compute | None = None
         self.staged: Staged = {}
         self.parts: dict[str, str] | None = None  # its label's parts, once made (see plan.routes.labels)
+        self.puts: list[dict[str, Any]] = []  # the versions its put_files committed (runtime.sdk_calls)
 
     def run(self) -> Record:
         """Prepare, run on its compute, finish: the experiment's record; :class:`ExperimentFailed` saying why not."""
@@ -110,7 +112,7 @@ class Experiment:
             if self.defer is not None and isinstance(runner, DeferrableCompute):
                 self._defer(runner, launch)
             self.log.info("running on compute '%s'", runner.name)
-            self._execute(lambda out, err: runner.run(launch, out, err), store, save, tags)
+            self._execute(lambda out, err: runner.run(launch, out, err), store, save, tags, workdir)
         except ExperimentFailed:
             self._keep_failed(store, save, tags.tags, workdir)
             raise
@@ -144,7 +146,7 @@ class Experiment:
         self.log.info("the pod of '%s' ended (%s): its log, tags and outputs", spec.title, self.resume.get("status"))
         try:
             event = self.resume
-            self._execute(lambda out, err: runner.resume(event, workdir, out), store, save, tags)
+            self._execute(lambda out, err: runner.resume(event, workdir, out), store, save, tags, workdir)
         except ExperimentFailed:
             self._keep_failed(store, save, tags.tags, workdir)
             raise
@@ -165,10 +167,18 @@ class Experiment:
         report.closing(self.log, tags, output)
         shutil.rmtree(workdir, ignore_errors=True)
         title = self.spec.title
-        return Record(task=title, index=self.index, params=dict(params), tags=tags, output=output,
-                      route=record_route(title, self.index, self.parents, self.gathered), upstream=upstream,
-                      label=self.route["label"], labels=self.parts,
-                      **({"series": tag_log.series} if tag_log.series else {}))
+        record = Record(task=title, index=self.index, params=dict(params), tags=tags, output=output,
+                        route=record_route(title, self.index, self.parents, self.gathered), upstream=upstream,
+                        label=self.route["label"], labels=self.parts)
+        if tag_log.series:
+            record["series"] = tag_log.series
+        if tag_log.charts:
+            record["charts"] = tag_log.charts
+        if tag_log.images:
+            record["images"] = tag_log.images
+        if self.puts:
+            record["put_files"] = self.puts
+        return record
 
     def _prepare(self, runner: Compute, spec: models.ExecTask, params: list[list[str]],
                  upstream: Mapping[str, Mapping[str, Mapping[str, str]]]) -> tuple[Launch, workspace.Snapshot | None]:
@@ -210,9 +220,10 @@ class Experiment:
         return runner
 
     def _execute(self, run: Callable[[Callable[[str], None], Callable[[str], None]], int], store: ArtifactStore,
-                 save: Callable[[Path], None], tags: TagLog) -> None:
+                 save: Callable[[Path], None], tags: TagLog, workdir: Path) -> None:
         """Run the command (``run(on_line, on_error_line)``, its exit code): its output into the log (stdout at
-        INFO, stderr at ERROR), its tags into ``tags``.
+        INFO, stderr at ERROR), its tags into ``tags``; then the dataset versions its ``put_files`` staged in
+        ``workdir`` are committed (also when it failed: cnvrg's are made as the call returns).
 
         A failure is logged at ERROR with the last lines of the output; the exception says it in one line.
         """
@@ -236,6 +247,7 @@ class Experiment:
                 sync[0].set()
                 sync[1].join()
         tags.finish()
+        self.puts = commit_puts(tags.puts, workdir, self.log)
         if code != 0:
             title = self.spec.title
             self.log.error("'%s' failed: its command exited with code %d. Last lines of its output:\n%s",
@@ -286,8 +298,15 @@ class Experiment:
         if spec.requirements is not False and (workdir / "requirements.txt").is_file():  # type: ignore[union-attr]
             target = launch.cwd / workspace.PACKAGES
             self.log.info("installing requirements.txt into %s", target)
-            pip = f"python3 -m pip install --quiet --target {shlex.quote(str(target))} -r requirements.txt"
-            code = runner.run(dataclasses.replace(launch, command=pip, shown=pip), self.log.info, self.log.warning)
+            filtered = without_sdks(workdir / "requirements.txt", self.log)  # cnvrg's SDKs: the stand-ins stay
+            file = filtered.name if filtered else "requirements.txt"
+            pip = f"python3 -m pip install --quiet --target {shlex.quote(str(target))} -r {file}"
+            try:
+                code = runner.run(dataclasses.replace(launch, command=pip, shown=pip), self.log.info,
+                                  self.log.warning)
+            finally:
+                if filtered:
+                    filtered.unlink(missing_ok=True)
             if code != 0:
                 raise ExperimentFailed(f"installing requirements.txt failed with exit code {code}")
             path = f"{target}:{launch.env['PYTHONPATH']}"
