@@ -35,7 +35,7 @@ from flow_airflow.computes.base import INPUT, Compute, DeferrableCompute, Launch
 from flow_airflow.runtime import report, workspace
 from flow_airflow.runtime.artifacts import ArtifactStore
 from flow_airflow.runtime.prepare import ExperimentFailed, Preparation, Staged, command_line, safe, uses_git
-from flow_airflow.runtime.sdk_calls import commit_puts, without_sdks
+from flow_airflow.runtime.sdk_calls import commit_puts, installs_anything, without_sdks
 from flow_airflow.runtime.tags import TagLog
 from flow_airflow.spec import models
 
@@ -174,8 +174,9 @@ class Experiment:
             record["series"] = tag_log.series
         if tag_log.charts:
             record["charts"] = tag_log.charts
-        if tag_log.images:
-            record["images"] = tag_log.images
+        if tag_log.images:  # logged in the output folder: stored under its path in the workspace
+            out = PurePosixPath(self.spec.output_dir or "output").as_posix()
+            record["images"] = [f"{out}/{path}" for path in tag_log.images]
         if self.puts:
             record["put_files"] = self.puts
         return record
@@ -302,14 +303,20 @@ class Experiment:
             file = filtered.name if filtered else "requirements.txt"
             pip = f"python3 -m pip install --quiet --target {shlex.quote(str(target))} -r {file}"
             try:
-                code = runner.run(dataclasses.replace(launch, command=pip, shown=pip), self.log.info,
-                                  self.log.warning)
+                if filtered and not installs_anything(filtered):
+                    self.log.info("requirements.txt asks for nothing else: nothing to install")
+                    code = 0
+                else:
+                    code = runner.run(dataclasses.replace(launch, command=pip, shown=pip), self.log.info,
+                                      self.log.warning)
             finally:
                 if filtered:
                     filtered.unlink(missing_ok=True)
             if code != 0:
                 raise ExperimentFailed(f"installing requirements.txt failed with exit code {code}")
-            path = f"{target}:{launch.env['PYTHONPATH']}"
+            # after the stand-in SDKs (first on the path): a package that pulls in cnvrg's never shadows them
+            sdk, _, rest = launch.env["PYTHONPATH"].partition(":")
+            path = f"{sdk}:{target}" + (f":{rest}" if rest else "")
             launch = dataclasses.replace(launch, env={**launch.env, "PYTHONPATH": path})
         if spec.prerun is not False and (workdir / "prerun.sh").is_file():  # type: ignore[union-attr]
             self.log.info("running prerun.sh")

@@ -83,7 +83,7 @@ def without_sdks(requirements: Path, log: logging.Logger) -> Path | None:
     answer their calls; the real packages need cnvrg's server), each left out said in the log.
 
     :returns: the filtered file written beside it (``.flow-airflow-requirements.txt``), or None when no line
-        names them (the file is installed as it is).
+        names them (the file is installed as it is). See :func:`installs_anything`.
     """
     lines = requirements.read_text(errors="replace").splitlines()
     kept = []
@@ -104,3 +104,8 @@ def without_sdks(requirements: Path, log: logging.Logger) -> Path | None:
     target = requirements.with_name(".flow-airflow-requirements.txt")
     target.write_text("\n".join(kept) + "\n")
     return target
+
+
+def installs_anything(requirements: Path) -> bool:
+    """Whether a requirements file asks for anything (a line that is not blank nor a comment)."""
+    return any(line.strip() and not line.lstrip().startswith("#") for line in requirements.read_text().splitlines())
