@@ -4,7 +4,8 @@
 ``/health``: ``up``, ``down`` or ``stopped``), its replicas (each probed: ``/health``, ``/stats``),
 requests and errors summed over them (each replica's gunicorn worker counts its own: with several
 workers a replica's counts are one worker's), the metrics its predict function logged
-(``Endpoint().log_metric`` of the stand-in SDK, ``metrics``: name -> count, last value, points), the version serving and the run that deployed it,
+(``Endpoint().log_metric`` of the stand-in SDK, ``metrics``: name -> count, last value, points), the
+version serving and the run that deployed it,
 the version a roll back returns to, the history, and the curl line (the key as ``$CNVRG_API_KEY``:
 the key itself is the Airflow Variable named there). :func:`try_it` sends a prediction request with
 the endpoint's key (on the server side: the key never reaches the browser). :func:`logs` is the

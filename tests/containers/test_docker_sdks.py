@@ -17,19 +17,43 @@ pytestmark = [pytest.mark.airflow, pytest.mark.containers]
 
 
 def test_the_sdks_on_docker_give_what_they_give_locally(
-    airflow_home: Path, tmp_path: Path, docker_template: Any, docker_engine: Any, monkeypatch: pytest.MonkeyPatch,
+    airflow_home: Path,
+    tmp_path: Path,
+    docker_template: Any,  # noqa: F811 (the fixture, imported)
+    docker_engine: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__DATASETS_FOLDER", str(tmp_path / "store"))
     store = DatasetStore(tmp_path / "store")
-    project = write(tmp_path / "sdk", {"flow.yaml": FLOW.replace("SDK Calls", "SDK Calls Docker"), "train.py": TRAIN,
-                                       "publish.py": PUBLISH, "unknown.py": UNKNOWN,
-                                       "requirements.txt": "cnvrgv2==1.1.8\n"})
+    project = write(
+        tmp_path / "sdk",
+        {
+            "flow.yaml": FLOW.replace("SDK Calls", "SDK Calls Docker"),
+            "train.py": TRAIN,
+            "publish.py": PUBLISH,
+            "unknown.py": UNKNOWN,
+            "requirements.txt": "cnvrgv2==1.1.8\n",
+        },
+    )
     result = run_flow(on_docker(project / "flow.yaml"))
     [train], [publish] = result.of("Train"), result.of("Publish")
     charts = train.record["charts"]
-    assert sorted(charts) == ["Lift", "Recall", "cells", "confusion", "counts", "fit", "importance", "learning",
-                              "matrix", "points"]
-    assert charts["learning"]["series"] == [{"name": "train", "data": [0.5, 0.6, 0.7]}, {"name": "valid", "data": [0.55]}]
+    assert sorted(charts) == [
+        "Lift",
+        "Recall",
+        "cells",
+        "confusion",
+        "counts",
+        "fit",
+        "importance",
+        "learning",
+        "matrix",
+        "points",
+    ]
+    assert charts["learning"]["series"] == [
+        {"name": "train", "data": [0.5, 0.6, 0.7]},
+        {"name": "valid", "data": [0.55]},
+    ]
     assert train.record["images"] == ["output/roc.png"] and train.tags["accuracy_score"] == "0.875"
     created, put = publish.record["put_files"]  # a new dataset: created (an empty first version), the files put
     assert created["files"] == 0 and put["files"] == 2 and put["commit"] == store.latest("churn_sdk")

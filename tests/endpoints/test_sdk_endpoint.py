@@ -36,8 +36,9 @@ def predict(data):
 """
 
 
-def test_log_metric_in_predict_lands_in_the_endpoints_stats(endpoints: EndpointStore, datasets: Path,
-                                                             tmp_path: Path, airflow_home: Path) -> None:
+def test_log_metric_in_predict_lands_in_the_endpoints_stats(
+    endpoints: EndpointStore, datasets: Path, tmp_path: Path, airflow_home: Path
+) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / "flow.yaml").write_text(FLOW)

@@ -135,8 +135,17 @@ def sdk_run(airflow_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Any
     sync_as_the_dag_processor("churn_retrain")
     with create_session() as session:
         session.execute(update(DagModel).where(DagModel.dag_id == "churn_retrain").values(is_paused=False))
-    project = write(tmp / "project", {"flow.yaml": FLOW, "train.py": TRAIN, "publish.py": PUBLISH,
-                                      "unknown.py": UNKNOWN, "requirements.txt": "cnvrg==1.2.3\n# the SDKs\nCnvrgV2 >= 0.9\n"})
+    requirements = "cnvrg==1.2.3\n# the SDKs\nCnvrgV2 >= 0.9\n"
+    project = write(
+        tmp / "project",
+        {
+            "flow.yaml": FLOW,
+            "train.py": TRAIN,
+            "publish.py": PUBLISH,
+            "unknown.py": UNKNOWN,
+            "requirements.txt": requirements,
+        },
+    )
     try:
         yield run_flow(project / "flow.yaml"), store
     finally:
@@ -154,20 +163,35 @@ def test_each_sdk_call_lands_in_the_record(sdk_run: Any) -> None:
     assert train.tags["accuracy_score"] == "0.875" and train.tags["loss"] == "0.25"
     assert record["series"]["loss"] == {"ys": [0.9, 0.5, 0.25], "xs": [0, 1, 2]}
     charts = record["charts"]
-    assert charts["confusion"] == {"type": "heatmap", "x_ticks": ["no", "yes"], "y_ticks": ["no", "yes"],
-                                   "series": [{"name": "Series 0", "data": [[0, 0, 5], [1, 0, 1], [0, 1, 2], [1, 1, 7]]}]}
-    assert charts["importance"] == {"type": "bar", "title": "Feature importance", "x_ticks": ["age", "plan"],
-                                    "series": [{"name": "weight", "data": [0.7, 0.3]}]}
+    cells = [[0, 0, 5], [1, 0, 1], [0, 1, 2], [1, 1, 7]]  # [x, y, value]: row y of the matrix
+    assert charts["confusion"] == {
+        "type": "heatmap",
+        "x_ticks": ["no", "yes"],
+        "y_ticks": ["no", "yes"],
+        "series": [{"name": "Series 0", "data": cells}],
+    }
+    assert charts["importance"] == {
+        "type": "bar",
+        "title": "Feature importance",
+        "x_ticks": ["age", "plan"],
+        "series": [{"name": "weight", "data": [0.7, 0.3]}],
+    }
     assert charts["fit"]["type"] == "scatter" and charts["fit"]["series"][0]["data"] == [[1, 2], [2, 4], [3, 6]]
     assert charts["cells"]["series"][0]["data"] == [[0, 0, 1.0], [1, 0, 2.0]]
-    assert charts["learning"] == {"type": "line", "x_axis": "epoch", "y_axis": "f1", "series": [
-        {"name": "train", "data": [0.5, 0.6, 0.7]}, {"name": "valid", "data": [0.55]}]}
+    assert charts["learning"] == {
+        "type": "line",
+        "x_axis": "epoch",
+        "y_axis": "f1",
+        "series": [{"name": "train", "data": [0.5, 0.6, 0.7]}, {"name": "valid", "data": [0.55]}],
+    }
     assert charts["counts"]["series"] == [{"name": None, "data": [30, 70]}] and charts["counts"]["type"] == "bar"
     assert charts["matrix"]["series"][0]["data"] == [[0, 0, 1], [1, 0, 2], [0, 1, 3], [1, 1, 4]]
     assert charts["points"] == {"type": "scatter", "series": [{"name": None, "data": [[1, 1], [2, 3]]}]}
     # stdout line charts: a point each, x its number unless key or x gives it, a line per group
-    assert charts["Recall"]["series"] == [{"name": None, "data": [[0, 0.5], [1, 0.625]]},
-                                          {"name": "val", "data": [[3, 0.4]]}]
+    assert charts["Recall"]["series"] == [
+        {"name": None, "data": [[0, 0.5], [1, 0.625]]},
+        {"name": "val", "data": [[3, 0.4]]},
+    ]
     assert charts["Lift"]["series"] == [{"name": None, "data": [[2, 1.5]]}]
     assert record["images"] == ["output/roc.png"]
 
@@ -181,8 +205,17 @@ def test_the_experiments_api_gives_the_charts_and_the_images(sdk_run: Any) -> No
     body = client.get(base).json()
     [train] = [e for e in body["experiments"] if e["task"] == "Train"]
     assert {k: c["type"] for k, c in train["charts"].items()} == {
-        "confusion": "heatmap", "importance": "bar", "fit": "scatter", "cells": "heatmap", "learning": "line",
-        "counts": "bar", "matrix": "heatmap", "points": "scatter", "Recall": "line", "Lift": "line"}
+        "confusion": "heatmap",
+        "importance": "bar",
+        "fit": "scatter",
+        "cells": "heatmap",
+        "learning": "line",
+        "counts": "bar",
+        "matrix": "heatmap",
+        "points": "scatter",
+        "Recall": "line",
+        "Lift": "line",
+    }
     assert train["images"] == ["output/roc.png"] and "output/roc.png" in train["artifacts"]
     image = client.get(f"{base}/artifacts/{train['task_id']}/{train['index']}/output/roc.png")
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
@@ -226,16 +259,22 @@ def test_a_call_without_a_stand_in_fails_the_experiment_naming_it(sdk_run: Any) 
 
 
 def test_requirements_naming_the_sdks_are_left_out_saying_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    requirements = write(tmp_path, {"requirements.txt": "numpy==1.26\ncnvrg==1.2.3\n CNVRGv2[extra] >=0.9 ; python_version>'3'\n"
-                                    "cnvrg-tools==1\ncnvrgv2\n"}) / "requirements.txt"
+    text = "numpy==1.26\ncnvrg==1.2.3\n CNVRGv2[extra] >=0.9 ; python_version>'3'\ncnvrg-tools==1\ncnvrgv2\n"
+    requirements = write(tmp_path, {"requirements.txt": text}) / "requirements.txt"
     with caplog.at_level(logging.WARNING):
         filtered = sdk_calls.without_sdks(requirements, logging.getLogger("test"))
     assert filtered is not None and filtered.read_text() == "numpy==1.26\ncnvrg-tools==1\n"
     assert [r.getMessage().split(" is left out")[0] for r in caplog.records] == [
-        "requirements.txt line 2 (cnvrg==1.2.3)", "requirements.txt line 3 (CNVRGv2[extra] >=0.9 ; python_version>'3')",
-        "requirements.txt line 5 (cnvrgv2)"]
-    assert sdk_calls.without_sdks(write(tmp_path / "b", {"requirements.txt": "pandas\n"}) / "requirements.txt",
-                                  logging.getLogger("test")) is None
+        "requirements.txt line 2 (cnvrg==1.2.3)",
+        "requirements.txt line 3 (CNVRGv2[extra] >=0.9 ; python_version>'3')",
+        "requirements.txt line 5 (cnvrgv2)",
+    ]
+    assert (
+        sdk_calls.without_sdks(
+            write(tmp_path / "b", {"requirements.txt": "pandas\n"}) / "requirements.txt", logging.getLogger("test")
+        )
+        is None
+    )
 
 
 def test_the_run_leaves_the_sdk_requirements_out_and_installs_nothing_else(sdk_run: Any) -> None:

@@ -153,11 +153,11 @@
     const xAxis = kind === "bar" ? { type: "category", name: first.x_axis || "", data: (ticks || series[0]?.data.map((_, i) => i) || []).map(String) }
       : xs.every((x) => typeof x === "number") ? { type: "value", name: first.x_axis || "", scale: true }
         : { type: "category", name: first.x_axis || "", data: [...new Set(xs.map(String))] };
-    c.setOption({ animation: false,  // redrawn on every load of a followed run
+    c.setOption({ animation: false,  // redrawn on every load of a followed run; bars start at 0 (no scale)
       title: { text: first.title || key, textStyle: { fontSize: 13 } },
       tooltip: { trigger: kind === "scatter" ? "item" : "axis", formatter: (ps) => [].concat(ps).map((p) => `${p.marker}${esc(p.seriesName)}: ${esc(p.value)}`).join("<br>") },
       legend: { top: 24, type: "scroll" }, grid: { top: 64, left: 56, right: 24, bottom: 40 },
-      xAxis, yAxis: { type: "value", name: first.y_axis || "", scale: true, min: first.min ?? null, max: first.max ?? null }, series,
+      xAxis, yAxis: { type: "value", name: first.y_axis || "", scale: kind !== "bar", min: first.min ?? null, max: first.max ?? null }, series,
     }, true);
   }
 
@@ -170,7 +170,7 @@
       title: { text: `${h.title || key} · ${name(view, e)}`, textStyle: { fontSize: 13 } },
       tooltip: { formatter: (p) => `${esc(p.value[2])}` }, grid: { top: 40, left: 72, right: 24, bottom: 72 },
       xAxis: { type: "category", data: ticks(h.x_ticks, width), name: h.x_axis || "" },
-      yAxis: { type: "category", data: ticks(h.y_ticks, height), name: h.y_axis || "" },
+      yAxis: { type: "category", data: ticks(h.y_ticks, height), name: h.y_axis || "", inverse: true },  // row 0 on top
       visualMap: { min: h.min ?? Math.min(...values, 0), max: h.max ?? Math.max(...values, 1), calculable: true, orient: "horizontal", left: "center", bottom: 0 },
       series: [{ type: "heatmap", data: cells, label: { show: cells.length <= 100 } }],
     }, true);
