@@ -39,16 +39,19 @@ def test_the_sdks_on_docker_give_what_they_give_locally(
     [train], [publish] = result.of("Train"), result.of("Publish")
     charts = train.record["charts"]
     assert sorted(charts) == [
+        "Feature Importance",
         "Lift",
         "Recall",
         "cells",
         "confusion",
         "counts",
+        "errors",
         "fit",
         "importance",
         "learning",
         "matrix",
         "points",
+        "report",
     ]
     assert charts["learning"]["series"] == [
         {"name": "train", "data": [0.5, 0.6, 0.7]},

@@ -45,6 +45,11 @@ e.log_chart("confusion", [MatrixHeatmap([[5, 1], [2, 7]])], x_ticks=["no", "yes"
 e.log_chart("importance", [Bar(x=["age", "plan"], y=[0.7, 0.3], name="weight")], title="Feature importance")
 e.log_chart("fit", [Scatterplot(x=[1, 2, 3], y=[2, 4, 6])])
 e.log_chart("cells", Heatmap([((0, 0), 1.0), ((1, 0), 2.0)]))
+# as cnvrg's published sk-learn trainers call them
+e.log_chart("Feature Importance", x_axis="Features", y_axis="Importance", data=Bar(x=["a", "b"], y=[0.25, 0.75]))
+e.log_chart("report", data=Heatmap(z=[(0, 0, 0.5), (1, 0, 0.75)]), y_ticks=["churn"], x_ticks=["precision", "recall"])
+e.log_metric("train_acc", [0.5, 0.75], grouping=["train_acc"] * 2)
+e.log_metric("errors", [3, 2, 1], grouping=["train", "valid", "train"])
 png = b"\\x89PNG\\r\\n\\x1a\\n" + b"".join(
     struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
     for t, d in [(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)), (b"IDAT", zlib.compress(b"\\x00\\x80")),
@@ -162,6 +167,7 @@ def test_each_sdk_call_lands_in_the_record(sdk_run: Any) -> None:
     assert train.tags["model"] == "logistic regression" and train.tags["solver"] == "lbfgs"
     assert train.tags["accuracy_score"] == "0.875" and train.tags["loss"] == "0.25"
     assert record["series"]["loss"] == {"ys": [0.9, 0.5, 0.25], "xs": [0, 1, 2]}
+    assert record["series"]["train_acc"] == {"ys": [0.5, 0.75], "xs": [0, 1]} and train.tags["train_acc"] == "0.75"
     charts = record["charts"]
     cells = [[0, 0, 5], [1, 0, 1], [0, 1, 2], [1, 1, 7]]  # [x, y, value]: row y of the matrix
     assert charts["confusion"] == {
@@ -178,6 +184,18 @@ def test_each_sdk_call_lands_in_the_record(sdk_run: Any) -> None:
     }
     assert charts["fit"]["type"] == "scatter" and charts["fit"]["series"][0]["data"] == [[1, 2], [2, 4], [3, 6]]
     assert charts["cells"]["series"][0]["data"] == [[0, 0, 1.0], [1, 0, 2.0]]
+    assert charts["Feature Importance"] == {
+        "type": "bar",
+        "x_axis": "Features",
+        "y_axis": "Importance",
+        "x_ticks": ["a", "b"],
+        "series": [{"name": "Series 0", "data": [0.25, 0.75]}],
+    }
+    assert charts["report"]["x_ticks"] == ["precision", "recall"] and charts["report"]["y_ticks"] == ["churn"]
+    assert charts["errors"] == {
+        "type": "line",
+        "series": [{"name": "train", "data": [[0, 3], [1, 1]]}, {"name": "valid", "data": [[0, 2]]}],
+    }
     assert charts["learning"] == {
         "type": "line",
         "x_axis": "epoch",
@@ -215,6 +233,9 @@ def test_the_experiments_api_gives_the_charts_and_the_images(sdk_run: Any) -> No
         "points": "scatter",
         "Recall": "line",
         "Lift": "line",
+        "Feature Importance": "bar",
+        "report": "heatmap",
+        "errors": "line",
     }
     assert train["images"] == ["output/roc.png"] and "output/roc.png" in train["artifacts"]
     image = client.get(f"{base}/artifacts/{train['task_id']}/{train['index']}/output/roc.png")

@@ -52,15 +52,18 @@ def test_the_sdk_charts_and_images_are_drawn(charts_run: Any, pages: Pages, brow
         assert [title for title, _ in drawn] == sorted(
             [
                 "Feature importance",
+                "Feature Importance",
                 "Lift",
                 "Recall",
                 f"cells · {of}Train no params",
                 f"confusion · {of}Train no params",
                 "counts",
+                "errors",
                 "fit",
                 "learning",
                 f"matrix · {of}Train no params",
                 "points",
+                f"report · {of}Train no params",
             ]
         ), drawn
         kinds = dict(drawn)

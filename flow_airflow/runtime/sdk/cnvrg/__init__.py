@@ -50,17 +50,20 @@ class Experiment(_StandIn):
         self, key: Any, Ys: Any = None, Xs: Any = None, grouping: Any = None, x_axis: Any = None, y_axis: Any = None
     ) -> None:
         """A metric's values (one or a list): a series of the record (``Xs`` its steps), its last value the tag
-        ``key``. ``grouping`` names a line per group: drawn as a line chart ``key`` with one line each."""
+        ``key``. ``grouping`` (a group per value) draws a line chart ``key`` with a line per group (x: ``Xs``, else
+        the value's number in its group); a grouping naming only ``key`` (``[key] * len(Ys)``, as cnvrg's
+        published trainers call it) is the plain series."""
         values = _flow._plain(Ys)
         values = values if isinstance(values, list) else [values]
         xs = _flow._plain(Xs)
         xs = xs if isinstance(xs, list) else None if xs is None else [xs]
-        if grouping is not None:
-            groups = _flow._plain(grouping)
-            groups = groups if isinstance(groups, list) else [groups] * len(values)
+        groups = _flow._plain(grouping)
+        groups = groups if isinstance(groups, list) or groups is None else [groups] * len(values)
+        if groups is not None and {str(g) for g in groups} != {str(key)}:  # one group named as the key: one series
             lines: dict = {}
             for i, (y, g) in enumerate(zip(values, groups)):
-                lines.setdefault(str(g), []).append([xs[i] if xs and i < len(xs) else None, y])
+                line = lines.setdefault(str(g), [])
+                line.append([xs[i] if xs and i < len(xs) else len(line), y])
             _flow.chart(
                 key,
                 "line",
