@@ -32,7 +32,7 @@ IMAGE_PREFIX, PUT_PREFIX = "cnvrg_image:", "cnvrg_dataset_put:"
 CHART_KINDS = ("line", "bar", "scatter", "heatmap")
 CHART_OPTIONS = ("title", "x_axis", "y_axis", "x_ticks", "y_ticks", "stops", "min", "max", "colors", "group", "step")
 MAX_CHARTS, MAX_CHART_POINTS, MAX_IMAGES, MAX_PUTS = 100, 10_000, 100, 100
-_WORD = re.compile(r"""(\w+):\s*("[^"]*"|'[^']*'|\S+)""")
+_WORD = re.compile(r"(?:^|\s)(key|group|value|x|y):", re.IGNORECASE)  # a cnvrg_linechart_ line's words
 
 
 def parse_tag(line: str) -> tuple[str, str] | None:
@@ -78,6 +78,8 @@ class TagLog:
 
     def line(self, line: str) -> None:
         text = line.lstrip()
+        if text[:1] in "\"'" and text[1:].startswith(LINECHART_PREFIX):  # printed quoted, as some published scripts do
+            text = text.strip().strip("\"'")
         if text.startswith("cnvrg_") and not text.startswith(PREFIX):
             self._sdk_line(text)
             return
@@ -159,9 +161,13 @@ class TagLog:
     def _linechart(self, text: str) -> None:
         """``cnvrg_linechart_<name> [key: <x>] [group: <line>] value: <y>`` (or ``x: <x> y: <y>``): a point of the
         line chart ``<name>``, on its line ``group`` (one line by default); x is ``key`` or ``x``, else the
-        point's number."""
+        point's number. A word's value runs to the next word (``key: epoch 1 value: 5``), quotes around it
+        are dropped; the whole line may be in quotes."""
         name, _, rest = text.partition(" ")
-        words = {k.lower(): v.strip("\"'") for k, v in _WORD.findall(rest)}
+        found = list(_WORD.finditer(rest))  # a word's value runs to the next word: ``key: epoch 1 value: 5``
+        ends = [m.start() for m in found[1:]] + [len(rest)]
+        words = {m.group(1).lower(): rest[m.end() : end].strip().strip("\"'")
+                 for m, end in zip(found, ends, strict=True)}
         y = _number(words.get("value", words.get("y")))
         if not name.strip() or y is None:
             return

@@ -39,8 +39,10 @@ def test_the_sdks_on_docker_give_what_they_give_locally(
     [train], [publish] = result.of("Train"), result.of("Publish")
     charts = train.record["charts"]
     assert sorted(charts) == [
+        "Epochs",
         "Feature Importance",
         "Lift",
+        "Quoted",
         "Recall",
         "cells",
         "confusion",

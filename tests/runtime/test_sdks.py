@@ -74,6 +74,8 @@ print("cnvrg_linechart_Recall value: 0.5")
 print("cnvrg_linechart_Recall value: 0.625")
 print("cnvrg_linechart_Recall group: val key: 3 value: '0.4'")
 print("cnvrg_linechart_Lift x: 2 y: 1.5")
+print('"cnvrg_linechart_Quoted value: 0.5"')  # as published Hugging Face callbacks print them
+print("cnvrg_linechart_Epochs key: epoch 1 value: 5e-1")
 """
 
 # cnvrg's connectors: the dataset may not exist yet (reload raises), then create it, then put the files
@@ -211,6 +213,8 @@ def test_each_sdk_call_lands_in_the_record(sdk_run: Any) -> None:
         {"name": "val", "data": [[3, 0.4]]},
     ]
     assert charts["Lift"]["series"] == [{"name": None, "data": [[2, 1.5]]}]
+    assert charts["Quoted"]["series"] == [{"name": None, "data": [[0, 0.5]]}]
+    assert charts["Epochs"]["series"] == [{"name": None, "data": [["epoch 1", 0.5]]}]
     assert record["images"] == ["output/roc.png"]
 
 
@@ -236,6 +240,8 @@ def test_the_experiments_api_gives_the_charts_and_the_images(sdk_run: Any) -> No
         "Feature Importance": "bar",
         "report": "heatmap",
         "errors": "line",
+        "Quoted": "line",
+        "Epochs": "line",
     }
     assert train["images"] == ["output/roc.png"] and "output/roc.png" in train["artifacts"]
     image = client.get(f"{base}/artifacts/{train['task_id']}/{train['index']}/output/roc.png")

@@ -51,6 +51,8 @@ def test_the_sdk_charts_and_images_are_drawn(charts_run: Any, pages: Pages, brow
         drawn = WebDriverWait(browser, 30).until(lambda b: b.execute_script(DRAWN) or None)
         assert [title for title, _ in drawn] == sorted(
             [
+                "Epochs",
+                "Quoted",
                 "Feature importance",
                 "Feature Importance",
                 "Lift",
