@@ -97,6 +97,15 @@ open("export/churn.csv", "w").write("id,churn\\n1,0\\n")
 open("export/part/extra.csv", "w").write("id\\n2\\n")
 os.chdir("export")
 print("staged:", ds.put_files(paths=["churn.csv", "part"]))
+
+from cnvrg import Experiment
+from cnvrg.modules import CnvrgError
+
+assert not hasattr(Experiment(), "log_image")  # no stand-in: an AttributeError too, so hasattr says False
+try:
+    from cnvrg import Library
+except CnvrgError as e:
+    Experiment().log_param("v1_error", e)
 """
 
 UNKNOWN = """
@@ -271,6 +280,7 @@ def test_put_files_makes_a_version_and_its_asset_event_queues_the_triggered_flow
         queued = session.scalars(select(AssetDagRunQueue).where(AssetDagRunQueue.asset_id == asset.id)).all()
         assert [q.target_dag_id for q in queued] == ["churn_retrain"]
     assert not any(".flow-airflow-put" in name for name in _stored(publish))  # staged files: no artifact
+    assert publish.tags["v1_error"].startswith("cnvrg: cnvrg.Library has no stand-in in flow-airflow")
 
 
 def _stored(experiment: Any) -> list[str]:

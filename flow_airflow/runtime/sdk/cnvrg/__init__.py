@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from cnvrg import _flow
-from cnvrg.modules import CnvrgError, UserError
+from cnvrg.modules import CnvrgError, NoStandIn, UserError
 
 __all__ = ["CnvrgError", "Dataset", "Endpoint", "Experiment", "Project", "UserError"]
 
@@ -25,7 +25,7 @@ class _StandIn:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        raise CnvrgError(_flow.no_stand_in("cnvrg", f"{type(self).__name__}.{name}"))
+        raise NoStandIn(_flow.no_stand_in("cnvrg", f"{type(self).__name__}.{name}"))
 
 
 class Experiment(_StandIn):

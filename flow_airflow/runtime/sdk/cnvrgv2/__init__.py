@@ -18,7 +18,7 @@ from typing import Any
 
 from cnvrg import _flow
 
-from cnvrgv2.errors import CnvrgArgumentsError, CnvrgError, CnvrgHttpError
+from cnvrgv2.errors import CnvrgArgumentsError, CnvrgError, CnvrgHttpError, NoStandIn
 
 __all__ = [
     "BarChart",
@@ -40,7 +40,7 @@ class _StandIn:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        raise CnvrgHttpError(_flow.no_stand_in("cnvrgv2", f"{type(self).__name__}.{name}"), 501)
+        raise NoStandIn(_flow.no_stand_in("cnvrgv2", f"{type(self).__name__}.{name}"))
 
 
 # --- charts ---------------------------------------------------------------------------------------

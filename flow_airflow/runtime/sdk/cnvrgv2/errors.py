@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CnvrgArgumentsError", "CnvrgError", "CnvrgHttpError"]
+__all__ = ["CnvrgArgumentsError", "CnvrgError", "CnvrgHttpError", "NoStandIn"]
 
 
 class CnvrgError(Exception):
@@ -20,3 +20,11 @@ class CnvrgHttpError(CnvrgError):
     def __init__(self, message: str = "", status_code: int = 404) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class NoStandIn(CnvrgHttpError, AttributeError):
+    """A method or attribute of an SDK object that has no stand-in here: also an ``AttributeError``, so that
+    ``hasattr`` answers False (a call raises it, naming the call)."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message, 501)

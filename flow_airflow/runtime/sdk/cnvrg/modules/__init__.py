@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CnvrgError", "UserError"]
+__all__ = ["CnvrgError", "NoStandIn", "UserError"]
 
 
 class CnvrgError(Exception):
@@ -11,3 +11,8 @@ class CnvrgError(Exception):
 
 class UserError(CnvrgError):
     """A call made wrongly (its arguments)."""
+
+
+class NoStandIn(CnvrgError, AttributeError):
+    """A method or attribute of an SDK object that has no stand-in here: also an ``AttributeError``, so that
+    ``hasattr`` answers False (a call raises it, naming the call)."""
