@@ -64,9 +64,11 @@ class ExperimentInstance:
         """The experiment as the experiments page's JSON API gives it: where and what it ran, its state and
         times (ISO 8601, duration in seconds), ``lineage`` (task title -> experiment index on its route),
         ``upstream`` (the params and tags of the tasks before it), ``output`` (its artifacts' location in
-        the artifact store), ``failed`` (why it did not succeed) and ``series`` (metric -> values logged
-        with ``log_metric(key, Ys=[...])``), ``key`` (what decides its result) and ``reused`` (the earlier
-        experiment it was taken from, or None), from its record; ``has_record``: it left one."""
+        the artifact store), ``failed`` (why it did not succeed), ``series`` (metric -> values logged
+        with ``log_metric(key, Ys=[...])``), ``charts`` (key -> the SDKs' chart: ``type``, ``series``, ticks),
+        ``images`` (paths in its stored files), ``put_files`` (the dataset versions it made), ``key`` (what
+        decides its result) and ``reused`` (the earlier experiment it was taken from, or None), from its
+        record; ``has_record``: it left one."""
         record = self.record or {}
         return {
             "task": self.task, "task_id": self.task_id, "map_index": self.map_index, "index": self.index,
@@ -74,7 +76,9 @@ class ExperimentInstance:
             "start_date": iso(self.start_date), "end_date": iso(self.end_date), "duration": self.duration,
             "lineage": record.get("route", {}), "upstream": record.get("upstream", {}),
             "output": record.get("output"), "failed": record.get("failed"), "series": record.get("series", {}),
-            "key": record.get("key"), "reused": record.get("reused"), "has_record": self.record is not None,
+            "charts": record.get("charts", {}), "images": record.get("images", []),
+            "put_files": record.get("put_files", []), "key": record.get("key"), "reused": record.get("reused"),
+            "has_record": self.record is not None,
         }
 
 

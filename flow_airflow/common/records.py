@@ -28,6 +28,12 @@ class Record(TypedDict, total=False):
     label: str  # what the UI shows for its task instance: see common.routes.label_text
     labels: dict[str, str]  # the parts of its label: "" -> its own varying params, title -> a task's before it
     series: dict[str, dict[str, list[Any]]]  # metric -> {"ys", "xs"}: what log_metric(key, Ys=[...]) logged
+    # the SDKs' charts (log_chart, create_chart, update_chart, cnvrg_linechart_ lines): key -> {"type" (line, bar,
+    # scatter, heatmap), "series": [{"name", "data"}], "title", "x_ticks", "y_ticks", ...} (runtime.tags.TagLog)
+    charts: dict[str, dict[str, Any]]
+    images: list[str]  # the images it logged (log_artifacts of a .png/.jpg, log_images): paths in its output
+    # the dataset versions its put_files committed: [{"dataset", "commit", "new", "files", "event"}]
+    put_files: list[dict[str, Any]]
     # set when the experiment did not succeed: "<status>: <reason>" (see not_succeeded, status_of, reason_of)
     failed: str
     # a data task's version of its dataset: {"name", "commit", "query", "patterns", "names", "files", "use_cached"}

@@ -84,12 +84,9 @@ def push(args: argparse.Namespace) -> int:
 
 def _announcer(dataset: str, said: list[str]) -> Callable[[str, list[str]], None]:
     """What :meth:`DatasetStore.push` calls to announce a new version: its asset event, the words in ``said``."""
-    def announce(commit: str, names: list[str]) -> None:
-        from flow_airflow.datasets.events import emit_new_version
+    from flow_airflow.datasets.events import announcer
 
-        said.append(emit_new_version(dataset, commit, names))
-
-    return announce
+    return announcer(dataset, said)
 
 
 def list_datasets(args: argparse.Namespace) -> int:

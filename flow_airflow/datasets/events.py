@@ -10,6 +10,7 @@ as that endpoint does (``AssetManager.register_asset_change``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flow_airflow.assets import URI_SCHEME
@@ -42,6 +43,16 @@ def emit_new_version(dataset: str, commit: str, names: list[str]) -> str:
     if event is None:
         return f"no asset event: Airflow did not record one for {uri}"
     return f"asset event {event.id} of {uri}: flows triggered by this dataset will run on this commit"
+
+
+def announcer(dataset: str, said: list[str]) -> Callable[[str, list[str]], None]:
+    """What :meth:`~flow_airflow.datasets.store.DatasetStore.push` calls to announce a new version of ``dataset``:
+    its asset event (:func:`emit_new_version`), the words appended to ``said``."""
+
+    def announce(commit: str, names: list[str]) -> None:
+        said.append(emit_new_version(dataset, commit, names))
+
+    return announce
 
 
 def triggered_commit(context: Any, dataset: str) -> str | None:

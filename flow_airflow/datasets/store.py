@@ -96,7 +96,7 @@ class DatasetStore:
     # --- writing ---------------------------------------------------------------------------------
 
     def push(self, dataset: str, folder: Path, name: str | None = None,
-             announce: Callable[[str, list[str]], object] | None = None) -> tuple[str, bool]:
+             announce: Callable[[str, list[str]], object] | None = None, base: str | None = None) -> tuple[str, bool]:
         """Keep ``folder``'s files as a commit of ``dataset`` (made when new): ``(commit, whether new)``.
 
         Nothing is written when the dataset already has this content (but ``name``, when it is a new
@@ -114,6 +114,8 @@ class DatasetStore:
         :param name: a version name for it (``v2``), optional.
         :param announce: called with the commit and its new names once the commit is kept, before it
             is made the latest: the asset event of the new version.
+        :param base: a commit of ``dataset`` whose files the version also holds, where ``folder`` has none of
+            the same path (cnvrgv2's ``put_files``: the files put, added to the latest version's).
         """
         _check_name(dataset, "dataset")
         if name is not None:
@@ -123,6 +125,8 @@ class DatasetStore:
             raise DatasetError(f"{folder} is not a folder")
         self.place.sweep()
         files = {path: self._keep(folder / path) for path in _files(folder)}
+        if base is not None:
+            files = {**self._files_of(dataset, base), **files}
         commit = _commit_of(files)
         with self.place.locked(dataset):
             names = self.names(dataset)

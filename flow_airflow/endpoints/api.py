@@ -3,7 +3,9 @@
 :func:`describe` gives an endpoint as JSON: its URLs, its status probed now (the front's answer to
 ``/health``: ``up``, ``down`` or ``stopped``), its replicas (each probed: ``/health``, ``/stats``),
 requests and errors summed over them (each replica's gunicorn worker counts its own: with several
-workers a replica's counts are one worker's), the version serving and the run that deployed it,
+workers a replica's counts are one worker's), the metrics its predict function logged
+(``Endpoint().log_metric`` of the stand-in SDK, ``metrics``: name -> count, last value, points), the
+version serving and the run that deployed it,
 the version a roll back returns to, the history, and the curl line (the key as ``$CNVRG_API_KEY``:
 the key itself is the Airflow Variable named there). :func:`try_it` sends a prediction request with
 the endpoint's key (on the server side: the key never reaches the browser). :func:`logs` is the
@@ -50,11 +52,13 @@ def describe(endpoint: Endpoint, probe: bool = True) -> dict[str, Any]:
     serving = endpoint.serving()
     replicas = []
     requests = errors = 0
+    metrics: dict[str, dict[str, Any]] = {}  # Endpoint().log_metric in the predict function, over the replicas
     for replica in serving.replicas if serving else []:
         health, stats = (_get(replica.url + "/health")[0], _get(replica.url + "/stats")[1]) if probe else (0, None)
         stats = stats if isinstance(stats, dict) else {}
         requests += int(stats.get("requests", 0))
         errors += int(stats.get("errors", 0))
+        _add_metrics(metrics, stats.get("metrics"))
         replicas.append({"url": replica.url, "healthy": health == 200, "requests": stats.get("requests"),
                          "errors": stats.get("errors"), "started": stats.get("started")})
     status = endpoint.status
@@ -64,12 +68,26 @@ def describe(endpoint: Endpoint, probe: bool = True) -> dict[str, Any]:
     return {
         "name": endpoint.name, "url": endpoint.url, "predict_url": predict_url(endpoint), "status": status,
         "open": endpoint.open, "dag_id": endpoint.dag_id, "replicas": replicas, "requests": requests,
-        "errors": errors, "current": _version(serving), "previous": _version(previous),
+        "errors": errors, "metrics": metrics, "current": _version(serving), "previous": _version(previous),
         "versions": [_version(v) for v in reversed(endpoint.versions)],
         "history": [e.model_dump() for e in reversed(endpoint.history[-HISTORY:])],
         "curl": curl(endpoint, (serving.launch.get("example") if serving else None)),
         "key_variable": None if endpoint.open else keys.variable_name(endpoint.name),
     }
+
+
+def _add_metrics(metrics: dict[str, dict[str, Any]], logged: Any) -> None:
+    """Add one replica's ``/stats`` ``metrics`` (name -> ``{"count", "last", "points"}``) to ``metrics``: counts
+    summed, points appended (the last 100 kept), ``last`` the last replica's."""
+    if not isinstance(logged, dict):
+        return
+    for name, value in logged.items():
+        if not isinstance(value, dict):
+            continue
+        kept = metrics.setdefault(str(name), {"count": 0, "last": None, "points": []})
+        kept["count"] += int(value.get("count") or 0)
+        kept["last"] = value.get("last", kept["last"])
+        kept["points"] = (kept["points"] + list(value.get("points") or []))[-100:]
 
 
 def describe_all(endpoints: list[Endpoint]) -> list[dict[str, Any]]:

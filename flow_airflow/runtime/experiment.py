@@ -44,6 +44,7 @@ from flow_airflow.runtime.prepare import (
     uses_git,
 )
 from flow_airflow.runtime.reuse import KeyParts, Reused, ReuseIndex, experiment_key, files_digest, parent_keys
+from flow_airflow.runtime.sdk_calls import commit_puts, installs_anything, without_sdks
 from flow_airflow.runtime.tags import TagLog
 from flow_airflow.spec import models
 
@@ -84,6 +85,7 @@ class ExperimentRun:
         self.runner: Compute | None = None
         self.staged: Staged = {}
         self.parts: dict[str, str] | None = None  # its label's parts, once made (see plan.routes.labels)
+        self.puts: list[dict[str, Any]] = []  # the versions its put_files committed (runtime.sdk_calls)
 
     def run(self) -> Record:
         """Prepare, run on its compute, finish: the experiment's record; :class:`ExperimentFailed` saying why not."""
@@ -127,7 +129,7 @@ class ExperimentRun:
             if self.defer is not None and isinstance(runner, DeferrableCompute):
                 self._defer(runner, launch)
             self.log.info("running on compute '%s'", runner.name)
-            self._execute(lambda out, err: runner.run(launch, out, err), store, save, tags)
+            self._execute(lambda out, err: runner.run(launch, out, err), store, save, tags, workdir)
         except ExperimentFailed:
             self._keep_failed(store, save, tags.tags, workdir)
             raise
@@ -161,7 +163,7 @@ class ExperimentRun:
         self.log.info("the pod of '%s' ended (%s): its log, tags and outputs", spec.title, self.resume.get("status"))
         try:
             event = self.resume
-            self._execute(lambda out, err: runner.resume(event, workdir, out), store, save, tags)
+            self._execute(lambda out, err: runner.resume(event, workdir, out), store, save, tags, workdir)
         except ExperimentFailed:
             self._keep_failed(store, save, tags.tags, workdir)
             raise
@@ -183,18 +185,31 @@ class ExperimentRun:
         output = store.put(save, self.dag_id, self.run_id, self.slug, self.index)
         report.closing(self.log, tags, output)
         shutil.rmtree(workdir, ignore_errors=True)
-        record = self._record(params, upstream, tags, output, tag_log.series)
-        if key:
+        drawn: dict[str, Any] = {"series": tag_log.series, "charts": tag_log.charts}
+        if tag_log.images:  # logged in the output folder: stored under its path in the workspace
+            out = PurePosixPath(self.spec.output_dir or "output").as_posix()
+            drawn["images"] = [f"{out}/{path}" for path in tag_log.images]
+        record = self._record(params, upstream, tags, output, drawn)
+        if self.puts:
+            record["put_files"] = self.puts
+        if key and self.puts:  # its dataset versions would not be made again: never reused
+            self.log.info("not written into the reuse index: its put_files made dataset versions")
+        elif key:
             record["key"] = key
             self._remember(key, record)
         return record
 
     def _record(self, params: list[list[str]], upstream: dict[str, dict[str, dict[str, str]]],
-                tags: dict[str, str], output: str | None, series: Mapping[str, Any] | None) -> Record:
+                tags: dict[str, str], output: str | None, drawn: Mapping[str, Any]) -> Record:
+        """The record of this experiment; ``drawn``: its ``series``, ``charts`` and ``images`` (left out when empty)."""
         title = self.spec.title
-        return Record(task=title, index=self.index, params=dict(params), tags=tags, output=output,
-                      route=record_route(title, self.index, self.parents, self.gathered), upstream=upstream,
-                      label=self.route["label"], labels=self.parts, **({"series": dict(series)} if series else {}))
+        record = Record(task=title, index=self.index, params=dict(params), tags=tags, output=output,
+                        route=record_route(title, self.index, self.parents, self.gathered), upstream=upstream,
+                        label=self.route["label"], labels=self.parts)
+        for name in ("series", "charts", "images"):
+            if drawn.get(name):
+                record[name] = drawn[name]  # type: ignore[literal-required]
+        return record
 
     # --- reuse (runtime.reuse): the key of this experiment, and an earlier one of the same key -------------
     def _key(self, spec: models.ExecTask, params: list[list[str]], workdir: Path) -> str | None:
@@ -242,7 +257,7 @@ class ExperimentRun:
         shutil.rmtree(workdir, ignore_errors=True)
         self.log.info("reused: same key as %s", entry.mention())
         old = entry.record
-        record = self._record(params, upstream, dict(old.get("tags") or {}), output, old.get("series"))
+        record = self._record(params, upstream, dict(old.get("tags") or {}), output, old)
         record["key"] = key
         record["reused"] = entry.origin()
         return record
@@ -298,9 +313,10 @@ class ExperimentRun:
         return runner
 
     def _execute(self, run: Callable[[Callable[[str], None], Callable[[str], None]], int], store: ArtifactStore,
-                 save: Callable[[Path], None], tags: TagLog) -> None:
+                 save: Callable[[Path], None], tags: TagLog, workdir: Path) -> None:
         """Run the command (``run(on_line, on_error_line)``, its exit code): its output into the log (stdout at
-        INFO, stderr at ERROR), its tags into ``tags``.
+        INFO, stderr at ERROR), its tags into ``tags``; then the dataset versions its ``put_files`` staged in
+        ``workdir`` are committed (also when it failed: cnvrg's are made as the call returns).
 
         A failure is logged at ERROR with the last lines of the output; the exception says it in one line.
         """
@@ -324,6 +340,7 @@ class ExperimentRun:
                 sync[0].set()
                 sync[1].join()
         tags.finish()
+        self.puts = commit_puts(tags.puts, workdir, self.log)
         if code != 0:
             title = self.spec.title
             self.log.error("'%s' failed: its command exited with code %d. Last lines of its output:\n%s",
@@ -374,11 +391,24 @@ class ExperimentRun:
         if spec.requirements is not False and (workdir / "requirements.txt").is_file():  # type: ignore[union-attr]
             target = launch.cwd / workspace.PACKAGES
             self.log.info("installing requirements.txt into %s", target)
-            pip = f"python3 -m pip install --quiet --target {shlex.quote(str(target))} -r requirements.txt"
-            code = runner.run(dataclasses.replace(launch, command=pip, shown=pip), self.log.info, self.log.warning)
+            filtered = without_sdks(workdir / "requirements.txt", self.log)  # cnvrg's SDKs: the stand-ins stay
+            file = filtered.name if filtered else "requirements.txt"
+            pip = f"python3 -m pip install --quiet --target {shlex.quote(str(target))} -r {file}"
+            try:
+                if filtered and not installs_anything(filtered):
+                    self.log.info("requirements.txt asks for nothing else: nothing to install")
+                    code = 0
+                else:
+                    code = runner.run(dataclasses.replace(launch, command=pip, shown=pip), self.log.info,
+                                      self.log.warning)
+            finally:
+                if filtered:
+                    filtered.unlink(missing_ok=True)
             if code != 0:
                 raise ExperimentFailed(f"installing requirements.txt failed with exit code {code}")
-            path = f"{target}:{launch.env['PYTHONPATH']}"
+            # after the stand-in SDKs (first on the path): a package that pulls in cnvrg's never shadows them
+            sdk, _, rest = launch.env["PYTHONPATH"].partition(":")
+            path = f"{sdk}:{target}" + (f":{rest}" if rest else "")
             launch = dataclasses.replace(launch, env={**launch.env, "PYTHONPATH": path})
         if spec.prerun is not False and (workdir / "prerun.sh").is_file():  # type: ignore[union-attr]
             self.log.info("running prerun.sh")

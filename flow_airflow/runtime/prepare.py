@@ -141,8 +141,27 @@ class Preparation:
             warn=log.warning,
         )
         env["CNVRG_EXPERIMENT_TITLE"] = title
+        env["CNVRG_PROJECT"] = self.project_dir.name  # cnvrgv2's Cnvrg().projects.get(...): this project
+        known = known_datasets(log)
+        if known is not None:  # cnvrgv2's datasets.get(name).reload() raises for a dataset the store lacks
+            env["FLOW_AIRFLOW_DATASETS"] = known
         return Instance(spec=spec, workspace=workdir, from_git=from_git, layout=layout, inputs=inputs,
                         staged=staged, output_dir=output_dir, env=env, dataset_mounts=mounts, datasets=fetched)
+
+
+def known_datasets(log: logging.Logger) -> str | None:
+    """The dataset store's datasets and their latest commits, as JSON (``{"iris": "<commit>"}``), for the
+    stand-in SDKs; None (said in the log) when the store cannot be read."""
+    import json
+
+    from flow_airflow.datasets.store import DatasetError, configured
+
+    try:
+        store = configured()
+        return json.dumps({name: store.latest(name) for name in store.datasets()})
+    except (DatasetError, OSError, ValueError) as e:
+        log.warning("the SDKs' datasets cannot be told which datasets exist: the dataset store: %s", e)
+        return None
 
 
 def seen(path: Path, workspace_dir: Path, layout: Layout) -> PurePath:

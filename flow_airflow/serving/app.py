@@ -21,8 +21,9 @@ HTTP (cnvrg's endpoint format; README "Serving a model endpoint"):
   With a prep function, it gets the input as above and predict gets what it returned.
 - ``GET /health``: 200 ``{"status": "ok", "title", "version"}`` once the predict module imported
   cleanly, else 503 ``{"status": "error", "error": reason}`` (readiness).
-- ``GET /stats``: ``{"requests", "errors", "client_errors", "started"}`` for this worker process
-  (gunicorn may run several): prediction requests answered, of which 5xx and 4xx.
+- ``GET /stats``: ``{"requests", "errors", "client_errors", "started", "metrics"}`` for this worker process
+  (gunicorn may run several): prediction requests answered, of which 5xx and 4xx; ``metrics``: what the
+  predict function logged with the stand-in SDK's ``Endpoint().log_metric`` (name -> count, last, points).
 
 Errors are JSON ``{"error": message}``: 400 for a bad body, 401 for a wrong or missing key, 404
 for another title, 413 for a body over ``MAX_CONTENT_LENGTH`` (64 MiB unless ``flask_config`` says),
@@ -100,7 +101,18 @@ class _Stats:
     def as_dict(self) -> dict[str, Any]:
         with self.lock:
             return {"requests": self.requests, "errors": self.errors, "client_errors": self.client_errors,
-                    "started": self.started}
+                    "started": self.started, "metrics": _sdk_metrics()}
+
+
+def _sdk_metrics() -> dict[str, Any]:
+    """What the predict function logged with the stand-in SDK's ``Endpoint().log_metric(name, y, x)`` in this
+    process: name -> ``{"count", "last", "points": [[x, y], ...]}`` (the last 100); empty when it never did."""
+    flow = sys.modules.get("cnvrg._flow")
+    metrics = getattr(flow, "ENDPOINT_METRICS", None)
+    if not isinstance(metrics, dict):
+        return {}
+    return {str(k): {"count": v.get("count", 0), "last": v.get("last"), "points": list(v.get("points", []))}
+            for k, v in list(metrics.items()) if isinstance(v, dict)}
 
 
 def _load_function(project_dir: Path, file_name: str, function_name: str, modules: dict[Path, Any]) -> Any:

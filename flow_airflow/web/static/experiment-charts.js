@@ -1,6 +1,8 @@
 // The experiments page's charts, drawn with the vendored Apache ECharts (static/vendor/echarts.min.js):
 // a metric against a param (scatter, coloured by a second param), parallel coordinates over the params
-// and the metric (brushing an axis filters the table), and the series logged with log_metric(key, Ys=[...]).
+// and the metric (brushing an axis filters the table), the series logged with log_metric(key, Ys=[...]),
+// the SDKs' charts (log_chart, create_chart, update_chart, cnvrg_linechart_ lines: a chart per key, every
+// shown experiment's series in it; a heatmap per experiment) and the images the experiments logged.
 "use strict";
 (() => {
   const num = (v) => (v === null || v === undefined || v === "" || isNaN(Number(v)) ? null : Number(v));
@@ -106,6 +108,90 @@
     }, true);
   }
 
+  const SDK_KEYS = 24, SDK_EXPERIMENTS = 30, HEATMAPS = 6, IMAGES = 48;
+
+  // The divs of the SDKs' charts: one per chart key (a heatmap: one per experiment), made again when they change.
+  function sdkSlots(view, slots) {
+    const box = $("sdk-charts");
+    const signature = JSON.stringify(slots.map((s) => s.id));
+    if (box.dataset.signature === signature) return;
+    for (const id of Object.keys(view.charts).filter((k) => k.startsWith("sdk-"))) {
+      view.charts[id].dispose();
+      delete view.charts[id];
+    }
+    box.replaceChildren(...slots.map((s) => Object.assign(document.createElement("div"), { id: s.id, className: "chart" })));
+    box.dataset.signature = signature;
+  }
+
+  const points = (data) => data.map((p, i) => (Array.isArray(p) ? [num(p[0]) ?? String(p[0]), num(p[1])] : [i, num(p)]));
+
+  function sdkCharts(view, rows) {
+    const logged = rows.filter((e) => e.charts && Object.keys(e.charts).length).slice(0, SDK_EXPERIMENTS);
+    const keys = [...new Set(logged.flatMap((e) => Object.keys(e.charts)))].sort().slice(0, SDK_KEYS);
+    const slots = [];
+    for (const key of keys) {
+      const having = logged.filter((e) => e.charts[key]);
+      if (having[0].charts[key].type === "heatmap") having.slice(0, HEATMAPS).forEach((e, i) => slots.push({ id: `sdk-${slots.length}`, key, e, i }));
+      else slots.push({ id: `sdk-${slots.length}`, key, having });
+    }
+    sdkSlots(view, slots);
+    for (const slot of slots) {
+      const c = chart(view, slot.id, 0);
+      if (slot.e) heatmap(view, c, slot.key, slot.e);
+      else sdkChart(view, c, slot.key, slot.having);
+    }
+  }
+
+  function sdkChart(view, c, key, having) {
+    const first = having[0].charts[key], kind = first.type === "scatter" ? "scatter" : first.type === "bar" ? "bar" : "line";
+    const series = having.flatMap((e) => (e.charts[key].type === first.type ? e.charts[key].series : []).map((s) => ({
+      type: kind, name: `${name(view, e)}${s.name ? ` · ${s.name}` : ""}`,
+      data: kind === "bar" ? s.data.map(num) : points(s.data), showSymbol: kind !== "line" || s.data.length === 1,
+    })));
+    const xs = series.flatMap((s) => (kind === "bar" ? [] : s.data.map((p) => p[0])));
+    const ticks = first.x_ticks || null;
+    const xAxis = kind === "bar" ? { type: "category", name: first.x_axis || "", data: (ticks || series[0]?.data.map((_, i) => i) || []).map(String) }
+      : xs.every((x) => typeof x === "number") ? { type: "value", name: first.x_axis || "", scale: true }
+        : { type: "category", name: first.x_axis || "", data: [...new Set(xs.map(String))] };
+    c.setOption({ animation: false,  // redrawn on every load of a followed run; bars start at 0 (no scale)
+      title: { text: first.title || key, textStyle: { fontSize: 13 } },
+      tooltip: { trigger: kind === "scatter" ? "item" : "axis", formatter: (ps) => [].concat(ps).map((p) => `${p.marker}${esc(p.seriesName)}: ${esc(p.value)}`).join("<br>") },
+      legend: { top: 24, type: "scroll" }, grid: { top: 64, left: 56, right: 24, bottom: 40 },
+      xAxis, yAxis: { type: "value", name: first.y_axis || "", scale: kind !== "bar", min: first.min ?? null, max: first.max ?? null }, series,
+    }, true);
+  }
+
+  function heatmap(view, c, key, e) {
+    const h = e.charts[key], cells = h.series.flatMap((s) => s.data).filter((d) => Array.isArray(d) && d.length === 3);
+    const width = Math.max(0, ...cells.map((d) => d[0] + 1)), height = Math.max(0, ...cells.map((d) => d[1] + 1));
+    const values = cells.map((d) => num(d[2])).filter((v) => v !== null);
+    const ticks = (t, n) => (Array.isArray(t) && t.length >= n ? t : [...Array(n).keys()]).map(String);
+    c.setOption({ animation: false,
+      title: { text: `${h.title || key} · ${name(view, e)}`, textStyle: { fontSize: 13 } },
+      tooltip: { formatter: (p) => `${esc(p.value[2])}` }, grid: { top: 40, left: 72, right: 24, bottom: 72 },
+      xAxis: { type: "category", data: ticks(h.x_ticks, width), name: h.x_axis || "" },
+      yAxis: { type: "category", data: ticks(h.y_ticks, height), name: h.y_axis || "", inverse: true },  // row 0 on top
+      visualMap: { min: h.min ?? Math.min(...values, 0), max: h.max ?? Math.max(...values, 1), calculable: true, orient: "horizontal", left: "center", bottom: 0 },
+      series: [{ type: "heatmap", data: cells, label: { show: cells.length <= 100 } }],
+    }, true);
+  }
+
+  function images(view, rows) {
+    const box = $("images");
+    const shown = rows.flatMap((e) => (e.images || []).map((path) => ({ e, path }))).slice(0, IMAGES);
+    const signature = JSON.stringify(shown.map((s) => [rowKey(s.e), s.path]));
+    if (box.dataset.signature === signature) return;
+    box.dataset.signature = signature;
+    box.replaceChildren(...shown.map(({ e, path }) => {
+      const figure = document.createElement("figure");
+      const img = Object.assign(document.createElement("img"), { src: window.FlowArtifactUrl(e, path), alt: path, loading: "lazy" });
+      const caption = document.createElement("figcaption");
+      caption.textContent = `${name(view, e)} · ${path}`;  // text, never markup
+      figure.append(img, caption);
+      return figure;
+    }));
+  }
+
   window.FlowCharts = {
     draw(view, visibleRows) {
       if (typeof echarts === "undefined") return;
@@ -113,6 +199,8 @@
       scatter(view, rows);
       parallel(view);
       series(view, rows);
+      sdkCharts(view, rows);
+      if (window.FlowArtifactUrl) images(view, rows);
     },
     clear(view) {
       state.parallelSignature = "";

@@ -124,6 +124,8 @@
   // The Airflow UI's page of a task of the experiment's run; the run's experiments API.
   const taskUrl = (e, taskId) => `${cfg.root}/dags/${encodeURIComponent(cfg.dag)}/runs/${encodeURIComponent(e.run_id)}/tasks/${encodeURIComponent(taskId)}`;
   const runApi = (e) => `${cfg.prefix}/api/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(e.run_id)}`;
+  const artifactUrl = (e, name) => `${runApi(e)}/artifacts/${encodeURIComponent(e.task_id)}/${e.index}/${name.split("/").map(encodeURIComponent).join("/")}`;
+  window.FlowArtifactUrl = artifactUrl;  // the charts' image gallery (experiment-charts.js)
 
   function logLink(e) {
     const base = taskUrl(e, e.task_id);
@@ -135,7 +137,7 @@
     if (col.key === "log") td.append(logLink(e));
     else if (col.key === "artifacts") {
       for (const name of e.artifacts) {
-        const href = `${runApi(e)}/artifacts/${encodeURIComponent(e.task_id)}/${e.index}/${name.split("/").map(encodeURIComponent).join("/")}`;
+        const href = artifactUrl(e, name);
         td.append(el("a", { href, download: "", text: name }), el("br"));
       }
     } else if (col.key === "conditions") conditionsCell(td, e);
