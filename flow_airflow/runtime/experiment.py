@@ -125,7 +125,7 @@ class ExperimentRun:
         store = self._store()
         tags = TagLog(self.log.warning, spec.title)
         try:
-            launch = self._setup(launch, runner)
+            launch = self._environment_steps(launch, runner)
             if self.defer is not None and isinstance(runner, DeferrableCompute):
                 self._defer(runner, launch)
             self.log.info("running on compute '%s'", runner.name)
@@ -381,7 +381,7 @@ class ExperimentRun:
         if self.runner:
             self.runner.kill()
 
-    def _setup(self, launch: Launch, runner: Compute) -> Launch:
+    def _environment_steps(self, launch: Launch, runner: Compute) -> Launch:
         """cnvrg's environment steps, on the compute: install requirements.txt, then run prerun.sh, when present.
 
         Returns the launch of the command with the installed packages on its ``PYTHONPATH``.
