@@ -252,19 +252,22 @@ def test_run_again_with_a_changed_param(airflow_server: AirflowServer, runs: dic
     assert field.get_attribute("value") == "0.70, 0.95, 0.85"  # this run's params
     field.clear()
     field.send_keys("0.70, 0.95, 0.85, 0.60")  # one more route (the flow's scripts expect 0.95 to win)
+    assert browser.find_element(By.ID, "rerun-reuse").is_selected()  # reuse unchanged experiments: the default
     browser.find_element(By.CSS_SELECTOR, "#rerun button[type=submit]").click()
     WebDriverWait(browser, 30).until(lambda b: b.current_url != page_url(server, CONDITIONS, run_id))
     new_run = browser.execute_script("return document.getElementById('page').dataset.run")
     assert new_run != run_id
-    assert server.dag_run(CONDITIONS, new_run)["conf"] == {"Train": {"accuracy": "0.70, 0.95, 0.85, 0.60"}}
+    assert server.dag_run(CONDITIONS, new_run)["conf"] == {"Train": {"accuracy": "0.70, 0.95, 0.85, 0.60"},
+                                                           "flow_airflow": {"reuse": True}}
     assert server.wait_for_run(CONDITIONS, new_run, timeout=240) == "success"
     WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "run-state").text == "success")
     # the page followed the run live; Train keeps its 3 task instances: 2 run two routes each, 1 is spare
     # (no experiment: one folded line under the table)
     table = wait_rows(browser, 6)
     train = [(r["param:accuracy"], r["state"], "not-run" in r["class"]) for r in table if r["task"] == "Train"]
-    assert train == [("0.70", "success", False), ("0.95", "success", False), ("0.85", "success", False),
-                     ("0.60", "success", False)]
+    # reuse was asked (the form's default): the three unchanged routes are the first run's, 0.60 ran
+    assert train == [("0.70", "success reused", False), ("0.95", "success reused", False),
+                     ("0.85", "success reused", False), ("0.60", "success", False)]
     assert browser.find_element(By.ID, "spare").text.startswith("1 spare task instance")
     assert [r["tag:winner_accuracy"] for r in table if r["task"] == "Compare"] == ["0.95"]
     browser.save_screenshot(str(server.root / "experiments-rerun.png"))

@@ -362,9 +362,10 @@
   async function rerun(event) {
     event.preventDefault();
     const conf = {};
-    for (const input of $("rerun-fields").querySelectorAll("input")) {
+    for (const input of $("rerun-fields").querySelectorAll("input[data-task]")) {
       (conf[input.dataset.task] ||= {})[input.name] = input.value.trim() === "" ? null : input.value.trim();
     }
+    conf.flow_airflow = { reuse: $("rerun-reuse").checked };  // runtime/reuse.py: asked for, never assumed
     try {
       const run = await airflow("POST", runsPath(), { logical_date: null, conf, note: `Run again from the experiments page of ${cfg.run}` });
       window.location.href = `${cfg.prefix}/experiments/${encodeURIComponent(cfg.dag)}/${encodeURIComponent(run.dag_run_id)}`;
