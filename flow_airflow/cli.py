@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flow_airflow import settings
 from flow_airflow.spec.errors import FlowError, FlowIssue
 from flow_airflow.spec.models import DataTask, DeployTask, Flow, Task, scalar_text
 
@@ -47,7 +48,7 @@ def validate(args: argparse.Namespace) -> int:
                     found = compile_file(file)
                     plan = found.plan if found else None
                 else:
-                    plan = plan_flow(load_flow(file))
+                    plan = plan_flow(load_flow(file, library_folders=settings.library_folders()))
                 if plan is not None and plan.dag_id in seen:
                     raise FlowError.single(file, f"the flow title '{plan.flow.spec.name}' gives the DAG id "
                                                  f"'{plan.dag_id}', already used by {seen[plan.dag_id]}", 1, 1)
@@ -74,12 +75,11 @@ def plan(args: argparse.Namespace) -> int:
     """Print how a flow compiles: its DAG, schedule, and per task its routes and what it will do."""
     from airflow.configuration import conf
 
-    from flow_airflow import settings
     from flow_airflow.plan.flow_plan import plan_flow
     from flow_airflow.spec.load import load_flow
 
     try:
-        flow_plan = plan_flow(load_flow(args.file))
+        flow_plan = plan_flow(load_flow(args.file, library_folders=settings.library_folders()))
     except FlowError as e:
         print(e, file=sys.stderr)
         return 1
@@ -97,10 +97,20 @@ def plan(args: argparse.Namespace) -> int:
     for task in flow_plan.tasks:
         after = f" after {', '.join(task.parents)}" if task.parents else ""
         print(f"  {task.title} [{task.kind}{after}]: {task.describe_count()}")
-        for line in [*_route_lines(task), *_task_lines(task.spec), *_dataset_lines(task.spec),
-                     *_map_lines(task, batch, map_limit), *_compute_lines(task, datasets)]:
+        for line in [*_component_lines(flow, task.title), *_route_lines(task), *_task_lines(task.spec),
+                     *_dataset_lines(task.spec), *_map_lines(task, batch, map_limit), *_compute_lines(task, datasets)]:
             print(f"      {line}")
     return 0
+
+
+def _component_lines(flow: LoadedFlow, title: str) -> list[str]:
+    """The AI Library component a task runs in: its slug, version, folder, and what the task takes from it."""
+    used = flow.components.get(title)
+    if used is None:
+        return []
+    component = used.component
+    line = f"AI Library component {component.slug} {component.version or '(no version)'} from {component.folder}"
+    return [line + (f", giving {', '.join(used.gave)}" if used.gave else "")]
 
 
 def _route_lines(task: TaskPlan) -> list[str]:
@@ -286,14 +296,13 @@ def run(args: argparse.Namespace) -> int:
                 print("--conf must be a JSON object to go with --reuse", file=sys.stderr)
                 return 2
             conf = {**(conf or {}), "flow_airflow": {**(conf or {}).get("flow_airflow", {}), "reuse": True}}
-        flow_plan = plan_flow(load_flow(args.file))
+        flow_plan = plan_flow(load_flow(args.file, library_folders=settings.library_folders()))
     except FlowError as e:
         print(e, file=sys.stderr)
         return 1
     except json.JSONDecodeError as e:
         print(f"--conf is not valid JSON: {e}", file=sys.stderr)
         return 2
-    from flow_airflow import settings
     from flow_airflow.run_report import Progress, airflow_output_to, summary
 
     logs = settings.airflow_home() / "flow_airflow_run"
@@ -330,7 +339,7 @@ def import_flow(args: argparse.Namespace) -> int:
     from flow_airflow.spec.load import load_flow
 
     try:
-        flow = load_flow(args.file)
+        flow = load_flow(args.file, library_folders=settings.library_folders())
     except FlowError as e:
         print(e, file=sys.stderr)
         return 1

@@ -63,7 +63,7 @@ def run_flow(file: str | Path, conf: dict[str, Any] | None = None, listener: Any
     :raises FlowError: the flow file is broken.
     """
     file = Path(file).resolve()
-    flow = load_flow(file)  # a broken flow stops here, with its FlowError
+    flow = load_flow(file, library_folders=settings.library_folders())  # a broken flow stops here, with its FlowError
     dag_id = dag_id_for(flow.spec.name)
     bundle = settings.airflow_home() / "flow_airflow_run" / dag_id
     bundle.mkdir(parents=True, exist_ok=True)

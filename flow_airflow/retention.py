@@ -90,14 +90,16 @@ def _runs_in_db(dag_ids: list[str]) -> dict[tuple[str, str], tuple[str, str, flo
 
 def run_folders(root: Path, known: dict[tuple[str, str], tuple[str, str, float | None]] | None = None
                 ) -> Iterator[RunFolder]:
-    """The run folders ``<root>/<dag id>/<run folder>`` of a store.
+    """The run folders ``<root>/<dag id>/<run folder>`` of a store (``<root>/.reuse`` and other dot folders
+    are not DAGs' and are left alone).
 
     :param root: the store's folder (artifacts or workspaces).
     :param known: the metadata DB's runs (:func:`_runs_in_db`); looked up when None.
     """
     if not root.is_dir():
         return
-    dags = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+    # a folder whose name starts with a dot is no DAG's (the reuse index, ``.reuse``): never a run folder
+    dags = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
     if known is None:
         known = _runs_in_db([d.name for d in dags])
     for dag in dags:

@@ -117,6 +117,10 @@ class FlowAirflowSettings(BaseModel):
         "127.0.0.1", min_length=1, description="The address model endpoints listen on and their URLs name "
         "(0.0.0.0 listens on every interface, and the URLs then name this machine's host name).",
         json_schema_extra=_expects("a host name or IP address", "0.0.0.0"))
+    library_folders: list[str] = Field(
+        default_factory=list, description="Folders of AI Library components (folders with a library.yaml), JSON, "
+        "looked in after the flow's own folder, in their order, for a task's 'library: <slug>'.",
+        json_schema_extra=_expects("a JSON list of folders", '["/opt/cnvrg-components"]'))
     open_endpoints: list[str] = Field(
         default_factory=list, description="Model endpoints served without an API key, JSON: their names, or "
         '"*" for every endpoint (by default every endpoint needs its key).',
@@ -132,7 +136,8 @@ class FlowAirflowSettings(BaseModel):
         10.0, description="Seconds between the gate's looks at the approval (a decision resumes it at once).",
         json_schema_extra=_expects("a number of seconds > 0"))
 
-    @field_validator("computes", "batch_routes", "env", "approver_emails", "open_endpoints", mode="before")
+    @field_validator("computes", "batch_routes", "env", "approver_emails", "open_endpoints",
+                     "library_folders", mode="before")
     @classmethod
     def _json(cls, v: Any) -> Any:
         if not isinstance(v, str):
@@ -321,6 +326,11 @@ def project_env() -> dict[str, str]:
 
     values.update(Variable.get(ENV_VARIABLE, default={}, deserialize_json=True) or {})
     return {str(k): str(v) for k, v in values.items()}
+
+
+def library_folders() -> list[Path]:
+    """``library_folders``: where AI Library components are looked for after a flow's own folder."""
+    return [Path(p).expanduser() for p in value("library_folders")]
 
 
 def endpoints_root() -> Path:

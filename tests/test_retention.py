@@ -110,6 +110,8 @@ def test_gc_lists_then_frees_runs_past_retention_keeping_served_and_datasets(
     assert before - after == expected == 800_000
     assert not second.exists() and not (ws / dag).exists()
     assert first.exists() and third.exists() and (commit / "data.csv").is_file()  # served, newest, a dataset
+    # the reuse index beside the artifacts (the experiments that succeeded) is no run: gc leaves it
+    assert any((stores["artifacts"] / ".reuse").rglob("*.json"))
 
     # the settings, as gc reads them: one day of retention keeps these runs of a moment ago
     os.environ["AIRFLOW__FLOW_AIRFLOW__RETENTION_DAYS"] = "1"

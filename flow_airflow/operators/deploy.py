@@ -95,8 +95,10 @@ class DeployTaskOperator(FlowTaskOperator):
         with store.locked(name):
             endpoint = self._endpoint(store, name, task, ti.dag_id)
             spec, project_dir, choice = task, Path(setup.project_dir), setup.compute
+            component = Path(setup.component) if setup.component else None
             if not task.serves_own_code:  # type: ignore[union-attr]
                 spec, project_dir, choice = current_code(endpoint, task, setup.compute)  # type: ignore[arg-type]
+                component = None  # the files of that version are its project folder
                 self.log.info("'%s' names no predict function: the new version serves the code of version %s "
                               "(%s:%s) with this run's inputs", task.title, endpoint.current,
                               spec.file_name, spec.function_name)
@@ -106,7 +108,7 @@ class DeployTaskOperator(FlowTaskOperator):
             if refusal := runner.refusal(spec):
                 raise ExperimentFailed(refusal)
             preparation = Preparation(spec, parents, setup.gathered, project_dir,  # type: ignore[arg-type]
-                                      {**os.environ, **project_env}, self.log)
+                                      {**os.environ, **project_env}, self.log, component)
             key = None if endpoint.open else keys.ensure(name)
             version = new_version(store, endpoint, preparation, runner, choice, dag_id=ti.dag_id,
                                   run_id=ti.run_id)

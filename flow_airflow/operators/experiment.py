@@ -40,6 +40,7 @@ class ExperimentOperator(FlowTaskOperator):
             run_id=ti.run_id,
             index=index,
             project_dir=Path(setup.project_dir),
+            component=Path(setup.component) if setup.component else None,
             compute=setup.compute,
             base_env={**os.environ, **project_env},
             log=self.log,

@@ -54,6 +54,7 @@ class TaskSetup(Setup):
     parents: dict[str, str] = Field(default_factory=dict)  # parent title -> its run task id
     gathered: list[str] = Field(default_factory=list)  # parents whose passing experiments come as a group
     project_dir: str
+    component: str | None = None  # the folder of the AI Library component it runs in (spec.library), copied over
     compute: ComputeChoice = Field(default_factory=default_compute)  # as chosen at compile time; its notes logged
     warnings: list[str] = Field(default_factory=list)  # from the flow file: keys that have no effect
     replan: Replan | None = None

@@ -84,6 +84,24 @@ def _key(file: Path, text: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
+def _library_read(plan: FlowPlan) -> tuple | None:
+    """The places an AI Library component was looked for in, and what was found there (None: no task names one)."""
+    flow = plan.flow
+    if not flow.components:
+        return None
+    from flow_airflow.spec import library
+
+    return tuple(library.places(flow.project_dir, settings.library_folders())), flow.library_signature
+
+
+def _library_changed(read: tuple) -> bool:
+    """Whether a ``library.yaml`` was added, changed or removed where a kept plan's components were found."""
+    from flow_airflow.spec import library
+
+    where, signature = read
+    return library.signature_of(tuple(where)) != signature
+
+
 def _entry(file: Path) -> Path | None:
     root = folder()
     if root is None:
@@ -103,6 +121,8 @@ def lookup(file: Path, text: str, dag_id: str | None = None) -> tuple[str, Compi
         with open(entry, "rb") as f:
             head = pickle.load(f)
             if head.get("key") != _key(file, text):
+                return None
+            if head.get("library") and _library_changed(head["library"]):
                 return None
             if dag_id is not None and head["dag_id"] != dag_id:
                 return head["dag_id"], None
@@ -128,7 +148,8 @@ def store(file: Path, text: str, compiled: Compiled) -> None:
         fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-", suffix=".pickle")
         try:
             with os.fdopen(fd, "wb") as f:
-                pickle.dump({"key": _key(file, text), "dag_id": compiled.plan.dag_id}, f,
+                pickle.dump({"key": _key(file, text), "dag_id": compiled.plan.dag_id,
+                             "library": _library_read(compiled.plan)}, f,
                             protocol=pickle.HIGHEST_PROTOCOL)
                 pickle.dump(compiled, f, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, entry)
@@ -155,7 +176,7 @@ def compiled(file: Path, text: str, dag_id: str | None = None,
     kept = found[1] if found is not None else None
     if kept is not None and (render is None or kept.rendered is not None):
         return kept
-    plan = kept.plan if kept is not None else plan_flow(load_flow(file, text))
+    plan = kept.plan if kept is not None else plan_flow(load_flow(file, text, settings.library_folders()))
     made = Compiled(plan, render(plan) if render is not None else None)
     store(file, text, made)
     return made

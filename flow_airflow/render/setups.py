@@ -49,6 +49,7 @@ def task_setup(plan: FlowPlan, task: TaskPlan, parents: dict[str, str]) -> TaskS
         parents=parents,
         gathered=sorted({t.task for t in task.tests if t.task} or set(task.parents)) if task.tests else [],
         project_dir=str(plan.flow.project_dir),
+        component=str(c.component.folder) if (c := plan.flow.components.get(task.title)) else None,
         compute=task.compute or default_compute(),
         warnings=task.warnings,  # keys of another task type: logged by every experiment
         replan=replan,

@@ -78,6 +78,7 @@ class ExperimentRun:
     try_number: int = 1  # the task instance's try: each try has a working directory of its own
     project_env: Mapping[str, str] = field(default_factory=dict)  # [flow_airflow] env: part of its key
     reuse: bool = False  # take an earlier experiment of the same key instead of running (runtime.reuse)
+    component: Path | None = None  # the AI Library component's folder, copied over the project's files
 
     def __post_init__(self) -> None:
         self.slug = slug(self.spec.title)
@@ -281,7 +282,8 @@ class ExperimentRun:
         Also the workspace's snapshot before the run (None when it came from Git: then only the
         output folder is passed on), taken before the output folder is made.
         """
-        preparation = Preparation(spec, self.parents, self.gathered, self.project_dir, self.base_env, self.log)
+        preparation = Preparation(spec, self.parents, self.gathered, self.project_dir, self.base_env, self.log,
+                                  self.component)
         instance = preparation.prepare(self._workdir(), runner, self._store(), title=f"{spec.title} #{self.index}",
                                        params=params, upstream=upstream, fetch_datasets=runner.fetches_datasets)
         self.staged = instance.staged

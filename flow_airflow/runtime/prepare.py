@@ -95,6 +95,7 @@ class Preparation:
     project_dir: Path
     base_env: Mapping[str, str]
     log: logging.Logger
+    component: Path | None = None  # the AI Library component the task runs in: its folder, copied over the project's
 
     def prepare(self, root: Path, compute: Compute, store: ArtifactStore, *, title: str, params: list[list[str]],
                 upstream: Mapping[str, Mapping[str, Mapping[str, str]]], fetch_datasets: bool = False) -> Instance:
@@ -117,6 +118,8 @@ class Preparation:
             workdir, from_git = make_workspace(spec, root, self.project_dir, log)
         except workspace.WorkspaceError as e:
             raise ExperimentFailed(f"'{spec.title}' cannot start: {e}") from None
+        if self.component is not None:
+            add_component(self.component, workdir, log)
         inputs, passed, staged = stage_inputs(spec, self.parents, self.gathered, workdir, store)
         output_dir = workspace.inside(workdir, getattr(spec, "output_dir", None) or "output")
         layout = compute.layout(workdir, SDK_PATH)
@@ -147,6 +150,23 @@ class Preparation:
             env["FLOW_AIRFLOW_DATASETS"] = known
         return Instance(spec=spec, workspace=workdir, from_git=from_git, layout=layout, inputs=inputs,
                         staged=staged, output_dir=output_dir, env=env, dataset_mounts=mounts, datasets=fetched)
+
+
+def add_component(folder: Path, workdir: Path, log: logging.Logger) -> None:
+    """The AI Library component's files copied over the workspace's (cnvrg clones the component into ``/cnvrg``):
+    its scripts, ``requirements.txt`` and ``prerun.sh`` are the ones that run. Links are copied as links.
+
+    :raises ExperimentFailed: the component's folder is gone or cannot be read.
+    """
+    import shutil
+
+    try:
+        shutil.copytree(folder, workdir, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".git", "__pycache__"))
+    except (OSError, shutil.Error) as e:
+        raise ExperimentFailed(f"the AI Library component at {folder} cannot be copied into the working "
+                               f"directory: {e}") from None
+    log.info("working directory: the project's files with the AI Library component's from %s over them", folder)
 
 
 def known_datasets(log: logging.Logger) -> str | None:

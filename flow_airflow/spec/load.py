@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from flow_airflow.common.graph import Graph
-from flow_airflow.spec import models
+from flow_airflow.spec import library, models
 from flow_airflow.spec.checks import check_flow
 from flow_airflow.spec.errors import FlowError, FlowIssue
 from flow_airflow.spec.names import resolve_names, suggest
@@ -31,6 +33,10 @@ class LoadedFlow:
     text: str
     #: what loads but deserves a word: keys of another task type, which have no effect
     warnings: tuple[FlowIssue, ...] = ()
+    #: the AI Library component each task naming one runs in, by task title (:mod:`flow_airflow.spec.library`)
+    components: dict[str, library.Used] = dataclasses.field(default_factory=dict)
+    #: what the components were found from: a plan made of this flow is stale when it changes
+    library_signature: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def project_dir(self) -> Path:
@@ -45,8 +51,12 @@ class LoadedFlow:
         return {t.title: t for t in self.spec.tasks}
 
 
-def load_flow(file: str | Path, text: str | None = None) -> LoadedFlow:
-    """Load and check one flow file; raise :class:`FlowError` with every mistake in it."""
+def load_flow(file: str | Path, text: str | None = None, library_folders: Sequence[Path] = ()) -> LoadedFlow:
+    """Load and check one flow file; raise :class:`FlowError` with every mistake in it.
+
+    :param library_folders: where AI Library components are looked for after the flow's own folder
+        (:func:`flow_airflow.settings.library_folders`; :mod:`flow_airflow.spec.library`).
+    """
     path = Path(file)
     if text is None:
         text = read_text(path)  # UTF-8, or UTF-16/32 with a byte order mark; size-limited
@@ -60,10 +70,12 @@ def load_flow(file: str | Path, text: str | None = None) -> LoadedFlow:
     tasks: list[tuple[int, models.Task]] = []
     titles: list[str] = []
     raw_tasks = source.data.get("tasks")
+    components = _Components(path.resolve().parent, library_folders)
     for i, raw in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
         if isinstance(raw, dict) and isinstance(raw.get("title"), str) and raw["title"].strip():
             titles.append(raw["title"].strip())
         raw = _without_other_types_keys(raw, ("tasks", i), source, warnings)
+        raw = components.fill(raw, i, source, issues, warnings)
         try:
             tasks.append((i, _TASK.validate_python(raw)))
         except ValidationError as e:
@@ -90,7 +102,83 @@ def load_flow(file: str | Path, text: str | None = None) -> LoadedFlow:
     if issues or graph is None:
         raise FlowError(issues)
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return LoadedFlow(flow, path.resolve(), graph, digest, text, tuple(sorted(warnings, key=_position)))
+    return LoadedFlow(flow, path.resolve(), graph, digest, text, tuple(sorted(warnings, key=_position)),
+                      components.used, components.catalog.signature if components.catalog else ())
+
+
+class _Components:
+    """The AI Library components the tasks of a flow in ``project_dir`` name: found once, when one names one."""
+
+    def __init__(self, project_dir: Path, folders: Sequence[Path]):
+        self.project_dir, self.folders = project_dir, folders
+        self.catalog: library.Catalog | None = None
+        self.used: dict[str, library.Used] = {}
+
+    def fill(self, raw: Any, i: int, source: Source, issues: list[FlowIssue], warnings: list[FlowIssue]) -> Any:
+        """The task ``raw`` (item ``i``) with what the component it names gives (:func:`library.fill`); as
+        written, when it names none or one that is not found or does not fit it (the mistake added to ``issues``).
+
+        A component no place has, of a name near none that is there, named by a task that gives its own command
+        (and deploy keys) is a warning: cnvrg's exports name the library components a flow was made from, and
+        such a task runs the project's own files (tests/flows/blueprint); a near name, another version, or a
+        task that needs what the component gives is a mistake."""
+        if not (isinstance(raw, dict) and isinstance(raw.get("library"), str) and raw["library"].strip()):
+            return raw
+        if self.catalog is None:
+            self.catalog = library.find(self.project_dir, self.folders)
+        merged, used, problems = _with_component(raw, i, self.catalog, source)
+        if problems and used is None and _runs_without_component(raw) and "(did you mean" not in problems[0].message \
+                and "has no version" not in problems[0].message:
+            warnings.append(dataclasses.replace(problems[0], message=f"{problems[0].message}: "
+                                                "it runs the project's own files, with the command it gives"))
+            return raw
+        if problems:  # the flow fails on them: what the component would have given is not said missing again
+            merged = {**_STAND_INS.get(raw.get("type"), {}), **{k: v for k, v in raw.items() if not models.is_empty(v)}}
+        issues += problems
+        if used is not None and isinstance(raw.get("title"), str):
+            self.used[raw["title"].strip()] = used
+        return merged
+
+
+def _runs_without_component(raw: dict[str, Any]) -> bool:
+    """Whether a task gives what it runs itself: its command (an exec task), its predict function (a deploy task)."""
+    if raw.get("type") == "deploy":
+        return not models.is_empty(raw.get("file_name")) and not models.is_empty(raw.get("function_name"))
+    return not (models.is_empty(raw.get("input")) and models.is_empty(raw.get("command")))
+
+
+_STAND_INS: dict[Any, dict[str, str]] = {"exec": {"command": "-"}, "deploy": {"file_name": "-", "function_name": "-"}}
+
+
+def _with_component(raw: dict[str, Any], i: int, catalog: library.Catalog, source: Source
+                    ) -> tuple[dict[str, Any], library.Used | None, list[FlowIssue]]:
+    """The task ``raw`` (item ``i``) with what the AI Library component it names gives; or, when the component
+    or its version is not found or does not fit the task, the task as written and the mistake."""
+    name = raw["library"].strip()
+    title = raw.get("title") if isinstance(raw.get("title"), str) else f"#{i + 1}"
+    version_key = "library_version" if "library_version" in raw else "library-version"
+    wanted = raw.get(version_key)
+    version = None if models.is_empty(wanted) else models.scalar_text(wanted)
+    component = catalog.get(name, version)
+    if component is None:
+        looked = ", ".join(str(p) for p in catalog.places)
+        if catalog.versions(name):
+            message = (f"task '{title}': component '{name}' has no version {version} "
+                       f"(versions here: {', '.join(catalog.versions(name))})")
+            return raw, None, [source.issue(("tasks", i, version_key), message)]
+        why = "".join(f"; {b.file} {b.problem}" for b in catalog.broken[:3])  # a component that may be the one
+        message = (f"task '{title}': no AI Library component '{name}'{suggest(name, set(catalog.found))} in {looked} "
+                   f"(a component is a folder with a library.yaml whose title slugs to its name; more places: "
+                   f"[flow_airflow] library_folders){why}")
+        return raw, None, [source.issue(("tasks", i, "library"), message)]
+    kind = raw.get("type")
+    if kind in ("exec", "deploy") and component.is_deploy != (kind == "deploy"):
+        what = "a deploy (webservice) component" if component.is_deploy else "an exec component"
+        message = (f"task '{title}': '{name}' ({component.folder / library.FILE}) is {what}: "
+                   f"use it in {'a deploy' if component.is_deploy else 'an exec'} task")
+        return raw, None, [source.issue(("tasks", i, "library"), message)]
+    merged, gave = library.fill(raw, component)
+    return merged, library.Used(component, tuple(gave)), []
 
 
 def _position(issue: FlowIssue) -> tuple[int, int]:
