@@ -567,9 +567,11 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=gc)
     from flow_airflow.datasets.cli import add_commands
     from flow_airflow.endpoints.cli import add_commands as add_endpoint_commands
+    from flow_airflow.library_cli import add_commands as add_library_commands
 
     add_commands(commands)
     add_endpoint_commands(commands)
+    add_library_commands(commands)
     return top
 
 

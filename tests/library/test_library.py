@@ -168,3 +168,28 @@ def test_a_blueprint_with_components_runs_on_the_local_compute(
     key = keys.get("inference")
     assert predict(inference.tags["endpoint_url"], {"x": 0.9}, key).json()["prediction"] == "churn"
     assert predict(inference.tags["endpoint_url"], {"x": 0.1}, key).json()["prediction"] == "stay"
+
+
+def test_library_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = blueprint(tmp_path / "p")
+    (project.parent / "broken").mkdir()
+    (project.parent / "broken" / "library.yaml").write_text("version: 1\n")
+    assert main(["library", "list", str(project)]) == 0
+    said = capsys.readouterr()
+    folder = project.parent.resolve()
+    assert said.out.splitlines() == [
+        f"looked in: {folder}",
+        f"churn-prep 1.0.0 [exec] 'Churn Prep' {folder / 'prep_v1'}",
+        f"churn-prep 1.2.0 [exec] 'Churn Prep' {folder / 'prep_v2'}",
+        f"tiny-connector 1.0.0 [exec] 'Tiny Connector' {folder / 'connector'}",
+        f"tiny-inference 1.0.0 [deploy] 'Tiny Inference' {folder / 'serve'}",
+    ]
+    assert said.err == (f"{folder / 'broken' / 'library.yaml'}: has no 'title': a component is named by the slug "
+                        "of its title\n")
+    assert main(["library", "show", "tiny-connector", "--folder", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "  command: python3 connector.py\n" in out and "  param bucketname: unset until given\n" in out
+    assert '  param endpoint: ["https://s3.amazonaws.com download"]\n' in out
+    assert "  files: connector.py, library.yaml\n" in out
+    assert main(["library", "show", "churn-prep", "--version", "3.0", "--folder", str(project)]) == 1
+    assert capsys.readouterr().err == "no component 'churn-prep' version 3.0 (versions here: 1.0.0, 1.2.0)\n"
