@@ -20,7 +20,7 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_subcommand_and_argument_has_a_help_text(capsys: pytest.CaptureFixture[str]) -> None:
     commands = subcommands()
-    assert sorted(commands) == ["dataset", "endpoints", "gc", "import", "plan", "run", "schema", "validate"]
+    assert sorted(commands) == ["dataset", "endpoints", "gc", "import", "library", "plan", "run", "schema", "validate"]
     with pytest.raises(SystemExit) as done:
         main(["--help"])
     assert done.value.code == 0
