@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from flow_airflow.spec.errors import FlowError
 from flow_airflow.spec.models import is_empty, scalar_text
+from flow_airflow.spec.source import read_source, read_text
 
 FILE = "library.yaml"
 MAX_DEPTH = 3  # <place>/<a>/<b>/<c>/library.yaml is the deepest found
@@ -205,15 +205,13 @@ def _read(file: Path, size: int, mtime: int) -> Component | Broken:
     """One ``library.yaml`` (cached by its size and time), as a :class:`Component` or why it is none."""
     if size > MAX_BYTES:
         return Broken(file, f"larger than {MAX_BYTES // 1024} KiB")
-    try:
-        text = file.read_text(encoding="utf-8")
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, UnicodeDecodeError) as e:
-        return Broken(file, f"cannot be read: {e}")
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        return Broken(file, f"is not valid YAML{where}: {getattr(e, 'problem', None) or e}")
+    try:  # as a flow file is read: bounded nesting and aliases, duplicate keys refused
+        text = read_text(file)
+        data = read_source(file, text).data
+    except FlowError as e:
+        first = e.issues[0] if e.issues else None
+        where = f" (line {first.line})" if first and first.line else ""
+        return Broken(file, f"is not valid YAML{where}: {first.message if first else e}")
     if not isinstance(data, dict) or not isinstance(data.get("title"), str) or not data["title"].strip():
         return Broken(file, "has no 'title': a component is named by the slug of its title")
     version = "" if is_empty(data.get("version")) else scalar_text(data["version"])

@@ -193,3 +193,16 @@ def test_library_list_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "  files: connector.py, library.yaml\n" in out
     assert main(["library", "show", "churn-prep", "--version", "3.0", "--folder", str(project)]) == 1
     assert capsys.readouterr().err == "no component 'churn-prep' version 3.0 (versions here: 1.0.0, 1.2.0)\n"
+
+
+def test_a_hostile_library_yaml_is_refused_in_bounded_time(tmp_path: Path) -> None:
+    lines = ["title: Bomb", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [*a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}, *a{n - 1}]"
+              for n in range(1, 12)]
+    lines.append("arguments: *a11")
+    write(tmp_path / "p", {"bomb/library.yaml": "\n".join(lines) + "\n"})
+    started = time.monotonic()
+    catalog = library.find(tmp_path / "p")
+    assert time.monotonic() - started < 5
+    [broken] = catalog.broken
+    assert "is not valid YAML" in broken.problem and "alias" in broken.problem, broken.problem
