@@ -599,7 +599,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.func is not schema and (note := fresh_home_note()):
         print(note, file=sys.stderr)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except settings.SettingError as e:  # a deployment's mistake, said in one sentence (README: Settings)
+        print(f"flow-airflow: {e}", file=sys.stderr)
+        return 2
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -216,15 +216,19 @@ class Launch:
     # datasets a compute with ``fetches_datasets`` brings to ``<layout.data>/<name>`` itself (their
     # folders are left empty on the worker): ``{"name", "files": {path: [sha256, size]}, "read_only"}``
     datasets: tuple[Mapping[str, Any], ...] = ()
+    # variables always passed, even with the worker's own value: the project's ``env`` ([flow_airflow] env, the
+    # Airflow Variable flow_airflow_env), which a container or pod gets whatever the worker has
+    passed: frozenset[str] = frozenset()
 
     @property
     def mounts(self) -> tuple[Mount, ...]:
         return self.layout.mounts
 
     def own_env(self, worker: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The variables the experiment sets or changes over the worker's own (``os.environ``)."""
+        """The variables the experiment sets or changes over the worker's own (``os.environ``), and those of
+        :attr:`passed` (the project's) whatever the worker has."""
         worker = os.environ if worker is None else worker
-        return {k: v for k, v in self.env.items() if worker.get(k) != v}
+        return {k: v for k, v in self.env.items() if k in self.passed or worker.get(k) != v}
 
     def container_env(self) -> dict[str, str]:
         """The experiment's variables for its container (Docker, a pod): :meth:`own_env`, without the

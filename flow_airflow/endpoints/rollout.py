@@ -11,6 +11,7 @@ steps; each holds the endpoint's lock.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -70,6 +71,10 @@ def roll_out(store: EndpointStore, endpoint: Endpoint, version: Version, count: 
     :raises RolloutFailed: the new version failed its check (the old one still serves).
     """
     runner = computes.replicas_on(version.compute, store.folder(endpoint.name))
+    if example is not None and is_placeholder(example):
+        say(f"input_example {json.dumps(example)[:200]} has no values (a placeholder, as cnvrg's published deploy "
+            "components write it): not tried, only /health checks the new version")
+        example = None
     old = endpoint.serving()
     say(f"starting {count} replica(s) of version {version.version} on compute '{version.compute.get('name')}'")
     version.replicas = runner.start(version, count, key)
@@ -96,6 +101,16 @@ def roll_out(store: EndpointStore, endpoint: Endpoint, version: Version, count: 
         _stop_version(store, endpoint, old, "retired")
         say(f"version {old.version} stopped")
     store.save(endpoint)
+
+
+def is_placeholder(example: Any) -> bool:
+    """Whether an ``input_example`` holds no value at all: every value in it blank (``{"vars": ""}``, as cnvrg's
+    published deploy components write theirs, e.g. the churn-detection inference), so it is no input to try."""
+    if isinstance(example, dict):
+        return all(is_placeholder(v) for v in example.values())
+    if isinstance(example, list):
+        return all(is_placeholder(v) for v in example)
+    return example is None or (isinstance(example, str) and not example.strip())
 
 
 FRONT_GRACE = 10.0  # the front waits this much longer than a replica lets a prediction take (its 504 comes first)

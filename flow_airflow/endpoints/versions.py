@@ -20,7 +20,7 @@ from pathlib import Path
 from flow_airflow.computes import ComputeChoice
 from flow_airflow.computes.base import Compute
 from flow_airflow.endpoints.store import Endpoint, EndpointStore, Version
-from flow_airflow.runtime.prepare import Preparation
+from flow_airflow.runtime.prepare import Preparation, environment_steps
 from flow_airflow.spec import models
 
 KEEP_VERSIONS = 3  # versions whose files are kept (the current one, and those a roll back may return to)
@@ -48,6 +48,8 @@ def new_version(store: EndpointStore, endpoint: Endpoint, preparation: Preparati
     for name, (_, which, _) in instance.staged.items():
         log.info("input/%s: the end state of %s (the model this version serves)", name, which)
     launch = instance.launch(f"{endpoint.name}.v{number}")  # no command: its replicas run the serving app
+    # requirements.txt and prerun.sh, once for the version, on its compute: its replicas share what they made
+    launch = environment_steps(spec, launch, runner, log)
     config = _write_config(folder, spec, endpoint, number, str(launch.cwd))
     workdir = instance.workspace
     env = launch.container_env() if launch.mounts else launch.own_env()  # a container: no PYTHONPATH of the worker

@@ -108,7 +108,7 @@ class DeployTaskOperator(FlowTaskOperator):
             if refusal := runner.refusal(spec):
                 raise ExperimentFailed(refusal)
             preparation = Preparation(spec, parents, setup.gathered, project_dir,  # type: ignore[arg-type]
-                                      {**os.environ, **project_env}, self.log, component)
+                                      {**os.environ, **project_env}, self.log, component, project_env)
             key = None if endpoint.open else keys.ensure(name)
             version = new_version(store, endpoint, preparation, runner, choice, dag_id=ti.dag_id,
                                   run_id=ti.run_id)

@@ -7,9 +7,7 @@ Three steps: prepare (``runtime.prepare``: workspace, inputs, environment, comma
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import shlex
 import shutil
 import threading
 from collections import deque
@@ -39,12 +37,13 @@ from flow_airflow.runtime.prepare import (
     Preparation,
     Staged,
     command_line,
+    environment_steps,
     param_words,
     safe,
     uses_git,
 )
 from flow_airflow.runtime.reuse import KeyParts, Reused, ReuseIndex, experiment_key, files_digest, parent_keys
-from flow_airflow.runtime.sdk_calls import commit_puts, installs_anything, without_sdks
+from flow_airflow.runtime.sdk_calls import commit_puts
 from flow_airflow.runtime.tags import TagLog
 from flow_airflow.spec import models
 
@@ -126,7 +125,7 @@ class ExperimentRun:
         store = self._store()
         tags = TagLog(self.log.warning, spec.title)
         try:
-            launch = self._environment_steps(launch, runner)
+            launch = environment_steps(spec, launch, runner, self.log)
             if self.defer is not None and isinstance(runner, DeferrableCompute):
                 self._defer(runner, launch)
             self.log.info("running on compute '%s'", runner.name)
@@ -283,7 +282,7 @@ class ExperimentRun:
         output folder is passed on), taken before the output folder is made.
         """
         preparation = Preparation(spec, self.parents, self.gathered, self.project_dir, self.base_env, self.log,
-                                  self.component)
+                                  self.component, self.project_env)
         instance = preparation.prepare(self._workdir(), runner, self._store(), title=f"{spec.title} #{self.index}",
                                        params=params, upstream=upstream, fetch_datasets=runner.fetches_datasets)
         self.staged = instance.staged
@@ -382,44 +381,6 @@ class ExperimentRun:
     def kill(self) -> None:
         if self.runner:
             self.runner.kill()
-
-    def _environment_steps(self, launch: Launch, runner: Compute) -> Launch:
-        """cnvrg's environment steps, on the compute: install requirements.txt, then run prerun.sh, when present.
-
-        Returns the launch of the command with the installed packages on its ``PYTHONPATH``.
-        """
-        spec = self.spec
-        workdir = launch.workspace
-        if spec.requirements is not False and (workdir / "requirements.txt").is_file():  # type: ignore[union-attr]
-            target = launch.cwd / workspace.PACKAGES
-            self.log.info("installing requirements.txt into %s", target)
-            filtered = without_sdks(workdir / "requirements.txt", self.log)  # cnvrg's SDKs: the stand-ins stay
-            file = filtered.name if filtered else "requirements.txt"
-            pip = f"python3 -m pip install --quiet --target {shlex.quote(str(target))} -r {file}"
-            try:
-                if filtered and not installs_anything(filtered):
-                    self.log.info("requirements.txt asks for nothing else: nothing to install")
-                    code = 0
-                else:
-                    code = runner.run(dataclasses.replace(launch, command=pip, shown=pip), self.log.info,
-                                      self.log.warning)
-            finally:
-                if filtered:
-                    filtered.unlink(missing_ok=True)
-            if code != 0:
-                raise ExperimentFailed(f"installing requirements.txt failed with exit code {code}")
-            # after the stand-in SDKs (first on the path): a package that pulls in cnvrg's never shadows them
-            sdk, _, rest = launch.env["PYTHONPATH"].partition(":")
-            path = f"{sdk}:{target}" + (f":{rest}" if rest else "")
-            launch = dataclasses.replace(launch, env={**launch.env, "PYTHONPATH": path})
-        if spec.prerun is not False and (workdir / "prerun.sh").is_file():  # type: ignore[union-attr]
-            self.log.info("running prerun.sh")
-            prerun = "bash prerun.sh"
-            code = runner.run(dataclasses.replace(launch, command=prerun, shown=prerun), self.log.info,
-                              self.log.warning)
-            if code != 0:
-                raise ExperimentFailed(f"prerun.sh failed with exit code {code}")
-        return launch
 
     def _periodic_sync(
         self, store: ArtifactStore, save: Callable[[Path], None]

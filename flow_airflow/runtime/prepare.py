@@ -57,6 +57,7 @@ class Instance:
     env: dict[str, str]  # its whole environment: the base, then cnvrg's variables
     dataset_mounts: tuple[Mount, ...] = ()  # what a container compute binds of the datasets staged for it
     datasets: tuple[dict, ...] = ()  # what a compute that fetches datasets brings (``Launch.datasets``)
+    passed: frozenset[str] = frozenset()  # the project's variables: passed into a container whatever the worker has
 
     def launch(self, name: str, command: str = "", shown: str = "") -> Launch:
         """What its compute runs: ``command`` (``shown``: as the log shows it) in the instance's files.
@@ -78,6 +79,7 @@ class Instance:
             resources=spec.resources.model_dump(exclude_none=True) if spec.resources else {},
             mount_folders=tuple(getattr(spec, "mount_folders", ())),
             datasets=self.datasets,
+            passed=self.passed,
         )
 
 
@@ -96,6 +98,7 @@ class Preparation:
     base_env: Mapping[str, str]
     log: logging.Logger
     component: Path | None = None  # the AI Library component the task runs in: its folder, copied over the project's
+    project_env: Mapping[str, str] = dataclasses.field(default_factory=dict)  # in ``base_env``: always passed on
 
     def prepare(self, root: Path, compute: Compute, store: ArtifactStore, *, title: str, params: list[list[str]],
                 upstream: Mapping[str, Mapping[str, Mapping[str, str]]], fetch_datasets: bool = False) -> Instance:
@@ -149,7 +152,8 @@ class Preparation:
         if known is not None:  # cnvrgv2's datasets.get(name).reload() raises for a dataset the store lacks
             env["FLOW_AIRFLOW_DATASETS"] = known
         return Instance(spec=spec, workspace=workdir, from_git=from_git, layout=layout, inputs=inputs,
-                        staged=staged, output_dir=output_dir, env=env, dataset_mounts=mounts, datasets=fetched)
+                        staged=staged, output_dir=output_dir, env=env, dataset_mounts=mounts, datasets=fetched,
+                        passed=frozenset(self.project_env))
 
 
 def add_component(folder: Path, workdir: Path, log: logging.Logger) -> None:
@@ -167,6 +171,49 @@ def add_component(folder: Path, workdir: Path, log: logging.Logger) -> None:
         raise ExperimentFailed(f"the AI Library component at {folder} cannot be copied into the working "
                                f"directory: {e}") from None
     log.info("working directory: the project's files with the AI Library component's from %s over them", folder)
+
+
+def environment_steps(spec: models.ExecTask | models.DeployTask, launch: Launch, runner: Compute,
+                      log: logging.Logger) -> Launch:
+    """cnvrg's environment steps in a prepared instance, on its compute: install ``requirements.txt`` (into
+    ``.cnvrg_packages`` of the workspace, without its ``cnvrg``/``cnvrgv2`` lines), then run ``prerun.sh``, when
+    present (an exec task may turn either off: ``requirements: false``, ``prerun: false``). The same for an
+    experiment and for a deploy task's endpoint version (its replicas then share what was installed).
+
+    :returns: ``launch`` with the installed packages on its ``PYTHONPATH``, after the stand-in SDKs.
+    :raises ExperimentFailed: a step exited with another code than 0.
+    """
+    from flow_airflow.runtime.sdk_calls import installs_anything, without_sdks
+
+    workdir = launch.workspace
+    if getattr(spec, "requirements", None) is not False and (workdir / "requirements.txt").is_file():
+        target = launch.cwd / workspace.PACKAGES
+        log.info("installing requirements.txt into %s", target)
+        filtered = without_sdks(workdir / "requirements.txt", log)  # cnvrg's SDKs: the stand-ins stay
+        file = filtered.name if filtered else "requirements.txt"
+        pip = f"python3 -m pip install --quiet --target {shlex.quote(str(target))} -r {file}"
+        try:
+            if filtered and not installs_anything(filtered):
+                log.info("requirements.txt asks for nothing else: nothing to install")
+                code = 0
+            else:
+                code = runner.run(dataclasses.replace(launch, command=pip, shown=pip), log.info, log.warning)
+        finally:
+            if filtered:
+                filtered.unlink(missing_ok=True)
+        if code != 0:
+            raise ExperimentFailed(f"installing requirements.txt failed with exit code {code}")
+        # after the stand-in SDKs (first on the path): a package that pulls in cnvrg's never shadows them
+        sdk, _, rest = launch.env["PYTHONPATH"].partition(":")
+        path = f"{sdk}:{target}" + (f":{rest}" if rest else "")
+        launch = dataclasses.replace(launch, env={**launch.env, "PYTHONPATH": path})
+    if getattr(spec, "prerun", None) is not False and (workdir / "prerun.sh").is_file():
+        log.info("running prerun.sh")
+        prerun = "bash prerun.sh"
+        code = runner.run(dataclasses.replace(launch, command=prerun, shown=prerun), log.info, log.warning)
+        if code != 0:
+            raise ExperimentFailed(f"prerun.sh failed with exit code {code}")
+    return launch
 
 
 def known_datasets(log: logging.Logger) -> str | None:

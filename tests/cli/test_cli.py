@@ -30,6 +30,14 @@ def test_validate_prints_every_mistake_and_exits_1() -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_a_bad_setting_is_one_sentence_not_a_traceback() -> None:
+    done = cli("plan", str(FLOWS / "grid_two" / "flow.yaml"),
+               AIRFLOW__FLOW_AIRFLOW__COMPUTES='{"local": {"kind": "docker", "image": "x", "env": {"A": "1"}}}')
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("flow-airflow: [flow_airflow] computes") and \
+        "'env' is not one of its settings" in done.stderr, done.stderr
+
+
 def test_validate_ok() -> None:
     done = cli("validate", str(FLOWS / "blueprint"))
     assert done.returncode == 0 and "OK, flow 'Churn Lite Train' with 4 task(s)" in done.stdout

@@ -28,6 +28,9 @@ def test_components_run_in_their_images_on_docker(
     from tests.endpoints.test_deploy_local import predict
 
     docker_template(network_mode="host")
+    # a project variable ([flow_airflow] env) reaches the container even when the worker has the same value
+    monkeypatch.setenv("REGION", "eu-west")
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__ENV", json.dumps({"REGION": "eu-west"}))
     endpoints = tmp_path / "endpoints"
     monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__ENDPOINTS_FOLDER", str(endpoints))
     flow = blueprint(tmp_path / "p")
@@ -44,6 +47,7 @@ def test_components_run_in_their_images_on_docker(
         [argv] = Path(connector.record["output"]).rglob("argv.json")
         assert json.loads(argv.read_text()) == [
             "--endpoint", "http://127.0.0.1:9", "download", "--bucketname", "libhub-readme"]
+        assert connector.tags == {"connected": "yes", "region": "eu-west"}
         [prep] = result.of("Data-Prep")
         assert prep.tags == {"prep_version": "1.2.0", "label": "churn+flag", "rows": "3", "churned": "2",
                              "prerun_ran": "True"}

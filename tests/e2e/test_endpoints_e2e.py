@@ -113,7 +113,10 @@ def test_the_page_lists_the_endpoint_try_it_answers_shows_the_key_and_stop_stops
 
     card.find_element(By.CSS_SELECTOR, "button.stop").click()
     browser.switch_to.alert.accept()
-    WebDriverWait(browser, 60).until(
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    # the page redraws the card when its status changes: an element read across a redraw is stale, read it again
+    WebDriverWait(browser, 60, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda b: b.find_element(By.CSS_SELECTOR, f"#endpoint-{NAME} .status").text == "stopped")
     with pytest.raises(httpx.ConnectError):
         httpx.post(predict_url, json={"input_params": {"text": "great food"}}, timeout=10)

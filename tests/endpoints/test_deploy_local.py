@@ -183,6 +183,8 @@ def test_realworld_deploy_webservice_answers_positive(
     assert result.state == "success", text[-4000:]
     [service] = result.of("Sentiment Service")
     assert service.tags["endpoint"] == "sentiment-service"
-    assert "input_example answered" in text
+    # its input_example ({text: ''}) is a placeholder, as published deploy components write theirs: not tried
+    assert 'input_example {"text": ""} has no values (a placeholder' in text
+    assert "input_example answered" not in text
     answer = predict(service.tags["endpoint_url"], {"text": "great food"}, keys.get("sentiment-service"))
     assert answer.json()["prediction"] == {"label": "positive"}

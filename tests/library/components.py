@@ -8,7 +8,7 @@ title (never by the folder's name).
 - ``prep_v1/``, ``prep_v2/``: two versions of ``Churn Prep``; the second has a ``prerun.sh`` and a
   ``requirements.txt`` naming only cnvrg's SDKs (left out), and calls both SDKs;
 - ``serve/``: ``Tiny Inference``, a deploy component (``kind: webservice``, its deploy keys as its
-  ``arguments``).
+  ``arguments``), whose predict module needs what its ``prerun.sh`` made.
 """
 
 from __future__ import annotations
@@ -93,6 +93,7 @@ os.makedirs("output", exist_ok=True)
 json.dump(sys.argv[1:], open("output/argv.json", "w"))
 open("rows.csv", "w").write("id,churn\\n1,0\\n2,1\\n3,1\\n")
 print("cnvrg_tag_connected: yes")
+print("cnvrg_tag_region:", os.environ.get("REGION", "unset"))
 """
 
 PREP_YAML = """\
@@ -145,6 +146,9 @@ arguments:
 PREDICT = """\
 import os
 
+assert os.path.exists("prerun.done"), "the component's prerun.sh did not run for the endpoint"
+
+
 def predict(data):
     model = open(os.path.join(os.environ.get("INPUT_DATA_PREP", "/input/data_prep"), "model.txt")).read()
     threshold = float(model.split("=")[1])
@@ -169,6 +173,6 @@ def blueprint(root: Path) -> Path:
         "prep_v1/library.yaml": PREP_YAML.format(version="1.0.0"), "prep_v1/prep.py": PREP.format(version="1.0.0"),
         "prep_v2/library.yaml": PREP_YAML.format(version="1.2.0"), "prep_v2/prep.py": PREP.format(version="1.2.0"),
         "prep_v2/prerun.sh": PRERUN, "prep_v2/requirements.txt": SDK_REQUIREMENTS,
-        "serve/library.yaml": SERVE_YAML, "serve/predict.py": PREDICT,
+        "serve/library.yaml": SERVE_YAML, "serve/predict.py": PREDICT, "serve/prerun.sh": PRERUN,
     })
     return root / "flow.yaml"

@@ -144,11 +144,21 @@ def test_a_kept_plan_is_made_again_when_a_component_changes(tmp_path: Path, monk
 @pytest.mark.airflow
 def test_a_blueprint_with_components_runs_on_the_local_compute(
         airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flow_airflow.endpoints.rollout import stop_all
+    from flow_airflow.endpoints.store import EndpointStore
+
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__ENDPOINTS_FOLDER", str(tmp_path / "endpoints"))
+    try:
+        _runs_locally(tmp_path)
+    finally:
+        stop_all(EndpointStore(tmp_path / "endpoints"), "the test's end")
+
+
+def _runs_locally(tmp_path: Path) -> None:
     from flow_airflow.endpoints import keys
     from flow_airflow.local_run import run_flow
     from tests.endpoints.test_deploy_local import predict
 
-    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__ENDPOINTS_FOLDER", str(tmp_path / "endpoints"))
     result = run_flow(blueprint(tmp_path / "p"))
     assert result.state == "success", [(e.task, e.state, e.record) for e in result.experiments]
     [connector] = result.of("Tiny Connector")
