@@ -234,7 +234,6 @@ def _deploy_lines(spec: DeployTask) -> list[str]:
                  + ("" if spec.computes else ", on its compute")]
     details = [
         ("command", spec.command),
-        ("image", spec.image),
         ("language", spec.language),
         ("env_setup", spec.env_setup),
         ("prep", f"{spec.prep_file}:{spec.prep_function}" if spec.prep_file else None),
