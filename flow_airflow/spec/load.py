@@ -122,7 +122,8 @@ class _Components:
         (and deploy keys) is a warning: cnvrg's exports name the library components a flow was made from, and
         such a task runs the project's own files (tests/flows/blueprint); a near name, another version, or a
         task that needs what the component gives is a mistake."""
-        if not (isinstance(raw, dict) and isinstance(raw.get("library"), str) and raw["library"].strip()):
+        if not (isinstance(raw, dict) and isinstance(raw.get("library"), str) and raw["library"].strip()
+                and raw.get("type") in ("exec", "deploy")):  # a data task's library: names no code it runs
             return raw
         if self.catalog is None:
             self.catalog = library.find(self.project_dir, self.folders)
