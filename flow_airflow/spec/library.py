@@ -93,7 +93,7 @@ class Component:
 
 @dataclass(frozen=True)
 class Used:
-    """A task's component, and the keys the task took from it (:func:`fill`: ``command``, ``params.<key>`` ...)."""
+    """A task's component, and the keys the task took from it (:func:`fill`: ``command``, ``image``, ``params`` ...)."""
 
     component: Component
     gave: tuple[str, ...] = ()
