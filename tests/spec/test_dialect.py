@@ -50,7 +50,8 @@ def test_blueprint_deploy_task_loads_with_its_keys(capsys: pytest.CaptureFixture
     assert main(["plan", str(file)]) == 0
     out = capsys.readouterr().out
     for line in ("serves predict.py:predict (webservice) as endpoint 'sentiment-service'",
-                 "command: python3 predict.py", "image: python:3.11-slim", "language: python3",
+                 "command: python3 predict.py", "image: python:3.11-slim (not used by the local compute)",
+                 "language: python3",
                  "accept_files: false", "requirements: cpu 1, memory 2, gpu 0, hpu 0",
                  'input_example: {"text": ""}', 'input_schema: {"text": "text"}', 'output_schema: {"label": "text"}'):
         assert f"      {line}\n" in out, out
