@@ -85,9 +85,10 @@ def _key(file: Path, text: str) -> str:
 
 
 def _library_read(plan: FlowPlan) -> tuple | None:
-    """The places an AI Library component was looked for in, and what was found there (None: no task names one)."""
+    """The places AI Library components were looked for in, and what was found there (None: no task names one; a
+    task whose component was not found is stale too once it appears)."""
     flow = plan.flow
-    if not flow.components:
+    if flow.library_signature is None:
         return None
     from flow_airflow.spec import library
 

@@ -31,6 +31,7 @@ are the ones that run.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import os
@@ -114,6 +115,9 @@ class Catalog:
     places: list[Path]
     found: dict[str, dict[str, Component]] = field(default_factory=dict)
     broken: list[Broken] = field(default_factory=list)
+    #: each ``library.yaml`` read (path, size, mtime in ns): a plan made with the catalog is stale when
+    #: :func:`signature_of` its places differs (:mod:`flow_airflow.plan.cache`)
+    signature: tuple[tuple[str, int, int], ...] = ()
 
     def versions(self, slug: str) -> list[str]:
         """The versions of ``slug`` here, lowest first."""
@@ -128,11 +132,9 @@ class Catalog:
             return versions[self.versions(slug)[-1]]
         return versions.get(version)
 
-    @property
-    def signature(self) -> tuple[tuple[str, int, int], ...]:
-        """What the catalog was read from: each ``library.yaml`` (path, size, mtime): a plan made with it is
-        stale when this changes (:mod:`flow_airflow.plan.cache`)."""
-        return signature_of(tuple(self.places))
+    def is_near(self, slug: str) -> bool:
+        """Whether ``slug`` is no component's but one is there of a near name, or of other versions."""
+        return bool(self.versions(slug)) or bool(difflib.get_close_matches(slug, list(self.found), n=1, cutoff=0.6))
 
 
 def places(project_dir: Path, folders: Sequence[Path] = ()) -> list[Path]:
@@ -145,10 +147,12 @@ def find(project_dir: Path, folders: Sequence[Path] = ()) -> Catalog:
     """The components a flow in ``project_dir`` can name (:func:`places`); the first place having a slug keeps
     it (a later place's versions of it are not taken)."""
     catalog = Catalog(places(project_dir, folders))
+    read: list[tuple[str, int, int]] = []
     for place in catalog.places:
         of_place: dict[str, dict[str, Component]] = {}
         for file in _files(place):
-            item = _read(file, *_stat(file))
+            read.append((str(file), *_stat(file)))
+            item = _read(file, *read[-1][1:])
             if isinstance(item, Broken):
                 catalog.broken.append(item)
                 continue
@@ -158,6 +162,7 @@ def find(project_dir: Path, folders: Sequence[Path] = ()) -> Catalog:
                                                    f"{previous.folder}: that one is used"))
         for slug, versions in of_place.items():
             catalog.found.setdefault(slug, versions)
+    catalog.signature = tuple(read)
     return catalog
 
 

@@ -35,8 +35,8 @@ class LoadedFlow:
     warnings: tuple[FlowIssue, ...] = ()
     #: the AI Library component each task naming one runs in, by task title (:mod:`flow_airflow.spec.library`)
     components: dict[str, library.Used] = dataclasses.field(default_factory=dict)
-    #: what the components were found from: a plan made of this flow is stale when it changes
-    library_signature: tuple[tuple[str, int, int], ...] = ()
+    #: what the components were looked for in (None: no task names one): a plan of this flow is stale when it changes
+    library_signature: tuple[tuple[str, int, int], ...] | None = None
 
     @property
     def project_dir(self) -> Path:
@@ -103,7 +103,7 @@ def load_flow(file: str | Path, text: str | None = None, library_folders: Sequen
         raise FlowError(issues)
     digest = hashlib.sha256(text.encode()).hexdigest()
     return LoadedFlow(flow, path.resolve(), graph, digest, text, tuple(sorted(warnings, key=_position)),
-                      components.used, components.catalog.signature if components.catalog else ())
+                      components.used, components.catalog.signature if components.catalog else None)
 
 
 class _Components:
@@ -128,8 +128,8 @@ class _Components:
         if self.catalog is None:
             self.catalog = library.find(self.project_dir, self.folders)
         merged, used, problems = _with_component(raw, i, self.catalog, source)
-        if problems and used is None and _runs_without_component(raw) and "(did you mean" not in problems[0].message \
-                and "has no version" not in problems[0].message:
+        name = raw["library"].strip()
+        if problems and used is None and _runs_without_component(raw) and not self.catalog.is_near(name):
             warnings.append(dataclasses.replace(problems[0], message=f"{problems[0].message}: "
                                                 "it runs the project's own files, with the command it gives"))
             return raw

@@ -216,3 +216,22 @@ def test_a_hostile_library_yaml_is_refused_in_bounded_time(tmp_path: Path) -> No
     assert time.monotonic() - started < 5
     [broken] = catalog.broken
     assert "is not valid YAML" in broken.problem and "alias" in broken.problem, broken.problem
+
+
+def test_a_kept_plan_whose_component_was_missing_is_made_again_when_it_appears(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flow_airflow import settings
+    from flow_airflow.plan import cache
+
+    monkeypatch.setenv("AIRFLOW__FLOW_AIRFLOW__CACHE_FOLDER", str(tmp_path / "cache"))
+    settings.reset()
+    project = write(tmp_path / "p", {"flow.yaml": "title: Own\ntasks:\n  - {title: A, type: exec, library: "
+                                                  "zebra-thing, command: python3 a.py}\nrelations: []\n"})
+    text = (project / "flow.yaml").read_text()
+    first = cache.compiled(project / "flow.yaml", text)
+    assert not isinstance(first, str) and first.plan.flow.components == {}  # a warning: it runs its own a.py
+    assert cache.lookup(project / "flow.yaml", text) is not None
+    write(project, {"zebra/library.yaml": "title: Zebra Thing\nversion: 1\ncommand: python3 z.py\n"})
+    assert cache.lookup(project / "flow.yaml", text) is None  # the component appeared: compiled anew
+    second = cache.compiled(project / "flow.yaml", text)
+    assert not isinstance(second, str) and second.plan.flow.components["A"].component.slug == "zebra-thing"
